@@ -1,0 +1,36 @@
+"""The one error family of the project: the library raises, only the CLIs speak."""
+
+from __future__ import annotations
+
+__all__ = ["BisectError", "InputError", "PublishError", "UsageError"]
+
+
+class BisectError(Exception):
+    """A problem a user can act on: what went wrong, where, and how to fix it.
+
+    The CLIs print ``error: <str(exc)>`` on one line and exit with ``exit_code``.
+    """
+
+    exit_code = 3
+
+    def __init__(self, problem: str, where: str | None = None, fix: str | None = None) -> None:
+        self.problem = problem
+        self.where = where
+        self.fix = fix
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        text = self.problem if self.where is None else f"{self.problem} in {self.where}"
+        return text if self.fix is None else f"{text}: {self.fix}"
+
+
+class InputError(BisectError):
+    """A file the user gave is missing, unreadable or of the wrong shape."""
+
+
+class UsageError(BisectError):
+    """The command line itself is wrong (argparse errors are mapped here, exit 3 not 2)."""
+
+
+class PublishError(BisectError):
+    """GitHub refused or failed the publish; the message names the token, permission or issue."""

@@ -1,0 +1,335 @@
+"""The bisect report (schema_version 1): the one record every renderer and publisher reads.
+
+Its JSON shape is the contract in DESIGN.md; the dataclasses here are the only place it is
+written down, and ``to_json`` / ``from_json`` are the only code that knows the field names.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "FeaturesRef",
+    "GateSpec",
+    "Metrics",
+    "ModelRef",
+    "Report",
+    "ScanSummary",
+    "Status",
+    "Step",
+    "Verdict",
+    "VerdictKind",
+    "read_report",
+    "write_atomic",
+]
+
+SCHEMA_VERSION = 1
+METRIC_NAMES = ("plcc", "srocc", "krocc", "rmse")
+
+
+class Status(str, Enum):
+    """Outcome of one model, as `git bisect good|bad|skip`."""
+
+    GOOD = "good"
+    BAD = "bad"
+    SKIP = "skip"
+
+
+class VerdictKind(str, Enum):
+    NO_REGRESSION = "no_regression"
+    REGRESSION = "regression"
+    HEAD_BAD = "head_bad"
+    INCONCLUSIVE = "inconclusive"
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    index: int
+    label: str
+    path: str
+    sha256: str | None  # None when the file could not be read
+
+    def to_json(self) -> dict[str, Any]:
+        return {"index": self.index, "label": self.label, "path": self.path, "sha256": self.sha256}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ModelRef:
+        return cls(int(data["index"]), str(data["label"]), str(data["path"]), data.get("sha256"))
+
+
+@dataclass(frozen=True)
+class FeaturesRef:
+    path: str
+    sha256: str
+    rows: int
+    columns: tuple[str, ...]
+    dropped_rows: int = 0  # rows with a non-finite feature or target, left out
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "sha256": self.sha256,
+            "rows": self.rows,
+            "columns": list(self.columns),
+            "dropped_rows": self.dropped_rows,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> FeaturesRef:
+        return cls(
+            str(data["path"]),
+            str(data["sha256"]),
+            int(data["rows"]),
+            tuple(data["columns"]),
+            int(data.get("dropped_rows", 0)),
+        )
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """Agreement of one model's predictions with the subjective target.
+
+    ``ci`` maps a metric name to its 95% interval (Fisher z for correlations, a seeded
+    bootstrap for RMSE). PLCC and RMSE are computed after ``mapping``.
+    """
+
+    plcc: float
+    srocc: float
+    krocc: float
+    rmse: float
+    n: int
+    ci: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    mapping: str = "none"
+
+    def value(self, metric: str) -> float:
+        if metric not in METRIC_NAMES:
+            raise KeyError(metric)
+        return float(getattr(self, metric))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "plcc": self.plcc,
+            "srocc": self.srocc,
+            "krocc": self.krocc,
+            "rmse": self.rmse,
+            "n": self.n,
+            "ci": {k: [lo, hi] for k, (lo, hi) in self.ci.items()},
+            "mapping": self.mapping,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Metrics:
+        return cls(
+            plcc=float(data["plcc"]),
+            srocc=float(data["srocc"]),
+            krocc=float(data["krocc"]),
+            rmse=float(data["rmse"]),
+            n=int(data["n"]),
+            ci={k: (float(v[0]), float(v[1])) for k, v in data.get("ci", {}).items()},
+            mapping=str(data.get("mapping", "none")),
+        )
+
+
+@dataclass(frozen=True)
+class GateSpec:
+    """One gate. ``kind`` is ``min`` (value >= threshold), ``max`` (value <= threshold) or
+    ``max_drop`` (the anchor's value minus this model's, sign-adjusted so worse is positive,
+    <= threshold)."""
+
+    metric: str
+    kind: str
+    threshold: float
+
+    def describe(self) -> str:
+        if self.kind == "min":
+            return f"{self.metric} >= {self.threshold:g}"
+        if self.kind == "max":
+            return f"{self.metric} <= {self.threshold:g}"
+        return f"{self.metric} drop <= {self.threshold:g} vs first model"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"metric": self.metric, "kind": self.kind, "threshold": self.threshold}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> GateSpec:
+        return cls(str(data["metric"]), str(data["kind"]), float(data["threshold"]))
+
+
+@dataclass(frozen=True)
+class Step:
+    """One evaluated model. ``p_values`` holds the significance test of each max-drop gate."""
+
+    index: int
+    label: str
+    status: Status
+    metrics: Metrics | None
+    reason: str
+    seconds: float
+    cached: bool = False
+    p_values: Mapping[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "label": self.label,
+            "status": self.status.value,
+            "metrics": None if self.metrics is None else self.metrics.to_json(),
+            "reason": self.reason,
+            "seconds": self.seconds,
+            "cached": self.cached,
+            "p_values": dict(self.p_values),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Step:
+        metrics = data.get("metrics")
+        return cls(
+            index=int(data["index"]),
+            label=str(data["label"]),
+            status=Status(data["status"]),
+            metrics=None if metrics is None else Metrics.from_json(metrics),
+            reason=str(data.get("reason", "")),
+            seconds=float(data.get("seconds", 0.0)),
+            cached=bool(data.get("cached", False)),
+            p_values={k: float(v) for k, v in data.get("p_values", {}).items()},
+        )
+
+
+@dataclass(frozen=True)
+class Verdict:
+    kind: VerdictKind
+    first_bad_index: int | None
+    last_good_index: int | None
+    candidates: tuple[int, ...]
+    message: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind.value,
+            "first_bad_index": self.first_bad_index,
+            "last_good_index": self.last_good_index,
+            "candidates": list(self.candidates),
+            "message": self.message,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Verdict:
+        return cls(
+            VerdictKind(data["kind"]),
+            data.get("first_bad_index"),
+            data.get("last_good_index"),
+            tuple(int(i) for i in data.get("candidates", ())),
+            str(data.get("message", "")),
+        )
+
+
+@dataclass(frozen=True)
+class ScanSummary:
+    """Present with ``--scan``: whether good-then-bad holds; ``violations`` are good models
+    that follow a bad one (the timeline breaks the bisect's assumption there)."""
+
+    monotone: bool
+    violations: tuple[int, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"monotone": self.monotone, "violations": list(self.violations)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ScanSummary:
+        return cls(bool(data["monotone"]), tuple(int(i) for i in data.get("violations", ())))
+
+
+@dataclass(frozen=True)
+class Report:
+    tool_version: str
+    timeline: tuple[ModelRef, ...]
+    features: FeaturesRef
+    gates: tuple[GateSpec, ...]
+    steps: tuple[Step, ...]  # index order, only the models actually visited
+    evaluations: int  # models evaluated in this run (cache hits and duplicates excluded)
+    verdict: Verdict
+    toolchain: Mapping[str, str]
+    settings: Mapping[str, Any] = field(default_factory=dict)  # mapping, target, alpha, jobs...
+    scan: ScanSummary | None = None
+    schema_version: int = SCHEMA_VERSION
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema_version": self.schema_version,
+            "tool_version": self.tool_version,
+            "timeline": [m.to_json() for m in self.timeline],
+            "features": self.features.to_json(),
+            "gates": [g.to_json() for g in self.gates],
+            "steps": [s.to_json() for s in self.steps],
+            "evaluations": self.evaluations,
+            "verdict": self.verdict.to_json(),
+            "toolchain": dict(self.toolchain),
+            "settings": dict(self.settings),
+            "scan": None if self.scan is None else self.scan.to_json(),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Report:
+        version = data.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise ValueError(f"schema_version {version!r}, expected {SCHEMA_VERSION}")
+        scan = data.get("scan")
+        return cls(
+            schema_version=SCHEMA_VERSION,
+            tool_version=str(data["tool_version"]),
+            timeline=tuple(ModelRef.from_json(m) for m in data["timeline"]),
+            features=FeaturesRef.from_json(data["features"]),
+            gates=tuple(GateSpec.from_json(g) for g in data["gates"]),
+            steps=tuple(Step.from_json(s) for s in data["steps"]),
+            evaluations=int(data["evaluations"]),
+            verdict=Verdict.from_json(data["verdict"]),
+            toolchain={str(k): str(v) for k, v in data.get("toolchain", {}).items()},
+            settings=dict(data.get("settings", {})),
+            scan=None if scan is None else ScanSummary.from_json(scan),
+        )
+
+
+def read_report(path: Path) -> Report:
+    """Load a report file, turning every way it can be wrong into one InputError."""
+    from .errors import InputError
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return Report.from_json(data)
+    except FileNotFoundError:
+        raise InputError("report not found", str(path), "run `model-bisect run --json FILE` first") from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InputError(
+            f"not a model-bisect report ({exc.__class__.__name__}: {exc})",
+            str(path),
+            "pass the JSON written by `model-bisect run --json`",
+        ) from None
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write through a temporary sibling and rename, so readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def dumps(report: Report) -> str:
+    return json.dumps(report.to_json(), indent=2, sort_keys=False) + "\n"
+
+
+def labels(report: Report) -> Sequence[str]:
+    return [m.label for m in report.timeline]
