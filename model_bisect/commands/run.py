@@ -1,17 +1,215 @@
-"""`model-bisect run`: evaluate a timeline and localise the first bad model."""
+"""`model-bisect run`: evaluate a timeline and localise the first bad model.
+
+Everything heavy (numpy, onnxruntime, scipy, rich) is imported inside `main`, so the
+parser can be built for `--help` without loading it.
+"""
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["add_parser", "main"]
+from ..errors import UsageError
+
+if TYPE_CHECKING:
+    from ..report import Report, Step
+    from ..timeline import TimelineEntry
+
+__all__ = ["add_parser", "exit_code_for", "main"]
+
+MAPPINGS = ("none", "linear", "cubic", "logistic")
 
 
 def add_parser(sub: Any) -> None:
-    parser = sub.add_parser("run", help="bisect a timeline of models")
-    parser.add_argument("models", nargs="*", metavar="MODEL")
+    parser = sub.add_parser(
+        "run",
+        help="bisect a timeline of models",
+        description=(
+            "Evaluate ONNX quality models on a feature cache and find the first one that fails "
+            "the gates, in about log2(n) evaluations."
+        ),
+    )
+    source = parser.add_argument_group("timeline (one of)")
+    source.add_argument(
+        "models", nargs="*", metavar="MODEL", help="model files, globs or folders, oldest first"
+    )
+    source.add_argument("--timeline", type=Path, help="TOML or JSON file listing models in order")
+    source.add_argument("--git-path", type=Path, help="every committed version of one model file")
+    source.add_argument("--rev-range", help="with --git-path: only commits in A..B")
+
+    data = parser.add_argument_group("data")
+    data.add_argument("--features", type=Path, required=True, help="feature cache (parquet)")
+    data.add_argument("--target", default="mos", help="target column (default: mos)")
+    data.add_argument("--input-name", help="model input to feed (default: auto-detect)")
+
+    gates = parser.add_argument_group("gates (at least one; a model is good when all hold)")
+    gates.add_argument("--min-plcc", type=float, metavar="X")
+    gates.add_argument("--min-srocc", type=float, metavar="X")
+    gates.add_argument("--min-krocc", type=float, metavar="X")
+    gates.add_argument("--max-rmse", type=float, metavar="X")
+    gates.add_argument(
+        "--max-drop",
+        action="append",
+        default=[],
+        metavar="METRIC=DELTA",
+        help="largest allowed drop relative to the timeline's first model (repeatable)",
+    )
+    gates.add_argument(
+        "--mapping",
+        choices=MAPPINGS,
+        default="none",
+        help="fit a P.1401-style mapping before PLCC and RMSE (default: none)",
+    )
+    gates.add_argument(
+        "--significance",
+        type=float,
+        metavar="ALPHA",
+        help="with --max-drop: a drop counts only when significant at this level",
+    )
+
+    search = parser.add_argument_group("search")
+    search.add_argument("--scan", action="store_true", help="evaluate every model, check order")
+    search.add_argument("--jobs", type=int, default=1, metavar="N", help="parallel probes")
+    search.add_argument(
+        "--fail-on-first-bad", action="store_true", help="exit 2 when a regression is found"
+    )
+    search.add_argument("--no-cache", action="store_true", help="ignore the evaluation cache")
+    search.add_argument(
+        "--cache-dir",
+        type=Path,
+        help="evaluation cache folder (default: $MODEL_BISECT_CACHE_DIR or ~/.cache/model-bisect)",
+    )
+
+    out = parser.add_argument_group("output")
+    out.add_argument("--json", type=Path, metavar="FILE", help="write the report (JSON)")
+    out.add_argument("--markdown", type=Path, metavar="FILE", help="write the comment body")
+    out.add_argument("--marker", default="nightly", metavar="KEY", help="sticky-comment key")
+    out.add_argument("--quiet", action="store_true", help="no table on stdout")
+
+
+def _validate(args: argparse.Namespace) -> None:
+    sources = [bool(args.models), args.timeline is not None, args.git_path is not None]
+    if sum(sources) != 1:
+        raise UsageError(
+            "give the timeline exactly one way",
+            "model-bisect run",
+            "pass MODEL arguments, or --timeline FILE, or --git-path PATH",
+        )
+    if args.rev_range and args.git_path is None:
+        raise UsageError("--rev-range needs --git-path", "model-bisect run", "add --git-path PATH")
+    if args.jobs < 1:
+        raise UsageError(
+            f"--jobs must be at least 1, not {args.jobs}", "model-bisect run", "use --jobs 1 or more"
+        )
+    if args.significance is not None:
+        if not 0.0 < args.significance < 1.0:
+            raise UsageError(
+                f"--significance must be between 0 and 1, not {args.significance}",
+                "model-bisect run",
+                "use e.g. --significance 0.05",
+            )
+        if not args.max_drop:
+            raise UsageError(
+                "--significance applies to --max-drop gates, and none was given",
+                "model-bisect run",
+                "add --max-drop METRIC=DELTA or drop --significance",
+            )
+
+
+def _entries(args: argparse.Namespace, workdir: Path) -> list[TimelineEntry]:
+    from .. import timeline
+
+    if args.timeline is not None:
+        return timeline.from_file(args.timeline)
+    if args.git_path is not None:
+        return timeline.from_git(args.git_path, args.rev_range, workdir)
+    return timeline.from_arguments(args.models)
+
+
+def exit_code_for(report: Report, *, fail_on_first_bad: bool) -> int:
+    """DESIGN.md's exit codes: 2 for head bad (always) or a regression (when asked), 4 when
+    skipped models hide the boundary."""
+    from ..report import VerdictKind
+
+    kind = report.verdict.kind
+    if kind is VerdictKind.HEAD_BAD:
+        return 2
+    if kind is VerdictKind.REGRESSION:
+        return 2 if fail_on_first_bad else 0
+    if kind is VerdictKind.INCONCLUSIVE:
+        return 4
+    return 0
 
 
 def main(args: argparse.Namespace) -> int:
-    raise NotImplementedError
+    _validate(args)
+    from rich.console import Console
+
+    from ..engine import RunOptions
+    from ..evalcache import EvalCache
+    from ..gates import gate_specs
+    from ..render import print_report, render_markdown, run_url_from_env
+    from ..report import dumps, write_atomic
+
+    gates = gate_specs(
+        min_plcc=args.min_plcc,
+        min_srocc=args.min_srocc,
+        min_krocc=args.min_krocc,
+        max_rmse=args.max_rmse,
+        max_drop=args.max_drop,
+    )
+    cache = None if args.no_cache else EvalCache(args.cache_dir or EvalCache.default_folder())
+    options = RunOptions(
+        gates=gates,
+        target=args.target,
+        mapping=args.mapping,
+        alpha=args.significance,
+        jobs=args.jobs,
+        scan=args.scan,
+        input_name=args.input_name,
+        cache=cache,
+    )
+    err = Console(stderr=True)
+    with tempfile.TemporaryDirectory(prefix="model-bisect-") as tmp:
+        entries = _entries(args, Path(tmp))
+        report = _run_with_progress(entries, args.features, options, err)
+
+    if args.json is not None:
+        write_atomic(args.json, dumps(report))
+    if args.markdown is not None:
+        body = render_markdown(report, marker_key=args.marker, run_url=run_url_from_env(os.environ))
+        write_atomic(args.markdown, body)
+    if not args.quiet:
+        print_report(report, Console(file=sys.stdout))
+    return exit_code_for(report, fail_on_first_bad=args.fail_on_first_bad)
+
+
+def _run_with_progress(
+    entries: list[TimelineEntry], features: Path, options: Any, err: Any
+) -> Report:
+    """A progress line on stderr while models are evaluated, only when a person is watching."""
+    from ..engine import run
+
+    if not err.is_terminal:
+        return run(entries, features, options)
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err
+    ) as progress:
+        task = progress.add_task(f"bisecting {len(entries)} models", total=None)
+        visited = 0
+
+        def on_step(step: Step) -> None:
+            nonlocal visited
+            visited += 1
+            progress.update(
+                task,
+                description=f"{visited} visited; #{step.index} {step.label}: {step.status.value}",
+            )
+
+        return run(entries, features, options, on_step=on_step)

@@ -1,0 +1,331 @@
+"""Glue between the pure search and the world: evaluate models on demand, judge them, report.
+
+The search asks for indices; this module turns an index into a Status by running the model
+(or reading the evaluation cache), computing metrics and applying the gates, and records every
+visited model as a Step so the report can show the evidence.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import __version__
+from .errors import InputError
+from .evalcache import EvalCache
+from .evaluate import Evaluator
+from .features import FeatureTable, columns_for, load_features
+from .gates import judge
+from .metrics import compute_metrics
+from .report import (
+    FeaturesRef,
+    GateSpec,
+    Metrics,
+    ModelRef,
+    Report,
+    ScanSummary,
+    Status,
+    Step,
+    Verdict,
+)
+from .search import SearchResult, bisect, scan, verdict_message
+from .significance import drop_p_value
+from .timeline import TimelineEntry, require_two
+
+__all__ = ["RunOptions", "run", "toolchain_versions"]
+
+TOOLCHAIN_PACKAGES = ("numpy", "pandas", "pyarrow", "onnx", "onnxruntime", "scipy")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    gates: tuple[GateSpec, ...]
+    target: str = "mos"
+    mapping: str = "none"
+    alpha: float | None = None
+    jobs: int = 1
+    scan: bool = False
+    input_name: str | None = None
+    cache: EvalCache | None = None
+    settings_extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Measure:
+    """One distinct model's evaluation (by sha256); duplicates of it in the timeline reuse it."""
+
+    metrics: Metrics | None
+    reason: str
+    seconds: float
+    cached: bool
+    predictions: np.ndarray | None
+
+
+def toolchain_versions() -> dict[str, str]:
+    import platform
+
+    versions = {"python": platform.python_version()}
+    for name in TOOLCHAIN_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "absent"
+    return versions
+
+
+def _needed_columns(entries: Sequence[TimelineEntry]) -> tuple[list[str], dict[int, str]]:
+    """Union of every model's feature columns, so the parquet is read once; a model whose
+    sidecar is malformed is skipped with that reason instead of failing the whole run."""
+    names: list[str] = []
+    broken: dict[int, str] = {}
+    for entry in entries:
+        try:
+            cols = columns_for(entry.path)
+        except InputError as exc:
+            broken[entry.index] = str(exc)
+            continue
+        names.extend(c for c in cols if c not in names)
+    return names, broken
+
+
+class _Session:
+    """One run's mutable state: the memo of judged models and the steps visited."""
+
+    def __init__(
+        self,
+        entries: Sequence[TimelineEntry],
+        features: FeatureTable,
+        options: RunOptions,
+        broken: Mapping[int, str],
+        on_step: Callable[[Step], None] | None,
+    ) -> None:
+        self.entries = entries
+        self.features = features
+        self.options = options
+        self.broken = broken
+        self.on_step = on_step
+        threads = max(1, (os.cpu_count() or 1) // max(1, options.jobs))
+        self.evaluator = Evaluator(
+            features, input_name=options.input_name, threads=threads if options.jobs > 1 else None
+        )
+        self.measured: dict[str, tuple[_Measure, int]] = {}  # by sha256: result, first index
+        self.steps: dict[int, Step] = {}
+        self.evaluations = 0
+        self.anchor: _Measure | None = None
+        self.lock = threading.Lock()
+        self.needs_predictions = options.alpha is not None and any(
+            g.kind == "max_drop" for g in options.gates
+        )
+
+    def _cache_key(self, entry: TimelineEntry) -> str:
+        return EvalCache.key(
+            model=entry.sha256,
+            features=self.features.sha256,
+            columns=list(columns_for(entry.path)),
+            target=self.features.target_name,
+            mapping=self.options.mapping,
+            version=__version__,
+        )
+
+    def measure(self, entry: TimelineEntry) -> tuple[_Measure, bool]:
+        """The model's metrics (or skip reason), and whether an earlier entry had the same bytes."""
+        memo_key = entry.sha256 or f"path:{entry.path}"
+        with self.lock:
+            known = self.measured.get(memo_key)
+        if known is not None:
+            return known[0], known[1] != entry.index
+        found = self._measure_uncached(entry)
+        with self.lock:
+            found, owner = self.measured.setdefault(memo_key, (found, entry.index))
+        return found, owner != entry.index
+
+    def _measure_uncached(self, entry: TimelineEntry) -> _Measure:
+        if entry.index in self.broken:
+            return _Measure(None, self.broken[entry.index], 0.0, False, None)
+        cache = self.options.cache
+        key = None
+        if cache is not None and entry.sha256 is not None:
+            key = self._cache_key(entry)
+            hit = cache.get(key)
+            if hit is not None:
+                record, predictions = hit
+                if predictions is not None or not self.needs_predictions:
+                    return _Measure(
+                        Metrics.from_json(record["metrics"]), "", 0.0, True, predictions
+                    )
+        started = time.perf_counter()
+        evaluation = self.evaluator.predict(entry)
+        with self.lock:
+            self.evaluations += 1
+        if not evaluation.ok or evaluation.predictions is None:
+            # Skips are not cached: a missing external-data file may be restored later.
+            return _Measure(None, evaluation.reason, evaluation.seconds, False, None)
+        metrics = compute_metrics(
+            evaluation.predictions, self.features.target, mapping=self.options.mapping
+        )
+        seconds = time.perf_counter() - started
+        if cache is not None and key is not None:
+            kept = evaluation.predictions.astype(np.float32) if self.needs_predictions else None
+            cache.put(key, {"metrics": metrics.to_json()}, kept)
+        return _Measure(metrics, "", seconds, False, evaluation.predictions)
+
+    def _p_values(self, predictions: np.ndarray | None) -> dict[str, float]:
+        if not self.needs_predictions or self.anchor is None or predictions is None:
+            return {}
+        anchor_pred = self.anchor.predictions
+        if anchor_pred is None:
+            return {}
+        return {
+            g.metric: drop_p_value(
+                g.metric,
+                self.features.target,
+                np.asarray(anchor_pred, dtype=np.float64),
+                np.asarray(predictions, dtype=np.float64),
+                mapping=self.options.mapping,
+            )
+            for g in self.options.gates
+            if g.kind == "max_drop"
+        }
+
+    def visit(self, index: int) -> Status:
+        entry = self.entries[index]
+        found, duplicate = self.measure(entry)
+        p_values: dict[str, float] = {}
+        if found.metrics is None:
+            status, reason = Status.SKIP, found.reason
+        else:
+            p_values = self._p_values(found.predictions)
+            anchor = None if self.anchor is None else self.anchor.metrics
+            status, reason = judge(
+                found.metrics,
+                self.options.gates,
+                anchor=anchor,
+                p_values=p_values,
+                alpha=self.options.alpha,
+            )
+        if duplicate:
+            note = "same bytes as an earlier model: evaluated once"
+            reason = f"{reason}; {note}" if reason else note
+        step = Step(
+            index=index,
+            label=entry.label,
+            status=status,
+            metrics=found.metrics,
+            reason=reason,
+            seconds=0.0 if duplicate else round(found.seconds, 6),
+            cached=found.cached,
+            p_values=p_values,
+        )
+        with self.lock:
+            self.steps[index] = step
+        if self.on_step is not None:
+            self.on_step(step)
+        return status
+
+    def set_anchor(self) -> None:
+        """--max-drop compares with the first model, so it is measured before anything else."""
+        head = self.entries[0]
+        found, _ = self.measure(head)
+        if found.metrics is None:
+            raise InputError(
+                f"the first model, the --max-drop anchor, cannot be evaluated ({found.reason})",
+                str(head.path),
+                "fix or drop the first model of the timeline, or use absolute gates only",
+            )
+        self.anchor = found
+
+
+def run(
+    entries: Sequence[TimelineEntry],
+    features_path: Path,
+    options: RunOptions,
+    *,
+    on_step: Callable[[Step], None] | None = None,
+) -> Report:
+    """Evaluate the timeline lazily and localise the first model that fails the gates."""
+    require_two(entries)
+    columns, broken = _needed_columns(entries)
+    if not columns:
+        raise InputError(
+            "no model of the timeline has a usable feature list",
+            str(entries[0].path),
+            "fix the sidecar JSON files next to the models",
+        )
+    features = load_features(features_path, columns, options.target)
+    session = _Session(entries, features, options, broken, on_step)
+    if any(g.kind == "max_drop" for g in options.gates):
+        session.set_anchor()
+
+    jobs = max(1, options.jobs)
+    pool = ThreadPoolExecutor(max_workers=jobs) if jobs > 1 else None
+
+    def probe(indices: Sequence[int]) -> Mapping[int, Status]:
+        if pool is None:
+            return {i: session.visit(i) for i in indices}
+        return dict(zip(indices, pool.map(session.visit, indices), strict=True))
+
+    try:
+        n = len(entries)
+        result = scan(n, probe, jobs=jobs) if options.scan else bisect(n, probe, jobs=jobs)
+    finally:
+        if pool is not None:
+            pool.shutdown()
+
+    return _build_report(entries, features, options, session, result)
+
+
+def _build_report(
+    entries: Sequence[TimelineEntry],
+    features: FeatureTable,
+    options: RunOptions,
+    session: _Session,
+    result: SearchResult,
+) -> Report:
+    labels = [e.label for e in entries]
+    verdict = Verdict(
+        kind=result.kind,
+        first_bad_index=result.first_bad,
+        last_good_index=result.last_good,
+        candidates=tuple(result.candidates),
+        message=verdict_message(result, labels),
+    )
+    settings: dict[str, Any] = {
+        "target": features.target_name,
+        "mapping": options.mapping,
+        "significance": options.alpha,
+        "jobs": options.jobs,
+        "mode": "scan" if options.scan else "bisect",
+        "cache": options.cache is not None,
+    }
+    settings.update(options.settings_extra)
+    return Report(
+        tool_version=__version__,
+        timeline=tuple(ModelRef(e.index, e.label, str(e.path), e.sha256) for e in entries),
+        features=FeaturesRef(
+            path=str(features.path),
+            sha256=features.sha256,
+            rows=int(features.matrix.shape[0]),
+            columns=features.names,
+            dropped_rows=features.dropped_rows,
+        ),
+        gates=options.gates,
+        steps=tuple(session.steps[i] for i in sorted(session.steps)),
+        evaluations=session.evaluations,
+        verdict=verdict,
+        toolchain=toolchain_versions(),
+        settings=settings,
+        scan=(
+            ScanSummary(monotone=not result.violations, violations=tuple(result.violations))
+            if options.scan
+            else None
+        ),
+    )
