@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,8 +26,7 @@ _LEAKY_VARIABLES = (
 @pytest.fixture(autouse=True)
 def _isolated_environment(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[None]:
+) -> None:
     monkeypatch.setenv("MODEL_BISECT_CACHE_DIR", str(tmp_path_factory.mktemp("eval-cache")))
     for name in _LEAKY_VARIABLES:
         monkeypatch.delenv(name, raising=False)
-    yield

@@ -103,7 +103,9 @@ def _validate(args: argparse.Namespace) -> None:
         raise UsageError("--rev-range needs --git-path", "model-bisect run", "add --git-path PATH")
     if args.jobs < 1:
         raise UsageError(
-            f"--jobs must be at least 1, not {args.jobs}", "model-bisect run", "use --jobs 1 or more"
+            f"--jobs must be at least 1, not {args.jobs}",
+            "model-bisect run",
+            "use --jobs 1 or more",
         )
     if args.significance is not None:
         if not 0.0 < args.significance < 1.0:
