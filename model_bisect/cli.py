@@ -38,9 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Find the first model in a timeline of ONNX quality models that fails a gate.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument(
-        "--debug", action="store_true", help="show the full traceback of an error"
-    )
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     run_cmd.add_parser(sub)
     publish_cmd.add_parser(sub)

@@ -128,7 +128,7 @@ class _Session:
 
     def _cache_key(self, entry: TimelineEntry) -> str:
         return EvalCache.key(
-            model=entry.sha256,
+            model=entry.content_sha256 or entry.sha256,
             features=self.features.sha256,
             columns=list(columns_for(entry.path)),
             target=self.features.target_name,
@@ -138,7 +138,9 @@ class _Session:
 
     def measure(self, entry: TimelineEntry) -> tuple[_Measure, bool]:
         """The model's metrics (or skip reason), and whether an earlier entry had the same bytes."""
-        memo_key = entry.sha256 or f"path:{entry.path}"
+        # content_sha256 covers external-data files and the sidecar: a retrained model often
+        # changes only model.onnx.data, leaving model.onnx byte-identical.
+        memo_key = entry.content_sha256 or entry.sha256 or f"path:{entry.path}"
         with self.lock:
             known = self.measured.get(memo_key)
         if known is not None:
@@ -153,7 +155,7 @@ class _Session:
             return _Measure(None, self.broken[entry.index], 0.0, False, None)
         cache = self.options.cache
         key = None
-        if cache is not None and entry.sha256 is not None:
+        if cache is not None and (entry.content_sha256 or entry.sha256) is not None:
             key = self._cache_key(entry)
             hit = cache.get(key)
             if hit is not None:

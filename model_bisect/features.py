@@ -1,8 +1,34 @@
-"""The feature cache: which columns a model reads, and loading them once with pyarrow."""
+"""The feature cache: which columns a model reads, and loading them once with pyarrow.
+
+Kept cheap to import (cache_builder reads the constants): numpy and pyarrow load inside the
+functions that need them.
+"""
 
 from __future__ import annotations
 
-__all__ = ["CANONICAL_FEATURES", "TARGET_COLUMN"]
+import hashlib
+import json
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import InputError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+__all__ = [
+    "CANONICAL_FEATURES",
+    "TARGET_COLUMN",
+    "FeatureTable",
+    "columns_for",
+    "file_sha256",
+    "load_features",
+    "needed_columns",
+    "sidecar_path",
+]
 
 # The canonical VMAF feature set, in the order a model without a sidecar JSON expects.
 CANONICAL_FEATURES: tuple[str, ...] = (
@@ -14,3 +40,229 @@ CANONICAL_FEATURES: tuple[str, ...] = (
     "motion2",
 )
 TARGET_COLUMN = "mos"
+
+
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file, read in chunks so a large model or cache never sits in memory."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True, eq=False)
+class FeatureTable:
+    """The loaded cache: ``matrix`` holds ``names`` as float32 columns, rows with any
+    non-finite needed value already removed (``dropped_rows`` counts them)."""
+
+    path: Path
+    sha256: str
+    names: tuple[str, ...]
+    matrix: np.ndarray  # float32 [rows, len(names)], C-contiguous, read-only
+    target: np.ndarray  # float64 [rows], read-only
+    target_name: str
+    dropped_rows: int
+    _subsets: dict[tuple[str, ...], np.ndarray] = field(
+        default_factory=dict, init=False, repr=False
+    )
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    @property
+    def rows(self) -> int:
+        return int(self.matrix.shape[0])
+
+    def columns(self, names: Sequence[str]) -> np.ndarray:
+        """float32 ``[rows, len(names)]`` in the order given, built once per order.
+
+        Several models share one order (the canonical one), and evaluations run in threads:
+        building under a lock means each subset costs its copy once, not once per model.
+        """
+        key = tuple(names)
+        if key == self.names:
+            return self.matrix
+        with self._lock:
+            cached = self._subsets.get(key)
+            if cached is not None:
+                return cached
+            missing = [name for name in key if name not in self.names]
+            if missing:
+                raise InputError(
+                    f"feature column {', '.join(repr(m) for m in missing)} not loaded",
+                    str(self.path),
+                    f"loaded columns are {', '.join(self.names) or '(none)'}",
+                )
+            import numpy as np
+
+            order = [self.names.index(name) for name in key]
+            subset = np.ascontiguousarray(self.matrix[:, order])
+            subset.setflags(write=False)
+            self._subsets[key] = subset
+            return subset
+
+
+def sidecar_path(model_path: Path) -> Path:
+    """``model_03.onnx`` -> ``model_03.json``, the file VMAF-style tiny models ship beside them."""
+    return model_path.with_suffix(".json")
+
+
+def columns_for(model_path: Path) -> tuple[str, ...]:
+    """The feature names a model reads, in order: its sidecar's ``features`` list, else the
+    canonical six. A sidecar that exists but cannot be trusted is an InputError, never a
+    silent fall-back that would feed the model the wrong columns."""
+    sidecar = sidecar_path(model_path)
+    try:
+        text = sidecar.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return CANONICAL_FEATURES
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(
+            f"unreadable sidecar ({exc.__class__.__name__})",
+            str(sidecar),
+            "make it a UTF-8 JSON file or remove it",
+        ) from None
+    try:
+        data: Any = json.loads(text)
+    except ValueError as exc:
+        raise InputError(
+            f"sidecar is not valid JSON ({exc})", str(sidecar), "fix or remove it"
+        ) from None
+    if not isinstance(data, dict):
+        raise InputError(
+            "sidecar is not a JSON object", str(sidecar), 'write {"features": ["adm2", ...]}'
+        )
+    if "features" not in data:
+        return CANONICAL_FEATURES
+    names = data["features"]
+    fix = 'make "features" a list of distinct column names, e.g. ["adm2", "motion2"]'
+    if not isinstance(names, list) or not names:
+        raise InputError('sidecar "features" is not a non-empty list', str(sidecar), fix)
+    if not all(isinstance(n, str) and n for n in names):
+        raise InputError('sidecar "features" holds a non-string or empty name', str(sidecar), fix)
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise InputError(
+            f'sidecar "features" repeats {", ".join(map(repr, duplicates))}', str(sidecar), fix
+        )
+    return tuple(names)
+
+
+def needed_columns(model_paths: Sequence[Path]) -> tuple[str, ...]:
+    """Every column some model of the timeline reads, first-seen order: what to load once.
+
+    A malformed sidecar contributes nothing here; the evaluator skips that model with the
+    sidecar's error as the reason, rather than one bad file failing the whole run.
+    """
+    names: dict[str, None] = {}
+    for path in model_paths:
+        try:
+            names.update(dict.fromkeys(columns_for(path)))
+        except InputError:
+            continue
+    return tuple(names)
+
+
+def load_features(
+    path: Path,
+    columns: Sequence[str],
+    target: str = TARGET_COLUMN,
+    *,
+    skip_missing: bool = False,
+) -> FeatureTable:
+    """Read only ``columns`` and ``target`` from a parquet file, once, as float32 features and a
+    float64 target; drop (and count) rows where any of them is missing or non-finite.
+
+    ``skip_missing`` leaves out requested feature columns the file lacks instead of failing
+    (the evaluator then skips the models that need them); a missing target always fails.
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    where = str(path)
+    if not path.exists():
+        raise InputError("features file not found", where, "pass an existing parquet file")
+    if not path.is_file():
+        raise InputError("features path is not a file", where, "pass a parquet file")
+    try:
+        parquet = pq.ParquetFile(path)
+        schema = parquet.schema_arrow
+    except (OSError, pa.ArrowException) as exc:
+        raise InputError(
+            f"not a readable parquet file ({_first_line(exc)})",
+            where,
+            "pass a parquet file with float feature columns and a target column",
+        ) from None
+    available = list(schema.names)
+    shown = ", ".join(available) or "(none)"
+    wanted = list(dict.fromkeys(columns))
+    if target not in available:
+        raise InputError(
+            f"no target column {target!r}",
+            where,
+            f"pass --target with one of: {shown}",
+        )
+    missing = [name for name in wanted if name not in available]
+    if missing and not skip_missing:
+        raise InputError(
+            f"missing feature column{'s' if len(missing) > 1 else ''} {', '.join(missing)}",
+            where,
+            f"the file has {shown}; add the columns or list the model's in a sidecar JSON",
+        )
+    names = [name for name in wanted if name in available]
+    for name in [*names, target]:
+        kind = schema.field(name).type
+        if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
+            raise InputError(
+                f"column {name!r} is {kind}, not numeric",
+                where,
+                "store features and target as float or integer columns",
+            )
+    try:
+        table = parquet.read(columns=list(dict.fromkeys([*names, target])))
+    except (OSError, pa.ArrowException) as exc:
+        raise InputError(
+            f"corrupt parquet file ({_first_line(exc)})",
+            where,
+            "regenerate or re-export the features file",
+        ) from None
+
+    def as_float64(name: str) -> np.ndarray:
+        column = pc.cast(table.column(name), pa.float64())
+        return np.asarray(column.to_numpy(), dtype=np.float64)  # nulls become NaN
+
+    target_values = as_float64(target)
+    matrix = np.empty((table.num_rows, len(names)), dtype=np.float32)
+    for i, name in enumerate(names):
+        # float32 overflow turns an out-of-range value into inf, and so drops its row.
+        with np.errstate(over="ignore"):
+            matrix[:, i] = as_float64(name)
+    keep = np.isfinite(target_values) & np.isfinite(matrix).all(axis=1)
+    dropped = int(table.num_rows - int(keep.sum()))
+    if dropped:
+        matrix = np.ascontiguousarray(matrix[keep])
+        target_values = target_values[keep]
+    if matrix.shape[0] == 0:
+        raise InputError(
+            f"no usable rows ({table.num_rows} rows, all with a missing or non-finite value)",
+            where,
+            f"fill in the columns {', '.join([*names, target])}",
+        )
+    matrix.setflags(write=False)
+    target_values.setflags(write=False)
+    return FeatureTable(
+        path=path,
+        sha256=file_sha256(path),
+        names=tuple(names),
+        matrix=matrix,
+        target=target_values,
+        target_name=target,
+        dropped_rows=dropped,
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    line = text[0] if text else exc.__class__.__name__
+    return line if len(line) <= 200 else line[:197] + "..."

@@ -11,7 +11,7 @@ import os
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ SCHEMA_VERSION = 1
 METRIC_NAMES = ("plcc", "srocc", "krocc", "rmse")
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     """Outcome of one model, as `git bisect good|bad|skip`."""
 
     GOOD = "good"
@@ -43,7 +43,7 @@ class Status(str, Enum):
     SKIP = "skip"
 
 
-class VerdictKind(str, Enum):
+class VerdictKind(StrEnum):
     NO_REGRESSION = "no_regression"
     REGRESSION = "regression"
     HEAD_BAD = "head_bad"
@@ -305,7 +305,9 @@ def read_report(path: Path) -> Report:
         data = json.loads(path.read_text(encoding="utf-8"))
         return Report.from_json(data)
     except FileNotFoundError:
-        raise InputError("report not found", str(path), "run `model-bisect run --json FILE` first") from None
+        raise InputError(
+            "report not found", str(path), "run `model-bisect run --json FILE` first"
+        ) from None
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise InputError(
             f"not a model-bisect report ({exc.__class__.__name__}: {exc})",

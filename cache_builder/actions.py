@@ -1,0 +1,89 @@
+"""The two jobs behind the CLI: regenerate a fixture, and check one against a regeneration."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from model_bisect.errors import InputError
+
+from .drift import DriftReport, compare_trees
+from .fixture import Fixture, Origin, OriginKind
+from .layout import MANIFEST_FILE
+from .manifest import Manifest, read_manifest
+from .source import build_from_source, file_sha256
+from .synthetic import build_synthetic
+from .writers import write_fixture
+
+__all__ = ["check", "regenerate"]
+
+
+def regenerate(out: Path, source: Path | None = None, target_column: str | None = None) -> Manifest:
+    """Write the fixture into ``out``: synthetic from seeds, or from a real source parquet."""
+    fixture = build_synthetic() if source is None else build_from_source(source, target_column, out)
+    return _write(fixture, out)
+
+
+def check(out: Path, source: Path | None = None) -> DriftReport:
+    """Regenerate the way ``out``'s MANIFEST.json says it was made, then compare the trees."""
+    manifest = read_manifest(out)
+    fixture = _remake(manifest.origin, out, source)
+    with tempfile.TemporaryDirectory(prefix="cache_builder-check-") as scratch:
+        fresh = Path(scratch) / out.name
+        _write(fixture, fresh)
+        return compare_trees(out, fresh)
+
+
+def _write(fixture: Fixture, out: Path) -> Manifest:
+    try:
+        return write_fixture(fixture, out)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise InputError(
+            f"cannot write the fixture ({reason})", str(out), "pass a writable --out DIR"
+        ) from None
+
+
+def _remake(origin: Origin, out: Path, source: Path | None) -> Fixture:
+    if source is not None:
+        return build_from_source(
+            source, origin.target_column, out, _timeline_seed(origin, out), origin.models
+        )
+    if origin.kind is OriginKind.SYNTHETIC:
+        try:
+            return build_synthetic(origin.seeds, origin.rows, origin.models)
+        except KeyError as exc:
+            raise InputError(
+                f"MANIFEST.json lacks the seed {exc}",
+                str(out / MANIFEST_FILE),
+                "regenerate with `invoke regenerate`",
+            ) from None
+    recorded = out / (origin.source_path or "")
+    ask = "pass the source parquet with --source-features PARQUET"
+    if not recorded.is_file():
+        raise InputError(
+            f"the fixture was made from {origin.source_path}, which is not at hand",
+            str(out / MANIFEST_FILE),
+            ask,
+        )
+    if file_sha256(recorded) != origin.source_sha256:
+        raise InputError(
+            f"the fixture was made from {origin.source_path}, which has changed since "
+            f"(sha256 differs from the recorded {str(origin.source_sha256)[:12]}…)",
+            str(out / MANIFEST_FILE),
+            ask,
+        )
+    return build_from_source(
+        recorded, origin.target_column, out, _timeline_seed(origin, out), origin.models
+    )
+
+
+def _timeline_seed(origin: Origin, out: Path) -> int:
+    try:
+        return origin.seeds["timeline"]
+    except KeyError:
+        raise InputError(
+            "MANIFEST.json lacks the timeline seed",
+            str(out / MANIFEST_FILE),
+            "regenerate with `invoke regenerate`",
+        ) from None

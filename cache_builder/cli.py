@@ -1,0 +1,178 @@
+"""`python -m cache_builder regenerate|check`: parse, run, speak, and map errors to exit codes.
+
+Exit codes (DESIGN.md): 0 match, 1 drift that ``--require`` forbids, 3 unusable input or
+usage (argparse's own 2 would read as "regression found" in CI).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import NoReturn, TextIO
+
+from rich.console import Console
+from rich.table import Table
+
+from model_bisect.errors import BisectError, InputError, UsageError
+from model_bisect.report import write_atomic
+
+from .layout import DEFAULT_OUT
+
+__all__ = ["EXIT_DRIFT", "EXIT_INPUT", "EXIT_OK", "build_parser", "main"]
+
+EXIT_OK = 0
+EXIT_DRIFT = 1
+EXIT_INPUT = 3
+
+_STYLE = {
+    "identical": "green",
+    "metadata-only": "yellow",
+    "content": "red",
+    "missing": "red",
+    "extra": "red",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors raise UsageError (exit 3) instead of argparse's exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message, None, f"see `{self.prog} --help`")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _Parser(add_help=False)
+    common.add_argument("--out", type=Path, default=Path(DEFAULT_OUT), help="fixture folder")
+    common.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser = _Parser(
+        prog="python -m cache_builder",
+        description="Make the golden feature cache reproducibly, and check it for drift.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    regen = sub.add_parser(
+        "regenerate", parents=[common], help="write the fixture (atomically) into --out"
+    )
+    regen.add_argument(
+        "--source-features", type=Path, metavar="PARQUET", help="real MOS/DMOS feature parquet"
+    )
+    regen.add_argument(
+        "--target-column", metavar="NAME", help="target column (default: mos, dmos, target, score)"
+    )
+    chk = sub.add_parser(
+        "check", parents=[common], help="regenerate into a temporary folder and compare"
+    )
+    chk.add_argument(
+        "--require",
+        choices=("bytes", "content"),
+        default="bytes",
+        help="bytes: any difference fails (pinned toolchain); content: only content drift fails",
+    )
+    chk.add_argument("--json", type=Path, metavar="FILE", help="write the findings as JSON")
+    chk.add_argument(
+        "--source-features", type=Path, metavar="PARQUET", help="the source the fixture came from"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = build_parser().parse_args(args_list)
+        if args.command == "regenerate":
+            if args.target_column is not None and args.source_features is None:
+                raise UsageError("--target-column needs --source-features", None, "add it")
+            return _regenerate(args)
+        return _check(args)
+    except BisectError as exc:
+        if "--debug" in args_list:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
+@contextlib.contextmanager
+def _progress(message: str) -> Iterator[None]:
+    """A spinner on stderr for a person watching; nothing in logs or pipes."""
+    if sys.stderr.isatty():
+        with Console(stderr=True).status(message):
+            yield
+    else:
+        yield
+
+
+def _console(stream: TextIO) -> Console:
+    return Console(file=stream, width=None if stream.isatty() else 120)
+
+
+def _regenerate(args: argparse.Namespace) -> int:
+    from .actions import regenerate
+
+    with _progress(f"regenerating {args.out}"):
+        manifest = regenerate(args.out, args.source_features, args.target_column)
+    origin = manifest.origin
+    console = _console(sys.stdout)
+    console.print(
+        f"wrote {args.out}: features.parquet ({origin.rows} rows), {origin.models} models, "
+        "MANIFEST.json",
+        highlight=False,
+        soft_wrap=True,
+    )
+    if origin.source_path is not None:
+        renamed = "" if origin.target_column == "mos" else " renamed to 'mos'"
+        console.print(
+            f"source {args.source_features}: target column {origin.target_column!r}{renamed}; "
+            f"{origin.rows_read} rows read, {origin.dropped_rows} dropped (null, NaN or inf)",
+            highlight=False,
+            soft_wrap=True,
+        )
+    return EXIT_OK
+
+
+def _check(args: argparse.Namespace) -> int:
+    from .actions import check
+    from .drift import Require
+
+    require = Require(args.require)
+    with _progress(f"regenerating and comparing {args.out}"):
+        report = check(args.out, args.source_features)
+    if args.json is not None:
+        data = {"fixture": args.out.as_posix(), **report.to_json(require)}
+        try:
+            write_atomic(args.json, json.dumps(data, indent=2) + "\n")
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            raise InputError(
+                f"cannot write ({reason})", str(args.json), "pass a writable --json FILE"
+            ) from None
+
+    console = _console(sys.stdout)
+    table = Table(title=f"cache_builder check: {args.out} (--require {require.value})")
+    table.add_column("artifact", no_wrap=True)
+    table.add_column("result", no_wrap=True)
+    table.add_column("detail")
+    for finding in report.findings:
+        style = _STYLE[finding.kind.value]
+        table.add_row(finding.path, f"[{style}]{finding.kind.value}[/]", "\n".join(finding.details))
+    console.print(table)
+    if report.toolchain:
+        changes = ", ".join(str(change) for change in report.toolchain)
+        console.print(
+            f"toolchain differs from MANIFEST.json: {changes}", highlight=False, soft_wrap=True
+        )
+    if report.drifted:
+        console.print(report.advice(), highlight=False, markup=False, soft_wrap=True)
+    failed = report.fails(require)
+    if failed:
+        console.print(f"[red]drift[/]: --require {require.value} forbids the differences above")
+    elif report.drifted:
+        console.print("[yellow]match[/]: only metadata differs, which --require content allows")
+    else:
+        console.print("[green]match[/]: every artifact is byte-identical")
+    return EXIT_DRIFT if failed else EXIT_OK

@@ -1,0 +1,23 @@
+"""What two versions of one artifact differ in, split by whether a reader would notice."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Difference", "short"]
+
+
+@dataclass(frozen=True)
+class Difference:
+    """``metadata``: bytes a reader ignores (writer name, codec, producer); ``content``: what
+    it gets back (values, schema, weights, graph). Each entry is one line for a person."""
+
+    metadata: tuple[str, ...] = ()
+    content: tuple[str, ...] = ()
+
+
+def short(value: object) -> str:
+    """Numbers to 7 significant digits (float32 precision); anything else as repr-free text."""
+    if isinstance(value, float):
+        return f"{value:.7g}"
+    return str(value)

@@ -1,0 +1,142 @@
+"""The quality gates: parse them from flags, and judge a model's metrics against them.
+
+A model is good when every gate holds. An undefined metric (NaN: constant predictions or
+too few rows) fails its gate, since nothing shows that the model is good.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+from .errors import UsageError
+from .report import GateSpec, Metrics, Status
+
+__all__ = ["DROP_METRICS", "gate_specs", "judge", "parse_max_drop"]
+
+DROP_METRICS = ("plcc", "srocc", "krocc", "rmse")
+_GATE_FLAGS = "--min-plcc, --min-srocc, --min-krocc, --max-rmse, --max-drop METRIC=DELTA"
+
+
+def parse_max_drop(text: str) -> GateSpec:
+    """``"plcc=0.05"`` -> the gate "plcc may drop at most 0.05 below the first model"."""
+    valid = ", ".join(DROP_METRICS)
+    fix = f"write METRIC=DELTA with METRIC one of {valid} and DELTA >= 0, e.g. plcc=0.05"
+    where = f"--max-drop {text}"
+    name, sep, value = text.partition("=")
+    metric = name.strip().lower()
+    if not sep or not metric or not value.strip():
+        raise UsageError(f"malformed gate {text!r}", where, fix)
+    if metric not in DROP_METRICS:
+        raise UsageError(f"unknown metric {name.strip()!r}", where, fix)
+    try:
+        delta = float(value)
+    except ValueError:
+        raise UsageError(f"{value.strip()!r} is not a number", where, fix) from None
+    if not math.isfinite(delta) or delta < 0.0:
+        raise UsageError(f"delta {value.strip()} is not a finite number >= 0", where, fix)
+    return GateSpec(metric, "max_drop", delta)
+
+
+def _checked(flag: str, value: float, low: float, high: float, fix: str) -> float:
+    if not low <= value <= high:  # also catches NaN
+        raise UsageError(f"threshold {value} is outside [{low:g}, {high:g}]", flag, fix)
+    return value
+
+
+def gate_specs(
+    *,
+    min_plcc: float | None,
+    min_srocc: float | None,
+    min_krocc: float | None,
+    max_rmse: float | None,
+    max_drop: Sequence[str] = (),
+) -> tuple[GateSpec, ...]:
+    """The gates the flags ask for, in flag order; at least one is required."""
+    specs: list[GateSpec] = []
+    for metric, value in (("plcc", min_plcc), ("srocc", min_srocc), ("krocc", min_krocc)):
+        if value is not None:
+            fix = "a correlation threshold lies between -1 and 1, e.g. 0.85"
+            value = _checked(f"--min-{metric}", value, -1.0, 1.0, fix)
+            specs.append(GateSpec(metric, "min", value))
+    if max_rmse is not None:
+        fix = "an RMSE threshold is a number >= 0 on the target's scale"
+        specs.append(GateSpec("rmse", "max", _checked("--max-rmse", max_rmse, 0.0, math.inf, fix)))
+    specs.extend(parse_max_drop(text) for text in max_drop or ())
+    if not specs:
+        raise UsageError("no gate given", None, f"pass at least one of {_GATE_FLAGS}")
+    return tuple(specs)
+
+
+def _num(value: float) -> str:
+    return "undefined (NaN)" if math.isnan(value) else f"{value:.3f}"
+
+
+def _drop_verdict(
+    gate: GateSpec,
+    metrics: Metrics,
+    anchor: Metrics | None,
+    p_values: Mapping[str, float] | None,
+    alpha: float | None,
+) -> tuple[bool, str]:
+    """Whether a max-drop gate holds, and the sentence that says so with its numbers."""
+    if anchor is None:
+        raise ValueError(f"the gate {gate.describe()!r} needs the anchor's metrics")
+    metric = gate.metric
+    now, then = metrics.value(metric), anchor.value(metric)
+    # Positive means worse: correlations fall, RMSE rises.
+    worse = now - then if metric == "rmse" else then - now
+    moved = f"{metric} {_num(then)} -> {_num(now)} vs first model"
+    if math.isnan(worse):
+        return False, f"{moved}: drop undefined, needs <= {gate.threshold:g}"
+    if worse <= gate.threshold:
+        return True, f"{moved}: drop {worse:.3f} <= {gate.threshold:g}"
+    exceeded = f"{moved}: drop {worse:.3f} > {gate.threshold:g}"
+    if alpha is None:
+        return False, exceeded
+    if p_values is None or metric not in p_values:
+        raise ValueError(f"alpha is set but no p-value was given for {metric}")
+    p = p_values[metric]
+    if math.isnan(p):
+        # No test result means no evidence that the drop is noise; the gate fails as NaN does.
+        return False, f"{exceeded}, p undefined"
+    if p < alpha:
+        return False, f"{exceeded}, significant (p = {p:.3g} < {alpha:g})"
+    return True, f"{exceeded} but not significant (p = {p:.3g} >= {alpha:g})"
+
+
+def judge(
+    metrics: Metrics,
+    gates: Sequence[GateSpec],
+    *,
+    anchor: Metrics | None = None,
+    p_values: Mapping[str, float] | None = None,
+    alpha: float | None = None,
+) -> tuple[Status, str]:
+    """GOOD when every gate holds, else BAD; the reason names each failing gate with numbers
+    (or, for a good model, every gate's margin)."""
+    if not gates:
+        raise ValueError("judge needs at least one gate")
+    held: list[str] = []
+    failed: list[str] = []
+    for gate in gates:
+        if gate.metric not in DROP_METRICS:
+            raise ValueError(f"unknown metric in gate {gate}")
+        if gate.kind == "max_drop":
+            ok, text = _drop_verdict(gate, metrics, anchor, p_values, alpha)
+        elif gate.kind in ("min", "max"):
+            value = metrics.value(gate.metric)
+            if gate.kind == "min":
+                ok, sign = value >= gate.threshold, (">=", "<")
+            else:
+                ok, sign = value <= gate.threshold, ("<=", ">")
+            if not math.isnan(value):
+                text = f"{gate.metric} {value:.3f} {sign[0] if ok else sign[1]} {gate.threshold:g}"
+            else:  # NaN compares false both ways, so ok is already False
+                text = f"{gate.metric} undefined (NaN), needs {gate.describe()}"
+        else:
+            raise ValueError(f"unknown gate kind in {gate}")
+        (held if ok else failed).append(text)
+    if failed:
+        return Status.BAD, "; ".join(failed)
+    return Status.GOOD, "; ".join(held)

@@ -1,0 +1,437 @@
+"""Render a bisect report: the sticky-comment Markdown and the terminal table.
+
+Everything is derived from a `Report` alone, so a saved report can be re-rendered or
+published later by another process. Every string that came from outside (model labels,
+reasons, log lines) is escaped here, because a model named ``a|b`` or ``<!--`` must not
+break the table, the chart or the marker that publish relies on to find the comment.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
+from urllib.parse import quote
+
+from .errors import UsageError
+from .report import Report, Status, Step, VerdictKind
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+__all__ = [
+    "GITHUB_COMMENT_LIMIT",
+    "marker",
+    "print_report",
+    "render_markdown",
+    "render_wiring_broke",
+    "run_url_from_env",
+]
+
+GITHUB_COMMENT_LIMIT = 65536  # GitHub answers 422 above this many characters
+REPRODUCE = "reproduce locally: `invoke nightly`"
+LOG_TAIL_LINES = 200
+LOG_TAIL_CHARS = 20000
+CHART_MAX_POINTS = 400  # beyond this the chart costs more characters than it explains
+
+_KEY = re.compile(r"[A-Za-z0-9._-]+")
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-_]")
+# Shapes of GitHub tokens (classic, fine-grained, app, OAuth): a log must not leak one.
+_TOKEN_SHAPES = re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})")
+# Bidirectional overrides can make rendered text lie about its order (CVE-2021-42574).
+_BIDI = re.compile("[\u202a-\u202e\u2066-\u2069\u200e\u200f]")
+_CELL_ENTITIES = {
+    "|": "&#124;",
+    "`": "&#96;",
+    "*": "&#42;",
+    "_": "&#95;",
+    "[": "&#91;",
+    "]": "&#93;",
+    "\\": "&#92;",
+    "~": "&#126;",
+    "@": "@&#8203;",  # a zero-width space after @ stops @mentions from pinging anyone
+}
+_STATUS_ICON = {Status.GOOD: "✅ good", Status.BAD: "❌ bad", Status.SKIP: "⏭️ skip"}
+
+
+def marker(key: str) -> str:
+    """The sticky comment's first line; publish finds its comment by it."""
+    if not _KEY.fullmatch(key):
+        raise UsageError(
+            f"invalid marker key {key!r}", "--marker", "use letters, digits, '.', '_' or '-'"
+        )
+    return f"<!-- model-bisect:{key} -->"
+
+
+def run_url_from_env(env: Mapping[str, str]) -> str | None:
+    """The Actions run page, when the three variables GitHub sets are all present."""
+    server, repo, run_id = (
+        env.get(k, "").strip() for k in ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID")
+    )
+    if not (server and repo and run_id):
+        return None
+    return f"{server.rstrip('/')}/{repo}/actions/runs/{run_id}"
+
+
+def _text(value: object, cap: int = 300) -> str:
+    """Escape untrusted text for a single Markdown line (table cells included)."""
+    text = _BIDI.sub("", str(value))
+    text = "".join(" " if ord(c) < 32 or 127 <= ord(c) < 160 else c for c in text)
+    text = " ".join(text.split())
+    if len(text) > cap:
+        text = text[: cap - 1] + "…"
+    text = html.escape(text, quote=True)
+    return "".join(_CELL_ENTITIES.get(c, c) for c in text)
+
+
+def _code(value: object, cap: int = 120) -> str:
+    """A label shown as code; the <code> tag also keeps #refs and mentions inert."""
+    return f"<code>{_text(value, cap)}</code>"
+
+
+def _link(url: str) -> str:
+    safe = quote(url, safe=":/?&=#%~.-_+!$,;'")
+    return f"[workflow run]({safe})" if re.match(r"https?://", safe) else _text(url)
+
+
+def _footer(run_url: str | None) -> list[str]:
+    lines = [f"🔗 {_link(run_url)}  "] if run_url else []
+    return [*lines, f"🔁 {REPRODUCE}"]
+
+
+def _number(value: float, digits: int = 4) -> str:
+    return f"{value:.{digits}f}" if math.isfinite(value) else "—"
+
+
+def _label_of(report: Report, index: int | None) -> str:
+    if index is None:
+        return "?"
+    for ref in report.timeline:
+        if ref.index == index:
+            return ref.label
+    for step in report.steps:
+        if step.index == index:
+            return step.label
+    return "?"
+
+
+def _model(report: Report, index: int | None) -> str:
+    return f"#{index} {_code(_label_of(report, index))}"
+
+
+def _verdict(report: Report) -> list[str]:
+    """The headline and its evidence: what a reader of the issue must see first."""
+    v = report.verdict
+    if v.kind is VerdictKind.NO_REGRESSION:
+        head = f"### ✅ No regression: every gate holds up to {_model(report, _newest(report))}"
+    elif v.kind is VerdictKind.REGRESSION:
+        label = _code(_label_of(report, v.first_bad_index))
+        head = f"### 🔴 Regression at index {v.first_bad_index}: {label}"
+    elif v.kind is VerdictKind.HEAD_BAD:
+        first = v.first_bad_index if v.first_bad_index is not None else _oldest(report)
+        head = f"### 🔴 Head bad: the first model {_model(report, first)} already fails the gates"
+    else:
+        head = "### 🟡 Inconclusive: skipped models hide where the first bad model is"
+    lines = [head, ""]
+    if v.kind is VerdictKind.REGRESSION and v.last_good_index is not None:
+        lines.append(f"Last good model: {_model(report, v.last_good_index)}.  ")
+    if v.kind is VerdictKind.INCONCLUSIVE and v.candidates:
+        shown = ", ".join(_model(report, i) for i in v.candidates[:20])
+        more = f" and {len(v.candidates) - 20} more" if len(v.candidates) > 20 else ""
+        lines.append(f"Candidates for the first bad model: {shown}{more}.  ")
+    if v.message:
+        lines.append(_text(v.message, 1000))
+    return lines
+
+
+def _newest(report: Report) -> int | None:
+    return report.timeline[-1].index if report.timeline else None
+
+
+def _oldest(report: Report) -> int | None:
+    return report.timeline[0].index if report.timeline else None
+
+
+def _summary(report: Report) -> list[str]:
+    gates = " · ".join(_text(g.describe()) for g in report.gates) or "none"
+    mapping = report.settings.get("mapping")
+    lines = [
+        f"**Gates:** {gates}"
+        + (f" (mapping: {_text(mapping)})" if mapping not in (None, "none") else ""),
+        f"**Models:** {len(report.timeline)} in the timeline · {report.evaluations} evaluated"
+        f" · {len(report.steps)} visited",
+        f"**Features:** {_code(report.features.path.rsplit('/', 1)[-1])}"
+        f" · {report.features.rows} rows · target {_text(report.settings.get('target', 'mos'))}",
+    ]
+    if report.scan is not None:
+        if report.scan.monotone:
+            lines.append("**Scan:** the timeline is monotone (good, then bad).")
+        else:
+            bad = ", ".join(_model(report, i) for i in report.scan.violations[:20])
+            lines.append(f"**Scan:** not monotone: good models follow a bad one at {bad}.")
+    return [line + "  " for line in lines[:-1]] + lines[-1:]
+
+
+def _has_p(steps: Sequence[Step]) -> bool:
+    return any(s.p_values for s in steps)
+
+
+def _table_head(with_p: bool) -> list[str]:
+    p_head, p_rule = (" p-values |", "---|") if with_p else ("", "")
+    return [
+        f"| # | model | status | PLCC | SROCC | KROCC | RMSE |{p_head} reason |",
+        f"|---:|---|---|---:|---:|---:|---:|{p_rule}---|",
+    ]
+
+
+def _row(step: Step, with_p: bool) -> str:
+    m = step.metrics
+    values = (
+        ["—"] * 4
+        if m is None
+        else [_number(m.value(k)) for k in ("plcc", "srocc", "krocc", "rmse")]
+    )
+    p_cell = ""
+    if with_p:
+        p = ", ".join(f"{_text(k, 20)} {v:.3g}" for k, v in sorted(step.p_values.items()))
+        p_cell = f" {p or '—'} |"
+    return (
+        f"| {step.index} | {_code(step.label)} | {_STATUS_ICON[step.status]} | "
+        f"{' | '.join(values)} |{p_cell} {_text(step.reason, 200) or '—'} |"
+    )
+
+
+def _row_order(report: Report) -> list[Step]:
+    """Rows nearest the verdict's boundary first: those are kept when the table is cut."""
+    v = report.verdict
+    focus = {i for i in (v.first_bad_index, v.last_good_index) if i is not None}
+    focus |= set(v.candidates)
+    if not focus and report.steps:
+        focus = {report.steps[0].index, report.steps[-1].index}
+    return sorted(report.steps, key=lambda s: (min(abs(s.index - f) for f in focus), s.index))
+
+
+def _chart(report: Report) -> list[str]:
+    """A Mermaid xychart of the gated metric along the visited indices, with the threshold."""
+    threshold_gate = next((g for g in report.gates if g.kind in ("min", "max")), None)
+    gate = threshold_gate or (report.gates[0] if report.gates else None)
+    metric = gate.metric if gate is not None else "plcc"
+    points: list[tuple[int, float]] = []
+    for step in report.steps:
+        if step.metrics is None:
+            continue
+        try:
+            value = step.metrics.value(metric)
+        except KeyError:
+            return []
+        if math.isfinite(value):
+            points.append((step.index, value))
+    if not points or len(points) > CHART_MAX_POINTS:
+        return []
+    values = [v for _, v in points]
+    bounds = [*values]
+    if threshold_gate is not None and math.isfinite(threshold_gate.threshold):
+        bounds.append(threshold_gate.threshold)
+    pad = (max(bounds) - min(bounds)) * 0.1 or 0.05
+    lo, hi = min(bounds) - pad, max(bounds) + pad
+    name = re.sub(r"[^A-Za-z0-9_]", "", metric) or "metric"
+    lines = [
+        f"#### {name.upper()} along the visited models"
+        + (f" (threshold {_number(threshold_gate.threshold)})" if threshold_gate else ""),
+        "",
+        "```mermaid",
+        "xychart-beta",
+        f'    title "{name} by model index"',
+        f'    x-axis "model index" [{", ".join(f"{chr(34)}{i}{chr(34)}" for i, _ in points)}]',
+        f'    y-axis "{name}" {_number(lo)} --> {_number(hi)}',
+        f"    line [{', '.join(_number(v) for v in values)}]",
+    ]
+    if threshold_gate is not None and math.isfinite(threshold_gate.threshold):
+        lines.append(f"    line [{', '.join([_number(threshold_gate.threshold)] * len(points))}]")
+    return [*lines, "```"]
+
+
+def _toolchain(report: Report) -> list[str]:
+    parts = [f"model-bisect {_text(report.tool_version, 40)}"]
+    parts += [f"{_text(k, 40)} {_text(v, 40)}" for k, v in sorted(report.toolchain.items())]
+    return [f"**Toolchain:** {' · '.join(parts)}"]
+
+
+def _join(blocks: Iterable[Sequence[str]]) -> str:
+    return "\n\n".join("\n".join(b) for b in blocks if b) + "\n"
+
+
+def render_markdown(
+    report: Report,
+    *,
+    marker_key: str = "nightly",
+    run_url: str | None = None,
+    limit: int = GITHUB_COMMENT_LIMIT,
+    secrets: Iterable[str] = (),
+) -> str:
+    """The sticky comment body: verdict first, then the evidence, cut to fit ``limit``.
+
+    ``secrets`` (the token) and anything shaped like a GitHub token are replaced by ``***``
+    before escaping, which would otherwise disguise them from a later search-and-replace.
+    """
+    report = _redact_report(report, secrets)
+    head = [marker(marker_key), *_verdict(report)]
+    summary = _summary(report)
+    ordered = _row_order(report)
+    with_p = _has_p(report.steps)
+    rows = {s.index: _row(s, with_p) for s in ordered}
+    table_head = ["#### Steps", "", *_table_head(with_p)]
+    optional = [_chart(report), _toolchain(report)]
+    footer = _footer(run_url)
+
+    def build(kept: int, extras: Sequence[Sequence[str]]) -> str:
+        keep = sorted(s.index for s in ordered[:kept])
+        table = [*table_head, *(rows[i] for i in keep)]
+        cut = len(ordered) - kept
+        note = (
+            [
+                f"_{cut} of {len(ordered)} rows cut to stay under {limit:,} characters;"
+                " the report JSON has them all._"
+            ]
+            if cut
+            else []
+        )
+        return _join([head, summary, table, note, *extras, footer])
+
+    full = build(len(ordered), optional)
+    if len(full) <= limit:
+        return full
+    for extras in (optional, optional[1:], []):
+        if len(build(0, extras)) > limit:
+            continue
+        lo, hi = 0, len(ordered) - 1  # the most rows that fit: length grows with rows kept
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            lo, hi = (mid, hi) if len(build(mid, extras)) <= limit else (lo, mid - 1)
+        return build(lo, extras)
+    raise UsageError(f"a limit of {limit} characters cannot hold the verdict", "render", "raise it")
+
+
+def _redact(text: str, secrets: Iterable[str]) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return _TOKEN_SHAPES.sub("***", text)
+
+
+def _redact_report(report: Report, secrets: Iterable[str]) -> Report:
+    """The same report with secrets removed from every string field, labels included."""
+    text = json.dumps(report.to_json())
+    forms = [json.dumps(s)[1:-1] for s in secrets if s]  # as they appear inside JSON strings
+    clean = _redact(text, forms)
+    return report if clean == text else Report.from_json(json.loads(clean))
+
+
+def _clean_log(text: str, secrets: Iterable[str] = ()) -> str:
+    text = _ANSI.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+    text = "".join(c for c in text if c in "\n\t" or not (ord(c) < 32 or ord(c) == 127))
+    return _redact(text, secrets)
+
+
+def _fence(text: str) -> str:
+    """A backtick fence longer than any run of backticks inside, so the log cannot close it."""
+    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
+    return "`" * max(3, longest + 1)
+
+
+def render_wiring_broke(
+    log_text: str,
+    *,
+    marker_key: str = "nightly",
+    run_url: str | None = None,
+    stage: str | None = None,
+    limit: int = GITHUB_COMMENT_LIMIT,
+    secrets: Iterable[str] = (),
+) -> str:
+    """The body for a nightly that failed before a verdict: red, with the log's tail.
+
+    ``secrets`` and GitHub token shapes in the log are replaced by ``***``.
+    """
+    secrets = tuple(secrets)
+    where = f" in stage {_code(_redact(stage, secrets), 60)}" if stage else ""
+    head = [
+        marker(marker_key),
+        f"### 🛠️ Wiring broke{where}: the nightly produced no verdict",
+        "",
+        "The check or the bisect itself failed, so the verdict previously shown here is no"
+        " longer current. Fix the failure below; the next nightly replaces this comment.",
+    ]
+    footer = _footer(run_url)
+    all_lines = _clean_log(log_text, secrets).rstrip("\n").split("\n")
+    lines = all_lines[-LOG_TAIL_LINES:]
+    budget = min(LOG_TAIL_CHARS, limit - len(_join([head, ["x" * 200], footer])) - 20)
+    tail = "\n".join(lines)
+    if len(tail) > max(budget, 0):
+        tail = tail[len(tail) - max(budget, 0) :]
+        tail = tail.split("\n", 1)[1] if "\n" in tail else tail
+    shown = tail.count("\n") + 1 if tail else 0
+    if not tail.strip():
+        log_block = ["_The error log is empty._"]
+    else:
+        fence = _fence(tail)
+        log_block = [
+            f"**Log tail** (last {shown} of {len(all_lines)} lines):",
+            "",
+            f"{fence}text",
+            tail,
+            fence,
+        ]
+    body = _join([head, log_block, footer])
+    if len(body) > limit:
+        raise UsageError(
+            f"a limit of {limit} characters cannot hold the body", "render", "raise it"
+        )
+    return body
+
+
+def print_report(report: Report, console: Console) -> None:
+    """The terminal view: verdict line, gates, and a table of the visited models."""
+    from rich.table import Table
+    from rich.text import Text
+
+    style = {
+        VerdictKind.NO_REGRESSION: "bold green",
+        VerdictKind.REGRESSION: "bold red",
+        VerdictKind.HEAD_BAD: "bold red",
+        VerdictKind.INCONCLUSIVE: "bold yellow",
+    }[report.verdict.kind]
+    title = report.verdict.kind.value.replace("_", " ")
+    console.print(Text.assemble((f"{title}: ", style), report.verdict.message))
+    gates = ", ".join(g.describe() for g in report.gates) or "none"
+    console.print(
+        Text(f"gates: {gates}; {len(report.timeline)} models, {report.evaluations} evaluated")
+    )
+    with_p = _has_p(report.steps)
+    table = Table(show_edge=False)
+    for name in ("#", "model", "status", "plcc", "srocc", "krocc", "rmse"):
+        table.add_column(name, justify="right" if name not in ("model", "status") else "left")
+    if with_p:
+        table.add_column("p-values")
+    table.add_column("reason")
+    colour = {Status.GOOD: "green", Status.BAD: "red", Status.SKIP: "yellow"}
+    for step in report.steps:
+        m = step.metrics
+        values = (
+            ["-"] * 4
+            if m is None
+            else [_number(m.value(k)) for k in ("plcc", "srocc", "krocc", "rmse")]
+        )
+        cells = [
+            Text(str(step.index)),
+            Text(step.label),
+            Text(step.status.value, style=colour[step.status]),
+            *(Text(v) for v in values),
+        ]
+        if with_p:
+            cells.append(Text(", ".join(f"{k} {v:.3g}" for k, v in sorted(step.p_values.items()))))
+        cells.append(Text(step.reason))
+        table.add_row(*cells)
+    console.print(table)

@@ -1,0 +1,323 @@
+"""The ordered list of models to bisect: from arguments, a timeline file, or git history."""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import tomllib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from .errors import InputError
+from .features import file_sha256, sidecar_path
+
+__all__ = [
+    "TimelineEntry",
+    "from_arguments",
+    "from_file",
+    "from_git",
+    "natural_key",
+    "require_two",
+]
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    """One model of the timeline.
+
+    ``sha256`` is the model file's own hash (the report shows it). ``content_sha256`` also
+    covers its external-data files and sidecar JSON, which decide its predictions as much as
+    the graph does (a retrained model often changes only ``model.onnx.data``): deduplicate and
+    key the evaluation cache on it. Both are None when the model file cannot be read.
+    """
+
+    index: int
+    label: str
+    path: Path
+    sha256: str | None
+    content_sha256: str | None = None
+
+
+def natural_key(text: str) -> tuple[tuple[int, int | str], ...]:
+    """Sort key that reads digit runs as numbers, so ``model_2`` comes before ``model_10``."""
+    parts = re.split(r"(\d+)", text)
+    return tuple((1, int(p)) if p.isdigit() else (0, p.casefold()) for p in parts if p)
+
+
+def _sorted_naturally(paths: Iterable[Path]) -> list[Path]:
+    return sorted(paths, key=lambda p: (natural_key(str(p)), str(p)))
+
+
+def _safe_locations(model: Path | bytes, folder: Path) -> list[str]:
+    """External-data locations of a model that stay inside ``folder``; [] when unparsable."""
+    from .evaluate import external_data_locations, unsafe_location_reason
+
+    try:
+        locations = external_data_locations(model)
+    except Exception:  # not a model we can parse: the evaluator will skip it and say why
+        return []
+    return [loc for loc in locations if unsafe_location_reason(loc, folder) is None]
+
+
+def _hashes(path: Path) -> tuple[str | None, str | None]:
+    """The model file's sha256 and the sha256 of the model with its companions."""
+    try:
+        own = file_sha256(path)
+    except OSError:
+        return None, None  # the evaluator will skip it with the reason
+    digest = hashlib.sha256(f"model {own}\n".encode())
+    companions = [sidecar_path(path).name, *_safe_locations(path, path.parent)]
+    for name in sorted(set(companions)):
+        try:
+            part = file_sha256(path.parent / name)
+        except OSError:
+            part = "absent"
+        digest.update(f"{name} {part}\n".encode())
+    return own, digest.hexdigest()
+
+
+def _entries(items: Sequence[tuple[Path, str]]) -> list[TimelineEntry]:
+    entries = []
+    for index, (path, label) in enumerate(items):
+        own, content = _hashes(path)
+        entries.append(TimelineEntry(index, label, path, own, content))
+    return entries
+
+
+def _expand(argument: str) -> list[Path]:
+    path = Path(argument)
+    if path.is_dir():
+        found = [p for p in path.glob("*.onnx") if p.is_file()]
+        if not found:
+            raise InputError(
+                "folder holds no *.onnx model", argument, "pass a folder of .onnx files"
+            )
+        return _sorted_naturally(found)
+    if path.exists():
+        return [path]
+    if glob.has_magic(argument):
+        matches = [Path(m) for m in glob.glob(argument)]
+        files = [m for m in matches if m.is_file()]
+        if not files:
+            raise InputError(
+                "glob matches no model file", argument, "check the pattern and the folder"
+            )
+        return _sorted_naturally(files)
+    raise InputError("model not found", argument, "pass an existing file, folder or glob")
+
+
+def from_arguments(models: Sequence[str]) -> list[TimelineEntry]:
+    """MODEL arguments in the order given; each glob or folder expands in natural order."""
+    paths = [p for argument in models for p in _expand(argument)]
+    return _entries([(p, p.name) for p in paths])
+
+
+def _parse_timeline(path: Path, text: str) -> Any:
+    if path.suffix.lower() == ".json":
+        return json.loads(text)
+    if path.suffix.lower() == ".toml":
+        return tomllib.loads(text)
+    try:
+        return json.loads(text)
+    except ValueError:
+        return tomllib.loads(text)
+
+
+def from_file(path: Path) -> list[TimelineEntry]:
+    """A TOML ``[[models]]`` / JSON ``{"models": [...]}`` manifest, oldest first; entries are
+    ``{path, label?}`` with paths relative to the manifest's folder."""
+    where = str(path)
+    example = 'list entries as [[models]] path = "model_00.onnx" (TOML) or {"models": [...]}'
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError("timeline file not found", where, "pass an existing file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(
+            f"unreadable timeline file ({exc.__class__.__name__})", where, "pass a UTF-8 file"
+        ) from None
+    try:
+        data = _parse_timeline(path, text)
+    except (ValueError, tomllib.TOMLDecodeError) as exc:
+        raise InputError(
+            f"timeline does not parse ({str(exc).splitlines()[0] if str(exc) else exc})",
+            where,
+            example,
+        ) from None
+    models = data.get("models") if isinstance(data, dict) else None
+    if not isinstance(models, list):
+        raise InputError("timeline has no list of models", where, example)
+    items: list[tuple[Path, str]] = []
+    for number, entry in enumerate(models, start=1):
+        if isinstance(entry, str):
+            entry = {"path": entry}
+        if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
+            raise InputError(f"entry {number} has no path", where, example)
+        unknown = sorted(set(entry) - {"path", "label"})
+        if unknown:
+            raise InputError(
+                f"entry {number} has unknown key {', '.join(map(repr, unknown))}",
+                where,
+                "entries take only path and label",
+            )
+        label = entry.get("label")
+        if label is not None and not isinstance(label, str):
+            raise InputError(f"entry {number} has a non-string label", where, "quote the label")
+        model = Path(entry["path"])
+        resolved = model if model.is_absolute() else path.parent / model
+        if not resolved.is_file():
+            raise InputError(
+                f"entry {number} names a missing model {entry['path']!r}",
+                where,
+                "paths are relative to the timeline file's folder",
+            )
+        items.append((resolved, label if label else model.name))
+    return _entries(items)
+
+
+def _git(args: Sequence[str], cwd: Path, where: str) -> subprocess.CompletedProcess[bytes]:
+    git = shutil.which("git")
+    if git is None:
+        raise InputError("git is not installed", where, "install git or pass the models directly")
+    try:
+        return subprocess.run(
+            [git, "--literal-pathspecs", "-c", "core.quotepath=off", *args],
+            cwd=cwd,
+            capture_output=True,
+            check=False,
+            env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},
+        )
+    except OSError as exc:
+        raise InputError(f"cannot run git ({exc})", where, "check the git installation") from None
+
+
+def _existing_ancestor(path: Path) -> Path:
+    for candidate in [path, *path.parents]:
+        if candidate.is_dir():
+            return candidate
+    return Path.cwd()
+
+
+class _History:
+    """Reads one model's versions out of a repository (blobs memoised per commit)."""
+
+    def __init__(self, root: Path, relative: str, where: str) -> None:
+        self.root = root
+        self.relative = relative
+        self.folder = PurePosixPath(relative).parent
+        self.where = where
+        self._blobs: dict[tuple[str, str], bytes | None] = {}
+
+    def blob(self, commit: str, path: str) -> bytes | None:
+        key = (commit, path)
+        if key not in self._blobs:
+            done = _git(["cat-file", "blob", f"{commit}:{path}"], self.root, self.where)
+            self._blobs[key] = done.stdout if done.returncode == 0 else None
+        return self._blobs[key]
+
+    def commits(self, rev_range: str | None, paths: Iterable[str]) -> list[list[str]]:
+        log = _git(
+            [
+                "log",
+                "--reverse",
+                "--format=%H%x00%h%x00%s",
+                *([rev_range] if rev_range else []),
+                "--",
+                *sorted(paths),
+            ],
+            self.root,
+            self.where,
+        )
+        if log.returncode != 0:
+            problem = log.stderr.decode(errors="replace").strip().splitlines()
+            raise InputError(
+                f"git log failed ({problem[0] if problem else 'no message'})",
+                self.where,
+                "check --rev-range (A..B with commits that exist)",
+            )
+        text = log.stdout.decode(errors="replace")
+        return [line.split("\0", 2) for line in text.splitlines() if line.count("\0") >= 2]
+
+    def companions(self, commit: str, scratch: Path) -> list[str]:
+        """Repository paths of the sidecar and the safe external-data files of one version."""
+        model = self.blob(commit, self.relative)
+        names = [sidecar_path(Path(self.relative)).name]
+        if model is not None:
+            names += _safe_locations(model, scratch)
+        return [(self.folder / name).as_posix() for name in dict.fromkeys(names)]
+
+
+def from_git(path: Path, rev_range: str | None, workdir: Path) -> list[TimelineEntry]:
+    """Every committed version of one model file, oldest first, each written to
+    ``workdir/<n>_<shortsha>/<name>`` with its external-data files and sidecar JSON from the
+    same commit (a model is only runnable with the weights of its own commit).
+
+    A commit that changes only a companion (new weights in ``m.onnx.data``, a new sidecar)
+    is a new version too, so the history follows the companions' paths as well.
+    """
+    where = str(path)
+    absolute = Path(os.path.abspath(path))
+    top = _git(["rev-parse", "--show-toplevel"], _existing_ancestor(absolute.parent), where)
+    if top.returncode != 0:
+        raise InputError(
+            "not inside a git repository", where, "pass --git-path a file tracked by git"
+        )
+    root = Path(top.stdout.decode().strip())
+    real = Path(os.path.realpath(absolute.parent)) / absolute.name
+    try:
+        relative = real.relative_to(os.path.realpath(root)).as_posix()
+    except ValueError:
+        raise InputError(
+            "path is outside its git repository", where, "pass a tracked file"
+        ) from None
+    if rev_range is not None and (not rev_range or rev_range.startswith("-")):
+        raise InputError(f"bad revision range {rev_range!r}", where, "pass --rev-range A..B")
+    history = _History(root, relative, where)
+    workdir.mkdir(parents=True, exist_ok=True)
+    tracked = {relative, f"{relative}.data", (history.folder / sidecar_path(real).name).as_posix()}
+    for _ in range(4):  # companions found in old versions may add commits: reach a fixed point
+        commits = history.commits(rev_range, tracked)
+        found = {p for full, _, _ in commits for p in history.companions(full, workdir)}
+        if found <= tracked:
+            break
+        tracked |= found
+    versions = [c for c in commits if history.blob(c[0], relative) is not None]
+    if not versions:
+        in_range = f" in {rev_range}" if rev_range else ""
+        raise InputError(
+            f"no commit{in_range} touches {relative}",
+            where,
+            "commit the model, or widen --rev-range",
+        )
+    width = max(2, len(str(len(versions) - 1)))
+    items: list[tuple[Path, str]] = []
+    for number, (full, short, subject) in enumerate(versions):
+        folder = workdir / f"{number:0{width}d}_{short}"
+        model = folder / real.name
+        folder.mkdir(parents=True, exist_ok=True)
+        model.write_bytes(history.blob(full, relative) or b"")
+        for companion in history.companions(full, folder):
+            data = history.blob(full, companion)
+            if data is not None:
+                target = folder / PurePosixPath(companion).relative_to(history.folder)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(data)
+        items.append((model, f"{short} {subject}".strip()))
+    return _entries(items)
+
+
+def require_two(entries: Sequence[TimelineEntry]) -> None:
+    """A bisect needs a first model to anchor the gate and at least one to compare."""
+    if len(entries) < 2:
+        raise InputError(
+            f"a timeline needs at least two models, got {len(entries)}",
+            "the model arguments",
+            "pass two or more models, a folder, a glob or a timeline file",
+        )

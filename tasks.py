@@ -1,0 +1,167 @@
+"""Invoke owns the chain: regenerate, check, bisect, publish, nightly, test.
+
+The nightly workflow runs `invoke nightly --publish`; `invoke nightly` on a laptop runs the same
+chain and prints the comment instead of posting it. Tasks call the entry points CI calls (nox
+sessions, `model-bisect`) and leave the GitHub token in the environment: it is never put on a
+command line, in a log or in the output.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import sys
+from pathlib import Path
+
+from invoke import Context, Exit, task
+
+ROOT = Path(__file__).resolve().parent
+# The interpreter running invoke has the project and its dev extra installed, so `-m nox` and
+# `-m model_bisect` work whether or not its venv is on PATH.
+PY = shlex.quote(sys.executable)
+NOX = f"{PY} -m nox --noxfile {shlex.quote(str(ROOT / 'noxfile.py'))} --reuse-venv=yes"
+MODEL_BISECT = f"{PY} -m model_bisect"
+NIGHTLY_GATE = "--min-plcc 0.85"
+VERDICTS = {2: "regression found (or the head model already fails)", 4: "inconclusive"}
+OUTPUTS = ("check.json", "check.log", "bisect.log", "result.json", "result.md", "comment.md")
+
+
+def _q(path: Path) -> str:
+    return shlex.quote(str(path))
+
+
+def _out(out: str | None) -> Path:
+    return Path(out or os.environ.get("BISECT_OUT") or ROOT / "bisect-out").resolve()
+
+
+def _fixture(fixture: str | None) -> Path:
+    chosen = fixture or os.environ.get("BISECT_FIXTURE_DIR") or ROOT / "testdata" / "bisect"
+    return Path(chosen).resolve()
+
+
+def _models(models: str | None, fixture: Path) -> Path:
+    return Path(models).resolve() if models else fixture / "models"
+
+
+def _issue(issue: str | None) -> str:
+    chosen = issue or os.environ.get("BISECT_TRACKER_ISSUE", "").strip()
+    if not chosen:
+        raise Exit("error: no tracker issue: pass --issue N or set BISECT_TRACKER_ISSUE", code=3)
+    return chosen
+
+
+def _check_cmd(fixture: Path, out: Path) -> str:
+    return f"{NOX} -s drift -- --out {_q(fixture)} --json {_q(out / 'check.json')}"
+
+
+def _bisect_cmd(fixture: Path, models: Path, out: Path) -> str:
+    return (
+        f"{MODEL_BISECT} run {_q(models)} --features {_q(fixture / 'features.parquet')} "
+        f"{NIGHTLY_GATE} --fail-on-first-bad "
+        f"--json {_q(out / 'result.json')} --markdown {_q(out / 'result.md')}"
+    )
+
+
+def _logged(c: Context, command: str, log: Path) -> int:
+    """Run with live output, keep stdout and stderr in `log`, return the exit code."""
+    result = c.run(command, warn=True, pty=False)
+    log.write_text(f"$ {command}\n{result.stdout}{result.stderr}", encoding="utf-8")
+    return int(result.exited)
+
+
+def _check_exit(code: int, log: Path) -> int:
+    """nox exits 1 whatever failed; the check's own code (1 drift, 3 bad input) is in its log."""
+    found = re.search(r"cache_builder check .* failed with exit code (\d+)", log.read_text())
+    return int(found.group(1)) if found else code
+
+
+@task
+def regenerate(c: Context) -> None:
+    """Rewrite testdata/bisect under the pinned toolchain (nox -s regenerate)."""
+    c.run(f"{NOX} -s regenerate", pty=False)
+
+
+@task(help={"fixture": "fixture folder (default: $BISECT_FIXTURE_DIR or testdata/bisect)"})
+def check(c: Context, fixture: str | None = None, out: str | None = None) -> None:
+    """Drift-check the fixture under the pinned toolchain into bisect-out/check.json."""
+    out_dir = _out(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    c.run(_check_cmd(_fixture(fixture), out_dir), pty=False)
+
+
+@task(help={"models": "timeline to bisect (default: the fixture's models/)"})
+def bisect(
+    c: Context, fixture: str | None = None, models: str | None = None, out: str | None = None
+) -> None:
+    """Bisect the fixture's timeline with the nightly gate into bisect-out/result.{json,md}."""
+    out_dir, fixture_dir = _out(out), _fixture(fixture)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    c.run(_bisect_cmd(fixture_dir, _models(models, fixture_dir), out_dir), pty=False)
+
+
+@task(help={"issue": "tracker issue (default: $BISECT_TRACKER_ISSUE)"})
+def publish(
+    c: Context, issue: str | None = None, report: str | None = None, out: str | None = None
+) -> None:
+    """Republish an existing bisect-out/result.json to the tracker issue's sticky comment."""
+    path = Path(report).resolve() if report else _out(out) / "result.json"
+    c.run(f"{MODEL_BISECT} publish --issue {shlex.quote(_issue(issue))} --report {_q(path)}")
+
+
+@task(
+    help={
+        "publish": "post the comment on the tracker issue (default: print it)",
+        "issue": "tracker issue (default: $BISECT_TRACKER_ISSUE)",
+        "fixture": "fixture folder (default: $BISECT_FIXTURE_DIR or testdata/bisect)",
+        "models": "timeline to bisect (default: the fixture's models/)",
+        "out": "output folder (default: $BISECT_OUT or bisect-out)",
+    }
+)
+def nightly(
+    c: Context,
+    publish: bool = False,
+    issue: str | None = None,
+    fixture: str | None = None,
+    models: str | None = None,
+    out: str | None = None,
+) -> None:
+    """The nightly chain: check -> bisect -> render -> publish; exits non-zero unless green."""
+    target = f"--issue {shlex.quote(_issue(issue))}" if publish else "--dry-run"
+    out_dir, fixture_dir = _out(out), _fixture(fixture)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in OUTPUTS:  # a stale result.json must never be published as tonight's
+        (out_dir / name).unlink(missing_ok=True)
+
+    check_log = out_dir / "check.log"
+    code = _check_exit(_logged(c, _check_cmd(fixture_dir, out_dir), check_log), check_log)
+    stage = "check" if code else None
+    if stage is None:
+        command = _bisect_cmd(fixture_dir, _models(models, fixture_dir), out_dir)
+        code = _logged(c, command, out_dir / "bisect.log")
+        if code not in (0, 2, 4) or not (out_dir / "result.json").is_file():
+            stage, code = "bisect", code or 1
+    else:
+        (out_dir / "bisect.log").write_text("not run: the drift check failed (see check.log)\n")
+
+    body = (
+        f"--report {_q(out_dir / 'result.json')}"
+        if stage is None
+        else f"--wiring-broke --error-log {_q(out_dir / f'{stage}.log')} --stage {stage}"
+    )
+    sent = c.run(
+        f"{MODEL_BISECT} publish {target} {body} --body-out {_q(out_dir / 'comment.md')}",
+        warn=True,
+        pty=False,
+    )
+    final = code or int(sent.exited)
+    if final:
+        why = f"wiring broke ({stage})" if stage else VERDICTS.get(code, "publish failed")
+        raise Exit(f"nightly: {why}; logs and comment body in {out_dir}", code=final)
+
+
+@task
+def test(c: Context) -> None:
+    """Run the test suite; arguments after `--` go to pytest (invoke test -- -m 'not slow')."""
+    with c.cd(ROOT):
+        c.run(f"{PY} -m pytest {c.remainder}", pty=False)

@@ -1,0 +1,359 @@
+"""`model-bisect run` end to end: real ONNX Runtime on real parquet, through the CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from model_bisect.cli import main
+from tests.conftest import FIXTURE_DIR
+from tests.modelkit import bad_weights, features_parquet, linear_model, timeline_dir
+
+GATE = ("--min-plcc", "0.85")
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, str, str]:
+    code = main(["run", *map(str, args)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def report(path: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> tuple[Path, list[float]]:
+    path, weights = features_parquet(tmp_path / "features.parquet", rows=400, seed=3)
+    return path, [float(w) for w in weights]
+
+
+def make_timeline(folder: Path, weights: list[float], n: int, first_bad: int | None) -> Path:
+    timeline_dir(folder, n, first_bad, weights=weights, seed=n)
+    return folder
+
+
+def test_committed_fixture_has_no_regression_in_two_evaluations(tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "model_bisect", "run", str(FIXTURE_DIR / "models")]
+        + ["--features", str(FIXTURE_DIR / "features.parquet"), *GATE, "--json", str(out)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    body = report(out)
+    assert body["verdict"]["kind"] == "no_regression"
+    assert body["evaluations"] <= 2
+    assert [m["label"] for m in body["timeline"]] == [f"model_{i:02d}" for i in range(8)]
+
+
+def test_fixture_with_models_5_to_7_randomised_reports_regression_at_5(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    models = tmp_path / "models"
+    shutil.copytree(FIXTURE_DIR / "models", models)
+    for i in range(5, 8):
+        linear_model(models / f"model_{i:02d}.onnx", bad_weights(6, seed=100 + i))
+    out = tmp_path / "r.json"
+    features = FIXTURE_DIR / "features.parquet"
+    code, _, _ = run_cli(
+        capsys, models, "--features", features, *GATE, "--json", out, "--fail-on-first-bad"
+    )
+    assert code == 2
+    verdict = report(out)["verdict"]
+    assert (verdict["kind"], verdict["first_bad_index"], verdict["last_good_index"]) == (
+        "regression",
+        5,
+        4,
+    )
+    code, _, _ = run_cli(capsys, models, "--features", features, *GATE, "--no-cache")
+    assert code == 0  # a localised regression is a finding, an error only when asked
+
+
+@pytest.mark.parametrize(("n", "first_bad"), [(2, 1), (3, 2), (8, 1), (8, 6), (17, 9), (33, 32)])
+def test_bad_from_k_is_found_within_the_log2_bound(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    data: tuple[Path, list[float]],
+    n: int,
+    first_bad: int,
+) -> None:
+    features, weights = data
+    folder = make_timeline(tmp_path / "m", weights, n, first_bad)
+    out = tmp_path / "r.json"
+    code, _, _ = run_cli(
+        capsys, folder, "--features", features, *GATE, "--json", out, "--fail-on-first-bad"
+    )
+    body = report(out)
+    assert code == 2
+    assert body["verdict"]["first_bad_index"] == first_bad
+    assert body["evaluations"] <= math.ceil(math.log2(n)) + 2
+    statuses = {s["index"]: s["status"] for s in body["steps"]}
+    assert statuses[first_bad] == "bad"
+    assert statuses.get(first_bad - 1) == "good"
+
+
+def test_timeline_without_bad_model_reports_no_regression(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], data: tuple[Path, list[float]]
+) -> None:
+    features, weights = data
+    folder = make_timeline(tmp_path / "m", weights, 6, None)
+    out = tmp_path / "r.json"
+    code, stdout, _ = run_cli(capsys, folder, "--features", features, *GATE, "--json", out)
+    assert code == 0
+    assert report(out)["verdict"]["kind"] == "no_regression"
+    assert "no regression" in stdout.lower()
+
+
+def test_failing_head_model_exits_2_as_head_bad(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], data: tuple[Path, list[float]]
+) -> None:
+    features, weights = data
+    folder = make_timeline(tmp_path / "m", weights, 5, 0)
+    out = tmp_path / "r.json"
+    code, _, _ = run_cli(capsys, folder, "--features", features, *GATE, "--json", out)
+    assert code == 2
+    assert report(out)["verdict"]["kind"] == "head_bad"
+
+
+def test_rmse_gate_alone_localises_a_scale_regression(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], data: tuple[Path, list[float]]
+) -> None:
+    # Models 3.. predict twice the target: perfectly correlated, so only RMSE can catch them.
+    features, weights = data
+    folder = tmp_path / "m"
+    for i in range(6):
+        scale = 1.0 if i < 3 else 2.0
+        linear_model(folder / f"model_{i}.onnx", [w * scale for w in weights])
+    out = tmp_path / "r.json"
+    code, _, _ = run_cli(capsys, folder, "--features", features, *GATE, "--json", out)
+    assert report(out)["verdict"]["kind"] == "no_regression"
+    code, _, _ = run_cli(capsys, folder, "--features", features, "--max-rmse", "0.2", "--json", out)
+    assert report(out)["verdict"]["first_bad_index"] == 3
+    assert code == 0
+
+
+def test_combined_gates_require_every_gate_to_hold(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], data: tuple[Path, list[float]]
+) -> None:
+    features, weights = data
+    folder = tmp_path / "m"
+    for i in range(4):
+        linear_model(folder / f"model_{i}.onnx", weights, bias=0.0 if i < 2 else 5.0)
+    out = tmp_path / "r.json"
+    code, _, _ = run_cli(
+        capsys, folder, "--features", features, *GATE, "--max-rmse", "0.5", "--json", out
+    )
+    body = report(out)
+    assert body["verdict"]["first_bad_index"] == 2
+    bad = next(s for s in body["steps"] if s["index"] == 2)
+    assert "rmse" in bad["reason"]
+    assert "plcc" not in bad["reason"]
+
+
+def test_max_drop_is_measured_from_the_first_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], data: tuple[Path, list[float]]
+) -> None:
+    # A slow slide: each step loses a little against its neighbour, the anchor catches it.
+    import numpy as np
+
+    features, weights = data
+    folder = tmp_path / "m"
+    rng = np.random.default_rng(7)
+    noise = rng.normal(size=len(weights))
+    for i in range(9):
+        linear_model(folder / f"model_{i}.onnx", list(np.asarray(weights) + 0.35 * i * noise))
+    out = tmp_path / "r.json"
+    code, _, _ = run_cli(
+        capsys, folder, "--features", features, "--max-drop", "plcc=0.05", "--scan", "--json", out
+    )
+    body = report(out)
+    plcc = {s["index"]: s["metrics"]["plcc"] for s in body["steps"]}
+    expected = next(i for i in range(9) if plcc[0] - plcc[i] > 0.05)
+    assert body["verdict"]["first_bad_index"] == expected
+    assert all(plcc[i] - plcc[i + 1] < 0.05 for i in range(expected - 1))
+
+
+def test_scan_names_a_good_model_that_follows_a_bad_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], data: tuple[Path, list[float]]
+) -> None:
+    features, weights = data
+    folder = tmp_path / "m"
+    pattern = ["good", "good", "bad", "good", "bad"]
+    for i, kind in enumerate(pattern):
+        w = weights if kind == "good" else bad_weights(len(weights), seed=i)
+        linear_model(folder / f"model_{i}.onnx", w)
+    out = tmp_path / "r.json"
+    run_cli(capsys, folder, "--features", features, *GATE, "--scan", "--json", out)
+    body = report(out)
+    assert body["evaluations"] == 5
+    assert body["scan"] == {"monotone": False, "violations": [3]}
+    assert [s["status"] for s in body["steps"]] == pattern
+
+
+def test_two_jobs_give_the_same_verdict_as_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], data: tuple[Path, list[float]]
+) -> None:
+    features, weights = data
+    folder = make_timeline(tmp_path / "m", weights, 21, 13)
+    verdicts = []
+    for jobs in ("1", "2"):
+        out = tmp_path / f"r{jobs}.json"
+        run_cli(capsys, folder, "--features", features, *GATE, "--jobs", jobs, "--json", out)
+        verdicts.append(report(out)["verdict"])
+    assert verdicts[0] == verdicts[1]
+    assert verdicts[0]["first_bad_index"] == 13
+
+
+def test_rerun_with_unchanged_inputs_evaluates_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], data: tuple[Path, list[float]]
+) -> None:
+    features, weights = data
+    folder = make_timeline(tmp_path / "m", weights, 9, 4)
+    cache = tmp_path / "cache"
+    runs = []
+    for name in ("cold", "warm"):
+        out = tmp_path / f"{name}.json"
+        run_cli(capsys, folder, "--features", features, *GATE, "--cache-dir", cache, "--json", out)
+        runs.append(report(out))
+    assert runs[0]["evaluations"] > 0
+    assert runs[1]["evaluations"] == 0
+    assert runs[1]["verdict"] == runs[0]["verdict"]
+    assert all(s["cached"] for s in runs[1]["steps"])
+
+
+def test_duplicate_models_are_evaluated_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], data: tuple[Path, list[float]]
+) -> None:
+    features, weights = data
+    folder = tmp_path / "m"
+    linear_model(folder / "a_0.onnx", weights)
+    for i in range(1, 4):
+        shutil.copy(folder / "a_0.onnx", folder / f"a_{i}.onnx")
+    out = tmp_path / "r.json"
+    run_cli(capsys, folder, "--features", features, *GATE, "--scan", "--no-cache", "--json", out)
+    assert report(out)["evaluations"] == 1
+
+
+def test_skipped_models_at_the_boundary_give_inconclusive_exit_4(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], data: tuple[Path, list[float]]
+) -> None:
+    features, weights = data
+    folder = make_timeline(tmp_path / "m", weights, 8, 5)
+    (folder / "model_04.onnx").write_bytes(b"not an onnx model")
+    out = tmp_path / "r.json"
+    code, _, _ = run_cli(capsys, folder, "--features", features, *GATE, "--json", out)
+    verdict = report(out)["verdict"]
+    assert code == 4
+    assert verdict["kind"] == "inconclusive"
+    assert verdict["candidates"] == [4, 5]
+
+
+def test_timeline_file_orders_and_labels_models(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], data: tuple[Path, list[float]]
+) -> None:
+    features, weights = data
+    folder = tmp_path / "m"
+    linear_model(folder / "late.onnx", bad_weights(len(weights), seed=1))
+    linear_model(folder / "early.onnx", weights)
+    timeline = tmp_path / "timeline.toml"
+    timeline.write_text(
+        '[[models]]\npath = "m/early.onnx"\nlabel = "v1.0"\n\n'
+        '[[models]]\npath = "m/late.onnx"\nlabel = "v2.0"\n'
+    )
+    out = tmp_path / "r.json"
+    run_cli(capsys, "--timeline", timeline, "--features", features, *GATE, "--json", out)
+    body = report(out)
+    assert [m["label"] for m in body["timeline"]] == ["v1.0", "v2.0"]
+    assert body["verdict"]["first_bad_index"] == 1
+
+
+def _error_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error: ")
+    assert "Traceback" not in err
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("case", "needle"),
+    [
+        ("missing_features", "features.parquet"),
+        ("corrupt_features", "parquet"),
+        ("no_target", "mos"),
+        ("no_gate", "gate"),
+        ("unknown_drop_metric", "--max-drop"),
+        ("one_model", "two"),
+        ("empty_glob", "nothing*.onnx"),
+        ("bad_timeline", "timeline.toml"),
+        ("missing_in_timeline", "ghost.onnx"),
+        ("git_outside_repo", "git"),
+        ("unknown_flag", "--frobnicate"),
+    ],
+)
+def test_bad_input_gets_one_line_and_exit_3(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    data: tuple[Path, list[float]],
+    case: str,
+    needle: str,
+) -> None:
+    features, weights = data
+    folder = make_timeline(tmp_path / "m", weights, 3, None)
+    args: list[str | Path] = [folder, "--features", features, *GATE]
+    if case == "missing_features":
+        args = [folder, "--features", tmp_path / "features.parquet.gone", *GATE]
+        needle = "features.parquet.gone"
+    elif case == "corrupt_features":
+        bad = tmp_path / "corrupt.parquet"
+        bad.write_bytes(b"PAR1 this is not parquet")
+        args = [folder, "--features", bad, *GATE]
+    elif case == "no_target":
+        args = [*args, "--target", "dmos_missing"]
+        needle = "dmos_missing"
+    elif case == "no_gate":
+        args = [folder, "--features", features]
+    elif case == "unknown_drop_metric":
+        args = [folder, "--features", features, "--max-drop", "vmaf=0.1"]
+    elif case == "one_model":
+        args = [folder / "model_00.onnx", "--features", features, *GATE]
+    elif case == "empty_glob":
+        args = [str(tmp_path / "nothing*.onnx"), "--features", features, *GATE]
+    elif case == "bad_timeline":
+        timeline = tmp_path / "timeline.toml"
+        timeline.write_text("[[models]\npath = ")
+        args = ["--timeline", timeline, "--features", features, *GATE]
+    elif case == "missing_in_timeline":
+        timeline = tmp_path / "timeline.json"
+        timeline.write_text(json.dumps({"models": [{"path": "ghost.onnx"}, {"path": "m/x.onnx"}]}))
+        args = ["--timeline", timeline, "--features", features, *GATE]
+    elif case == "git_outside_repo":
+        args = ["--git-path", folder / "model_00.onnx", "--features", features, *GATE]
+    elif case == "unknown_flag":
+        args = [*args, "--frobnicate"]
+    code, _, err = run_cli(capsys, *args)
+    assert code == 3
+    assert needle in _error_line(err)
+
+
+def test_help_does_not_import_the_heavy_libraries() -> None:
+    probe = (
+        "import sys, model_bisect.cli as c; c.build_parser(); "
+        "print(sorted(m for m in ('numpy', 'onnxruntime', 'onnx', 'pyarrow', 'scipy', 'ghapi') "
+        "if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"

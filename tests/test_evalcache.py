@@ -1,0 +1,143 @@
+"""The on-disk evaluation cache: round trips, keys that change with every part, corruption."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from model_bisect.errors import InputError
+from model_bisect.evalcache import EvalCache
+
+PARTS: dict[str, Any] = {
+    "model_sha256": "a" * 64,
+    "features_sha256": "b" * 64,
+    "columns": ["adm2", "motion2"],
+    "target": "mos",
+    "mapping": "none",
+    "tool_version": "0.1.0",
+}
+
+
+def test_round_trip_keeps_record_and_predictions(tmp_path: Path) -> None:
+    cache = EvalCache(tmp_path / "c")
+    key = EvalCache.key(**PARTS)
+    predictions = np.array([1.5, -2.0, 3.25])
+    record = {"ok": True, "reason": "", "seconds": 0.5, "metrics": {"plcc": 0.9}}
+    cache.put(key, record, predictions)
+    hit = cache.get(key)
+    assert hit is not None
+    assert hit[0] == record
+    assert hit[1] is not None
+    np.testing.assert_array_equal(hit[1], predictions)
+    assert hit[1].dtype == np.float64
+
+
+def test_record_without_predictions_round_trips(tmp_path: Path) -> None:
+    cache = EvalCache(tmp_path)
+    key = EvalCache.key(**PARTS)
+    cache.put(key, {"ok": False, "reason": "invalid ONNX"})
+    assert cache.get(key) == ({"ok": False, "reason": "invalid ONNX"}, None)
+
+
+def test_overwriting_without_predictions_drops_the_old_ones(tmp_path: Path) -> None:
+    cache = EvalCache(tmp_path)
+    key = EvalCache.key(**PARTS)
+    cache.put(key, {"n": 1}, np.zeros(4))
+    cache.put(key, {"n": 2})
+    assert cache.get(key) == ({"n": 2}, None)
+
+
+def test_unknown_key_is_a_miss(tmp_path: Path) -> None:
+    assert EvalCache(tmp_path / "never-created").get(EvalCache.key(**PARTS)) is None
+
+
+def test_writes_leave_no_temporary_files(tmp_path: Path) -> None:
+    cache = EvalCache(tmp_path)
+    key = EvalCache.key(**PARTS)
+    cache.put(key, {"ok": True}, np.ones(3))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"{key}.json", f"{key}.npy"]
+
+
+@pytest.mark.parametrize(
+    ("part", "other"),
+    [
+        ("model_sha256", "c" * 64),
+        ("features_sha256", "d" * 64),
+        ("columns", ["motion2", "adm2"]),
+        ("target", "dmos"),
+        ("mapping", "logistic"),
+        ("tool_version", "0.2.0"),
+    ],
+)
+def test_key_changes_with_each_part(part: str, other: object) -> None:
+    assert EvalCache.key(**{**PARTS, part: other}) != EvalCache.key(**PARTS)
+
+
+def test_key_ignores_argument_order_and_tuple_vs_list() -> None:
+    reordered = dict(reversed(list(PARTS.items())))
+    reordered["columns"] = tuple(PARTS["columns"])
+    assert EvalCache.key(**reordered) == EvalCache.key(**PARTS)
+    assert len(EvalCache.key(**PARTS)) == 64
+
+
+def test_key_accepts_paths() -> None:
+    assert EvalCache.key(path=Path("a/b")) == EvalCache.key(path="a/b")
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["truncate_json", "garble_npy", "delete_npy", "swap_npy", "wrong_layout"],
+)
+def test_corrupt_entry_is_a_miss_and_is_removed(tmp_path: Path, damage: str) -> None:
+    cache = EvalCache(tmp_path)
+    key = EvalCache.key(**PARTS)
+    cache.put(key, {"ok": True}, np.arange(5, dtype=np.float64))
+    meta, npy = tmp_path / f"{key}.json", tmp_path / f"{key}.npy"
+    if damage == "truncate_json":
+        meta.write_text(meta.read_text()[:10])
+    elif damage == "garble_npy":
+        npy.write_bytes(b"\x93NUMPY garbage")
+    elif damage == "delete_npy":
+        npy.unlink()
+    elif damage == "swap_npy":  # a well-formed array that is not the one recorded
+        np.save(npy, np.arange(5, dtype=np.float64) + 1)
+    else:
+        meta.write_text('{"format": 1, "record": [], "rows": null}')
+    assert cache.get(key) is None
+    assert not meta.exists()
+    assert not npy.exists()
+
+
+def test_default_folder_prefers_the_override(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("MODEL_BISECT_CACHE_DIR", str(tmp_path / "override"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert EvalCache.default_folder() == tmp_path / "override"
+
+
+def test_default_folder_uses_xdg_cache_home(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("MODEL_BISECT_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert EvalCache.default_folder() == tmp_path / "xdg" / "model-bisect"
+
+
+def test_default_folder_falls_back_to_home_cache(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("MODEL_BISECT_CACHE_DIR")
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert EvalCache.default_folder() == tmp_path / ".cache" / "model-bisect"
+
+
+def test_unwritable_cache_folder_is_an_input_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(InputError, match="cannot write the evaluation cache"):
+        EvalCache(blocker / "cache").put(EvalCache.key(**PARTS), {"ok": True})

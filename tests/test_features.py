@@ -1,0 +1,223 @@
+"""The feature cache: only the needed columns, float32, bad rows dropped, one-line errors."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from model_bisect.errors import InputError
+from model_bisect.features import (
+    CANONICAL_FEATURES,
+    TARGET_COLUMN,
+    columns_for,
+    load_features,
+    needed_columns,
+)
+from tests.modelkit import features_parquet, sidecar_json
+
+
+def _write(path: Path, columns: dict[str, object]) -> Path:
+    pq.write_table(pa.table(columns), path)
+    return path
+
+
+def _one_line(exc: pytest.ExceptionInfo[InputError]) -> str:
+    text = str(exc.value)
+    assert "\n" not in text
+    return text
+
+
+def test_loads_requested_columns_as_float32_in_the_order_asked(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path / "f.parquet",
+        {"a": [1.0, 2.0, 3.0], "b": [10, 20, 30], "mos": [4.0, 3.0, 2.0]},
+    )
+    table = load_features(path, ["b", "a"])
+    assert table.names == ("b", "a")
+    assert table.matrix.dtype == np.float32
+    assert table.matrix.flags.c_contiguous
+    np.testing.assert_array_equal(table.matrix, [[10, 1], [20, 2], [30, 3]])
+    assert table.target.dtype == np.float64
+    np.testing.assert_array_equal(table.target, [4.0, 3.0, 2.0])
+    assert table.target_name == TARGET_COLUMN
+    assert table.dropped_rows == 0
+    assert table.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_an_unrequested_string_column_does_not_stop_loading(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path / "f.parquet",
+        {"clip": ["x", "y"], "adm2": [0.9, 0.8], "mos": [4.0, 3.5]},
+    )
+    table = load_features(path, ["adm2"])
+    np.testing.assert_allclose(table.matrix[:, 0], [0.9, 0.8], rtol=1e-6)
+
+
+def test_rows_with_any_missing_or_non_finite_needed_value_are_dropped_and_counted(
+    tmp_path: Path,
+) -> None:
+    path = _write(
+        tmp_path / "f.parquet",
+        {
+            "a": [1.0, float("nan"), 3.0, 4.0, 5.0, 6.0],
+            "b": [1.0, 2.0, float("inf"), 4.0, None, 1e300],  # 1e300 overflows float32
+            "ignored": [float("nan")] * 6,
+            "mos": [1.0, 2.0, 3.0, None, 5.0, 6.0],
+        },
+    )
+    table = load_features(path, ["a", "b"])
+    assert table.dropped_rows == 5
+    np.testing.assert_array_equal(table.matrix, [[1.0, 1.0]])
+    np.testing.assert_array_equal(table.target, [1.0])
+
+
+def test_target_name_can_be_changed(tmp_path: Path) -> None:
+    path = _write(tmp_path / "f.parquet", {"a": [1.0, 2.0], "dmos": [70.0, 60.0]})
+    table = load_features(path, ["a"], target="dmos")
+    assert table.target_name == "dmos"
+    np.testing.assert_array_equal(table.target, [70.0, 60.0])
+
+
+def test_columns_returns_each_order_once_and_shares_it_between_threads(tmp_path: Path) -> None:
+    path, _ = features_parquet(tmp_path / "f.parquet", rows=64)
+    table = load_features(path, CANONICAL_FEATURES)
+    assert table.columns(CANONICAL_FEATURES) is table.matrix
+    wanted = ("motion2", "adm2")
+    results: list[np.ndarray] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(table.columns(wanted))) for _ in "1234"
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(r is results[0] for r in results)
+    np.testing.assert_array_equal(results[0], table.matrix[:, [5, 0]])
+    assert results[0].flags.c_contiguous
+
+
+def test_columns_names_an_unloaded_column(tmp_path: Path) -> None:
+    path, _ = features_parquet(tmp_path / "f.parquet", rows=8)
+    table = load_features(path, CANONICAL_FEATURES)
+    with pytest.raises(InputError, match="'vmaf_extra'"):
+        table.columns(["adm2", "vmaf_extra"])
+
+
+def test_skip_missing_leaves_absent_columns_out(tmp_path: Path) -> None:
+    path = _write(tmp_path / "f.parquet", {"a": [1.0], "mos": [2.0]})
+    assert load_features(path, ["a", "zz"], skip_missing=True).names == ("a",)
+
+
+# --- every InputError is one line naming the file, the problem and the fix -----------------
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    path = tmp_path / "nope.parquet"
+    with pytest.raises(InputError) as exc:
+        load_features(path, ["a"])
+    assert _one_line(exc) == f"features file not found in {path}: pass an existing parquet file"
+
+
+def test_not_parquet(tmp_path: Path) -> None:
+    path = tmp_path / "f.parquet"
+    path.write_text("adm2,mos\n0.9,4\n", encoding="utf-8")
+    with pytest.raises(InputError) as exc:
+        load_features(path, ["adm2"])
+    assert _one_line(exc).startswith("not a readable parquet file (")
+    assert str(path) in str(exc.value)
+
+
+def test_truncated_parquet_is_reported_as_unreadable(tmp_path: Path) -> None:
+    good, _ = features_parquet(tmp_path / "good.parquet", rows=32)
+    path = tmp_path / "cut.parquet"
+    path.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(InputError) as exc:
+        load_features(path, CANONICAL_FEATURES)
+    assert str(path) in _one_line(exc)
+
+
+def test_missing_columns_are_named_with_what_is_available(tmp_path: Path) -> None:
+    path = _write(tmp_path / "f.parquet", {"adm2": [1.0], "mos": [3.0]})
+    with pytest.raises(InputError) as exc:
+        load_features(path, ["adm2", "motion2", "vif_scale0"])
+    text = _one_line(exc)
+    assert text.startswith(f"missing feature columns motion2, vif_scale0 in {path}: ")
+    assert "the file has adm2, mos" in text
+
+
+def test_no_target_column(tmp_path: Path) -> None:
+    path = _write(tmp_path / "f.parquet", {"adm2": [1.0], "dmos": [3.0]})
+    with pytest.raises(InputError) as exc:
+        load_features(path, ["adm2"])
+    assert (
+        _one_line(exc) == f"no target column 'mos' in {path}: pass --target with one of: adm2, dmos"
+    )
+
+
+def test_non_numeric_needed_column(tmp_path: Path) -> None:
+    path = _write(tmp_path / "f.parquet", {"adm2": ["0.9"], "mos": [3.0]})
+    with pytest.raises(InputError) as exc:
+        load_features(path, ["adm2"])
+    assert _one_line(exc).startswith(f"column 'adm2' is string, not numeric in {path}: ")
+
+
+def test_zero_usable_rows(tmp_path: Path) -> None:
+    path = _write(tmp_path / "f.parquet", {"adm2": [1.0, 2.0], "mos": [None, float("nan")]})
+    with pytest.raises(InputError) as exc:
+        load_features(path, ["adm2"])
+    assert _one_line(exc).startswith("no usable rows (2 rows, all with a missing")
+
+
+# --- sidecar JSON ---------------------------------------------------------------------------
+
+
+def test_no_sidecar_means_the_canonical_features(tmp_path: Path) -> None:
+    assert columns_for(tmp_path / "m.onnx") == CANONICAL_FEATURES
+
+
+def test_sidecar_features_list_is_used_in_its_order(tmp_path: Path) -> None:
+    model = tmp_path / "m.onnx"
+    sidecar_json(model, ["motion2", "adm2"])
+    assert columns_for(model) == ("motion2", "adm2")
+
+
+def test_sidecar_without_a_features_key_falls_back_to_canonical(tmp_path: Path) -> None:
+    model = tmp_path / "m.onnx"
+    (tmp_path / "m.json").write_text(json.dumps({"version": 3}), encoding="utf-8")
+    assert columns_for(model) == CANONICAL_FEATURES
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("{not json", "not valid JSON"),
+        ("[1, 2]", "not a JSON object"),
+        ('{"features": "adm2"}', "not a non-empty list"),
+        ('{"features": []}', "not a non-empty list"),
+        ('{"features": ["adm2", 3]}', "non-string"),
+        ('{"features": ["adm2", "adm2"]}', "repeats 'adm2'"),
+    ],
+)
+def test_malformed_sidecar_is_an_input_error(tmp_path: Path, text: str, problem: str) -> None:
+    sidecar = tmp_path / "m.json"
+    sidecar.write_text(text, encoding="utf-8")
+    with pytest.raises(InputError) as exc:
+        columns_for(tmp_path / "m.onnx")
+    assert problem in _one_line(exc)
+    assert str(sidecar) in str(exc.value)
+
+
+def test_needed_columns_is_the_union_in_first_seen_order(tmp_path: Path) -> None:
+    plain = tmp_path / "a.onnx"
+    custom = tmp_path / "b.onnx"
+    broken = tmp_path / "c.onnx"
+    sidecar_json(custom, ["ssim", "adm2"])
+    sidecar_json(broken, "not a list")
+    assert needed_columns([custom, plain, broken]) == ("ssim", "adm2", *CANONICAL_FEATURES[1:])

@@ -1,0 +1,379 @@
+"""Publishing the sticky comment through ghapi, against the loopback fake GitHub API."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from model_bisect import cli
+from model_bisect.errors import PublishError, UsageError
+from model_bisect.publish import MAX_WAIT, PublishResult, publish_comment, resolve_token
+from model_bisect.render import render_markdown
+from model_bisect.report import dumps
+from tests.fake_github import FakeGitHub
+from tests.test_render import make_report
+
+REPO, ISSUE = "acme/models", 1
+TOKEN = "ghp_fake_token_for_tests"
+MARK = "<!-- model-bisect:nightly -->"
+LIST = f"/repos/{REPO}/issues/{ISSUE}/comments"
+
+
+@pytest.fixture
+def github() -> Iterator[FakeGitHub]:
+    """A fresh fake GitHub per test (the shared `fake_github` fixture, under a local name)."""
+    with FakeGitHub() as fake:
+        yield fake
+
+
+def publish(gh: FakeGitHub, body: str, **kwargs: Any) -> PublishResult:
+    options: dict[str, Any] = {"repo": REPO, "issue": ISSUE, "token": TOKEN, "api_url": gh.url}
+    return publish_comment(body, **{**options, **kwargs})
+
+
+def sticky(text: str) -> str:
+    return f"{MARK}\n{text}\n"
+
+
+def cli_env(gh: FakeGitHub | None, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GH_", "GITHUB_"))}
+    if gh is not None:
+        env.update(GH_TOKEN=gh.token, GITHUB_REPOSITORY=REPO, GITHUB_API_URL=gh.url)
+    env.update(extra)
+    return env
+
+
+def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "model_bisect", "publish", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_first_publish_creates_exactly_one_comment(github: FakeGitHub) -> None:
+    result = publish(github, sticky("green"))
+    comments = github.comments(REPO, ISSUE)
+    assert [c["body"] for c in comments] == [sticky("green")]
+    assert result.action == "created"
+    assert result.comment_id == comments[0]["id"]
+    assert comments[0]["user"]["login"] == "nightly-bot"
+    assert github.count("POST") == 1
+
+
+def test_second_publish_edits_the_same_comment(github: FakeGitHub) -> None:
+    first = publish(github, sticky("green"))
+    second = publish(github, sticky("red"))
+    comments = github.comments(REPO, ISSUE)
+    assert [c["body"] for c in comments] == [sticky("red")]
+    assert second.action == "updated"
+    assert second.comment_id == first.comment_id
+    assert github.count("POST") == 1
+    assert github.count("PATCH") == 1
+
+
+def test_unchanged_body_sends_no_edit(github: FakeGitHub) -> None:
+    publish(github, sticky("green"))
+    result = publish(github, sticky("green"))
+    assert result.action == "unchanged"
+    assert github.count("PATCH") == 0
+    assert github.count("POST") == 1
+
+
+def test_marker_comment_of_another_user_is_left_alone(github: FakeGitHub) -> None:
+    theirs = github.seed_comment(REPO, ISSUE, sticky("pasted by a human"), "alice")
+    result = publish(github, sticky("green"))
+    comments = {c["id"]: c for c in github.comments(REPO, ISSUE)}
+    assert comments[theirs]["body"] == sticky("pasted by a human")
+    assert result.action == "created"
+    assert comments[result.comment_id]["user"]["login"] == "nightly-bot"
+    assert github.count("DELETE") == 0
+
+
+def test_other_marker_keys_are_separate_comments(github: FakeGitHub) -> None:
+    publish(github, sticky("nightly"))
+    gpu = publish(github, "<!-- model-bisect:gpu -->\ngpu\n", marker_key="gpu")
+    assert gpu.action == "created"
+    assert len(github.comments(REPO, ISSUE)) == 2
+
+
+def test_sticky_comment_on_page_three_is_found(github: FakeGitHub) -> None:
+    for i in range(230):
+        github.seed_comment(REPO, ISSUE, f"chatter {i}", "alice")
+    ours = github.seed_comment(REPO, ISSUE, sticky("old"), "nightly-bot")
+    for i in range(30):
+        github.seed_comment(REPO, ISSUE, f"more chatter {i}", "bob")
+    result = publish(github, sticky("new"))
+    assert result.comment_id == ours
+    assert result.action == "updated"
+    assert github.count("GET", LIST) == 3  # 261 comments at 100 per page
+    assert github.count("POST") == 0
+
+
+def test_duplicates_are_reduced_to_the_newest(github: FakeGitHub) -> None:
+    older = [github.seed_comment(REPO, ISSUE, sticky(f"race {i}"), "nightly-bot") for i in range(3)]
+    newest = github.seed_comment(REPO, ISSUE, sticky("race 3"), "nightly-bot")
+    result = publish(github, sticky("settled"))
+    assert result.comment_id == newest
+    assert sorted(result.deleted) == older
+    ours = [c for c in github.comments(REPO, ISSUE) if c["body"].startswith(MARK)]
+    assert [(c["id"], c["body"]) for c in ours] == [(newest, sticky("settled"))]
+
+
+def test_actions_token_publishes_as_github_actions_bot() -> None:
+    with FakeGitHub(integration=True) as gh:
+        gh.seed_comment(REPO, ISSUE, sticky("someone else's bot"), "nightly-bot")
+        created = publish(gh, sticky("green"))
+        again = publish(gh, sticky("red"))
+        ours = [c for c in gh.comments(REPO, ISSUE) if c["user"]["login"] == "github-actions[bot]"]
+    assert created.action == "created"
+    assert again.action == "updated"
+    assert [c["body"] for c in ours] == [sticky("red")]
+
+
+def test_author_overrides_the_identity_without_asking_user(github: FakeGitHub) -> None:
+    mine = github.seed_comment(REPO, ISSUE, sticky("old"), "release-bot")
+    result = publish(github, sticky("new"), author="release-bot")
+    assert result.comment_id == mine
+    assert github.count("GET", "/user") == 0
+
+
+def test_transient_500_then_success_publishes_exactly_once(github: FakeGitHub) -> None:
+    github.fail_next(500, method="POST")
+    waits: list[float] = []
+    result = publish(github, sticky("green"), sleep=waits.append)
+    assert result.action == "created"
+    assert len(github.comments(REPO, ISSUE)) == 1
+    assert github.count("POST") == 2
+    assert waits == [1.0]
+
+
+def test_persistent_5xx_gives_up_after_bounded_backoff(github: FakeGitHub) -> None:
+    github.fail_next(502, times=10)
+    waits: list[float] = []
+    with pytest.raises(PublishError, match=r"^502 from .* after 5 attempts"):
+        publish(github, sticky("green"), sleep=waits.append)
+    assert waits == [1.0, 2.0, 4.0, 8.0]
+
+
+def test_rate_limit_retry_after_is_waited_out(github: FakeGitHub) -> None:
+    github.fail_next(
+        403,
+        headers={"Retry-After": "7"},
+        body=json.dumps({"message": "You have exceeded a secondary rate limit."}),
+        method="POST",
+    )
+    waits: list[float] = []
+    result = publish(github, sticky("green"), sleep=waits.append)
+    assert waits == [7.0]
+    assert result.action == "created"
+    assert len(github.comments(REPO, ISSUE)) == 1
+
+
+def test_exhausted_primary_rate_limit_waits_until_reset_capped(github: FakeGitHub) -> None:
+    reset = str(int(time.time()) + 3600)
+    headers = {"x-ratelimit-remaining": "0", "x-ratelimit-reset": reset}
+    github.fail_next(403, headers=headers, body='{"message": "API rate limit exceeded"}')
+    waits: list[float] = []
+    publish(github, sticky("green"), sleep=waits.append)
+    assert waits == [MAX_WAIT]
+
+
+def test_forbidden_names_the_missing_permission(github: FakeGitHub) -> None:
+    github.fail_next(
+        403, body='{"message": "Resource not accessible by integration"}', method="POST"
+    )
+    with pytest.raises(PublishError) as caught:
+        publish(github, sticky("green"), sleep=lambda _: None)
+    message = str(caught.value)
+    assert message.startswith("403 Forbidden")
+    assert "lacks `issues: write` on acme/models" in message
+
+
+def test_unknown_issue_is_a_404_naming_issue_and_repo(github: FakeGitHub) -> None:
+    with pytest.raises(PublishError, match=r"^404: issue 9 not found in acme/models"):
+        publish(github, sticky("green"), issue=9)
+
+
+def test_bad_token_is_a_401_and_the_token_is_not_in_the_error(github: FakeGitHub) -> None:
+    wrong = "ghp_this_one_is_wrong_and_secret"
+    with pytest.raises(PublishError) as caught:
+        publish(github, sticky("green"), token=wrong)
+    assert str(caught.value).startswith(f"401 Unauthorized from {github.url}")
+    assert caught.value.__cause__ is None
+    assert caught.value.__context__ is None  # the ghapi error held the Authorization header
+    assert wrong not in repr(caught.value.__dict__)
+
+
+def test_body_without_the_marker_is_refused_before_any_request(github: FakeGitHub) -> None:
+    with pytest.raises(UsageError, match="does not start with its marker"):
+        publish(github, "no marker here")
+    assert github.requests == []
+
+
+def test_oversized_report_is_truncated_and_accepted(github: FakeGitHub) -> None:
+    labels = [f"checkpoint-{i:05d}-" + "y" * 80 for i in range(2500)]
+    body = render_markdown(make_report(2500, first_bad=2000, labels=labels))
+    result = publish(github, body)
+    stored = github.comments(REPO, ISSUE)[0]["body"]
+    assert result.action == "created"
+    assert 60000 < len(stored) <= 65536
+    assert stored.splitlines()[1].startswith("### 🔴 Regression at index 2000:")
+    assert "rows cut to stay under 65,536 characters" in stored
+
+
+def test_fake_github_refuses_a_body_over_the_limit_like_github(github: FakeGitHub) -> None:
+    from ghapi.all import GhApi
+    from ghapi.core import APIError
+
+    factory: Any = GhApi
+    api = factory(token=TOKEN, gh_host=github.url, sync=True)
+    with pytest.raises(APIError) as caught:
+        api.issues.create_comment("acme", "models", ISSUE, body="x" * 65537)
+    assert caught.value.status_code == 422
+
+
+def test_resolve_token_prefers_gh_token() -> None:
+    assert resolve_token({"GH_TOKEN": "a", "GITHUB_TOKEN": "b"}) == "a"
+    assert resolve_token({"GH_TOKEN": " ", "GITHUB_TOKEN": "b"}) == "b"
+    assert resolve_token({}) is None
+
+
+# -- through the CLI -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def report_file(tmp_path: Path) -> Path:
+    path = tmp_path / "result.json"
+    path.write_text(dumps(make_report()), encoding="utf-8")
+    return path
+
+
+def test_cli_401_exits_3_with_one_useful_line(github: FakeGitHub, report_file: Path) -> None:
+    wrong = "ghp_wrong_token_that_must_not_leak"
+    env = cli_env(github, GH_TOKEN=wrong)
+    done = run_cli("--issue", "1", "--report", str(report_file), env=env)
+    assert done.returncode == 3
+    assert done.stdout == ""
+    assert done.stderr.splitlines() == [
+        f"error: 401 Unauthorized from {github.url} (Bad credentials): the token is invalid"
+        " or expired; set GH_TOKEN to a token with `issues: write`"
+    ]
+    assert wrong not in done.stdout + done.stderr
+
+
+def test_token_never_reaches_output_summary_body_or_comment(
+    github: FakeGitHub, tmp_path: Path
+) -> None:
+    report = tmp_path / "result.json"
+    report.write_text(dumps(make_report(labels=[f"m{i} {TOKEN}" for i in range(8)])), "utf-8")
+    summary, body_out = tmp_path / "summary.md", tmp_path / "out" / "body.md"
+    env = cli_env(
+        github,
+        GITHUB_STEP_SUMMARY=str(summary),
+        GITHUB_SERVER_URL="https://github.com",
+        GITHUB_RUN_ID="77",
+    )
+    args = ("--issue", "1", "--report", str(report), "--body-out", str(body_out))
+    done = run_cli(*args, env=env)
+    assert done.returncode == 0, done.stderr
+    comment = github.comments(REPO, ISSUE)[0]["body"]
+    url = f"https://github.com/{REPO}/issues/{ISSUE}#issuecomment-"
+    assert done.stdout.startswith(f"created the sticky comment: {url}")
+    assert "<code>m5 &#42;&#42;&#42;</code>" in comment  # the label's token was redacted
+    assert summary.read_text("utf-8") == comment == body_out.read_text("utf-8")
+    assert "actions/runs/77" in comment
+    for text in (done.stdout, done.stderr, comment):
+        assert TOKEN not in text
+    bad = run_cli(*args, env={**env, "GH_TOKEN": TOKEN + "_revoked"})
+    assert bad.returncode == 3
+    assert TOKEN not in bad.stdout + bad.stderr
+    assert TOKEN not in summary.read_text("utf-8")
+
+
+def test_cli_publishes_wiring_broke_from_an_error_log(
+    github: FakeGitHub,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    log = tmp_path / "check.log"
+    log.write_text(
+        "regenerating...\nTraceback (most recent call last):\nValueError: drift\n", "utf-8"
+    )
+    for key, value in cli_env(github).items():
+        monkeypatch.setenv(key, value)
+    code = cli.main(
+        ["publish", "--issue", "1", "--wiring-broke", "--error-log", str(log), "--stage", "check"]
+    )
+    body = github.comments(REPO, ISSUE)[0]["body"]
+    assert code == 0
+    assert body.startswith(f"{MARK}\n### 🛠️ Wiring broke in stage <code>check</code>")
+    assert "ValueError: drift" in body
+    assert capsys.readouterr().out.startswith("created the sticky comment: https://github.com/")
+
+
+def test_cli_wiring_broke_without_a_readable_log_still_publishes(
+    github: FakeGitHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key, value in cli_env(github).items():
+        monkeypatch.setenv(key, value)
+    code = cli.main(
+        ["publish", "--issue", "1", "--wiring-broke", "--error-log", str(tmp_path / "gone.log")]
+    )
+    assert code == 0
+    assert "could not be read" in github.comments(REPO, ISSUE)[0]["body"]
+
+
+def test_cli_dry_run_needs_no_token_and_sends_nothing(
+    report_file: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = cli.main(["publish", "--dry-run", "--report", str(report_file)])
+    out = capsys.readouterr()
+    assert code == 0
+    assert out.out.startswith(f"{MARK}\n### 🔴 Regression at index 5")
+    assert out.err == ""
+
+
+def test_cli_without_token_exits_3(report_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli.main(["publish", "--issue", "1", "--repo", REPO, "--report", str(report_file)])
+    err = capsys.readouterr().err
+    assert code == 3
+    assert err.startswith("error: no GitHub token in the environment (GH_TOKEN, GITHUB_TOKEN)")
+    assert len(err.splitlines()) == 1
+
+
+def test_cli_without_repository_exits_3(
+    report_file: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("GH_TOKEN", TOKEN)
+    code = cli.main(["publish", "--issue", "1", "--report", str(report_file)])
+    assert code == 3
+    assert "pass --repo OWNER/NAME or set GITHUB_REPOSITORY" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["--issue", "1", "--wiring-broke"], "--wiring-broke needs --error-log"),
+        (["--issue", "0", "--wiring-broke"], "issue must be a positive number"),
+        (["--issue", "1"], "one of the arguments --report --wiring-broke is required"),
+        (["--dry-run", "--marker", "a b", "--wiring-broke", "--error-log", "x"], "invalid marker"),
+    ],
+)
+def test_cli_usage_errors_exit_3(
+    argv: list[str], needle: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["publish", *argv]) == 3
+    assert needle in capsys.readouterr().err

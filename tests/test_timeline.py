@@ -1,0 +1,264 @@
+"""Timeline sources: arguments, manifest files and git history, in the order a bisect needs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from pathlib import Path
+
+import onnx
+import pytest
+
+from model_bisect.errors import InputError
+from model_bisect.timeline import (
+    TimelineEntry,
+    from_arguments,
+    from_file,
+    from_git,
+    natural_key,
+    require_two,
+)
+from tests.modelkit import default_weights, linear_model, sidecar_json
+
+
+def _touch(folder: Path, *names: str) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name in names:
+        path = folder / name
+        path.write_bytes(name.encode())
+        paths.append(path)
+    return paths
+
+
+def test_natural_order_puts_2_before_10() -> None:
+    names = ["model_10.onnx", "model_2.onnx", "model_1.onnx", "Model_3.onnx"]
+    assert sorted(names, key=natural_key) == [
+        "model_1.onnx",
+        "model_2.onnx",
+        "Model_3.onnx",
+        "model_10.onnx",
+    ]
+
+
+def test_folder_expands_to_its_onnx_files_in_natural_order(tmp_path: Path) -> None:
+    _touch(tmp_path / "m", "model_10.onnx", "model_2.onnx", "model_1.onnx", "notes.txt")
+    entries = from_arguments([str(tmp_path / "m")])
+    assert [e.label for e in entries] == ["model_1.onnx", "model_2.onnx", "model_10.onnx"]
+    assert [e.index for e in entries] == [0, 1, 2]
+    assert entries[1].sha256 == hashlib.sha256(b"model_2.onnx").hexdigest()
+
+
+def test_glob_expands_in_natural_order(tmp_path: Path) -> None:
+    _touch(tmp_path, "ckpt_100.onnx", "ckpt_20.onnx", "ckpt_3.onnx", "other_1.onnx")
+    entries = from_arguments([str(tmp_path / "ckpt_*.onnx")])
+    assert [e.path.name for e in entries] == ["ckpt_3.onnx", "ckpt_20.onnx", "ckpt_100.onnx"]
+
+
+def test_files_keep_the_order_they_are_given_in(tmp_path: Path) -> None:
+    b, a = _touch(tmp_path, "b_9.onnx", "a_1.onnx")
+    entries = from_arguments([str(b), str(a)])
+    assert [e.path for e in entries] == [b, a]
+
+
+def test_content_hash_covers_external_data_and_sidecar(tmp_path: Path) -> None:
+    model = linear_model(tmp_path / "m.onnx", [1.0, 2.0], external_data=True)
+    before = from_arguments([str(model)])[0]
+    linear_model(model, [1.0, 3.0], external_data=True)
+    after_data = from_arguments([str(model)])[0]
+    sidecar_json(model, ["adm2", "motion2"])
+    after_sidecar = from_arguments([str(model)])[0]
+    assert before.sha256 == after_data.sha256 == after_sidecar.sha256
+    assert (
+        len({before.content_sha256, after_data.content_sha256, after_sidecar.content_sha256}) == 3
+    )
+
+
+def test_empty_glob_is_an_input_error(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="glob matches no model file"):
+        from_arguments([str(tmp_path / "*.onnx")])
+
+
+def test_missing_model_argument_is_an_input_error(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="model not found"):
+        from_arguments([str(tmp_path / "gone.onnx")])
+
+
+def test_folder_without_models_is_an_input_error(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=r"no \*\.onnx"):
+        from_arguments([str(tmp_path)])
+
+
+def test_require_two_refuses_a_single_model(tmp_path: Path) -> None:
+    (one,) = _touch(tmp_path, "m.onnx")
+    require_two(from_arguments([str(one), str(one)]))
+    with pytest.raises(InputError, match="at least two models, got 1"):
+        require_two(from_arguments([str(one)]))
+
+
+def test_toml_timeline_resolves_paths_against_its_folder_and_keeps_labels(
+    tmp_path: Path,
+) -> None:
+    first, second = _touch(tmp_path / "tl" / "models", "a.onnx", "b.onnx")
+    manifest = tmp_path / "tl" / "timeline.toml"
+    manifest.write_text(
+        '[[models]]\npath = "models/b.onnx"\nlabel = "release 1"\n\n'
+        '[[models]]\npath = "models/a.onnx"\n',
+        encoding="utf-8",
+    )
+    entries = from_file(manifest)
+    assert [e.path for e in entries] == [second, first]
+    assert [e.label for e in entries] == ["release 1", "a.onnx"]
+
+
+def test_json_timeline_resolves_paths_against_its_folder(tmp_path: Path) -> None:
+    first, second = _touch(tmp_path / "tl", "x.onnx", "y.onnx")
+    manifest = tmp_path / "tl" / "order.json"
+    manifest.write_text(
+        json.dumps({"models": [{"path": "x.onnx", "label": "v1"}, {"path": "y.onnx"}]}),
+        encoding="utf-8",
+    )
+    entries = from_file(manifest)
+    assert [(e.path, e.label) for e in entries] == [(first, "v1"), (second, "y.onnx")]
+
+
+def test_timeline_naming_a_missing_model_is_an_input_error(tmp_path: Path) -> None:
+    manifest = tmp_path / "t.toml"
+    manifest.write_text('[[models]]\npath = "gone.onnx"\n', encoding="utf-8")
+    with pytest.raises(InputError, match=r"entry 1 names a missing model 'gone\.onnx'"):
+        from_file(manifest)
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "problem"),
+    [
+        ("t.toml", "[[models]\npath=", "does not parse"),
+        ("t.json", '{"models": [', "does not parse"),
+        ("t.json", '{"model": []}', "no list of models"),
+        ("t.toml", '[[models]]\nlable = "x"\n', "entry 1 has no path"),
+    ],
+)
+def test_unparsable_timeline_is_an_input_error(
+    tmp_path: Path, name: str, text: str, problem: str
+) -> None:
+    manifest = tmp_path / name
+    manifest.write_text(text, encoding="utf-8")
+    with pytest.raises(InputError) as exc:
+        from_file(manifest)
+    assert problem in str(exc.value)
+    assert str(manifest) in str(exc.value)
+    assert "\n" not in str(exc.value)
+
+
+def test_missing_timeline_file_is_an_input_error(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="timeline file not found"):
+        from_file(tmp_path / "nope.toml")
+
+
+# --- git history ----------------------------------------------------------------------------
+
+
+def _git(repo: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false", *args],
+        cwd=repo,
+        capture_output=True,
+        check=True,
+        text=True,
+    )
+    return done.stdout.strip()
+
+
+@pytest.fixture
+def model_repo(tmp_path: Path) -> tuple[Path, list[tuple[str, list[float]]]]:
+    """Five commits of models/m.onnx (weights in m.onnx.data), plus an unrelated commit."""
+    repo = tmp_path / "repo"
+    (repo / "models").mkdir(parents=True)
+    _git(repo, "init", "-q")
+    history = []
+    for i in range(5):
+        weights = [w + i for w in default_weights(6)]
+        linear_model(repo / "models" / "m.onnx", weights, external_data=True)
+        _git(repo, "add", "models")
+        _git(repo, "commit", "-q", "-m", f"train step {i}")
+        history.append((_git(repo, "rev-parse", "--short", "HEAD"), weights))
+        if i == 2:
+            (repo / "README").write_text("unrelated\n", encoding="utf-8")
+            _git(repo, "add", "README")
+            _git(repo, "commit", "-q", "-m", "docs only")
+    return repo, history
+
+
+def _weights(entry: TimelineEntry) -> list[float]:
+    model = onnx.load(str(entry.path))  # loads m.onnx.data from beside the materialised copy
+    tensor = next(t for t in model.graph.initializer if t.name == "W")
+    return [round(float(v), 4) for v in onnx.numpy_helper.to_array(tensor)]
+
+
+def test_git_history_is_every_commit_of_the_model_oldest_first_with_its_data(
+    model_repo: tuple[Path, list[tuple[str, list[float]]]], tmp_path: Path
+) -> None:
+    repo, history = model_repo
+    work = tmp_path / "work"
+    entries = from_git(repo / "models" / "m.onnx", None, work)
+    assert [e.label for e in entries] == [
+        f"{sha} train step {i}" for i, (sha, _) in enumerate(history)
+    ]
+    for entry, (sha, weights) in zip(entries, history, strict=True):
+        assert entry.path.parent.parent == work
+        assert entry.path.parent.name.endswith(f"_{sha}")
+        assert entry.path.name == "m.onnx"
+        assert (entry.path.parent / "m.onnx.data").is_file()
+        assert _weights(entry) == [round(w, 4) for w in weights]
+        assert entry.sha256 == hashlib.sha256(entry.path.read_bytes()).hexdigest()
+    # Only the weights file changed between commits: the model files are byte-identical, yet
+    # each version is distinct content.
+    assert len({e.sha256 for e in entries}) == 1
+    assert len({e.content_sha256 for e in entries}) == 5
+
+
+def test_git_rev_range_limits_the_history(
+    model_repo: tuple[Path, list[tuple[str, list[float]]]], tmp_path: Path
+) -> None:
+    repo, history = model_repo
+    entries = from_git(
+        repo / "models" / "m.onnx", f"{history[1][0]}..{history[3][0]}", tmp_path / "w"
+    )
+    assert [e.label.split()[0] for e in entries] == [history[2][0], history[3][0]]
+
+
+def test_git_path_brings_the_sidecar_json_of_each_commit(tmp_path: Path) -> None:
+    repo = tmp_path / "r"
+    repo.mkdir()
+    _git(repo, "init", "-q")
+    for features in (["adm2", "motion2"], ["motion2", "adm2"]):
+        linear_model(repo / "m.onnx", [1.0, 2.0])
+        sidecar_json(repo / "m.onnx", features)
+        _git(repo, "add", ".")
+        _git(repo, "commit", "-q", "-m", "swap")
+    entries = from_git(repo / "m.onnx", None, tmp_path / "w")
+    listed = [json.loads(e.path.with_suffix(".json").read_text())["features"] for e in entries]
+    assert listed == [["adm2", "motion2"], ["motion2", "adm2"]]
+
+
+def test_git_path_outside_a_repository_is_an_input_error(tmp_path: Path) -> None:
+    model = linear_model(tmp_path / "m.onnx", [1.0])
+    with pytest.raises(InputError, match="not inside a git repository"):
+        from_git(model, None, tmp_path / "w")
+
+
+def test_git_path_never_committed_is_an_input_error(
+    model_repo: tuple[Path, list[tuple[str, list[float]]]], tmp_path: Path
+) -> None:
+    repo, _ = model_repo
+    with pytest.raises(InputError, match=r"no commit touches models/other\.onnx"):
+        from_git(repo / "models" / "other.onnx", None, tmp_path / "w")
+
+
+def test_git_bad_rev_range_is_an_input_error(
+    model_repo: tuple[Path, list[tuple[str, list[float]]]], tmp_path: Path
+) -> None:
+    repo, _ = model_repo
+    with pytest.raises(InputError, match="git log failed"):
+        from_git(repo / "models" / "m.onnx", "nosuch..HEAD", tmp_path / "w")
