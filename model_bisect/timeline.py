@@ -73,13 +73,16 @@ def _hashes(path: Path) -> tuple[str | None, str | None]:
     except OSError:
         return None, None  # the evaluator will skip it with the reason
     digest = hashlib.sha256(f"model {own}\n".encode())
-    companions = [sidecar_path(path).name, *_safe_locations(path, path.parent)]
-    for name in sorted(set(companions)):
+    # The sidecar is named after the model, so it is keyed by role, not name: two copies of
+    # one model under different names must hash alike.
+    companions = [("sidecar", sidecar_path(path).name)]
+    companions += [(name, name) for name in sorted(set(_safe_locations(path, path.parent)))]
+    for role, name in companions:
         try:
             part = file_sha256(path.parent / name)
         except OSError:
             part = "absent"
-        digest.update(f"{name} {part}\n".encode())
+        digest.update(f"{role} {part}\n".encode())
     return own, digest.hexdigest()
 
 

@@ -44,8 +44,10 @@ def make_timeline(folder: Path, weights: list[float], n: int, first_bad: int | N
 def test_committed_fixture_has_no_regression_in_two_evaluations(tmp_path: Path) -> None:
     out = tmp_path / "r.json"
     result = subprocess.run(
-        [sys.executable, "-m", "model_bisect", "run", str(FIXTURE_DIR / "models")]
-        + ["--features", str(FIXTURE_DIR / "features.parquet"), *GATE, "--json", str(out)],
+        [
+            *(sys.executable, "-m", "model_bisect", "run", str(FIXTURE_DIR / "models")),
+            *("--features", str(FIXTURE_DIR / "features.parquet"), *GATE, "--json", str(out)),
+        ],
         capture_output=True,
         text=True,
         check=False,
@@ -154,6 +156,7 @@ def test_combined_gates_require_every_gate_to_hold(
     code, _, _ = run_cli(
         capsys, folder, "--features", features, *GATE, "--max-rmse", "0.5", "--json", out
     )
+    assert code == 0
     body = report(out)
     assert body["verdict"]["first_bad_index"] == 2
     bad = next(s for s in body["steps"] if s["index"] == 2)
@@ -177,6 +180,7 @@ def test_max_drop_is_measured_from_the_first_model(
     code, _, _ = run_cli(
         capsys, folder, "--features", features, "--max-drop", "plcc=0.05", "--scan", "--json", out
     )
+    assert code == 0
     body = report(out)
     plcc = {s["index"]: s["metrics"]["plcc"] for s in body["steps"]}
     expected = next(i for i in range(9) if plcc[0] - plcc[i] > 0.05)
@@ -191,7 +195,8 @@ def test_scan_names_a_good_model_that_follows_a_bad_one(
     folder = tmp_path / "m"
     pattern = ["good", "good", "bad", "good", "bad"]
     for i, kind in enumerate(pattern):
-        w = weights if kind == "good" else bad_weights(len(weights), seed=i)
+        good = [w * (1 + 0.01 * i) for w in weights]  # distinct bytes, so none is deduplicated
+        w = good if kind == "good" else bad_weights(len(weights), seed=i)
         linear_model(folder / f"model_{i}.onnx", w)
     out = tmp_path / "r.json"
     run_cli(capsys, folder, "--features", features, *GATE, "--scan", "--json", out)

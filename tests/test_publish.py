@@ -294,8 +294,10 @@ def test_token_never_reaches_output_summary_body_or_comment(
     assert "<code>m5 &#42;&#42;&#42;</code>" in comment  # the label's token was redacted
     assert summary.read_text("utf-8") == comment == body_out.read_text("utf-8")
     assert "actions/runs/77" in comment
+    escaped = TOKEN.replace("_", "&#95;")
     for text in (done.stdout, done.stderr, comment):
         assert TOKEN not in text
+        assert escaped not in text
     bad = run_cli(*args, env={**env, "GH_TOKEN": TOKEN + "_revoked"})
     assert bad.returncode == 3
     assert TOKEN not in bad.stdout + bad.stderr
@@ -310,7 +312,7 @@ def test_cli_publishes_wiring_broke_from_an_error_log(
 ) -> None:
     log = tmp_path / "check.log"
     log.write_text(
-        "regenerating...\nTraceback (most recent call last):\nValueError: drift\n", "utf-8"
+        f"env GH_TOKEN={TOKEN}\nTraceback (most recent call last):\nValueError: drift\n", "utf-8"
     )
     for key, value in cli_env(github).items():
         monkeypatch.setenv(key, value)
@@ -321,6 +323,8 @@ def test_cli_publishes_wiring_broke_from_an_error_log(
     assert code == 0
     assert body.startswith(f"{MARK}\n### 🛠️ Wiring broke in stage <code>check</code>")
     assert "ValueError: drift" in body
+    assert "env GH_TOKEN=***" in body
+    assert TOKEN not in body
     assert capsys.readouterr().out.startswith("created the sticky comment: https://github.com/")
 
 

@@ -237,6 +237,20 @@ def test_wiring_broke_redacts_github_token_shapes_and_caps_size() -> None:
     assert "Authorization: token ***" in body
 
 
+def test_secrets_are_redacted_before_escaping_could_disguise_them() -> None:
+    secret = "ghp_fake_token_for_tests"
+    shaped = "github_pat_" + "Z9" * 20
+    report = make_report(labels=[f"m{i} {secret}" for i in range(8)], reason=shaped, message=secret)
+    body = render_markdown(report, secrets=[secret])
+    assert secret not in body
+    assert "ghp&#95;fake" not in body  # the escaped form would still render as the token
+    assert "github&#95;pat" not in body
+    assert "<code>m5 &#42;&#42;&#42;</code>" in body
+    log = render_wiring_broke(f"token={secret}\n", stage=secret, secrets=[secret])
+    assert secret not in log
+    assert "token=***" in log
+
+
 def test_wiring_broke_with_an_empty_log_still_says_so() -> None:
     body = render_wiring_broke("")
     assert "Wiring broke" in body

@@ -1,0 +1,259 @@
+"""The metrics against independent computations, the P.1401 mappings, and degenerate input."""
+
+from __future__ import annotations
+
+import math
+from itertools import combinations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from model_bisect.errors import UsageError
+from model_bisect.metrics import MAPPINGS, apply_mapping, compute_metrics
+
+Z975 = 1.959963984540054  # standard normal 97.5% quantile, from tables
+
+
+def sample(n: int, seed: int, noise: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    target = rng.uniform(1.0, 5.0, n)
+    return target + rng.normal(0.0, noise, n), target
+
+
+def hand_ranks(values: list[float]) -> list[float]:
+    """Average 1-based rank: one more than the count below, plus half the other ties."""
+    return [
+        sum(w < v for w in values) + (sum(w == v for w in values) + 1) / 2 for v in values
+    ]
+
+
+def hand_pearson(x: list[float], y: list[float]) -> float:
+    n = len(x)
+    mx, my = sum(x) / n, sum(y) / n
+    sxy = sum((a - mx) * (b - my) for a, b in zip(x, y, strict=True))
+    sxx = sum((a - mx) ** 2 for a in x)
+    syy = sum((b - my) ** 2 for b in y)
+    return sxy / math.sqrt(sxx * syy)
+
+
+def hand_tau_b(x: list[float], y: list[float]) -> float:
+    """Kendall's tau-b by counting every pair."""
+    concordant = discordant = tied_x = tied_y = 0
+    for i, j in combinations(range(len(x)), 2):
+        dx, dy = x[i] - x[j], y[i] - y[j]
+        if dx == 0 and dy == 0:
+            tied_x, tied_y = tied_x + 1, tied_y + 1
+        elif dx == 0:
+            tied_x += 1
+        elif dy == 0:
+            tied_y += 1
+        elif dx * dy > 0:
+            concordant += 1
+        else:
+            discordant += 1
+    pairs = len(x) * (len(x) - 1) // 2
+    return (concordant - discordant) / math.sqrt((pairs - tied_x) * (pairs - tied_y))
+
+
+def test_plcc_and_rmse_match_numpy() -> None:
+    pred, target = sample(500, 1)
+    m = compute_metrics(pred, target)
+    assert m.plcc == pytest.approx(np.corrcoef(pred, target)[0, 1], abs=1e-12)
+    assert m.rmse == pytest.approx(math.sqrt(np.mean((pred - target) ** 2)), rel=1e-12)
+    assert m.n == 500
+    assert m.mapping == "none"
+
+
+def test_srocc_matches_the_textbook_formula_without_ties() -> None:
+    pred = [3.1, 0.4, 2.2, 5.9, 4.4, 1.7, 6.3, 2.8]
+    target = [2.0, 1.0, 3.5, 4.1, 4.0, 1.5, 5.0, 2.6]
+    n = len(pred)
+    d2 = sum(
+        (a - b) ** 2 for a, b in zip(hand_ranks(pred), hand_ranks(target), strict=True)
+    )
+    rho = 1 - 6 * d2 / (n * (n * n - 1))
+    assert compute_metrics(np.array(pred), np.array(target)).srocc == pytest.approx(rho)
+
+
+def test_srocc_and_krocc_match_hand_counts_with_ties() -> None:
+    pred = [1.0, 2.0, 2.0, 3.0, 5.0, 4.0, 4.0, 6.0, 0.5, 3.0]
+    target = [1.0, 1.0, 2.0, 3.0, 4.0, 4.0, 5.0, 5.0, 2.0, 2.0]
+    m = compute_metrics(np.array(pred), np.array(target))
+    assert m.srocc == pytest.approx(hand_pearson(hand_ranks(pred), hand_ranks(target)))
+    assert m.krocc == pytest.approx(hand_tau_b(pred, target))
+
+
+def test_correlation_intervals_follow_fisher_z() -> None:
+    pred, target = sample(200, 2)
+    m = compute_metrics(pred, target)
+    for name, variance in (
+        ("plcc", 1.0 / (200 - 3)),
+        ("srocc", 1.06 / (200 - 3)),
+        ("krocc", 0.437 / (200 - 4)),
+    ):
+        r = m.value(name)
+        z, half = math.atanh(r), Z975 * math.sqrt(variance)
+        assert m.ci[name] == pytest.approx((math.tanh(z - half), math.tanh(z + half)))
+        assert m.ci[name][0] < r < m.ci[name][1]
+
+
+def test_rmse_interval_is_the_percentile_bootstrap_with_the_seed() -> None:
+    pred, target = sample(300, 3)
+    sq = (pred - target) ** 2
+    rng = np.random.default_rng(11)
+    boots = [math.sqrt(sq[rng.integers(0, 300, size=300)].mean()) for _ in range(1000)]
+    expected = np.quantile(boots, [0.025, 0.975])
+    assert compute_metrics(pred, target, seed=11).ci["rmse"] == pytest.approx(tuple(expected))
+
+
+def test_rmse_interval_on_many_rows_has_the_normal_theory_width() -> None:
+    pred, target = sample(60_000, 4)
+    m = compute_metrics(pred, target)
+    sq = (pred - target) ** 2
+    # Delta method: sd(RMSE) = sd(squared error) / (2 RMSE sqrt(n)).
+    sd = float(sq.std()) / (2 * m.rmse * math.sqrt(sq.size))
+    low, high = m.ci["rmse"]
+    assert low < m.rmse < high
+    assert high - low == pytest.approx(2 * Z975 * sd, rel=0.15)
+
+
+def test_seed_makes_the_rmse_interval_reproducible() -> None:
+    pred, target = sample(100, 5)
+    assert compute_metrics(pred, target, seed=3) == compute_metrics(pred, target, seed=3)
+
+
+def test_scaled_model_gets_same_plcc_and_after_linear_mapping_same_rmse() -> None:
+    pred, target = sample(400, 6)
+    scaled = 10 * pred + 3
+    raw, big = compute_metrics(pred, target), compute_metrics(scaled, target)
+    assert big.plcc == pytest.approx(raw.plcc, abs=1e-12)
+    assert (big.srocc, big.krocc) == pytest.approx((raw.srocc, raw.krocc))
+    assert big.rmse > 5 * raw.rmse
+    raw_lin = compute_metrics(pred, target, mapping="linear")
+    big_lin = compute_metrics(scaled, target, mapping="linear")
+    assert big_lin.rmse == pytest.approx(raw_lin.rmse, rel=1e-9)
+    assert big_lin.plcc == pytest.approx(raw.plcc, abs=1e-12)
+
+
+def test_linear_mapping_is_the_least_squares_line() -> None:
+    pred, target = sample(300, 7)
+    slope, intercept = np.polyfit(pred, target, 1)
+    assert apply_mapping(pred, target, "linear") == pytest.approx(slope * pred + intercept)
+
+
+def test_linear_mapping_makes_an_inverted_model_correlate_positively() -> None:
+    pred, target = sample(300, 8)
+    m = compute_metrics(-pred, target, mapping="linear")
+    assert m.plcc == pytest.approx(abs(np.corrcoef(pred, target)[0, 1]))
+
+
+def test_cubic_mapping_is_the_least_squares_cubic_when_monotonic() -> None:
+    rng = np.random.default_rng(9)
+    pred = rng.uniform(-2.0, 2.0, 400)
+    target = pred**3 + pred + rng.normal(0.0, 0.3, 400)
+    expected = np.polyval(np.polyfit(pred, target, 3), pred)
+    assert apply_mapping(pred, target, "cubic") == pytest.approx(expected, abs=1e-9)
+
+
+def test_cubic_mapping_falls_back_to_the_line_when_the_fit_bends_back() -> None:
+    rng = np.random.default_rng(10)
+    pred = rng.uniform(-1.0, 1.0, 300)
+    target = pred**2 + rng.normal(0.0, 0.05, 300)  # a U: its best cubic is not monotonic
+    line = apply_mapping(pred, target, "linear")
+    assert apply_mapping(pred, target, "cubic") == pytest.approx(line)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.integers(0, 2**32 - 1),
+    st.integers(5, 200),
+    st.floats(-3.0, 3.0),
+    st.floats(0.0, 2.0),
+)
+def test_cubic_mapping_never_reorders_predictions(
+    seed: int, n: int, bend: float, noise: float
+) -> None:
+    rng = np.random.default_rng(seed)
+    pred = rng.uniform(-1.0, 1.0, n)
+    target = bend * pred**2 + pred**3 + rng.normal(0.0, noise + 1e-3, n)
+    mapped = apply_mapping(pred, target, "cubic")[np.argsort(pred)]
+    steps = np.diff(mapped)
+    assert (steps >= -1e-9).all() or (steps <= 1e-9).all()
+
+
+def test_logistic_mapping_recovers_a_known_logistic() -> None:
+    rng = np.random.default_rng(12)
+    pred = rng.uniform(0.0, 10.0, 2000)
+    truth = 1.0 + 4.0 / (1.0 + np.exp(-1.3 * (pred - 5.5)))
+    target = truth + rng.normal(0.0, 0.05, pred.size)
+    assert np.abs(apply_mapping(pred, target, "logistic") - truth).max() < 0.05
+
+
+def test_logistic_mapping_on_many_rows_recovers_a_decreasing_logistic() -> None:
+    rng = np.random.default_rng(13)
+    pred = rng.uniform(-3.0, 3.0, 50_000)
+    truth = 2.0 - 3.0 / (1.0 + np.exp(-2.0 * pred))
+    target = truth + rng.normal(0.0, 0.1, pred.size)
+    assert np.abs(apply_mapping(pred, target, "logistic") - truth).max() < 0.05
+
+
+def test_logistic_mapping_never_fits_worse_than_the_line() -> None:
+    pred, target = sample(500, 14)
+    sse = {k: float(((apply_mapping(pred, target, k) - target) ** 2).sum()) for k in MAPPINGS}
+    assert sse["logistic"] <= sse["linear"] * (1 + 1e-12)
+    assert sse["linear"] <= sse["none"]
+
+
+@pytest.mark.parametrize("mapping", MAPPINGS)
+def test_constant_predictions_give_nan_correlations_without_warnings(mapping: str) -> None:
+    target = np.linspace(1.0, 5.0, 50)
+    m = compute_metrics(np.full(50, 0.1), target, mapping=mapping)
+    assert math.isnan(m.plcc) and math.isnan(m.srocc) and math.isnan(m.krocc)
+    assert math.isfinite(m.rmse)
+    assert all(math.isnan(v) for v in m.ci["plcc"])
+
+
+@pytest.mark.parametrize("mapping", MAPPINGS)
+def test_constant_target_gives_nan_correlations(mapping: str) -> None:
+    m = compute_metrics(np.linspace(0.0, 1.0, 30), np.full(30, 3.0), mapping=mapping)
+    assert math.isnan(m.plcc) and math.isnan(m.srocc) and math.isnan(m.krocc)
+
+
+@pytest.mark.parametrize("n", [0, 1, 2])
+@pytest.mark.parametrize("mapping", MAPPINGS)
+def test_fewer_than_three_rows_give_nan_correlations(n: int, mapping: str) -> None:
+    m = compute_metrics(np.arange(n, dtype=float), np.arange(n, dtype=float) * 2, mapping=mapping)
+    assert m.n == n
+    assert math.isnan(m.plcc) and math.isnan(m.srocc) and math.isnan(m.krocc)
+    assert set(m.ci) == {"plcc", "srocc", "krocc", "rmse"}
+
+
+def test_perfect_correlation_has_a_zero_width_interval() -> None:
+    x = np.linspace(0.0, 1.0, 20)
+    m = compute_metrics(x, x)
+    assert m.plcc == pytest.approx(1.0)
+    assert m.ci["plcc"][0] == pytest.approx(1.0)
+
+
+def test_float32_input_is_accepted() -> None:
+    pred, target = sample(100, 15)
+    m32 = compute_metrics(pred.astype(np.float32), target.astype(np.float32))
+    assert m32.plcc == pytest.approx(compute_metrics(pred, target).plcc, abs=1e-6)
+
+
+def test_unknown_mapping_is_a_usage_error_naming_the_flag() -> None:
+    with pytest.raises(UsageError, match="--mapping") as info:
+        compute_metrics(np.arange(5.0), np.arange(5.0), mapping="quadratic")
+    assert "logistic" in str(info.value)
+
+
+def test_length_mismatch_is_an_error() -> None:
+    with pytest.raises(ValueError, match="length"):
+        compute_metrics(np.arange(5.0), np.arange(6.0))
+
+
+def test_non_finite_predictions_are_an_error() -> None:
+    with pytest.raises(ValueError, match="NaN"):
+        compute_metrics(np.array([1.0, np.nan, 2.0]), np.arange(3.0))
