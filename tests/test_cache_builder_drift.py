@@ -148,6 +148,15 @@ def test_changed_producer_version_is_metadata_only(fixture_dir: Path) -> None:
     assert _check(fixture_dir, "--require", "content")[0] == 0
 
 
+def test_changed_ir_version_is_metadata_only(fixture_dir: Path) -> None:
+    edit_model(fixture_dir / "models" / "model_02.onnx", ir_version=9)
+    code, report = _check(fixture_dir, "--require", "content")
+    assert code == 0
+    finding = _finding(report, "models/model_02.onnx")
+    assert finding["kind"] == "metadata-only"
+    assert finding["details"] == ["ir_version: 9 -> 8"]
+
+
 def test_changed_opset_is_content(fixture_dir: Path) -> None:
     path = fixture_dir / "models" / "model_01.onnx"
     model = onnx.load_model(path)

@@ -74,20 +74,30 @@ def _bad_absent(path: Path) -> Path:
     ids=["missing-features", "no-target", "no-usable-rows", "non-numeric", "not-parquet", "absent"],
 )
 def test_bad_source_exits_3_with_one_line_naming_file_problem_and_fix(
-    tmp_path: Path, make: Any, problem: str, fix: str
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], make: Any, problem: str, fix: str
 ) -> None:
     source = make(tmp_path / "cache.parquet")
     out = tmp_path / "bisect"
-    result = run_cli("regenerate", "--out", str(out), "--source-features", str(source))
-    assert result.returncode == 3
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1
-    (line,) = lines
+    assert main(["regenerate", "--out", str(out), "--source-features", str(source)]) == 3
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    (line,) = captured.err.splitlines()
     assert line.startswith(f"error: {problem}")
     assert f" in {source}: " in line
     assert fix in line.split(f" in {source}: ", 1)[1]
     assert not out.exists()
+
+
+def test_bad_source_in_a_fresh_process_exits_3_without_traceback(tmp_path: Path) -> None:
+    source = _bad_not_parquet(tmp_path / "cache.parquet")
+    result = run_cli("regenerate", "--out", str(tmp_path / "o"), "--source-features", str(source))
+    assert result.returncode == 3
+    assert "Traceback" not in result.stderr
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("error: not a readable parquet file (")
+    assert line.endswith(
+        f" in {source}: pass a readable parquet file of feature vectors and a MOS/DMOS column"
+    )
 
 
 def test_nan_inf_and_null_rows_are_dropped_and_counted(

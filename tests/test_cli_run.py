@@ -362,3 +362,45 @@ def test_help_does_not_import_the_heavy_libraries() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_git_path_finds_the_commit_that_brought_the_regression(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], data: tuple[Path, list[float]]
+) -> None:
+    features, weights = data
+    repo = tmp_path / "repo"
+    repo.mkdir()
+
+    def git(*args: str) -> None:
+        subprocess.run(
+            ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+            cwd=repo,
+            check=True,
+            capture_output=True,
+        )
+
+    git("init", "-q")
+    subjects = ["first model", "tune", "tune again", "new loss", "polish"]
+    for i, subject in enumerate(subjects):
+        # The regression enters with the fourth commit (index 3) and stays.
+        w = [x * (1 + 0.01 * i) for x in weights] if i < 3 else bad_weights(len(weights), i)
+        linear_model(repo / "model.onnx", w, external_data=True)
+        git("add", "-A")
+        git("commit", "-q", "-m", subject)
+    out = tmp_path / "r.json"
+    code, _, _ = run_cli(
+        capsys,
+        "--git-path",
+        repo / "model.onnx",
+        "--features",
+        features,
+        *GATE,
+        "--json",
+        out,
+        "--fail-on-first-bad",
+    )
+    body = report(out)
+    assert code == 2
+    assert body["verdict"]["first_bad_index"] == 3
+    assert body["timeline"][3]["label"].endswith("new loss")
+    assert len(body["timeline"]) == 5
