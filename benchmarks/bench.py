@@ -191,7 +191,7 @@ def print_tables(result: dict[str, object]) -> None:
             f"{run['max_rss_mb']:.0f}",
         )
     console.print(runs)
-    ratios = Table(title=f"ratios (feature matrix {result["feature_matrix_mb"]:.1f} MB)")
+    ratios = Table(title=f"ratios (feature matrix {result['feature_matrix_mb']:.1f} MB)")
     for column in ("ratio", "measured", "target", ""):
         ratios.add_column(column, justify="left" if column == "ratio" else "right")
     for ratio in result["ratios"]:  # type: ignore[attr-defined]

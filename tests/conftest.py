@@ -6,6 +6,9 @@ from pathlib import Path
 
 import pytest
 
+# The fake GitHub API is a fixture every publishing test (and the nightly tests) share.
+pytest_plugins = ("tests.fake_github",)
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FIXTURE_DIR = REPO_ROOT / "testdata" / "bisect"
 

@@ -33,8 +33,9 @@ def _check(out: Path, *extra: str) -> tuple[int, dict[str, Any]]:
 
 
 def _finding(report: dict[str, Any], path: str) -> dict[str, Any]:
-    (found,) = [f for f in report["findings"] if f["path"] == path]
-    return found
+    found: list[dict[str, Any]] = [f for f in report["findings"] if f["path"] == path]
+    assert len(found) == 1
+    return found[0]
 
 
 def _kinds(report: dict[str, Any]) -> dict[str, str]:

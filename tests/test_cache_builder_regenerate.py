@@ -144,7 +144,7 @@ def test_failure_between_the_swap_renames_restores_previous_fixture(
             raise OSError("killed")
         real_replace(src, dst)
 
-    monkeypatch.setattr(writers.os, "replace", replace)
+    monkeypatch.setattr(os, "replace", replace)  # the module global writers calls
     with pytest.raises(OSError, match="killed"):
         writers.write_fixture(_synthetic(), out)
     assert snapshot(out) == before
