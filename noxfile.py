@@ -74,15 +74,16 @@ def regenerate(session: nox.Session) -> None:
 @nox.session(python=MATRIX_PYTHONS, default=False)
 @nox.parametrize("combo", DRIFT_MATRIX)
 def drift_matrix(session: nox.Session, combo: str) -> None:
-    """Classify the fixture's drift under one library combination; fails on content drift."""
+    """Classify the fixture's drift under one library combination (`-- --out DIR` for a copy)."""
     result = MATRIX_RESULTS / f"py{session.python}-{combo}.json"
     result.unlink(missing_ok=True)
     session.notify("drift_matrix_summary")
     upgrade = ["--upgrade"] if combo == "latest" else []
     session.install(*upgrade, "-r", str(MATRIX_PINS / f"{combo}.txt"), "-e", ".")
     session.run(
-        "python", "-m", "cache_builder", "check", "--require", "content", "--json", str(result)
-    )
+        "python", "-m", "cache_builder", "check", "--require", "content",
+        "--json", str(result), *session.posargs,
+    )  # fmt: skip
 
 
 @nox.session(default=False)

@@ -29,7 +29,7 @@ def check(out: Path, source: Path | None = None) -> DriftReport:
     manifest = read_manifest(out)
     fixture = _remake(manifest.origin, out, source)
     with tempfile.TemporaryDirectory(prefix="cache_builder-check-") as scratch:
-        fresh = Path(scratch) / out.name
+        fresh = Path(scratch) / "fixture"
         _write(fixture, fresh)
         return compare_trees(out, fresh)
 

@@ -139,15 +139,17 @@ def _print_table(rows: Sequence[MatrixRow]) -> None:
     from rich.table import Table
 
     styles = {"identical": "green", "metadata-only": "yellow"}
-    table = Table(title="drift matrix: testdata/bisect regenerated under each combination")
-    for column in ("combination", "python", "versions", "verdict", "what differs"):
-        table.add_column(column, overflow="fold")
+    table = Table(title="drift matrix: the fixture regenerated under each combination")
+    for column in ("combination", "python", "versions", "verdict"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("what differs", overflow="fold")
     for row in rows:
-        versions = ", ".join(f"{lib} {version}" for lib, version in row.versions.items())
+        combination = row.name.split("-", 1)[1] if row.name.startswith("py") else row.name
+        versions = "\n".join(f"{lib} {version}" for lib, version in row.versions.items())
         style = styles.get(row.verdict, "bold red")
         verdict = f"[{style}]{row.verdict}[/{style}]"
-        table.add_row(row.name, row.python, versions, verdict, "\n".join(row.what) or "-")
-    Console(width=max(120, Console().width)).print(table)
+        table.add_row(combination, row.python, versions, verdict, "\n".join(row.what) or "-")
+    Console(width=max(160, Console().width)).print(table)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from onnx import TensorProto, helper, numpy_helper
 
+from model_bisect.errors import InputError
 from model_bisect.features import CANONICAL_FEATURES, TARGET_COLUMN
 
 from .arrays import float_array
@@ -132,6 +133,7 @@ def write_fixture(fixture: Fixture, out: Path) -> Manifest:
     out = out.absolute()
     out.parent.mkdir(parents=True, exist_ok=True)
     _recover(out)
+    _refuse_foreign(out)
     staging = out.with_name(f".{out.name}.staging-{secrets.token_hex(4)}")
     staging.mkdir()  # not mkdtemp: its mode 0700 would become the fixture folder's
     try:
@@ -151,6 +153,23 @@ def write_fixture(fixture: Fixture, out: Path) -> Manifest:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return manifest
+
+
+def _refuse_foreign(out: Path) -> None:
+    """The swap replaces the whole folder: never let it take a folder that is not a fixture."""
+    if not out.is_dir() or (out / MANIFEST_FILE).is_file():
+        return
+    foreign = [
+        p.relative_to(out).as_posix()
+        for p in out.rglob("*")
+        if p.is_file() and not is_hand_written(p.relative_to(out).as_posix())
+    ]
+    if foreign:
+        raise InputError(
+            f"not a fixture folder (no {MANIFEST_FILE}, yet it holds {foreign[0]})",
+            str(out),
+            "pass an empty or new folder, or a fixture folder, as --out",
+        )
 
 
 def _write(path: Path, blob: bytes) -> None:

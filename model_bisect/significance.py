@@ -9,6 +9,7 @@ test for two correlations sharing a variable; SROCC, KROCC and RMSE use a paired
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import numpy as np
 from scipy import stats
@@ -22,7 +23,7 @@ _METRICS = ("plcc", "srocc", "krocc", "rmse")
 
 # The paired bootstrap works on at most this many rows (a fixed-seed subsample above it):
 # SROCC and RMSE resamples cost O(rows) each; KROCC's exact resampled tau costs O(rows^2)
-# each (see _kendall_deltas), hence its smaller cap. Above the cap the resampled deltas are
+# each (see _KendallForms), hence its smaller cap. Above the cap the resampled deltas are
 # shrunk by sqrt(m/n) around the full-data delta (the m-out-of-n bootstrap, valid for these
 # asymptotically normal statistics), so the test keeps the power of all n rows.
 _BOOT_ROWS = {"srocc": 5_000, "rmse": 10_000, "krocc": 1_000}
@@ -53,17 +54,15 @@ def williams_test(r_ta: float, r_tb: float, r_ab: float, n: int) -> float:
     return float(stats.t.sf(t2, n - 3))
 
 
-def _draws(rng: np.random.Generator, m: int, resamples: int) -> list[np.ndarray]:
-    """Row counts of each resample, in chunks: resample b is rng.integers(0, m, size=m),
-    drawn in order (so a plain loop with the same seed draws the same rows)."""
+def _draws(rng: np.random.Generator, m: int, resamples: int) -> Iterator[np.ndarray]:
+    """Row counts of each resample, a chunk at a time: resample b is rng.integers(0, m,
+    size=m), drawn in order (so a plain loop with the same seed draws the same rows)."""
     chunk = max(1, _CHUNK_CELLS // m)
-    out = []
     for start in range(0, resamples, chunk):
         rows = min(chunk, resamples - start)
         idx = rng.integers(0, m, size=(rows, m))
         flat = (idx + m * np.arange(rows)[:, None]).ravel()
-        out.append(np.bincount(flat, minlength=rows * m).reshape(rows, m).astype(np.float64))
-    return out
+        yield np.bincount(flat, minlength=rows * m).reshape(rows, m).astype(np.float64)
 
 
 class _MidRanks:
@@ -144,7 +143,8 @@ def _rmse_deltas(ea: np.ndarray, eb: np.ndarray, counts: np.ndarray) -> np.ndarr
 
 
 def _worse(metric: str, t: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
-    """How much worse b is than a on these rows (positive = worse)."""
+    """How much worse b is than a on these rows (positive = worse); for RMSE, a and b hold
+    the squared errors."""
     if metric == "srocc":
         rt = stats.rankdata(t)  # ranked once for both models: 1M rows take ~0.15 s to rank
         return pearson(stats.rankdata(a), rt) - pearson(stats.rankdata(b), rt)
@@ -186,7 +186,7 @@ def drop_p_value(
         b = apply_mapping(b, t, mapping)
     if metric == "plcc":
         return williams_test(pearson(t, a), pearson(t, b), pearson(a, b), n)
-    if metric == "rmse":
+    if metric == "rmse":  # from here on a and b are squared errors
         a, b = (a - t) ** 2, (b - t) ** 2
     full = _worse(metric, t, a, b)
     if not math.isfinite(full):

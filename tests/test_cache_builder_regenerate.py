@@ -106,6 +106,15 @@ def test_regenerate_keeps_readme_and_drops_files_it_does_not_write(tmp_path: Pat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bisect"]  # no staging left
 
 
+def test_regenerate_refuses_to_replace_a_folder_that_is_not_a_fixture(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "notes.txt").write_text("mine\n", encoding="utf-8")
+    assert main(["regenerate", "--out", str(tmp_path)]) == 3
+    assert capsys.readouterr().err.startswith("error: not a fixture folder (no MANIFEST.json")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
 def test_failure_mid_write_leaves_previous_fixture_and_readme_whole(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -159,6 +159,14 @@ def test_unknown_target_column_exits_3(tmp_path: Path, capsys: pytest.CaptureFix
     assert capsys.readouterr().err.startswith("error: no column 'nope' (from --target-column) in ")
 
 
+def test_target_column_without_source_features_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["regenerate", "--out", str(tmp_path / "o"), "--target-column", "dmos"]) == 3
+    assert capsys.readouterr().err.startswith("error: --target-column needs --source-features")
+    assert not (tmp_path / "o").exists()
+
+
 def test_least_squares_recovers_exact_linear_weights() -> None:
     rng = np.random.default_rng(3)
     features = rng.uniform(0.0, 1.0, (100, 6)).astype(np.float32)
