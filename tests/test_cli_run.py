@@ -56,7 +56,7 @@ def test_committed_fixture_has_no_regression_in_two_evaluations(tmp_path: Path) 
     body = report(out)
     assert body["verdict"]["kind"] == "no_regression"
     assert body["evaluations"] <= 2
-    assert [m["label"] for m in body["timeline"]] == [f"model_{i:02d}" for i in range(8)]
+    assert [m["label"] for m in body["timeline"]] == [f"model_{i:02d}.onnx" for i in range(8)]
 
 
 def test_fixture_with_models_5_to_7_randomised_reports_regression_at_5(

@@ -8,6 +8,7 @@ to a `bisect-out` under tmp (BISECT_OUT) and evaluations to a fresh cache (MODEL
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -125,7 +126,8 @@ def test_nightly_on_a_regression_timeline_posts_the_first_bad_index_and_exits_2(
     assert run.exit_code == 2, run.stderr[-3000:]
     body = _sticky(github)
     assert "Regression at index 5" in body
-    assert "model_05.onnx" in body
+    verdict = json.loads((run.out / "result.json").read_text(encoding="utf-8"))["verdict"]
+    assert (verdict["kind"], verdict["first_bad_index"]) == ("regression", 5)
     assert "regression" in run.stderr
     _assert_token_never_leaks(run, github)
 
