@@ -14,7 +14,9 @@ import shlex
 import sys
 from pathlib import Path
 
-from invoke import Context, Exit, task
+from invoke.context import Context
+from invoke.exceptions import Exit
+from invoke.tasks import task
 
 ROOT = Path(__file__).resolve().parent
 # The interpreter running invoke has the project and its dev extra installed, so `-m nox` and
@@ -64,9 +66,9 @@ def _bisect_cmd(fixture: Path, models: Path, out: Path) -> str:
 
 
 def _logged(c: Context, command: str, log: Path) -> int:
-    """Run with live output, keep stdout and stderr in `log`, return the exit code."""
-    result = c.run(command, warn=True, pty=False)
-    log.write_text(f"$ {command}\n{result.stdout}{result.stderr}", encoding="utf-8")
+    """Run with live output, keep it (stderr merged, in order) in `log`, return the exit code."""
+    result = c.run(f"{command} 2>&1", warn=True, pty=False)
+    log.write_text(f"$ {command}\n{result.stdout}", encoding="utf-8")
     return int(result.exited)
 
 

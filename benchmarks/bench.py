@@ -26,6 +26,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -126,7 +127,7 @@ def run_child(label: str, args: Sequence[str], workdir: Path) -> Run:
     )
 
 
-def measure(models: int, rows: int, scratch: Path) -> dict[str, object]:
+def measure(models: int, rows: int, scratch: Path) -> dict[str, Any]:
     data = scratch / "data"
     data.mkdir()
     features, model_dir, first_bad = build_timeline(data, models, rows)
@@ -173,7 +174,7 @@ def measure(models: int, rows: int, scratch: Path) -> dict[str, object]:
     }
 
 
-def print_tables(result: dict[str, object]) -> None:
+def print_tables(result: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -181,7 +182,7 @@ def print_tables(result: dict[str, object]) -> None:
     runs = Table(title=f"model-bisect run: {result['models']} models x {result['rows']:,} rows")
     for column in ("run", "exit", "evaluations", "first bad", "seconds", "peak RSS (MB)"):
         runs.add_column(column, justify="left" if column == "run" else "right")
-    for run in result["runs"]:  # type: ignore[attr-defined]
+    for run in result["runs"]:
         runs.add_row(
             run["label"],
             str(run["exit_code"]),
@@ -194,7 +195,7 @@ def print_tables(result: dict[str, object]) -> None:
     ratios = Table(title=f"ratios (feature matrix {result['feature_matrix_mb']:.1f} MB)")
     for column in ("ratio", "measured", "target", ""):
         ratios.add_column(column, justify="left" if column == "ratio" else "right")
-    for ratio in result["ratios"]:  # type: ignore[attr-defined]
+    for ratio in result["ratios"]:
         verdict = "[green]met[/green]" if ratio["met"] else "[bold red]missed[/bold red]"
         ratios.add_row(ratio["name"], f"{ratio['value']:.3f}", f"<= {ratio['target']}", verdict)
     console.print(ratios)

@@ -7,6 +7,7 @@ written down, and ``to_json`` / ``from_json`` are the only code that knows the f
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -93,6 +94,15 @@ class FeaturesRef:
         )
 
 
+def _finite_or_none(value: float) -> float | None:
+    """NaN and inf are not JSON: a metric that cannot be computed is written as null."""
+    return value if math.isfinite(value) else None
+
+
+def _float_or_nan(value: Any) -> float:
+    return math.nan if value is None else float(value)
+
+
 @dataclass(frozen=True)
 class Metrics:
     """Agreement of one model's predictions with the subjective target.
@@ -116,24 +126,28 @@ class Metrics:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "plcc": self.plcc,
-            "srocc": self.srocc,
-            "krocc": self.krocc,
-            "rmse": self.rmse,
+            "plcc": _finite_or_none(self.plcc),
+            "srocc": _finite_or_none(self.srocc),
+            "krocc": _finite_or_none(self.krocc),
+            "rmse": _finite_or_none(self.rmse),
             "n": self.n,
-            "ci": {k: [lo, hi] for k, (lo, hi) in self.ci.items()},
+            "ci": {
+                k: [_finite_or_none(lo), _finite_or_none(hi)] for k, (lo, hi) in self.ci.items()
+            },
             "mapping": self.mapping,
         }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Metrics:
         return cls(
-            plcc=float(data["plcc"]),
-            srocc=float(data["srocc"]),
-            krocc=float(data["krocc"]),
-            rmse=float(data["rmse"]),
+            plcc=_float_or_nan(data["plcc"]),
+            srocc=_float_or_nan(data["srocc"]),
+            krocc=_float_or_nan(data["krocc"]),
+            rmse=_float_or_nan(data["rmse"]),
             n=int(data["n"]),
-            ci={k: (float(v[0]), float(v[1])) for k, v in data.get("ci", {}).items()},
+            ci={
+                k: (_float_or_nan(v[0]), _float_or_nan(v[1])) for k, v in data.get("ci", {}).items()
+            },
             mapping=str(data.get("mapping", "none")),
         )
 
@@ -330,7 +344,7 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 def dumps(report: Report) -> str:
-    return json.dumps(report.to_json(), indent=2, sort_keys=False) + "\n"
+    return json.dumps(report.to_json(), indent=2, allow_nan=False) + "\n"
 
 
 def labels(report: Report) -> Sequence[str]:

@@ -184,9 +184,10 @@ def verdict_message(result: SearchResult, labels: Sequence[str]) -> str:
     if kind is VerdictKind.HEAD_BAD:
         return f"the first model {_name(0, labels)} already fails the gates"
     if kind is VerdictKind.NO_REGRESSION:
+        # Renderers put the verdict kind in front, so the sentence does not repeat it.
         if result.last_good is None:
-            return "no regression"
-        return f"no regression: the last model {_name(result.last_good, labels)} passes the gates"
+            return "every model passes the gates"
+        return f"the last model {_name(result.last_good, labels)} passes the gates"
     after = (
         "no model before them passed"
         if result.last_good is None
@@ -195,10 +196,7 @@ def verdict_message(result: SearchResult, labels: Sequence[str]) -> str:
     candidates = result.candidates
     if candidates and result.outcomes.get(candidates[-1]) is Status.BAD:
         return (
-            f"inconclusive: skipped models hide the first bad one, which is one of "
+            f"skipped models hide the first bad one, which is one of "
             f"{_names(candidates, labels)}; {after}"
         )
-    return (
-        f"inconclusive: no tested model failed, but {_names(candidates, labels)} "
-        f"could not be tested; {after}"
-    )
+    return f"no tested model failed, but {_names(candidates, labels)} could not be tested; {after}"

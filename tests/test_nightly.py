@@ -168,3 +168,14 @@ def test_nightly_without_publish_prints_the_green_body_and_saves_it(tmp_path: Pa
     saved = (run.out / "comment.md").read_text(encoding="utf-8")
     assert saved.startswith(MARKER)
     assert saved in run.stdout
+
+
+def test_nightly_on_a_fixture_that_is_not_there_exits_3_with_the_wiring_broke_body(
+    tmp_path: Path,
+) -> None:
+    run = _nightly(tmp_path, None, "--fixture", str(tmp_path / "no-such-fixture"))
+
+    assert run.exit_code == 3, run.stderr[-3000:]
+    assert "Wiring broke" in run.stdout
+    assert "wiring broke (check)" in run.stderr
+    assert (run.out / "check.log").is_file()

@@ -294,13 +294,13 @@ def test_message_for_head_bad_and_no_regression() -> None:
     assert "#0 (model_00)" in head
     assert "fails" in head
     clean = verdict_message(bisect(8, Timeline([G] * 8)), LABELS)
-    assert clean.startswith("no regression")
+    assert clean == "the last model #7 (model_07) passes the gates"
     assert "#7 (model_07)" in clean
 
 
 def test_message_for_inconclusive_lists_the_candidates() -> None:
     text = verdict_message(bisect(8, Timeline(monotone(8, 5, {3, 4}))), LABELS)
-    assert text.startswith("inconclusive")
+    assert text.startswith("skipped models hide the first bad one")
     for i in (3, 4, 5):
         assert f"#{i} (model_{i:02d})" in text
     assert "last good #2 (model_02)" in text
