@@ -178,7 +178,10 @@ class _Session:
         if cache is not None and key is not None:
             kept = evaluation.predictions.astype(np.float32) if self.needs_predictions else None
             cache.put(key, {"metrics": metrics.to_json()}, kept)
-        return _Measure(metrics, "", seconds, False, evaluation.predictions)
+        # Predictions (8 MB per million rows) are kept only for the significance test; holding
+        # them for every model of a 512-model scan would cost gigabytes.
+        kept_predictions = evaluation.predictions if self.needs_predictions else None
+        return _Measure(metrics, "", seconds, False, kept_predictions)
 
     def _p_values(self, predictions: np.ndarray | None) -> dict[str, float]:
         if not self.needs_predictions or self.anchor is None or predictions is None:
