@@ -179,3 +179,35 @@ def test_nightly_on_a_fixture_that_is_not_there_exits_3_with_the_wiring_broke_bo
     assert "Wiring broke" in run.stdout
     assert "wiring broke (check)" in run.stderr
     assert (run.out / "check.log").is_file()
+
+
+def test_invoke_publish_republishes_an_existing_report_into_the_same_comment(
+    tmp_path: Path, github: FakeGitHub
+) -> None:
+    out = tmp_path / "bisect-out"
+    subprocess.run(
+        [sys.executable, "-m", "model_bisect", "run", str(FIXTURE_DIR / "models"),
+         "--features", str(FIXTURE_DIR / "features.parquet"), "--min-plcc", "0.85",
+         "--quiet", "--json", str(out / "result.json"), "--cache-dir", str(tmp_path / "cache")],
+        check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+    env = dict(
+        os.environ,
+        BISECT_OUT=str(out),
+        GH_TOKEN=github.token,
+        GITHUB_REPOSITORY=REPO,
+        GITHUB_API_URL=github.url,
+    )
+    for _ in range(2):
+        result = subprocess.run(
+            [sys.executable, "-m", "invoke", "publish", "--issue", str(ISSUE)],
+            cwd=REPO_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        assert github.token not in result.stdout + result.stderr
+    assert "No regression" in _sticky(github)
