@@ -6,9 +6,15 @@ versions live in constraints/, never here.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import nox
+
+# uv installs without compiling bytecode, and environments that set PYTHONDONTWRITEBYTECODE
+# never cache it: every run would then recompile scipy and pandas (seconds of start-up that
+# the benchmark would measure as the tool's own).
+os.environ.setdefault("UV_COMPILE_BYTECODE", "1")
 
 # uv when it can be found (nox also looks for the `uv` package installed beside itself, which
 # is how the dev extra provides it), plain virtualenv otherwise.

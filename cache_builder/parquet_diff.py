@@ -9,7 +9,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .arrays import float_values
+from model_bisect.arrow import float_values
+
 from .difference import Difference, short
 
 __all__ = ["compare_parquet"]

@@ -14,10 +14,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from model_bisect.arrow import float_values
 from model_bisect.errors import InputError
 from model_bisect.features import CANONICAL_FEATURES, TARGET_COLUMN
 
-from .arrays import float_values
 from .fixture import TIMELINE_SEED, Fixture, FixtureData, LinearWeights, Origin, OriginKind, perturb
 from .layout import MODEL_COUNT
 

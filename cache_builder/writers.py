@@ -22,10 +22,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from onnx import TensorProto, helper, numpy_helper
 
+from model_bisect.arrow import float_array
 from model_bisect.errors import InputError
 from model_bisect.features import CANONICAL_FEATURES, TARGET_COLUMN
 
-from .arrays import float_array
 from .fixture import Fixture, FixtureData, LinearWeights
 from .layout import FEATURES_FILE, MANIFEST_FILE, is_hand_written, model_file
 from .manifest import Manifest, describe

@@ -15,17 +15,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from . import __version__
 from .errors import InputError
 from .evalcache import EvalCache
-from .evaluate import Evaluator
 from .features import FeatureTable, columns_for, load_features
 from .gates import judge
-from .metrics import compute_metrics
 from .report import (
     FeaturesRef,
     GateSpec,
@@ -38,8 +36,10 @@ from .report import (
     Verdict,
 )
 from .search import SearchResult, bisect, scan, verdict_message
-from .significance import drop_p_value
 from .timeline import TimelineEntry, require_two
+
+if TYPE_CHECKING:
+    from .evaluate import Evaluator
 
 __all__ = ["RunOptions", "run", "toolchain_versions"]
 
@@ -113,10 +113,8 @@ class _Session:
         self.options = options
         self.broken = broken
         self.on_step = on_step
-        threads = max(1, (os.cpu_count() or 1) // max(1, options.jobs))
-        self.evaluator = Evaluator(
-            features, input_name=options.input_name, threads=threads if options.jobs > 1 else None
-        )
+        self._evaluator: Evaluator | None = None
+        self._target_ranks: np.ndarray | None = None
         self.measured: dict[str, tuple[_Measure, int]] = {}  # by sha256: result, first index
         self.steps: dict[int, Step] = {}
         self.evaluations = 0
@@ -125,6 +123,20 @@ class _Session:
         self.needs_predictions = options.alpha is not None and any(
             g.kind == "max_drop" for g in options.gates
         )
+
+    @property
+    def evaluator(self) -> Evaluator:
+        """Created on the first cache miss: a fully cached rerun never loads ONNX Runtime."""
+        with self.lock:
+            if self._evaluator is None:
+                from .evaluate import Evaluator
+
+                jobs = self.options.jobs
+                threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
+                self._evaluator = Evaluator(
+                    self.features, input_name=self.options.input_name, threads=threads
+                )
+            return self._evaluator
 
     def _cache_key(self, entry: TimelineEntry) -> str:
         return EvalCache.key(
@@ -171,9 +183,7 @@ class _Session:
         if not evaluation.ok or evaluation.predictions is None:
             # Skips are not cached: a missing external-data file may be restored later.
             return _Measure(None, evaluation.reason, evaluation.seconds, False, None)
-        metrics = compute_metrics(
-            evaluation.predictions, self.features.target, mapping=self.options.mapping
-        )
+        metrics = self._compute_metrics(evaluation.predictions)
         seconds = time.perf_counter() - started
         if cache is not None and key is not None:
             kept = evaluation.predictions.astype(np.float32) if self.needs_predictions else None
@@ -183,12 +193,25 @@ class _Session:
         kept_predictions = evaluation.predictions if self.needs_predictions else None
         return _Measure(metrics, "", seconds, False, kept_predictions)
 
+    def _compute_metrics(self, predictions: np.ndarray) -> Metrics:
+        from .metrics import compute_metrics, target_ranks  # scipy: only on a cache miss
+
+        with self.lock:
+            if self._target_ranks is None:  # every model is ranked against one target
+                self._target_ranks = target_ranks(self.features.target)
+            ranks = self._target_ranks
+        return compute_metrics(
+            predictions, self.features.target, mapping=self.options.mapping, ranks=ranks
+        )
+
     def _p_values(self, predictions: np.ndarray | None) -> dict[str, float]:
         if not self.needs_predictions or self.anchor is None or predictions is None:
             return {}
         anchor_pred = self.anchor.predictions
         if anchor_pred is None:
             return {}
+        from .significance import drop_p_value
+
         return {
             g.metric: drop_p_value(
                 g.metric,

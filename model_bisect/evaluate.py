@@ -211,6 +211,9 @@ class Evaluator:
     def _session(self, path: Path, data: bytes | None) -> Any:
         options = ort.SessionOptions()
         options.log_severity_level = _LOG_ERRORS_ONLY
+        # The arena would keep each session's peak batch buffers for the life of the process;
+        # one session per model makes that pure overhead.
+        options.enable_cpu_mem_arena = False
         if self.threads is not None:
             options.intra_op_num_threads = self.threads
             options.inter_op_num_threads = 1

@@ -177,8 +177,9 @@ def load_features(
     """
     import numpy as np
     import pyarrow as pa
-    import pyarrow.compute as pc
     import pyarrow.parquet as pq
+
+    from .arrow import float_values
 
     where = str(path)
     if not path.exists():
@@ -219,33 +220,49 @@ def load_features(
                 where,
                 "store features and target as float or integer columns",
             )
+    # One column of one row group at a time, straight into the final arrays: a whole-table
+    # read plus float64 casts would hold several copies of the data at once (peak memory is
+    # benchmarked: `nox -s bench`).
+    total = parquet.metadata.num_rows
+    matrix = np.empty((total, len(names)), dtype=np.float32)
+    target_values = np.empty(total, dtype=np.float64)
+    filled = 0
     try:
-        table = parquet.read(columns=list(dict.fromkeys([*names, target])))
+        for group in range(parquet.num_row_groups):
+            stop = filled + parquet.metadata.row_group(group).num_rows
+            for i, name in enumerate([*names, target]):
+                column = parquet.read_row_group(group, columns=[name], use_threads=False)
+                values = float_values(column.column(0))  # nulls become NaN
+                if name == target:
+                    target_values[filled:stop] = values
+                else:
+                    # float32 overflow turns an out-of-range value into inf: its row drops.
+                    with np.errstate(over="ignore"):
+                        matrix[filled:stop, i] = values
+                del column, values
+            filled = stop
     except (OSError, pa.ArrowException) as exc:
         raise InputError(
             f"corrupt parquet file ({_first_line(exc)})",
             where,
             "regenerate or re-export the features file",
         ) from None
+    pa.default_memory_pool().release_unused()  # give decoded pages back before evaluating
+    if filled != total:
+        raise InputError(
+            f"corrupt parquet file ({filled} of {total} rows readable)",
+            where,
+            "regenerate or re-export the features file",
+        )
 
-    def as_float64(name: str) -> np.ndarray:
-        column = pc.cast(table.column(name), pa.float64())
-        return np.asarray(column.to_numpy(), dtype=np.float64)  # nulls become NaN
-
-    target_values = as_float64(target)
-    matrix = np.empty((table.num_rows, len(names)), dtype=np.float32)
-    for i, name in enumerate(names):
-        # float32 overflow turns an out-of-range value into inf, and so drops its row.
-        with np.errstate(over="ignore"):
-            matrix[:, i] = as_float64(name)
     keep = np.isfinite(target_values) & np.isfinite(matrix).all(axis=1)
-    dropped = int(table.num_rows - int(keep.sum()))
+    dropped = int(total - int(keep.sum()))
     if dropped:
         matrix = np.ascontiguousarray(matrix[keep])
         target_values = target_values[keep]
     if matrix.shape[0] == 0:
         raise InputError(
-            f"no usable rows ({table.num_rows} rows, all with a missing or non-finite value)",
+            f"no usable rows ({total} rows, all with a missing or non-finite value)",
             where,
             f"fill in the columns {', '.join([*names, target])}",
         )

@@ -25,6 +25,7 @@ __all__ = [
     "kendall",
     "pearson",
     "spearman",
+    "target_ranks",
 ]
 
 MAPPINGS = ("none", "linear", "cubic", "logistic")
@@ -78,11 +79,14 @@ def pearson(x: np.ndarray, y: np.ndarray) -> float:
     return max(-1.0, min(1.0, float(xm @ ym) / denom))
 
 
-def spearman(x: np.ndarray, y: np.ndarray) -> float:
-    """Spearman's rho: Pearson's r of mid-ranks (ties share their average rank)."""
+def spearman(x: np.ndarray, y: np.ndarray, *, y_ranks: np.ndarray | None = None) -> float:
+    """Spearman's rho: Pearson's r of mid-ranks (ties share their average rank).
+
+    ``y_ranks`` lets a caller that scores many models against one target rank it once.
+    """
     if x.size < 3 or _constant(x) or _constant(y):
         return math.nan
-    return pearson(stats.rankdata(x), stats.rankdata(y))
+    return pearson(stats.rankdata(x), stats.rankdata(y) if y_ranks is None else y_ranks)
 
 
 def kendall(x: np.ndarray, y: np.ndarray) -> float:
@@ -237,8 +241,18 @@ def apply_mapping(pred: np.ndarray, target: np.ndarray, kind: str) -> np.ndarray
     return x
 
 
+def target_ranks(target: np.ndarray) -> np.ndarray:
+    """Mid-ranks of the target, to pass to every ``compute_metrics`` call of one run."""
+    return np.asarray(stats.rankdata(target), dtype=np.float64)
+
+
 def compute_metrics(
-    pred: np.ndarray, target: np.ndarray, *, mapping: str = "none", seed: int = 0
+    pred: np.ndarray,
+    target: np.ndarray,
+    *,
+    mapping: str = "none",
+    seed: int = 0,
+    ranks: np.ndarray | None = None,
 ) -> Metrics:
     """All four metrics with 95% intervals; NaN correlations for constant input or n < 3.
 
@@ -248,7 +262,7 @@ def compute_metrics(
     mapped = apply_mapping(x, y, mapping)
     n = int(x.size)
     plcc = pearson(mapped, y)
-    srocc = spearman(x, y)
+    srocc = spearman(x, y, y_ranks=ranks)
     krocc = kendall(x, y)
     sq_err = (mapped - y) ** 2
     rmse = math.sqrt(float(sq_err.mean())) if n else math.nan

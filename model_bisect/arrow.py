@@ -1,4 +1,4 @@
-"""numpy values of Arrow columns without importing pandas.
+"""numpy values of Arrow columns, and back, without importing pandas.
 
 pyarrow's ``to_numpy`` imports pandas (over a second here), which would triple the time of
 ``check``; a float64 column's buffers hold everything needed.
