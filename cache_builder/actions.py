@@ -6,12 +6,13 @@ import tempfile
 from pathlib import Path
 
 from model_bisect.errors import InputError
+from model_bisect.features import file_sha256
 
 from .drift import DriftReport, compare_trees
 from .fixture import Fixture, Origin, OriginKind
 from .layout import MANIFEST_FILE
 from .manifest import Manifest, read_manifest
-from .source import build_from_source, file_sha256
+from .source import build_from_source
 from .synthetic import build_synthetic
 from .writers import write_fixture
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from model_bisect.report import write_atomic
 
 __all__ = ["LIBRARIES", "SEVERITY", "MatrixRow", "load_row", "main", "summarise", "to_json"]
 
@@ -122,18 +122,6 @@ def to_json(rows: Sequence[MatrixRow]) -> dict[str, Any]:
     }
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, scratch = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.replace(scratch, path)
-    except BaseException:
-        Path(scratch).unlink(missing_ok=True)
-        raise
-
-
 def _print_table(rows: Sequence[MatrixRow]) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -179,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 3
     _print_table(rows)
-    _write_atomic(args.out, json.dumps(to_json(rows), indent=2) + "\n")
+    write_atomic(args.out, json.dumps(to_json(rows), indent=2) + "\n")
     failing = [row.name for row in rows if row.fails]
     if failing:
         print(f"content drift in: {', '.join(failing)} (see {args.out})", file=sys.stderr)

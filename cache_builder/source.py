@@ -6,7 +6,6 @@ the good weights are fitted to it by least squares before the timeline perturbs 
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
@@ -16,26 +15,18 @@ import pyarrow.parquet as pq
 
 from model_bisect.arrow import float_values
 from model_bisect.errors import InputError
-from model_bisect.features import CANONICAL_FEATURES, TARGET_COLUMN
+from model_bisect.features import CANONICAL_FEATURES, TARGET_COLUMN, file_sha256
 
 from .fixture import TIMELINE_SEED, Fixture, FixtureData, LinearWeights, Origin, OriginKind, perturb
 from .layout import MODEL_COUNT
 
-__all__ = ["TARGET_CANDIDATES", "build_from_source", "file_sha256", "fit_linear"]
+__all__ = ["TARGET_CANDIDATES", "build_from_source", "fit_linear"]
 
 # Checked in this order; the first present wins (exact name first, then ignoring case).
 TARGET_CANDIDATES = ("mos", "dmos", "target", "score")
 # Fitted weights keep 7 significant digits: LAPACK's solve can differ in the last bits
 # between BLAS builds, and those bits must not reach the model bytes.
 _SIGNIFICANT_DIGITS = 7
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def build_from_source(
