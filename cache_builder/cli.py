@@ -12,13 +12,14 @@ import json
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import NoReturn, TextIO
+from typing import TextIO
 
 from rich.console import Console
 from rich.table import Table
 
-from model_bisect.errors import BisectError, InputError, UsageError
+from model_bisect.errors import InputError, UsageError
 from model_bisect.report import write_atomic
+from model_bisect.speaking import Parser, speak
 
 from .layout import DEFAULT_OUT
 
@@ -37,22 +38,15 @@ _STYLE = {
 }
 
 
-class _Parser(argparse.ArgumentParser):
-    """Usage errors raise UsageError (exit 3) instead of argparse's exit 2."""
-
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(message, None, f"see `{self.prog} --help`")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    common = _Parser(add_help=False)
+    common = Parser(add_help=False)
     common.add_argument("--out", type=Path, default=Path(DEFAULT_OUT), help="fixture folder")
     common.add_argument("--debug", action="store_true", help="show tracebacks")
-    parser = _Parser(
+    parser = Parser(
         prog="python -m cache_builder",
         description="Make the golden feature cache reproducibly, and check it for drift.",
     )
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     regen = sub.add_parser(
         "regenerate", parents=[common], help="write the fixture (atomically) into --out"
     )
@@ -80,21 +74,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
-    try:
+
+    def dispatch() -> int:
         args = build_parser().parse_args(args_list)
-        if args.command == "regenerate":
-            if args.target_column is not None and args.source_features is None:
-                raise UsageError("--target-column needs --source-features", None, "add it")
-            return _regenerate(args)
-        return _check(args)
-    except BisectError as exc:
-        if "--debug" in args_list:
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
+        if args.command == "check":
+            return _check(args)
+        if args.target_column is not None and args.source_features is None:
+            raise UsageError("--target-column needs --source-features", None, "add it")
+        return _regenerate(args)
+
+    return speak(dispatch, args_list)
 
 
 @contextlib.contextmanager

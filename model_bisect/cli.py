@@ -9,12 +9,11 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
 
 from . import __version__
 from .commands import publish as publish_cmd
 from .commands import run as run_cmd
-from .errors import BisectError, UsageError
+from .speaking import Parser, speak
 
 __all__ = ["EXIT_DRIFT", "EXIT_INCONCLUSIVE", "EXIT_INPUT", "EXIT_OK", "EXIT_REGRESSION", "main"]
 
@@ -25,21 +24,14 @@ EXIT_INPUT = 3
 EXIT_INCONCLUSIVE = 4
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse exits 2 on usage errors, which CI would read as "regression": raise instead."""
-
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(message, None, f"see `{self.prog} --help`")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = Parser(
         prog="model-bisect",
         description="Find the first model in a timeline of ONNX quality models that fails a gate.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     run_cmd.add_parser(sub)
     publish_cmd.add_parser(sub)
     return parser
@@ -47,19 +39,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in args_list
-    try:
+
+    def dispatch() -> int:
         args = build_parser().parse_args(args_list)
         handler = run_cmd.main if args.command == "run" else publish_cmd.main
         return handler(args)
-    except BisectError as exc:
-        if debug:
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
+
+    return speak(dispatch, args_list)
 
 
 if __name__ == "__main__":  # pragma: no cover
