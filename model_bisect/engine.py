@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -56,7 +56,6 @@ class RunOptions:
     scan: bool = False
     input_name: str | None = None
     cache: EvalCache | None = None
-    settings_extra: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -82,19 +81,20 @@ def toolchain_versions() -> dict[str, str]:
     return versions
 
 
-def _needed_columns(entries: Sequence[TimelineEntry]) -> tuple[list[str], dict[int, str]]:
-    """Union of every model's feature columns, so the parquet is read once; a model whose
-    sidecar is malformed is skipped with that reason instead of failing the whole run."""
-    names: list[str] = []
+def _read_sidecars(
+    entries: Sequence[TimelineEntry],
+) -> tuple[dict[int, tuple[str, ...]], dict[int, str]]:
+    """Each model's feature columns, read once: their union decides what the parquet read
+    loads, and each model's own list keys its cache entry. A model whose sidecar is malformed
+    is skipped with that reason instead of failing the whole run."""
+    columns: dict[int, tuple[str, ...]] = {}
     broken: dict[int, str] = {}
     for entry in entries:
         try:
-            cols = columns_for(entry.path)
+            columns[entry.index] = columns_for(entry.path)
         except InputError as exc:
             broken[entry.index] = str(exc)
-            continue
-        names.extend(c for c in cols if c not in names)
-    return names, broken
+    return columns, broken
 
 
 class _Session:
@@ -105,12 +105,14 @@ class _Session:
         entries: Sequence[TimelineEntry],
         features: FeatureTable,
         options: RunOptions,
+        columns: Mapping[int, tuple[str, ...]],
         broken: Mapping[int, str],
         on_step: Callable[[Step], None] | None,
     ) -> None:
         self.entries = entries
         self.features = features
         self.options = options
+        self.columns = columns
         self.broken = broken
         self.on_step = on_step
         self._evaluator: Evaluator | None = None
@@ -142,7 +144,7 @@ class _Session:
         return EvalCache.key(
             model=entry.content_sha256 or entry.sha256,
             features=self.features.sha256,
-            columns=list(columns_for(entry.path)),
+            columns=list(self.columns[entry.index]),
             target=self.features.target_name,
             mapping=self.options.mapping,
             version=__version__,
@@ -281,15 +283,16 @@ def run(
 ) -> Report:
     """Evaluate the timeline lazily and localise the first model that fails the gates."""
     require_two(entries)
-    columns, broken = _needed_columns(entries)
-    if not columns:
+    columns, broken = _read_sidecars(entries)
+    needed = list(dict.fromkeys(name for cols in columns.values() for name in cols))
+    if not needed:
         raise InputError(
             "no model of the timeline has a usable feature list",
             str(entries[0].path),
             "fix the sidecar JSON files next to the models",
         )
-    features = load_features(features_path, columns, options.target)
-    session = _Session(entries, features, options, broken, on_step)
+    features = load_features(features_path, needed, options.target)
+    session = _Session(entries, features, options, columns, broken, on_step)
     if any(g.kind == "max_drop" for g in options.gates):
         session.set_anchor()
 
@@ -334,7 +337,6 @@ def _build_report(
         "mode": "scan" if options.scan else "bisect",
         "cache": options.cache is not None,
     }
-    settings.update(options.settings_extra)
     return Report(
         tool_version=__version__,
         timeline=tuple(ModelRef(e.index, e.label, str(e.path), e.sha256) for e in entries),

@@ -10,7 +10,7 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -345,7 +345,3 @@ def write_atomic(path: Path, text: str) -> None:
 
 def dumps(report: Report) -> str:
     return json.dumps(report.to_json(), indent=2, allow_nan=False) + "\n"
-
-
-def labels(report: Report) -> Sequence[str]:
-    return [m.label for m in report.timeline]
