@@ -9,25 +9,23 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
+from .catalogue import CATALOGUE, METRIC_NAMES, GateKind, gate_flags_text, metric_spec
 from .errors import UsageError
 from .report import GateSpec, Metrics, Status
 
-__all__ = ["DROP_METRICS", "gate_specs", "judge", "parse_max_drop"]
-
-DROP_METRICS = ("plcc", "srocc", "krocc", "rmse")
-_GATE_FLAGS = "--min-plcc, --min-srocc, --min-krocc, --max-rmse, --max-drop METRIC=DELTA"
+__all__ = ["gate_specs", "judge", "parse_max_drop"]
 
 
 def parse_max_drop(text: str) -> GateSpec:
     """``"plcc=0.05"`` -> the gate "plcc may drop at most 0.05 below the first model"."""
-    valid = ", ".join(DROP_METRICS)
+    valid = ", ".join(METRIC_NAMES)
     fix = f"write METRIC=DELTA with METRIC one of {valid} and DELTA >= 0, e.g. plcc=0.05"
     where = f"--max-drop {text}"
     name, sep, value = text.partition("=")
     metric = name.strip().lower()
     if not sep or not metric or not value.strip():
         raise UsageError(f"malformed gate {text!r}", where, fix)
-    if metric not in DROP_METRICS:
+    if metric not in METRIC_NAMES:
         raise UsageError(f"unknown metric {name.strip()!r}", where, fix)
     try:
         delta = float(value)
@@ -35,7 +33,7 @@ def parse_max_drop(text: str) -> GateSpec:
         raise UsageError(f"{value.strip()!r} is not a number", where, fix) from None
     if not math.isfinite(delta) or delta < 0.0:
         raise UsageError(f"delta {value.strip()} is not a finite number >= 0", where, fix)
-    return GateSpec(metric, "max_drop", delta)
+    return GateSpec(metric, GateKind.MAX_DROP, delta)
 
 
 def _checked(flag: str, value: float, low: float, high: float, fix: str) -> float:
@@ -45,26 +43,26 @@ def _checked(flag: str, value: float, low: float, high: float, fix: str) -> floa
 
 
 def gate_specs(
-    *,
-    min_plcc: float | None,
-    min_srocc: float | None,
-    min_krocc: float | None,
-    max_rmse: float | None,
-    max_drop: Sequence[str] = (),
+    thresholds: Mapping[str, float | None], max_drop: Sequence[str] = ()
 ) -> tuple[GateSpec, ...]:
-    """The gates the flags ask for, in flag order; at least one is required."""
+    """The gates the flags ask for, in catalogue order then the drops; at least one.
+
+    ``thresholds`` maps a metric name to its ``--min-``/``--max-`` flag's value (None or
+    absent when the flag was not given).
+    """
+    unknown = set(thresholds) - set(METRIC_NAMES)
+    if unknown:
+        raise ValueError(f"no threshold flag exists for {', '.join(sorted(unknown))}")
     specs: list[GateSpec] = []
-    for metric, value in (("plcc", min_plcc), ("srocc", min_srocc), ("krocc", min_krocc)):
+    for spec in CATALOGUE:
+        value = thresholds.get(spec.name)
         if value is not None:
-            fix = "a correlation threshold lies between -1 and 1, e.g. 0.85"
-            value = _checked(f"--min-{metric}", value, -1.0, 1.0, fix)
-            specs.append(GateSpec(metric, "min", value))
-    if max_rmse is not None:
-        fix = "an RMSE threshold is a number >= 0 on the target's scale"
-        specs.append(GateSpec("rmse", "max", _checked("--max-rmse", max_rmse, 0.0, math.inf, fix)))
+            low, high = spec.threshold_range
+            value = _checked(spec.flag, value, low, high, spec.threshold_hint)
+            specs.append(GateSpec(spec.name, spec.threshold_kind, value))
     specs.extend(parse_max_drop(text) for text in max_drop or ())
     if not specs:
-        raise UsageError("no gate given", None, f"pass at least one of {_GATE_FLAGS}")
+        raise UsageError("no gate given", None, f"pass at least one of {gate_flags_text()}")
     return tuple(specs)
 
 
@@ -84,8 +82,7 @@ def _drop_verdict(
         raise ValueError(f"the gate {gate.describe()!r} needs the anchor's metrics")
     metric = gate.metric
     now, then = metrics.value(metric), anchor.value(metric)
-    # Positive means worse: correlations fall, RMSE rises.
-    worse = now - then if metric == "rmse" else then - now
+    worse = metric_spec(metric).worse_by(now - then)
     moved = f"{metric} {_num(then)} -> {_num(now)} vs first model"
     if math.isnan(worse):
         return False, f"{moved}: drop undefined, needs <= {gate.threshold:g}"
@@ -120,13 +117,13 @@ def judge(
     held: list[str] = []
     failed: list[str] = []
     for gate in gates:
-        if gate.metric not in DROP_METRICS:
+        if gate.metric not in METRIC_NAMES:
             raise ValueError(f"unknown metric in gate {gate}")
-        if gate.kind == "max_drop":
+        if gate.kind is GateKind.MAX_DROP:
             ok, text = _drop_verdict(gate, metrics, anchor, p_values, alpha)
-        elif gate.kind in ("min", "max"):
+        elif gate.kind in (GateKind.MIN, GateKind.MAX):
             value = metrics.value(gate.metric)
-            if gate.kind == "min":
+            if gate.kind is GateKind.MIN:
                 ok, sign = value >= gate.threshold, (">=", "<")
             else:
                 ok, sign = value <= gate.threshold, ("<=", ">")

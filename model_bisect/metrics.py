@@ -13,6 +13,7 @@ import math
 import numpy as np
 from scipy import optimize, special, stats
 
+from .catalogue import CATALOGUE, Interval, MappingName, metric_spec
 from .errors import UsageError
 from .report import Metrics
 
@@ -28,13 +29,9 @@ __all__ = [
     "target_ranks",
 ]
 
-MAPPINGS = ("none", "linear", "cubic", "logistic")
+MAPPINGS: tuple[str, ...] = tuple(m.value for m in MappingName)
 
 _Z95 = float(stats.norm.ppf(0.975))
-
-# Fisher-z variances: 1/(n-3) for Pearson; for Spearman and Kendall the approximations of
-# Fieller, Hartley & Pearson (1957, Biometrika 44:470), 1.06/(n-3) and 0.437/(n-4).
-_FISHER = {"plcc": (1.0, 3), "srocc": (1.06, 3), "krocc": (0.437, 4)}
 
 # The RMSE interval is a percentile bootstrap with a fixed seed. 1000 resamples of 1M rows
 # would be 1e9 draws per model, so above _BOOT_ROWS rows it resamples a fixed-seed subsample
@@ -97,8 +94,12 @@ def kendall(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def fisher_interval(metric: str, r: float, n: int) -> tuple[float, float]:
-    """95% interval of a correlation through Fisher's z; NaN when n is too small."""
-    scale, offset = _FISHER[metric]
+    """95% interval of a correlation through Fisher's z (the catalogue's variance for
+    ``metric``); NaN when n is too small."""
+    fisher = metric_spec(metric).fisher
+    if fisher is None:
+        raise ValueError(f"{metric} has no Fisher-z interval")
+    scale, offset = fisher
     if not math.isfinite(r) or n <= offset:
         return (math.nan, math.nan)
     if abs(r) >= 1.0:  # atanh(±1) is infinite: a perfect correlation has no spread in z
@@ -232,11 +233,11 @@ def apply_mapping(pred: np.ndarray, target: np.ndarray, kind: str) -> np.ndarray
             f"unknown mapping {kind!r}", "--mapping", f"use one of {', '.join(MAPPINGS)}"
         )
     x, y = as_vectors(pred, target)
-    if kind == "linear":
+    if kind == MappingName.LINEAR:
         return _linear(x, y)
-    if kind == "cubic":
+    if kind == MappingName.CUBIC:
         return _cubic(x, y)
-    if kind == "logistic":
+    if kind == MappingName.LOGISTIC:
         return _logistic(x, y)
     return x
 
@@ -250,26 +251,29 @@ def compute_metrics(
     pred: np.ndarray,
     target: np.ndarray,
     *,
-    mapping: str = "none",
+    mapping: str = MappingName.NONE.value,
     seed: int = 0,
     ranks: np.ndarray | None = None,
 ) -> Metrics:
-    """All four metrics with 95% intervals; NaN correlations for constant input or n < 3.
-
-    ``ci`` always holds the four keys; a bound that cannot be computed is NaN.
+    """Every catalogue metric with its 95% interval; NaN correlations for constant input or
+    n < 3. ``ci`` holds every metric; a bound that cannot be computed is NaN.
     """
     x, y = as_vectors(pred, target)
     mapped = apply_mapping(x, y, mapping)
     n = int(x.size)
-    plcc = pearson(mapped, y)
-    srocc = spearman(x, y, y_ranks=ranks)
-    krocc = kendall(x, y)
     sq_err = (mapped - y) ** 2
-    rmse = math.sqrt(float(sq_err.mean())) if n else math.nan
-    ci = {
-        "plcc": fisher_interval("plcc", plcc, n),
-        "srocc": fisher_interval("srocc", srocc, n),
-        "krocc": fisher_interval("krocc", krocc, n),
-        "rmse": _rmse_interval(sq_err, seed),
+    values = {
+        "plcc": pearson(mapped, y),
+        "srocc": spearman(x, y, y_ranks=ranks),
+        "krocc": kendall(x, y),
+        "rmse": math.sqrt(float(sq_err.mean())) if n else math.nan,
     }
-    return Metrics(plcc=plcc, srocc=srocc, krocc=krocc, rmse=rmse, n=n, ci=ci, mapping=mapping)
+    ci = {}
+    for spec in CATALOGUE:
+        if spec.interval is Interval.FISHER_Z:
+            ci[spec.name] = fisher_interval(spec.name, values[spec.name], n)
+        elif spec.name == "rmse":
+            ci[spec.name] = _rmse_interval(sq_err, seed)
+        else:
+            raise ValueError(f"no {spec.interval.value} interval is implemented for {spec.name}")
+    return Metrics(values=values, n=n, ci=ci, mapping=mapping)

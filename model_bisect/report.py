@@ -1,7 +1,7 @@
 """The bisect report (schema_version 1): the one record every renderer and publisher reads.
 
-Its JSON shape is the contract in DESIGN.md; the dataclasses here are the only place it is
-written down, and ``to_json`` / ``from_json`` are the only code that knows the field names.
+Its JSON shape is the contract described in docs/report-schema.md; ``to_json`` /
+``from_json`` here are the only code that knows the field names.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+
+from .catalogue import METRIC_NAMES, GateKind, MappingName, metric_spec
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -33,7 +35,6 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = 1
-METRIC_NAMES = ("plcc", "srocc", "krocc", "rmse")
 
 
 class Status(StrEnum):
@@ -107,29 +108,28 @@ def _float_or_nan(value: Any) -> float:
 class Metrics:
     """Agreement of one model's predictions with the subjective target.
 
-    ``ci`` maps a metric name to its 95% interval (Fisher z for correlations, a seeded
-    bootstrap for RMSE). PLCC and RMSE are computed after ``mapping``.
+    ``values`` holds every catalogue metric by name; ``ci`` maps a metric name to its 95%
+    interval (computed as the catalogue says). Mapped metrics are computed after ``mapping``.
     """
 
-    plcc: float
-    srocc: float
-    krocc: float
-    rmse: float
+    values: Mapping[str, float]
     n: int
     ci: Mapping[str, tuple[float, float]] = field(default_factory=dict)
-    mapping: str = "none"
+    mapping: str = MappingName.NONE.value
+
+    def __post_init__(self) -> None:
+        if set(self.values) != set(METRIC_NAMES):
+            raise ValueError(
+                f"metrics need exactly {', '.join(METRIC_NAMES)}, got {', '.join(self.values)}"
+            )
 
     def value(self, metric: str) -> float:
-        if metric not in METRIC_NAMES:
-            raise KeyError(metric)
-        return float(getattr(self, metric))
+        """The metric's value; KeyError for a name outside the catalogue."""
+        return float(self.values[metric_spec(metric).name])
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "plcc": _finite_or_none(self.plcc),
-            "srocc": _finite_or_none(self.srocc),
-            "krocc": _finite_or_none(self.krocc),
-            "rmse": _finite_or_none(self.rmse),
+            **{name: _finite_or_none(self.values[name]) for name in METRIC_NAMES},
             "n": self.n,
             "ci": {
                 k: [_finite_or_none(lo), _finite_or_none(hi)] for k, (lo, hi) in self.ci.items()
@@ -139,42 +139,58 @@ class Metrics:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Metrics:
-        return cls(
-            plcc=_float_or_nan(data["plcc"]),
-            srocc=_float_or_nan(data["srocc"]),
-            krocc=_float_or_nan(data["krocc"]),
-            rmse=_float_or_nan(data["rmse"]),
-            n=int(data["n"]),
-            ci={
-                k: (_float_or_nan(v[0]), _float_or_nan(v[1])) for k, v in data.get("ci", {}).items()
-            },
-            mapping=str(data.get("mapping", "none")),
-        )
+        """The record ``to_json`` wrote; ValueError naming the problem for anything else."""
+        if not isinstance(data, Mapping):
+            raise ValueError(f"a metrics record is a JSON object, not {type(data).__name__}")
+        missing = [k for k in (*METRIC_NAMES, "n") if k not in data]
+        if missing:
+            raise ValueError(f"metrics record lacks {', '.join(missing)}")
+        ci = data.get("ci", {})
+        if not isinstance(ci, Mapping):
+            raise ValueError(f"metrics ci is a JSON object, not {type(ci).__name__}")
+        try:
+            intervals = {}
+            for k, bounds in ci.items():
+                low, high = bounds
+                intervals[str(k)] = (_float_or_nan(low), _float_or_nan(high))
+            return cls(
+                values={name: _float_or_nan(data[name]) for name in METRIC_NAMES},
+                n=int(data["n"]),
+                ci=intervals,
+                mapping=str(data.get("mapping", MappingName.NONE.value)),
+            )
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"malformed metrics record ({exc})") from None
 
 
 @dataclass(frozen=True)
 class GateSpec:
-    """One gate. ``kind`` is ``min`` (value >= threshold), ``max`` (value <= threshold) or
-    ``max_drop`` (the anchor's value minus this model's, sign-adjusted so worse is positive,
-    <= threshold)."""
+    """One gate: ``kind`` (see GateKind) applied to ``metric`` with ``threshold``."""
 
     metric: str
-    kind: str
+    kind: GateKind
     threshold: float
 
+    def __post_init__(self) -> None:
+        if self.metric not in METRIC_NAMES:
+            raise ValueError(f"unknown metric {self.metric!r} in a gate")
+        if self.kind not in tuple(GateKind):
+            raise ValueError(f"unknown gate kind {self.kind!r}")
+        object.__setattr__(self, "kind", GateKind(self.kind))
+
     def describe(self) -> str:
-        if self.kind == "min":
+        if self.kind is GateKind.MIN:
             return f"{self.metric} >= {self.threshold:g}"
-        if self.kind == "max":
+        if self.kind is GateKind.MAX:
             return f"{self.metric} <= {self.threshold:g}"
         return f"{self.metric} drop <= {self.threshold:g} vs first model"
 
     def to_json(self) -> dict[str, Any]:
-        return {"metric": self.metric, "kind": self.kind, "threshold": self.threshold}
+        return {"metric": self.metric, "kind": self.kind.value, "threshold": self.threshold}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> GateSpec:
-        return cls(str(data["metric"]), str(data["kind"]), float(data["threshold"]))
+        return cls(str(data["metric"]), GateKind(str(data["kind"])), float(data["threshold"]))
 
 
 @dataclass(frozen=True)

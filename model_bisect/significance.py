@@ -14,12 +14,11 @@ from collections.abc import Iterator
 import numpy as np
 from scipy import stats
 
+from .catalogue import METRIC_NAMES, DropTest, MappingName, metric_spec
 from .errors import UsageError
 from .metrics import apply_mapping, as_vectors, kendall, pearson
 
 __all__ = ["drop_p_value", "williams_test"]
-
-_METRICS = ("plcc", "srocc", "krocc", "rmse")
 
 # The paired bootstrap works on at most this many rows (a fixed-seed subsample above it):
 # SROCC and RMSE resamples cost O(rows) each; KROCC's exact resampled tau costs O(rows^2)
@@ -92,7 +91,7 @@ class _MidRanks:
 
 
 class _SpearmanDeltas:
-    """Spearman's rho of the anchor minus the model's, per resample, from row counts."""
+    """Spearman's rho of the model minus the anchor's, per resample, from row counts."""
 
     def __init__(self, t: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
         self.rankers = (_MidRanks(t), _MidRanks(a), _MidRanks(b))
@@ -109,7 +108,7 @@ class _SpearmanDeltas:
             out = np.full(denom.shape, np.nan)
             np.divide((wt * r).sum(axis=1), denom, out=out, where=denom > 0)
             rho.append(out)
-        return np.asarray(rho[0] - rho[1])
+        return np.asarray(rho[1] - rho[0])
 
 
 class _KendallForms:
@@ -134,7 +133,7 @@ class _KendallForms:
         for k, own in ((0, 3), (1, 4)):
             denom = np.sqrt(q[:, 2] * q[:, own])
             np.divide(q[:, k], denom, out=tau[:, k], where=denom > 0)
-        return np.asarray(tau[:, 0] - tau[:, 1])
+        return np.asarray(tau[:, 1] - tau[:, 0])
 
 
 def _rmse_deltas(ea: np.ndarray, eb: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -142,14 +141,13 @@ def _rmse_deltas(ea: np.ndarray, eb: np.ndarray, counts: np.ndarray) -> np.ndarr
     return np.asarray(np.sqrt(counts @ eb / total) - np.sqrt(counts @ ea / total))
 
 
-def _worse(metric: str, t: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
-    """How much worse b is than a on these rows (positive = worse); for RMSE, a and b hold
-    the squared errors."""
+def _change(metric: str, t: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
+    """b's metric minus a's on these rows; for RMSE, a and b hold the squared errors."""
     if metric == "srocc":
         rt = stats.rankdata(t)  # ranked once for both models: 1M rows take ~0.15 s to rank
-        return pearson(stats.rankdata(a), rt) - pearson(stats.rankdata(b), rt)
+        return pearson(stats.rankdata(b), rt) - pearson(stats.rankdata(a), rt)
     if metric == "krocc":
-        return kendall(a, t) - kendall(b, t)
+        return kendall(b, t) - kendall(a, t)
     return math.sqrt(float(np.mean(b))) - math.sqrt(float(np.mean(a)))
 
 
@@ -159,7 +157,7 @@ def drop_p_value(
     anchor_pred: np.ndarray,
     model_pred: np.ndarray,
     *,
-    mapping: str = "none",
+    mapping: str = MappingName.NONE.value,
     resamples: int = 1000,
     seed: int = 0,
 ) -> float:
@@ -171,24 +169,27 @@ def drop_p_value(
     rows and held fixed in the resamples. Above a per-metric row cap the bootstrap runs on a
     fixed-seed subsample, rescaled as described at ``_BOOT_ROWS``. NaN when undefined.
     """
-    if metric not in _METRICS:
+    if metric not in METRIC_NAMES:
         raise UsageError(
-            f"unknown metric {metric!r}", "--max-drop", f"use one of {', '.join(_METRICS)}"
+            f"unknown metric {metric!r}", "--max-drop", f"use one of {', '.join(METRIC_NAMES)}"
         )
+    spec = metric_spec(metric)
     if resamples < 1:
         raise ValueError(f"resamples must be at least 1, got {resamples}")
     t, a, b = as_vectors(target, anchor_pred, model_pred)
     n = int(t.size)
     if n < 3:
         return math.nan
-    if metric in ("plcc", "rmse"):
+    if spec.mapped:
         a = apply_mapping(a, t, mapping)
         b = apply_mapping(b, t, mapping)
-    if metric == "plcc":
+    if spec.drop_test is DropTest.WILLIAMS:
         return williams_test(pearson(t, a), pearson(t, b), pearson(a, b), n)
     if metric == "rmse":  # from here on a and b are squared errors
         a, b = (a - t) ** 2, (b - t) ** 2
-    full = _worse(metric, t, a, b)
+    # Every delta below is model minus anchor, turned by the metric's direction into
+    # "how much worse" (positive = worse).
+    full = spec.worse_by(_change(metric, t, a, b))
     if not math.isfinite(full):
         return math.nan
 
@@ -198,7 +199,7 @@ def drop_p_value(
         rows = np.sort(rng.choice(n, size=cap, replace=False))
         t, a, b = t[rows], a[rows], b[rows]
     m = int(t.size)
-    sub = full if m == n else _worse(metric, t, a, b)
+    sub = full if m == n else spec.worse_by(_change(metric, t, a, b))
     if not math.isfinite(sub):
         return math.nan
     rank_deltas: _KendallForms | _SpearmanDeltas | None = None
@@ -208,7 +209,8 @@ def drop_p_value(
         rank_deltas = _SpearmanDeltas(t, a, b)
     not_worse = 0
     for counts in _draws(rng, m, resamples):
-        deltas = _rmse_deltas(a, b, counts) if rank_deltas is None else rank_deltas.deltas(counts)
+        change = _rmse_deltas(a, b, counts) if rank_deltas is None else rank_deltas.deltas(counts)
+        deltas = spec.worse_sign * change
         if m < n:
             deltas = full + (deltas - sub) * math.sqrt(m / n)
         not_worse += int(np.count_nonzero(~(deltas > 0.0)))  # NaN counts as not worse
