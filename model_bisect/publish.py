@@ -15,8 +15,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .comment import GITHUB_COMMENT_LIMIT, marker
 from .errors import PublishError, UsageError
-from .render import GITHUB_COMMENT_LIMIT, marker
+from .redact import redact
 
 __all__ = [
     "ACTIONS_BOT",
@@ -159,7 +160,7 @@ class _Client:
 
     def _scrub(self, text: str) -> str:
         """GitHub's message, one line, short, and without the token should a server echo it."""
-        text = " ".join(text.replace(self._token, "***").split())
+        text = " ".join(redact(text, (self._token,)).split())
         return text[:200]
 
     def _error(self, what: str, failure: _Failure, attempts: int) -> PublishError:

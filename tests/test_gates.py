@@ -6,15 +6,16 @@ import math
 
 import pytest
 
+from model_bisect.catalogue import METRIC_NAMES
 from model_bisect.errors import UsageError
-from model_bisect.gates import DROP_METRICS, gate_specs, judge, parse_max_drop
+from model_bisect.gates import gate_specs, judge, parse_max_drop
 from model_bisect.report import GateSpec, Metrics, Status
 
 
 def metrics(
     plcc: float = 0.9, srocc: float = 0.9, krocc: float = 0.75, rmse: float = 0.5
 ) -> Metrics:
-    return Metrics(plcc=plcc, srocc=srocc, krocc=krocc, rmse=rmse, n=256)
+    return Metrics(values={"plcc": plcc, "srocc": srocc, "krocc": krocc, "rmse": rmse}, n=256)
 
 
 @pytest.mark.parametrize(
@@ -39,18 +40,15 @@ def test_parse_max_drop_rejects_bad_input_naming_flag_and_metrics(text: str) -> 
         parse_max_drop(text)
     message = str(info.value)
     assert "--max-drop" in message
-    for metric in DROP_METRICS:
+    for metric in METRIC_NAMES:
         assert metric in message
     assert "\n" not in message
 
 
 def test_gate_specs_builds_every_kind_in_flag_order() -> None:
     specs = gate_specs(
-        min_plcc=0.85,
-        min_srocc=0.8,
-        min_krocc=0.6,
-        max_rmse=0.7,
-        max_drop=["plcc=0.05", "rmse=0.1"],
+        {"rmse": 0.7, "krocc": 0.6, "srocc": 0.8, "plcc": 0.85},
+        ["plcc=0.05", "rmse=0.1"],
     )
     assert specs == (
         GateSpec("plcc", "min", 0.85),
@@ -64,7 +62,7 @@ def test_gate_specs_builds_every_kind_in_flag_order() -> None:
 
 def test_no_gate_is_a_usage_error_listing_the_flags() -> None:
     with pytest.raises(UsageError) as info:
-        gate_specs(min_plcc=None, min_srocc=None, min_krocc=None, max_rmse=None)
+        gate_specs({"plcc": None, "srocc": None, "krocc": None, "rmse": None})
     message = str(info.value)
     assert message.startswith("no gate given: pass at least one of --min-plcc")
     for flag in ("--min-srocc", "--min-krocc", "--max-rmse", "--max-drop"):
@@ -72,21 +70,21 @@ def test_no_gate_is_a_usage_error_listing_the_flags() -> None:
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "flag"),
+    ("thresholds", "flag"),
     [
-        ({"min_plcc": 1.5}, "--min-plcc"),
-        ({"min_krocc": math.nan}, "--min-krocc"),
-        ({"max_rmse": -0.1}, "--max-rmse"),
+        ({"plcc": 1.5}, "--min-plcc"),
+        ({"krocc": math.nan}, "--min-krocc"),
+        ({"rmse": -0.1}, "--max-rmse"),
     ],
 )
-def test_out_of_range_threshold_is_a_usage_error(kwargs: dict[str, float], flag: str) -> None:
+def test_out_of_range_threshold_is_a_usage_error(thresholds: dict[str, float], flag: str) -> None:
     with pytest.raises(UsageError, match=flag):
-        gate_specs(
-            min_plcc=kwargs.get("min_plcc"),
-            min_srocc=kwargs.get("min_srocc"),
-            min_krocc=kwargs.get("min_krocc"),
-            max_rmse=kwargs.get("max_rmse"),
-        )
+        gate_specs(thresholds)
+
+
+def test_threshold_for_a_metric_outside_the_catalogue_is_a_programming_error() -> None:
+    with pytest.raises(ValueError, match="mae"):
+        gate_specs({"mae": 0.5})
 
 
 def test_min_gate_holds_at_or_above_the_threshold() -> None:

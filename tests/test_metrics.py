@@ -58,8 +58,8 @@ def hand_tau_b(x: list[float], y: list[float]) -> float:
 def test_plcc_and_rmse_match_numpy() -> None:
     pred, target = sample(500, 1)
     m = compute_metrics(pred, target)
-    assert m.plcc == pytest.approx(np.corrcoef(pred, target)[0, 1], abs=1e-12)
-    assert m.rmse == pytest.approx(math.sqrt(np.mean((pred - target) ** 2)), rel=1e-12)
+    assert m.values["plcc"] == pytest.approx(np.corrcoef(pred, target)[0, 1], abs=1e-12)
+    assert m.values["rmse"] == pytest.approx(math.sqrt(np.mean((pred - target) ** 2)), rel=1e-12)
     assert m.n == 500
     assert m.mapping == "none"
 
@@ -70,15 +70,15 @@ def test_srocc_matches_the_textbook_formula_without_ties() -> None:
     n = len(pred)
     d2 = sum((a - b) ** 2 for a, b in zip(hand_ranks(pred), hand_ranks(target), strict=True))
     rho = 1 - 6 * d2 / (n * (n * n - 1))
-    assert compute_metrics(np.array(pred), np.array(target)).srocc == pytest.approx(rho)
+    assert compute_metrics(np.array(pred), np.array(target)).values["srocc"] == pytest.approx(rho)
 
 
 def test_srocc_and_krocc_match_hand_counts_with_ties() -> None:
     pred = [1.0, 2.0, 2.0, 3.0, 5.0, 4.0, 4.0, 6.0, 0.5, 3.0]
     target = [1.0, 1.0, 2.0, 3.0, 4.0, 4.0, 5.0, 5.0, 2.0, 2.0]
     m = compute_metrics(np.array(pred), np.array(target))
-    assert m.srocc == pytest.approx(hand_pearson(hand_ranks(pred), hand_ranks(target)))
-    assert m.krocc == pytest.approx(hand_tau_b(pred, target))
+    assert m.values["srocc"] == pytest.approx(hand_pearson(hand_ranks(pred), hand_ranks(target)))
+    assert m.values["krocc"] == pytest.approx(hand_tau_b(pred, target))
 
 
 def test_correlation_intervals_follow_fisher_z() -> None:
@@ -109,9 +109,9 @@ def test_rmse_interval_on_many_rows_has_the_normal_theory_width() -> None:
     m = compute_metrics(pred, target)
     sq = (pred - target) ** 2
     # Delta method: sd(RMSE) = sd(squared error) / (2 RMSE sqrt(n)).
-    sd = float(sq.std()) / (2 * m.rmse * math.sqrt(sq.size))
+    sd = float(sq.std()) / (2 * m.values["rmse"] * math.sqrt(sq.size))
     low, high = m.ci["rmse"]
-    assert low < m.rmse < high
+    assert low < m.values["rmse"] < high
     assert high - low == pytest.approx(2 * Z975 * sd, rel=0.15)
 
 
@@ -124,13 +124,15 @@ def test_scaled_model_gets_same_plcc_and_after_linear_mapping_same_rmse() -> Non
     pred, target = sample(400, 6)
     scaled = 10 * pred + 3
     raw, big = compute_metrics(pred, target), compute_metrics(scaled, target)
-    assert big.plcc == pytest.approx(raw.plcc, abs=1e-12)
-    assert (big.srocc, big.krocc) == pytest.approx((raw.srocc, raw.krocc))
-    assert big.rmse > 5 * raw.rmse
+    assert big.values["plcc"] == pytest.approx(raw.values["plcc"], abs=1e-12)
+    assert (big.values["srocc"], big.values["krocc"]) == pytest.approx(
+        (raw.values["srocc"], raw.values["krocc"])
+    )
+    assert big.values["rmse"] > 5 * raw.values["rmse"]
     raw_lin = compute_metrics(pred, target, mapping="linear")
     big_lin = compute_metrics(scaled, target, mapping="linear")
-    assert big_lin.rmse == pytest.approx(raw_lin.rmse, rel=1e-9)
-    assert big_lin.plcc == pytest.approx(raw.plcc, abs=1e-12)
+    assert big_lin.values["rmse"] == pytest.approx(raw_lin.values["rmse"], rel=1e-9)
+    assert big_lin.values["plcc"] == pytest.approx(raw.values["plcc"], abs=1e-12)
 
 
 def test_linear_mapping_is_the_least_squares_line() -> None:
@@ -142,7 +144,7 @@ def test_linear_mapping_is_the_least_squares_line() -> None:
 def test_linear_mapping_makes_an_inverted_model_correlate_positively() -> None:
     pred, target = sample(300, 8)
     m = compute_metrics(-pred, target, mapping="linear")
-    assert m.plcc == pytest.approx(abs(np.corrcoef(pred, target)[0, 1]))
+    assert m.values["plcc"] == pytest.approx(abs(np.corrcoef(pred, target)[0, 1]))
 
 
 def test_cubic_mapping_is_the_least_squares_cubic_when_monotonic() -> None:
@@ -207,7 +209,7 @@ def test_constant_predictions_give_nan_correlations_without_warnings(mapping: st
     target = np.linspace(1.0, 5.0, 50)
     m = compute_metrics(np.full(50, 0.1), target, mapping=mapping)
     assert all(math.isnan(m.value(k)) for k in ("plcc", "srocc", "krocc"))
-    assert math.isfinite(m.rmse)
+    assert math.isfinite(m.values["rmse"])
     assert all(math.isnan(v) for v in m.ci["plcc"])
 
 
@@ -229,14 +231,16 @@ def test_fewer_than_three_rows_give_nan_correlations(n: int, mapping: str) -> No
 def test_perfect_correlation_has_a_zero_width_interval() -> None:
     x = np.linspace(0.0, 1.0, 20)
     m = compute_metrics(x, x)
-    assert m.plcc == pytest.approx(1.0)
+    assert m.values["plcc"] == pytest.approx(1.0)
     assert m.ci["plcc"][0] == pytest.approx(1.0)
 
 
 def test_float32_input_is_accepted() -> None:
     pred, target = sample(100, 15)
     m32 = compute_metrics(pred.astype(np.float32), target.astype(np.float32))
-    assert m32.plcc == pytest.approx(compute_metrics(pred, target).plcc, abs=1e-6)
+    assert m32.values["plcc"] == pytest.approx(
+        compute_metrics(pred, target).values["plcc"], abs=1e-6
+    )
 
 
 def test_unknown_mapping_is_a_usage_error_naming_the_flag() -> None:
@@ -263,5 +267,9 @@ def test_precomputed_target_ranks_give_the_same_metrics() -> None:
     pred = target + rng.normal(scale=0.3, size=500)
     plain = compute_metrics(pred, target)
     shared = compute_metrics(pred, target, ranks=target_ranks(target))
-    assert shared.srocc == pytest.approx(plain.srocc, abs=1e-12)
-    assert (shared.plcc, shared.krocc, shared.rmse) == (plain.plcc, plain.krocc, plain.rmse)
+    assert shared.values["srocc"] == pytest.approx(plain.values["srocc"], abs=1e-12)
+    assert (shared.values["plcc"], shared.values["krocc"], shared.values["rmse"]) == (
+        plain.values["plcc"],
+        plain.values["krocc"],
+        plain.values["rmse"],
+    )

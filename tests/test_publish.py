@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 
 from model_bisect import cli
+from model_bisect.comment import render_markdown
 from model_bisect.errors import PublishError, UsageError
 from model_bisect.publish import MAX_WAIT, PublishResult, publish_comment, resolve_token
-from model_bisect.render import render_markdown
 from model_bisect.report import dumps
 from tests.fake_github import FakeGitHub
-from tests.test_render import make_report
+from tests.reportkit import make_report
 
 REPO, ISSUE = "acme/models", 1
 TOKEN = "ghp_fake_token_for_tests"

@@ -26,7 +26,8 @@ from model_bisect.report import (
 
 
 def _report(plcc: float) -> Report:
-    metrics = Metrics(plcc, 0.9, 0.8, 0.2, 256, {"plcc": (plcc, 0.99)}, "linear")
+    values = {"plcc": plcc, "srocc": 0.9, "krocc": 0.8, "rmse": 0.2}
+    metrics = Metrics(values, 256, {"plcc": (plcc, 0.99)}, "linear")
     return Report(
         tool_version="0.1.0",
         timeline=(ModelRef(0, "a", "m/a.onnx", "ab" * 32), ModelRef(1, "b", "m/b.onnx", None)),
@@ -57,7 +58,7 @@ def test_uncomputable_metric_is_written_as_null_and_read_back_as_nan(tmp_path: P
     raw = json.loads(path.read_text())  # strict JSON: no bare NaN token
     assert raw["steps"][0]["metrics"]["plcc"] is None
     assert "NaN" not in path.read_text()
-    assert math.isnan(read_report(path).steps[0].metrics.plcc)  # type: ignore[union-attr]
+    assert math.isnan(read_report(path).steps[0].metrics.value("plcc"))  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(

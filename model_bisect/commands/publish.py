@@ -66,7 +66,7 @@ def _log_text(path: Path) -> str:
 
 
 def _render(args: argparse.Namespace, run_url: str | None, secrets: tuple[str, ...]) -> str:
-    from ..render import marker, render_markdown, render_wiring_broke
+    from ..comment import marker, render_markdown, render_wiring_broke
     from ..report import read_report
 
     marker(args.marker)  # a bad key is a usage error before any file is read
@@ -102,8 +102,8 @@ def _append_summary(path: str, body: str) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from ..comment import run_url_from_env
     from ..publish import DEFAULT_API_URL, publish_comment, resolve_token
-    from ..render import run_url_from_env
     from ..report import write_atomic
 
     env = os.environ

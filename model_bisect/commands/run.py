@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..catalogue import CATALOGUE, MappingName
 from ..errors import UsageError
 
 if TYPE_CHECKING:
@@ -20,8 +21,6 @@ if TYPE_CHECKING:
     from ..timeline import TimelineEntry
 
 __all__ = ["add_parser", "exit_code_for", "main"]
-
-MAPPINGS = ("none", "linear", "cubic", "logistic")
 
 
 def add_parser(sub: Any) -> None:
@@ -47,10 +46,8 @@ def add_parser(sub: Any) -> None:
     data.add_argument("--input-name", help="model input to feed (default: auto-detect)")
 
     gates = parser.add_argument_group("gates (at least one; a model is good when all hold)")
-    gates.add_argument("--min-plcc", type=float, metavar="X")
-    gates.add_argument("--min-srocc", type=float, metavar="X")
-    gates.add_argument("--min-krocc", type=float, metavar="X")
-    gates.add_argument("--max-rmse", type=float, metavar="X")
+    for spec in CATALOGUE:
+        gates.add_argument(spec.flag, dest=spec.dest, type=float, metavar="X")
     gates.add_argument(
         "--max-drop",
         action="append",
@@ -60,8 +57,8 @@ def add_parser(sub: Any) -> None:
     )
     gates.add_argument(
         "--mapping",
-        choices=MAPPINGS,
-        default="none",
+        choices=[m.value for m in MappingName],
+        default=MappingName.NONE.value,
         help="fit a P.1401-style mapping before PLCC and RMSE (default: none)",
     )
     gates.add_argument(
@@ -151,19 +148,15 @@ def main(args: argparse.Namespace) -> int:
     _validate(args)
     from rich.console import Console
 
+    from ..comment import render_markdown, run_url_from_env
     from ..engine import RunOptions
     from ..evalcache import EvalCache
     from ..gates import gate_specs
-    from ..render import print_report, render_markdown, run_url_from_env
     from ..report import dumps, write_atomic
+    from ..terminal import print_report
 
-    gates = gate_specs(
-        min_plcc=args.min_plcc,
-        min_srocc=args.min_srocc,
-        min_krocc=args.min_krocc,
-        max_rmse=args.max_rmse,
-        max_drop=args.max_drop,
-    )
+    thresholds = {spec.name: getattr(args, spec.dest) for spec in CATALOGUE}
+    gates = gate_specs(thresholds, args.max_drop)
     cache = None if args.no_cache else EvalCache(args.cache_dir or EvalCache.default_folder())
     options = RunOptions(
         gates=gates,

@@ -1,4 +1,4 @@
-"""Render a bisect report: the sticky-comment Markdown and the terminal table.
+"""The sticky comment's Markdown body: a report's verdict, or the log of a broken nightly.
 
 Everything is derived from a `Report` alone, so a saved report can be re-rendered or
 published later by another process. Every string that came from outside (model labels,
@@ -9,23 +9,19 @@ break the table, the chart or the marker that publish relies on to find the comm
 from __future__ import annotations
 
 import html
-import json
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING
 from urllib.parse import quote
 
+from .catalogue import CATALOGUE, GateKind
 from .errors import UsageError
+from .redact import redact, redact_report
 from .report import Report, Status, Step, VerdictKind
-
-if TYPE_CHECKING:
-    from rich.console import Console
 
 __all__ = [
     "GITHUB_COMMENT_LIMIT",
     "marker",
-    "print_report",
     "render_markdown",
     "render_wiring_broke",
     "run_url_from_env",
@@ -39,8 +35,6 @@ CHART_MAX_POINTS = 400  # beyond this the chart costs more characters than it ex
 
 _KEY = re.compile(r"[A-Za-z0-9._-]+")
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-_]")
-# Shapes of GitHub tokens (classic, fine-grained, app, OAuth): a log must not leak one.
-_TOKEN_SHAPES = re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})")
 # Bidirectional overrides can make rendered text lie about its order (CVE-2021-42574).
 _BIDI = re.compile("[\u202a-\u202e\u2066-\u2069\u200e\u200f]")
 _CELL_ENTITIES = {
@@ -181,19 +175,17 @@ def _has_p(steps: Sequence[Step]) -> bool:
 
 def _table_head(with_p: bool) -> list[str]:
     p_head, p_rule = (" p-values |", "---|") if with_p else ("", "")
+    labels = "".join(f" {spec.label} |" for spec in CATALOGUE)
+    rules = "---:|" * len(CATALOGUE)
     return [
-        f"| # | model | status | PLCC | SROCC | KROCC | RMSE |{p_head} reason |",
-        f"|---:|---|---|---:|---:|---:|---:|{p_rule}---|",
+        f"| # | model | status |{labels}{p_head} reason |",
+        f"|---:|---|---|{rules}{p_rule}---|",
     ]
 
 
 def _row(step: Step, with_p: bool) -> str:
     m = step.metrics
-    values = (
-        ["—"] * 4
-        if m is None
-        else [_number(m.value(k)) for k in ("plcc", "srocc", "krocc", "rmse")]
-    )
+    values = ["—" if m is None else spec.show(m.value(spec.name)) for spec in CATALOGUE]
     p_cell = ""
     if with_p:
         p = ", ".join(f"{_text(k, 20)} {v:.3g}" for k, v in sorted(step.p_values.items()))
@@ -216,7 +208,7 @@ def _row_order(report: Report) -> list[Step]:
 
 def _chart(report: Report) -> list[str]:
     """A Mermaid xychart of the gated metric along the visited indices, with the threshold."""
-    threshold_gate = next((g for g in report.gates if g.kind in ("min", "max")), None)
+    threshold_gate = next((g for g in report.gates if g.kind in (GateKind.MIN, GateKind.MAX)), None)
     gate = threshold_gate or (report.gates[0] if report.gates else None)
     metric = gate.metric if gate is not None else "plcc"
     points: list[tuple[int, float]] = []
@@ -277,7 +269,7 @@ def render_markdown(
     ``secrets`` (the token) and anything shaped like a GitHub token are replaced by ``***``
     before escaping, which would otherwise disguise them from a later search-and-replace.
     """
-    report = _redact_report(report, secrets)
+    report = redact_report(report, secrets)
     head = [marker(marker_key), *_verdict(report)]
     summary = _summary(report)
     ordered = _row_order(report)
@@ -315,25 +307,10 @@ def render_markdown(
     raise UsageError(f"a limit of {limit} characters cannot hold the verdict", "render", "raise it")
 
 
-def _redact(text: str, secrets: Iterable[str]) -> str:
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return _TOKEN_SHAPES.sub("***", text)
-
-
-def _redact_report(report: Report, secrets: Iterable[str]) -> Report:
-    """The same report with secrets removed from every string field, labels included."""
-    text = json.dumps(report.to_json())
-    forms = [json.dumps(s)[1:-1] for s in secrets if s]  # as they appear inside JSON strings
-    clean = _redact(text, forms)
-    return report if clean == text else Report.from_json(json.loads(clean))
-
-
 def _clean_log(text: str, secrets: Iterable[str] = ()) -> str:
     text = _ANSI.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
     text = "".join(c for c in text if c in "\n\t" or not (ord(c) < 32 or ord(c) == 127))
-    return _redact(text, secrets)
+    return redact(text, secrets)
 
 
 def _fence(text: str) -> str:
@@ -356,7 +333,7 @@ def render_wiring_broke(
     ``secrets`` and GitHub token shapes in the log are replaced by ``***``.
     """
     secrets = tuple(secrets)
-    where = f" in stage {_code(_redact(stage, secrets), 60)}" if stage else ""
+    where = f" in stage {_code(redact(stage, secrets), 60)}" if stage else ""
     head = [
         marker(marker_key),
         f"### 🛠️ Wiring broke{where}: the nightly produced no verdict",
@@ -390,48 +367,3 @@ def render_wiring_broke(
             f"a limit of {limit} characters cannot hold the body", "render", "raise it"
         )
     return body
-
-
-def print_report(report: Report, console: Console) -> None:
-    """The terminal view: verdict line, gates, and a table of the visited models."""
-    from rich.table import Table
-    from rich.text import Text
-
-    style = {
-        VerdictKind.NO_REGRESSION: "bold green",
-        VerdictKind.REGRESSION: "bold red",
-        VerdictKind.HEAD_BAD: "bold red",
-        VerdictKind.INCONCLUSIVE: "bold yellow",
-    }[report.verdict.kind]
-    title = report.verdict.kind.value.replace("_", " ")
-    console.print(Text.assemble((f"{title}: ", style), report.verdict.message))
-    gates = ", ".join(g.describe() for g in report.gates) or "none"
-    console.print(
-        Text(f"gates: {gates}; {len(report.timeline)} models, {report.evaluations} evaluated")
-    )
-    with_p = _has_p(report.steps)
-    table = Table(show_edge=False)
-    for name in ("#", "model", "status", "plcc", "srocc", "krocc", "rmse"):
-        table.add_column(name, justify="right" if name not in ("model", "status") else "left")
-    if with_p:
-        table.add_column("p-values")
-    table.add_column("reason")
-    colour = {Status.GOOD: "green", Status.BAD: "red", Status.SKIP: "yellow"}
-    for step in report.steps:
-        m = step.metrics
-        values = (
-            ["-"] * 4
-            if m is None
-            else [_number(m.value(k)) for k in ("plcc", "srocc", "krocc", "rmse")]
-        )
-        cells = [
-            Text(str(step.index)),
-            Text(step.label),
-            Text(step.status.value, style=colour[step.status]),
-            *(Text(v) for v in values),
-        ]
-        if with_p:
-            cells.append(Text(", ".join(f"{k} {v:.3g}" for k, v in sorted(step.p_values.items()))))
-        cells.append(Text(step.reason))
-        table.add_row(*cells)
-    console.print(table)

@@ -1,84 +1,17 @@
-"""The comment body and terminal view, rendered from a report alone."""
+"""The sticky comment body, rendered from a report (or a failed nightly's log) alone."""
 
 from __future__ import annotations
 
-import io
 import re
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from rich.console import Console
 
+from model_bisect.comment import marker, render_markdown, render_wiring_broke, run_url_from_env
 from model_bisect.errors import UsageError
-from model_bisect.render import (
-    marker,
-    print_report,
-    render_markdown,
-    render_wiring_broke,
-    run_url_from_env,
-)
-from model_bisect.report import (
-    FeaturesRef,
-    GateSpec,
-    Metrics,
-    ModelRef,
-    Report,
-    Status,
-    Step,
-    Verdict,
-    VerdictKind,
-)
-
-HOSTILE = 'a|b `tick` <!-- x --> line\nbreak <script>alert(1)</script> @octocat "q" [l](u)'
-
-
-def make_report(
-    n: int = 8,
-    *,
-    kind: VerdictKind = VerdictKind.REGRESSION,
-    first_bad: int | None = 5,
-    labels: list[str] | None = None,
-    visited: list[int] | None = None,
-    gates: tuple[GateSpec, ...] = (GateSpec("plcc", "min", 0.85),),
-    candidates: tuple[int, ...] = (),
-    p_values: bool = False,
-    reason: str = "",
-    message: str = "",
-) -> Report:
-    """A report shaped like the engine's: bad from ``first_bad`` on, ``visited`` steps only."""
-    names = labels or [f"model_{i:02d}" for i in range(n)]
-    indices = visited if visited is not None else list(range(n))
-    steps = []
-    for i in indices:
-        bad = first_bad is not None and i >= first_bad
-        skip = i in candidates
-        plcc = 0.6 - 0.01 * i if bad else 0.92 - 0.001 * i
-        steps.append(
-            Step(
-                index=i,
-                label=names[i],
-                status=Status.SKIP if skip else (Status.BAD if bad else Status.GOOD),
-                metrics=None if skip else Metrics(plcc, plcc - 0.02, plcc - 0.1, 0.4, 256),
-                reason=reason or ("plcc below 0.85" if bad else ""),
-                seconds=0.01,
-                p_values={"plcc": 0.0123} if p_values and bad else {},
-            )
-        )
-    last_good = None if first_bad in (None, 0) else first_bad - 1
-    return Report(
-        tool_version="0.1.0",
-        timeline=tuple(
-            ModelRef(i, names[i], f"models/{names[i]}.onnx", "0" * 64) for i in range(n)
-        ),
-        features=FeaturesRef("testdata/bisect/features.parquet", "f" * 64, 256, ("adm2",)),
-        gates=gates,
-        steps=tuple(steps),
-        evaluations=len(steps),
-        verdict=Verdict(kind, first_bad, last_good, candidates, message or f"verdict {kind.value}"),
-        toolchain={"python": "3.11.9", "onnxruntime": "1.20.1"},
-        settings={"mapping": "none", "target": "mos"},
-    )
+from model_bisect.report import GateSpec, VerdictKind
+from tests.reportkit import HOSTILE, make_report
 
 
 def table_rows(body: str) -> list[str]:
@@ -265,14 +198,3 @@ def test_run_url_needs_all_three_variables() -> None:
     }
     assert run_url_from_env(env) == "https://github.com/acme/models/actions/runs/99"
     assert run_url_from_env({k: v for k, v in env.items() if k != "GITHUB_RUN_ID"}) is None
-
-
-def test_print_report_shows_verdict_gates_and_labels_literally() -> None:
-    out = io.StringIO()
-    console = Console(file=out, width=200, color_system=None)
-    print_report(make_report(labels=[f"[red]m{i}[/red]" for i in range(8)]), console)
-    text = out.getvalue()
-    assert text.startswith("regression: verdict regression")
-    assert "gates: plcc >= 0.85; 8 models, 8 evaluated" in text
-    assert "[red]m5[/red]" in text
-    assert "0.5500" in text
