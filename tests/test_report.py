@@ -75,3 +75,61 @@ def test_unreadable_report_is_one_input_error(tmp_path: Path, content: str, need
 def test_missing_report_says_how_to_make_one(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="model-bisect run --json"):
         read_report(tmp_path / "absent.json")
+
+
+GOOD_METRICS = {
+    "plcc": 0.9,
+    "srocc": 0.8,
+    "krocc": 0.7,
+    "rmse": None,
+    "n": 10,
+    "ci": {"plcc": [0.8, 0.95]},
+    "mapping": "none",
+}
+
+
+@pytest.mark.parametrize(
+    ("record", "needle"),
+    [
+        ([0.9, 0.8], "JSON object"),
+        ({k: v for k, v in GOOD_METRICS.items() if k != "krocc"}, "lacks krocc"),
+        ({k: v for k, v in GOOD_METRICS.items() if k != "n"}, "lacks n"),
+        ({**GOOD_METRICS, "plcc": "high"}, "malformed"),
+        ({**GOOD_METRICS, "n": None}, "malformed"),
+        ({**GOOD_METRICS, "ci": {"plcc": [0.8]}}, "malformed"),
+        ({**GOOD_METRICS, "ci": {"plcc": 0.8}}, "malformed"),
+        ({**GOOD_METRICS, "ci": [0.8, 0.9]}, "ci"),
+    ],
+)
+def test_malformed_metrics_record_is_a_value_error_naming_the_problem(
+    record: object, needle: str
+) -> None:
+    with pytest.raises(ValueError, match=needle):
+        Metrics.from_json(record)  # type: ignore[arg-type]
+
+
+def test_well_formed_metrics_record_reads_null_as_nan() -> None:
+    metrics = Metrics.from_json(GOOD_METRICS)
+    assert metrics.values["plcc"] == 0.9
+    assert math.isnan(metrics.value("rmse"))
+    assert metrics.ci["plcc"] == (0.8, 0.95)
+    assert metrics.to_json() == GOOD_METRICS
+
+
+def test_metrics_json_keeps_its_keys_and_order() -> None:
+    metrics = Metrics({"rmse": 0.2, "krocc": 0.7, "srocc": 0.8, "plcc": 0.9}, 5)
+    assert list(metrics.to_json()) == ["plcc", "srocc", "krocc", "rmse", "n", "ci", "mapping"]
+
+
+def test_metrics_without_every_catalogue_metric_is_refused() -> None:
+    with pytest.raises(ValueError, match="rmse"):
+        Metrics({"plcc": 0.9, "srocc": 0.8, "krocc": 0.7}, 5)
+
+
+def test_report_with_an_unknown_gate_kind_is_one_input_error(tmp_path: Path) -> None:
+    data = json.loads(dumps(_report(0.9)))
+    data["gates"][0]["kind"] = "between"
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(InputError, match="between"):
+        read_report(path)
