@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from model_bisect.catalogue import GateKind
 from model_bisect.report import (
     FeaturesRef,
     GateSpec,
@@ -28,7 +29,7 @@ def make_report(
     first_bad: int | None = 5,
     labels: list[str] | None = None,
     visited: list[int] | None = None,
-    gates: tuple[GateSpec, ...] = (GateSpec("plcc", "min", 0.85),),
+    gates: tuple[GateSpec, ...] = (GateSpec("plcc", GateKind.MIN, 0.85),),
     candidates: tuple[int, ...] = (),
     p_values: bool = False,
     reason: str = "",

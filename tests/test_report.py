@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from model_bisect.catalogue import GateKind
 from model_bisect.errors import InputError
 from model_bisect.report import (
     FeaturesRef,
@@ -32,7 +33,7 @@ def _report(plcc: float) -> Report:
         tool_version="0.1.0",
         timeline=(ModelRef(0, "a", "m/a.onnx", "ab" * 32), ModelRef(1, "b", "m/b.onnx", None)),
         features=FeaturesRef("f.parquet", "cd" * 32, 256, ("adm2",), dropped_rows=3),
-        gates=(GateSpec("plcc", "min", 0.85),),
+        gates=(GateSpec("plcc", GateKind.MIN, 0.85),),
         steps=(
             Step(0, "a", Status.GOOD, metrics, "ok", 0.5, cached=True, p_values={"plcc": 0.2}),
             Step(1, "b", Status.SKIP, None, "invalid ONNX", 0.01),
