@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import os
 import re
-import tempfile
 from enum import Enum
 from pathlib import Path, PurePath
 from typing import Any
@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from .errors import InputError
+from .files import write_bytes_atomic, write_text_atomic
 
 __all__ = ["CACHE_FORMAT", "EvalCache"]
 
@@ -119,11 +120,12 @@ class EvalCache:
                 values = np.ascontiguousarray(predictions, dtype=np.float64).reshape(-1)
                 meta["rows"] = int(values.shape[0])
                 meta["sha256"] = hashlib.sha256(values.tobytes()).hexdigest()
-                self._replace(npy_path, lambda handle: np.save(handle, values, allow_pickle=False))
+                buffer = io.BytesIO()
+                np.save(buffer, values, allow_pickle=False)
+                write_bytes_atomic(npy_path, buffer.getvalue())
             else:
                 npy_path.unlink(missing_ok=True)
-            text = json.dumps(meta, sort_keys=True)
-            self._replace(meta_path, lambda handle: handle.write(text.encode("utf-8")))
+            write_text_atomic(meta_path, json.dumps(meta, sort_keys=True))
         except OSError as exc:
             raise InputError(
                 f"cannot write the evaluation cache ({exc.__class__.__name__}: {exc.strerror})",
@@ -131,16 +133,6 @@ class EvalCache:
                 "make the folder writable, choose another with MODEL_BISECT_CACHE_DIR, "
                 "or pass --no-cache",
             ) from None
-
-    def _replace(self, path: Path, write: Any) -> None:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=self.folder)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                write(handle)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
 
     def _remove(self, key: str) -> None:
         for path in self._paths(key):

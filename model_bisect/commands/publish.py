@@ -102,9 +102,9 @@ def _append_summary(path: str, body: str) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from ..files import write_text_atomic as write_atomic
     from ..publish import DEFAULT_API_URL, publish_comment, resolve_token
     from ..render import run_url_from_env
-    from ..report import write_atomic
 
     env = os.environ
     token = resolve_token(env)

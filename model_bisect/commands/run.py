@@ -153,9 +153,10 @@ def main(args: argparse.Namespace) -> int:
 
     from ..engine import RunOptions
     from ..evalcache import EvalCache
+    from ..files import write_text_atomic as write_atomic
     from ..gates import gate_specs
     from ..render import print_report, render_markdown, run_url_from_env
-    from ..report import dumps, write_atomic
+    from ..report import dumps
 
     gates = gate_specs(
         min_plcc=args.min_plcc,
