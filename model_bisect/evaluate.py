@@ -19,7 +19,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from .errors import InputError
+from .errors import InputError, first_line
 from .features import FeatureTable, columns_for
 
 if TYPE_CHECKING:
@@ -132,12 +132,6 @@ def unsafe_location_reason(location: str, folder: Path) -> str | None:
     return None
 
 
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    line = lines[0].strip() if lines else exc.__class__.__name__
-    return line if len(line) <= 300 else line[:297] + "..."
-
-
 class Evaluator:
     """Predicts every row of one feature table with any model of a timeline.
 
@@ -168,7 +162,7 @@ class Evaluator:
         except _Skip as skip:
             return Evaluation(False, None, str(skip), time.perf_counter() - start)
         except Exception as exc:  # any other failure still belongs to this model alone
-            reason = f"evaluation failed ({exc.__class__.__name__}: {_first_line(exc)})"
+            reason = f"evaluation failed ({exc.__class__.__name__}: {first_line(exc)})"
             return Evaluation(False, None, reason, time.perf_counter() - start)
         return Evaluation(True, predictions, "", time.perf_counter() - start)
 
@@ -193,7 +187,7 @@ class Evaluator:
         try:
             proto = onnx.load_model_from_string(data)
         except Exception as exc:  # protobuf DecodeError and friends
-            raise _Skip(f"invalid ONNX ({_first_line(exc)})") from None
+            raise _Skip(f"invalid ONNX ({first_line(exc)})") from None
         locations = _proto_locations(proto)
         for location in locations:
             reason = unsafe_location_reason(location, path.parent)
@@ -226,7 +220,7 @@ class Evaluator:
                 providers=["CPUExecutionProvider"],
             )
         except Exception as exc:
-            raise _Skip(f"ONNX Runtime cannot load the model ({_first_line(exc)})") from None
+            raise _Skip(f"ONNX Runtime cannot load the model ({first_line(exc)})") from None
 
     def _choose_input(self, session: Any, n_columns: int) -> tuple[str, Any, int | None]:
         inputs = list(session.get_inputs())
@@ -280,7 +274,7 @@ class Evaluator:
             try:
                 result = session.run([output], {feed: chunk})[0]
             except Exception as exc:
-                raise _Skip(f"ONNX Runtime failed running the model ({_first_line(exc)})") from None
+                raise _Skip(f"ONNX Runtime failed running the model ({first_line(exc)})") from None
             values = np.asarray(result)
             expected = chunk.shape[0]
             if values.dtype.kind not in "fiub":

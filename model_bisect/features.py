@@ -6,7 +6,6 @@ functions that need them.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 from collections.abc import Sequence
@@ -14,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import InputError
+from .errors import InputError, first_line
+from .files import file_sha256
 
 if TYPE_CHECKING:
     import numpy as np
@@ -24,7 +24,6 @@ __all__ = [
     "TARGET_COLUMN",
     "FeatureTable",
     "columns_for",
-    "file_sha256",
     "load_features",
     "needed_columns",
     "sidecar_path",
@@ -40,15 +39,6 @@ CANONICAL_FEATURES: tuple[str, ...] = (
     "motion2",
 )
 TARGET_COLUMN = "mos"
-
-
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file, read in chunks so a large model or cache never sits in memory."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True, eq=False)
@@ -191,7 +181,7 @@ def load_features(
         schema = parquet.schema_arrow
     except (OSError, pa.ArrowException) as exc:
         raise InputError(
-            f"not a readable parquet file ({_first_line(exc)})",
+            f"not a readable parquet file ({first_line(exc)})",
             where,
             "pass a parquet file with float feature columns and a target column",
         ) from None
@@ -243,7 +233,7 @@ def load_features(
             filled = stop
     except (OSError, pa.ArrowException) as exc:
         raise InputError(
-            f"corrupt parquet file ({_first_line(exc)})",
+            f"corrupt parquet file ({first_line(exc)})",
             where,
             "regenerate or re-export the features file",
         ) from None
@@ -277,9 +267,3 @@ def load_features(
         target_name=target,
         dropped_rows=dropped,
     )
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    line = text[0] if text else exc.__class__.__name__
-    return line if len(line) <= 200 else line[:197] + "..."

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from .errors import InputError
-from .features import file_sha256, sidecar_path
+from .errors import InputError, first_line
+from .features import sidecar_path
+from .files import file_sha256
 
 __all__ = [
     "TimelineEntry",
@@ -150,7 +151,7 @@ def from_file(path: Path) -> list[TimelineEntry]:
         data = _parse_timeline(path, text)
     except (ValueError, tomllib.TOMLDecodeError) as exc:
         raise InputError(
-            f"timeline does not parse ({str(exc).splitlines()[0] if str(exc) else exc})",
+            f"timeline does not parse ({first_line(exc)})",
             where,
             example,
         ) from None
