@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,13 +36,12 @@ from .report import (
 )
 from .search import SearchResult, bisect, scan, verdict_message
 from .timeline import TimelineEntry, require_two
+from .toolchain import toolchain_versions
 
 if TYPE_CHECKING:
     from .evaluate import Evaluator
 
-__all__ = ["RunOptions", "run", "toolchain_versions"]
-
-TOOLCHAIN_PACKAGES = ("numpy", "pandas", "pyarrow", "onnx", "onnxruntime", "scipy")
+__all__ = ["RunOptions", "run"]
 
 
 @dataclass(frozen=True)
@@ -67,18 +65,6 @@ class _Measure:
     seconds: float
     cached: bool
     predictions: np.ndarray | None
-
-
-def toolchain_versions() -> dict[str, str]:
-    import platform
-
-    versions = {"python": platform.python_version()}
-    for name in TOOLCHAIN_PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "absent"
-    return versions
 
 
 def _read_sidecars(
