@@ -165,7 +165,7 @@ class _Session:
                         Metrics.from_json(record["metrics"]), "", 0.0, True, predictions
                     )
         started = time.perf_counter()
-        evaluation = self.evaluator.predict(entry)
+        evaluation = self.evaluator.predict(entry, self.columns[entry.index])
         with self.lock:
             self.evaluations += 1
         if not evaluation.ok or evaluation.predictions is None:

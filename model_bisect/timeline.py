@@ -18,6 +18,7 @@ from typing import Any
 from .errors import InputError, first_line
 from .features import sidecar_path
 from .files import file_sha256
+from .onnxfile import external_data_locations, unsafe_location_reason
 
 __all__ = [
     "TimelineEntry",
@@ -58,8 +59,6 @@ def _sorted_naturally(paths: Iterable[Path]) -> list[Path]:
 
 def _safe_locations(model: Path | bytes, folder: Path) -> list[str]:
     """External-data locations of a model that stay inside ``folder``; [] when unparsable."""
-    from .evaluate import external_data_locations, unsafe_location_reason
-
     try:
         locations = external_data_locations(model)
     except Exception:  # not a model we can parse: the evaluator will skip it and say why
