@@ -83,6 +83,12 @@ def _read_sidecars(
     return columns, broken
 
 
+def _cached_metrics(record: Mapping[str, Any]) -> Metrics:
+    """Metrics of a cache record; raises (KeyError, TypeError, ...) on a record of another
+    shape, which the cache then treats as a miss."""
+    return Metrics.from_json(record["metrics"])
+
+
 class _Session:
     """One run's mutable state: the memo of judged models and the steps visited."""
 
@@ -157,13 +163,11 @@ class _Session:
         key = None
         if cache is not None and (entry.content_sha256 or entry.sha256) is not None:
             key = self._cache_key(entry)
-            hit = cache.get(key)
+            hit = cache.get(key, _cached_metrics)
             if hit is not None:
-                record, predictions = hit
+                metrics, predictions = hit
                 if predictions is not None or not self.needs_predictions:
-                    return _Measure(
-                        Metrics.from_json(record["metrics"]), "", 0.0, True, predictions
-                    )
+                    return _Measure(metrics, "", 0.0, True, predictions)
         started = time.perf_counter()
         evaluation = self.evaluator.predict(entry, self.columns[entry.index])
         with self.lock:

@@ -14,9 +14,10 @@ import io
 import json
 import os
 import re
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path, PurePath
-from typing import Any
+from typing import Any, TypeVar, overload
 
 import numpy as np
 
@@ -27,6 +28,7 @@ __all__ = ["CACHE_FORMAT", "EvalCache"]
 
 # Bumped when the entry layout changes, so old entries become misses instead of wrong hits.
 CACHE_FORMAT = 1
+_T = TypeVar("_T")
 _KEY = re.compile(r"[0-9a-f]{64}")
 
 
@@ -83,8 +85,23 @@ class EvalCache:
             raise ValueError(f"not a cache key: {key!r}")  # keys come from EvalCache.key only
         return self.folder / f"{key}.json", self.folder / f"{key}.npy"
 
-    def get(self, key: str) -> tuple[dict[str, Any], np.ndarray | None] | None:
-        """The stored record and predictions, or None on a miss (a corrupt entry is removed)."""
+    @overload
+    def get(self, key: str) -> tuple[dict[str, Any], np.ndarray | None] | None: ...
+
+    @overload
+    def get(
+        self, key: str, decode: Callable[[dict[str, Any]], _T]
+    ) -> tuple[_T, np.ndarray | None] | None: ...
+
+    def get(
+        self, key: str, decode: Callable[[dict[str, Any]], Any] | None = None
+    ) -> tuple[Any, np.ndarray | None] | None:
+        """The stored record (passed through ``decode``) and predictions, or None on a miss.
+
+        An entry that does not check out (corrupt, or a record ``decode`` cannot read, such as
+        one an older version wrote) is a miss and is removed; the caller evaluates afresh and
+        ``put`` writes the entry again.
+        """
         meta_path, npy_path = self._paths(key)
         try:
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
@@ -105,10 +122,11 @@ class EvalCache:
                     or hashlib.sha256(predictions.tobytes()).hexdigest() != meta["sha256"]
                 ):
                     raise ValueError("predictions")
-        except (OSError, ValueError, KeyError, TypeError, EOFError):
+            record = meta["record"] if decode is None else decode(meta["record"])
+        except (OSError, ValueError, LookupError, TypeError, AttributeError, EOFError):
             self._remove(key)
             return None
-        return meta["record"], predictions
+        return record, predictions
 
     def put(self, key: str, record: dict[str, Any], predictions: np.ndarray | None = None) -> None:
         """Store a record (JSON-able) and optional predictions (saved as float64 [rows])."""
