@@ -25,7 +25,6 @@ __all__ = [
     "FeatureTable",
     "columns_for",
     "load_features",
-    "needed_columns",
     "sidecar_path",
 ]
 
@@ -137,34 +136,13 @@ def columns_for(model_path: Path) -> tuple[str, ...]:
     return tuple(names)
 
 
-def needed_columns(model_paths: Sequence[Path]) -> tuple[str, ...]:
-    """Every column some model of the timeline reads, first-seen order: what to load once.
-
-    A malformed sidecar contributes nothing here; the evaluator skips that model with the
-    sidecar's error as the reason, rather than one bad file failing the whole run.
-    """
-    names: dict[str, None] = {}
-    for path in model_paths:
-        try:
-            names.update(dict.fromkeys(columns_for(path)))
-        except InputError:
-            continue
-    return tuple(names)
-
-
 def load_features(
     path: Path,
     columns: Sequence[str],
     target: str = TARGET_COLUMN,
-    *,
-    skip_missing: bool = False,
 ) -> FeatureTable:
     """Read only ``columns`` and ``target`` from a parquet file, once, as float32 features and a
-    float64 target; drop (and count) rows where any of them is missing or non-finite.
-
-    ``skip_missing`` leaves out requested feature columns the file lacks instead of failing
-    (the evaluator then skips the models that need them); a missing target always fails.
-    """
+    float64 target; drop (and count) rows where any of them is missing or non-finite."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -195,13 +173,13 @@ def load_features(
             f"pass --target with one of: {shown}",
         )
     missing = [name for name in wanted if name not in available]
-    if missing and not skip_missing:
+    if missing:
         raise InputError(
             f"missing feature column{'s' if len(missing) > 1 else ''} {', '.join(missing)}",
             where,
             f"the file has {shown}; add the columns or list the model's in a sidecar JSON",
         )
-    names = [name for name in wanted if name in available]
+    names = wanted
     for name in [*names, target]:
         kind = schema.field(name).type
         if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
