@@ -6,7 +6,6 @@ same platform rewrites it byte for byte.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 from collections.abc import Iterable, Mapping
@@ -15,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from model_bisect.errors import InputError
+from model_bisect.files import file_sha256
 from model_bisect.toolchain import FIXTURE_PACKAGES, toolchain_versions
 
 from .fixture import Origin
@@ -98,8 +98,8 @@ def describe(folder: Path, names: Iterable[str], origin: Origin) -> Manifest:
     """The manifest of the artifacts ``names`` (relative POSIX paths) as written in ``folder``."""
     artifacts = {}
     for name in names:
-        blob = (folder / name).read_bytes()
-        artifacts[name] = Artifact(hashlib.sha256(blob).hexdigest(), len(blob))
+        path = folder / name
+        artifacts[name] = Artifact(file_sha256(path), path.stat().st_size)
     toolchain, where, python = current_environment()
     return Manifest(origin, artifacts, toolchain, where, python)
 
