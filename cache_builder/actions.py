@@ -6,7 +6,7 @@ import tempfile
 from pathlib import Path
 
 from model_bisect.errors import InputError
-from model_bisect.features import file_sha256
+from model_bisect.files import file_sha256
 
 from .drift import DriftReport, compare_trees
 from .fixture import Fixture, Origin, OriginKind

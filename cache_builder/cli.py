@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from model_bisect.errors import InputError, UsageError
-from model_bisect.report import write_atomic
+from model_bisect.files import write_text_atomic as write_atomic
 from model_bisect.speaking import Parser, speak
 
 from .layout import DEFAULT_OUT

@@ -6,23 +6,22 @@ same platform rewrites it byte for byte.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from model_bisect.errors import InputError
+from model_bisect.files import file_sha256
+from model_bisect.toolchain import FIXTURE_PACKAGES, toolchain_versions
 
 from .fixture import Origin
 from .layout import MANIFEST_FILE
 
 __all__ = [
     "FORMAT",
-    "TOOLCHAIN_PACKAGES",
     "Artifact",
     "Manifest",
     "current_environment",
@@ -31,8 +30,6 @@ __all__ = [
 ]
 
 FORMAT = 1
-# Every distribution whose version can change a fixture byte (protobuf serialises ONNX).
-TOOLCHAIN_PACKAGES = ("numpy", "pandas", "pyarrow", "onnx", "protobuf", "onnxruntime")
 
 
 @dataclass(frozen=True)
@@ -91,12 +88,7 @@ class Manifest:
 
 def current_environment() -> tuple[dict[str, str], dict[str, str], str]:
     """(toolchain, platform, python) of this process, read without importing the packages."""
-    toolchain = {}
-    for name in TOOLCHAIN_PACKAGES:
-        try:
-            toolchain[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            toolchain[name] = "absent"
+    toolchain = toolchain_versions(FIXTURE_PACKAGES, with_python=False)
     # The same pyarrow writes other bytes on macOS than on Linux (apache/arrow#39399).
     where = {"os": platform.system(), "machine": platform.machine()}
     return toolchain, where, platform.python_version()
@@ -106,8 +98,8 @@ def describe(folder: Path, names: Iterable[str], origin: Origin) -> Manifest:
     """The manifest of the artifacts ``names`` (relative POSIX paths) as written in ``folder``."""
     artifacts = {}
     for name in names:
-        blob = (folder / name).read_bytes()
-        artifacts[name] = Artifact(hashlib.sha256(blob).hexdigest(), len(blob))
+        path = folder / name
+        artifacts[name] = Artifact(file_sha256(path), path.stat().st_size)
     toolchain, where, python = current_environment()
     return Manifest(origin, artifacts, toolchain, where, python)
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from model_bisect.report import write_atomic
+from model_bisect.files import write_text_atomic as write_atomic
 
 __all__ = ["LIBRARIES", "SEVERITY", "MatrixRow", "load_row", "main", "summarise", "to_json"]
 

@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from model_bisect.arrow import float_values
+from model_bisect.errors import first_line
 
 from .difference import Difference, short
 
@@ -22,18 +23,13 @@ def compare_parquet(old: Path, new: Path) -> Difference:
         old_file = pq.ParquetFile(old)
         old_table = old_file.read()
     except (OSError, pa.ArrowException) as exc:
-        return Difference(content=(f"committed file is not readable parquet: {_first_line(exc)}",))
+        return Difference(content=(f"committed file is not readable parquet: {first_line(exc)}",))
     new_file = pq.ParquetFile(new)
     new_table = new_file.read()
     return Difference(
         metadata=tuple(_metadata(old_file.metadata, new_file.metadata)),
         content=tuple(_content(old_table, new_table)),
     )
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else exc.__class__.__name__
 
 
 def _change(label: str, old: object, new: object) -> list[str]:

@@ -14,8 +14,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from model_bisect.arrow import float_values
-from model_bisect.errors import InputError
-from model_bisect.features import CANONICAL_FEATURES, TARGET_COLUMN, file_sha256
+from model_bisect.errors import InputError, first_line
+from model_bisect.features import CANONICAL_FEATURES, TARGET_COLUMN
+from model_bisect.files import file_sha256
 
 from .fixture import TIMELINE_SEED, Fixture, FixtureData, LinearWeights, Origin, OriginKind, perturb
 from .layout import MODEL_COUNT
@@ -90,8 +91,9 @@ def _read(path: Path) -> pa.Table:
         return pq.ParquetFile(path).read()
     except (OSError, pa.ArrowException) as exc:
         # pyarrow's message names the reason (e.g. "Parquet magic bytes not found").
-        reason = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
-        raise InputError(f"not a readable parquet file ({reason})", str(path), fix) from None
+        raise InputError(
+            f"not a readable parquet file ({first_line(exc)})", str(path), fix
+        ) from None
 
 
 def _pick_target(names: list[str], requested: str | None, path: Path) -> str:

@@ -25,6 +25,7 @@ from onnx import TensorProto, helper, numpy_helper
 from model_bisect.arrow import float_array
 from model_bisect.errors import InputError
 from model_bisect.features import CANONICAL_FEATURES, TARGET_COLUMN
+from model_bisect.files import write_bytes_atomic
 
 from .fixture import Fixture, FixtureData, LinearWeights
 from .layout import FEATURES_FILE, MANIFEST_FILE, is_hand_written, model_file
@@ -138,12 +139,12 @@ def write_fixture(fixture: Fixture, out: Path) -> Manifest:
     staging.mkdir()  # not mkdtemp: its mode 0700 would become the fixture folder's
     try:
         names = [FEATURES_FILE]
-        _write(staging / FEATURES_FILE, parquet_bytes(fixture.data))
+        write_bytes_atomic(staging / FEATURES_FILE, parquet_bytes(fixture.data))
         for index, weights in enumerate(fixture.timeline):
             names.append(model_file(index))
-            _write(staging / model_file(index), onnx_bytes(weights, index))
+            write_bytes_atomic(staging / model_file(index), onnx_bytes(weights, index))
         manifest = describe(staging, names, fixture.origin)
-        _write(staging / MANIFEST_FILE, manifest.dumps().encode("utf-8"))
+        write_bytes_atomic(staging / MANIFEST_FILE, manifest.dumps().encode("utf-8"))
         if out.is_dir():
             for kept in sorted(out.iterdir()):
                 if kept.is_file() and is_hand_written(kept.name):
@@ -170,14 +171,6 @@ def _refuse_foreign(out: Path) -> None:
             str(out),
             "pass an empty or new folder, or a fixture folder, as --out",
         )
-
-
-def _write(path: Path, blob: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("wb") as handle:
-        handle.write(blob)
-        handle.flush()
-        os.fsync(handle.fileno())
 
 
 def _previous(out: Path) -> Path:

@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,13 +36,12 @@ from .report import (
 )
 from .search import SearchResult, bisect, scan, verdict_message
 from .timeline import TimelineEntry, require_two
+from .toolchain import toolchain_versions
 
 if TYPE_CHECKING:
     from .evaluate import Evaluator
 
-__all__ = ["RunOptions", "run", "toolchain_versions"]
-
-TOOLCHAIN_PACKAGES = ("numpy", "pandas", "pyarrow", "onnx", "onnxruntime", "scipy")
+__all__ = ["RunOptions", "run"]
 
 
 @dataclass(frozen=True)
@@ -69,18 +67,6 @@ class _Measure:
     predictions: np.ndarray | None
 
 
-def toolchain_versions() -> dict[str, str]:
-    import platform
-
-    versions = {"python": platform.python_version()}
-    for name in TOOLCHAIN_PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "absent"
-    return versions
-
-
 def _read_sidecars(
     entries: Sequence[TimelineEntry],
 ) -> tuple[dict[int, tuple[str, ...]], dict[int, str]]:
@@ -95,6 +81,12 @@ def _read_sidecars(
         except InputError as exc:
             broken[entry.index] = str(exc)
     return columns, broken
+
+
+def _cached_metrics(record: Mapping[str, Any]) -> Metrics:
+    """Metrics of a cache record; raises (KeyError, TypeError, ...) on a record of another
+    shape, which the cache then treats as a miss."""
+    return Metrics.from_json(record["metrics"])
 
 
 class _Session:
@@ -171,15 +163,13 @@ class _Session:
         key = None
         if cache is not None and (entry.content_sha256 or entry.sha256) is not None:
             key = self._cache_key(entry)
-            hit = cache.get(key)
+            hit = cache.get(key, _cached_metrics)
             if hit is not None:
-                record, predictions = hit
+                metrics, predictions = hit
                 if predictions is not None or not self.needs_predictions:
-                    return _Measure(
-                        Metrics.from_json(record["metrics"]), "", 0.0, True, predictions
-                    )
+                    return _Measure(metrics, "", 0.0, True, predictions)
         started = time.perf_counter()
-        evaluation = self.evaluator.predict(entry)
+        evaluation = self.evaluator.predict(entry, self.columns[entry.index])
         with self.lock:
             self.evaluations += 1
         if not evaluation.ok or evaluation.predictions is None:

@@ -2,7 +2,25 @@
 
 from __future__ import annotations
 
-__all__ = ["BisectError", "InputError", "PublishError", "UsageError"]
+__all__ = ["BisectError", "InputError", "PublishError", "UsageError", "first_line"]
+
+_LINE_LIMIT = 300
+
+
+def first_line(problem: BaseException | str) -> str:
+    """The first non-blank line of an exception's message (or of a text), at most 300
+    characters: third-party errors (protobuf, pyarrow, ONNX Runtime) can run to pages, and a
+    skip reason or an error message must stay one line. An exception without a message is
+    named by its class."""
+    text = problem if isinstance(problem, str) else str(problem)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if lines:
+        line = lines[0]
+    elif isinstance(problem, BaseException):
+        line = problem.__class__.__name__
+    else:
+        line = ""
+    return line if len(line) <= _LINE_LIMIT else line[: _LINE_LIMIT - 3] + "..."
 
 
 class BisectError(Exception):

@@ -10,22 +10,25 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import os
 import re
-import tempfile
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path, PurePath
-from typing import Any
+from typing import Any, TypeVar, overload
 
 import numpy as np
 
 from .errors import InputError
+from .files import write_bytes_atomic, write_text_atomic
 
 __all__ = ["CACHE_FORMAT", "EvalCache"]
 
 # Bumped when the entry layout changes, so old entries become misses instead of wrong hits.
 CACHE_FORMAT = 1
+_T = TypeVar("_T")
 _KEY = re.compile(r"[0-9a-f]{64}")
 
 
@@ -82,8 +85,23 @@ class EvalCache:
             raise ValueError(f"not a cache key: {key!r}")  # keys come from EvalCache.key only
         return self.folder / f"{key}.json", self.folder / f"{key}.npy"
 
-    def get(self, key: str) -> tuple[dict[str, Any], np.ndarray | None] | None:
-        """The stored record and predictions, or None on a miss (a corrupt entry is removed)."""
+    @overload
+    def get(self, key: str) -> tuple[dict[str, Any], np.ndarray | None] | None: ...
+
+    @overload
+    def get(
+        self, key: str, decode: Callable[[dict[str, Any]], _T]
+    ) -> tuple[_T, np.ndarray | None] | None: ...
+
+    def get(
+        self, key: str, decode: Callable[[dict[str, Any]], Any] | None = None
+    ) -> tuple[Any, np.ndarray | None] | None:
+        """The stored record (passed through ``decode``) and predictions, or None on a miss.
+
+        An entry that does not check out (corrupt, or a record ``decode`` cannot read, such as
+        one an older version wrote) is a miss and is removed; the caller evaluates afresh and
+        ``put`` writes the entry again.
+        """
         meta_path, npy_path = self._paths(key)
         try:
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
@@ -104,10 +122,11 @@ class EvalCache:
                     or hashlib.sha256(predictions.tobytes()).hexdigest() != meta["sha256"]
                 ):
                     raise ValueError("predictions")
-        except (OSError, ValueError, KeyError, TypeError, EOFError):
+            record = meta["record"] if decode is None else decode(meta["record"])
+        except (OSError, ValueError, LookupError, TypeError, AttributeError, EOFError):
             self._remove(key)
             return None
-        return meta["record"], predictions
+        return record, predictions
 
     def put(self, key: str, record: dict[str, Any], predictions: np.ndarray | None = None) -> None:
         """Store a record (JSON-able) and optional predictions (saved as float64 [rows])."""
@@ -119,11 +138,12 @@ class EvalCache:
                 values = np.ascontiguousarray(predictions, dtype=np.float64).reshape(-1)
                 meta["rows"] = int(values.shape[0])
                 meta["sha256"] = hashlib.sha256(values.tobytes()).hexdigest()
-                self._replace(npy_path, lambda handle: np.save(handle, values, allow_pickle=False))
+                buffer = io.BytesIO()
+                np.save(buffer, values, allow_pickle=False)
+                write_bytes_atomic(npy_path, buffer.getvalue())
             else:
                 npy_path.unlink(missing_ok=True)
-            text = json.dumps(meta, sort_keys=True)
-            self._replace(meta_path, lambda handle: handle.write(text.encode("utf-8")))
+            write_text_atomic(meta_path, json.dumps(meta, sort_keys=True))
         except OSError as exc:
             raise InputError(
                 f"cannot write the evaluation cache ({exc.__class__.__name__}: {exc.strerror})",
@@ -131,16 +151,6 @@ class EvalCache:
                 "make the folder writable, choose another with MODEL_BISECT_CACHE_DIR, "
                 "or pass --no-cache",
             ) from None
-
-    def _replace(self, path: Path, write: Any) -> None:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=self.folder)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                write(handle)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
 
     def _remove(self, key: str) -> None:
         for path in self._paths(key):

@@ -8,30 +8,22 @@ anything, so a model cannot make us read files outside its own folder.
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Iterator
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import onnx
-import onnxruntime as ort
 
-from .errors import InputError
-from .features import FeatureTable, columns_for
+from .errors import first_line
+from .onnxfile import external_data_locations, parse_model, unsafe_location_reason
 
 if TYPE_CHECKING:
+    from .features import FeatureTable
     from .timeline import TimelineEntry
 
-__all__ = [
-    "DEFAULT_BATCH_ROWS",
-    "Evaluation",
-    "Evaluator",
-    "external_data_locations",
-    "unsafe_location_reason",
-]
+__all__ = ["DEFAULT_BATCH_ROWS", "Evaluation", "Evaluator"]
 
 # Rows per InferenceSession.run: large enough that per-call overhead vanishes on 1M rows,
 # small enough that a model's intermediate tensors stay a fraction of the feature matrix.
@@ -58,86 +50,6 @@ class _Skip(Exception):
     """Internal: stop evaluating this model, with the reason the report will show."""
 
 
-def _tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
-    yield from graph.initializer
-    for sparse in graph.sparse_initializer:
-        yield sparse.values
-        yield sparse.indices
-    for node in graph.node:
-        yield from _node_tensors(node)
-
-
-def _node_tensors(node: onnx.NodeProto) -> Iterator[onnx.TensorProto]:
-    for attribute in node.attribute:
-        if attribute.HasField("t"):
-            yield attribute.t
-        yield from attribute.tensors
-        if attribute.HasField("sparse_tensor"):
-            yield attribute.sparse_tensor.values
-            yield attribute.sparse_tensor.indices
-        for sparse in attribute.sparse_tensors:
-            yield sparse.values
-            yield sparse.indices
-        if attribute.HasField("g"):
-            yield from _tensors(attribute.g)
-        for graph in attribute.graphs:
-            yield from _tensors(graph)
-
-
-def _proto_locations(model: onnx.ModelProto) -> list[str]:
-    tensors = [*_tensors(model.graph)]
-    for function in model.functions:
-        for node in function.node:
-            tensors.extend(_node_tensors(node))
-    locations = []
-    for tensor in tensors:
-        if tensor.data_location == onnx.TensorProto.EXTERNAL:
-            entries = {e.key: e.value for e in tensor.external_data}
-            locations.append(entries.get("location", ""))
-    return list(dict.fromkeys(locations))
-
-
-def external_data_locations(model: Path | bytes | onnx.ModelProto) -> list[str]:
-    """The distinct external-data ``location`` strings a model's tensors name, unchecked
-    (the model file only is parsed; no external data is opened)."""
-    if isinstance(model, Path):
-        model = model.read_bytes()
-    if isinstance(model, bytes):
-        model = onnx.load_model_from_string(model)
-    return _proto_locations(model)
-
-
-def unsafe_location_reason(location: str, folder: Path) -> str | None:
-    """Why an external-data location must not be opened, or None when it stays in ``folder``.
-
-    Absolute paths and ``..`` are refused on sight (in either separator style, since a model
-    may come from another platform); anything else must still resolve, symlinks followed,
-    inside the model's folder.
-    """
-    if not location:
-        return "unsafe external-data location '' (empty)"
-    if (
-        PurePosixPath(location).is_absolute()
-        or PureWindowsPath(location).is_absolute()
-        or PureWindowsPath(location).drive
-        or location.startswith(("/", "\\"))
-    ):
-        return f"unsafe external-data location {location!r}: absolute path"
-    if ".." in PureWindowsPath(location).parts:  # splits on both / and \
-        return f"unsafe external-data location {location!r}: leaves the model's folder via '..'"
-    base = os.path.realpath(folder)
-    resolved = os.path.realpath(os.path.join(base, location))
-    if os.path.commonpath([base, resolved]) != base:
-        return f"unsafe external-data location {location!r}: resolves outside the model's folder"
-    return None
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    line = lines[0].strip() if lines else exc.__class__.__name__
-    return line if len(line) <= 300 else line[:297] + "..."
-
-
 class Evaluator:
     """Predicts every row of one feature table with any model of a timeline.
 
@@ -160,29 +72,26 @@ class Evaluator:
         self.threads = threads
         self.batch_rows = batch_rows
 
-    def predict(self, entry: TimelineEntry) -> Evaluation:
-        """Evaluate one model; a model problem is returned as ``ok=False`` with a reason."""
+    def predict(self, entry: TimelineEntry, columns: Sequence[str]) -> Evaluation:
+        """Evaluate one model on ``columns`` (what its sidecar names, read once by the caller);
+        a model problem is returned as ``ok=False`` with a reason."""
         start = time.perf_counter()
         try:
-            predictions = self._predict(Path(entry.path))
+            predictions = self._predict(Path(entry.path), tuple(columns))
         except _Skip as skip:
             return Evaluation(False, None, str(skip), time.perf_counter() - start)
         except Exception as exc:  # any other failure still belongs to this model alone
-            reason = f"evaluation failed ({exc.__class__.__name__}: {_first_line(exc)})"
+            reason = f"evaluation failed ({exc.__class__.__name__}: {first_line(exc)})"
             return Evaluation(False, None, reason, time.perf_counter() - start)
         return Evaluation(True, predictions, "", time.perf_counter() - start)
 
-    def _predict(self, path: Path) -> np.ndarray:
+    def _predict(self, path: Path, columns: tuple[str, ...]) -> np.ndarray:
         try:
             data = path.read_bytes()
         except FileNotFoundError:
             raise _Skip(f"model file not found: {path}") from None
         except OSError as exc:
             raise _Skip(f"unreadable model file ({exc.__class__.__name__}: {path})") from None
-        try:
-            columns = columns_for(path)
-        except InputError as exc:
-            raise _Skip(str(exc)) from None
         lacking = [name for name in columns if name not in self.features.names]
         if lacking:
             raise _Skip(
@@ -191,10 +100,10 @@ class Evaluator:
             )
         matrix = self.features.columns(columns)
         try:
-            proto = onnx.load_model_from_string(data)
+            proto = parse_model(data)
         except Exception as exc:  # protobuf DecodeError and friends
-            raise _Skip(f"invalid ONNX ({_first_line(exc)})") from None
-        locations = _proto_locations(proto)
+            raise _Skip(f"invalid ONNX ({first_line(exc)})") from None
+        locations = external_data_locations(proto)
         for location in locations:
             reason = unsafe_location_reason(location, path.parent)
             if reason is not None:
@@ -209,6 +118,8 @@ class Evaluator:
         return self._run(session, feed_name, output, matrix.astype(dtype, copy=False), batch)
 
     def _session(self, path: Path, data: bytes | None) -> Any:
+        import onnxruntime as ort  # here, not at the top: a fully cached rerun never needs it
+
         options = ort.SessionOptions()
         options.log_severity_level = _LOG_ERRORS_ONLY
         # The arena would keep each session's peak batch buffers for the life of the process;
@@ -226,7 +137,7 @@ class Evaluator:
                 providers=["CPUExecutionProvider"],
             )
         except Exception as exc:
-            raise _Skip(f"ONNX Runtime cannot load the model ({_first_line(exc)})") from None
+            raise _Skip(f"ONNX Runtime cannot load the model ({first_line(exc)})") from None
 
     def _choose_input(self, session: Any, n_columns: int) -> tuple[str, Any, int | None]:
         inputs = list(session.get_inputs())
@@ -280,7 +191,7 @@ class Evaluator:
             try:
                 result = session.run([output], {feed: chunk})[0]
             except Exception as exc:
-                raise _Skip(f"ONNX Runtime failed running the model ({_first_line(exc)})") from None
+                raise _Skip(f"ONNX Runtime failed running the model ({first_line(exc)})") from None
             values = np.asarray(result)
             expected = chunk.shape[0]
             if values.dtype.kind not in "fiub":

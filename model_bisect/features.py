@@ -6,7 +6,6 @@ functions that need them.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 from collections.abc import Sequence
@@ -14,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import InputError
+from .errors import InputError, first_line
+from .files import file_sha256
 
 if TYPE_CHECKING:
     import numpy as np
@@ -24,9 +24,7 @@ __all__ = [
     "TARGET_COLUMN",
     "FeatureTable",
     "columns_for",
-    "file_sha256",
     "load_features",
-    "needed_columns",
     "sidecar_path",
 ]
 
@@ -40,15 +38,6 @@ CANONICAL_FEATURES: tuple[str, ...] = (
     "motion2",
 )
 TARGET_COLUMN = "mos"
-
-
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file, read in chunks so a large model or cache never sits in memory."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True, eq=False)
@@ -147,34 +136,13 @@ def columns_for(model_path: Path) -> tuple[str, ...]:
     return tuple(names)
 
 
-def needed_columns(model_paths: Sequence[Path]) -> tuple[str, ...]:
-    """Every column some model of the timeline reads, first-seen order: what to load once.
-
-    A malformed sidecar contributes nothing here; the evaluator skips that model with the
-    sidecar's error as the reason, rather than one bad file failing the whole run.
-    """
-    names: dict[str, None] = {}
-    for path in model_paths:
-        try:
-            names.update(dict.fromkeys(columns_for(path)))
-        except InputError:
-            continue
-    return tuple(names)
-
-
 def load_features(
     path: Path,
     columns: Sequence[str],
     target: str = TARGET_COLUMN,
-    *,
-    skip_missing: bool = False,
 ) -> FeatureTable:
     """Read only ``columns`` and ``target`` from a parquet file, once, as float32 features and a
-    float64 target; drop (and count) rows where any of them is missing or non-finite.
-
-    ``skip_missing`` leaves out requested feature columns the file lacks instead of failing
-    (the evaluator then skips the models that need them); a missing target always fails.
-    """
+    float64 target; drop (and count) rows where any of them is missing or non-finite."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -191,7 +159,7 @@ def load_features(
         schema = parquet.schema_arrow
     except (OSError, pa.ArrowException) as exc:
         raise InputError(
-            f"not a readable parquet file ({_first_line(exc)})",
+            f"not a readable parquet file ({first_line(exc)})",
             where,
             "pass a parquet file with float feature columns and a target column",
         ) from None
@@ -205,13 +173,13 @@ def load_features(
             f"pass --target with one of: {shown}",
         )
     missing = [name for name in wanted if name not in available]
-    if missing and not skip_missing:
+    if missing:
         raise InputError(
             f"missing feature column{'s' if len(missing) > 1 else ''} {', '.join(missing)}",
             where,
             f"the file has {shown}; add the columns or list the model's in a sidecar JSON",
         )
-    names = [name for name in wanted if name in available]
+    names = wanted
     for name in [*names, target]:
         kind = schema.field(name).type
         if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
@@ -243,7 +211,7 @@ def load_features(
             filled = stop
     except (OSError, pa.ArrowException) as exc:
         raise InputError(
-            f"corrupt parquet file ({_first_line(exc)})",
+            f"corrupt parquet file ({first_line(exc)})",
             where,
             "regenerate or re-export the features file",
         ) from None
@@ -277,9 +245,3 @@ def load_features(
         target_name=target,
         dropped_rows=dropped,
     )
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    line = text[0] if text else exc.__class__.__name__
-    return line if len(line) <= 200 else line[:197] + "..."

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -31,7 +29,6 @@ __all__ = [
     "Verdict",
     "VerdictKind",
     "read_report",
-    "write_atomic",
 ]
 
 SCHEMA_VERSION = 1
@@ -344,19 +341,6 @@ def read_report(path: Path) -> Report:
             str(path),
             "pass the JSON written by `model-bisect run --json`",
         ) from None
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write through a temporary sibling and rename, so readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def dumps(report: Report) -> str:

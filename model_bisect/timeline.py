@@ -15,8 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from .errors import InputError
-from .features import file_sha256, sidecar_path
+from .errors import InputError, first_line
+from .features import sidecar_path
+from .files import file_sha256
+from .onnxfile import external_data_locations, unsafe_location_reason
 
 __all__ = [
     "TimelineEntry",
@@ -57,8 +59,6 @@ def _sorted_naturally(paths: Iterable[Path]) -> list[Path]:
 
 def _safe_locations(model: Path | bytes, folder: Path) -> list[str]:
     """External-data locations of a model that stay inside ``folder``; [] when unparsable."""
-    from .evaluate import external_data_locations, unsafe_location_reason
-
     try:
         locations = external_data_locations(model)
     except Exception:  # not a model we can parse: the evaluator will skip it and say why
@@ -150,7 +150,7 @@ def from_file(path: Path) -> list[TimelineEntry]:
         data = _parse_timeline(path, text)
     except (ValueError, tomllib.TOMLDecodeError) as exc:
         raise InputError(
-            f"timeline does not parse ({str(exc).splitlines()[0] if str(exc) else exc})",
+            f"timeline does not parse ({first_line(exc)})",
             where,
             example,
         ) from None

@@ -16,8 +16,8 @@ import pytest
 
 import cache_builder.writers as writers
 from cache_builder.cli import main
-from cache_builder.manifest import TOOLCHAIN_PACKAGES
 from model_bisect.features import CANONICAL_FEATURES, TARGET_COLUMN
+from model_bisect.toolchain import FIXTURE_PACKAGES
 from tests.cachekit import snapshot
 
 
@@ -89,7 +89,7 @@ def test_manifest_records_hashes_seeds_toolchain_and_no_path_or_clock(tmp_path: 
     }
     assert manifest["origin"]["kind"] == "synthetic"
     assert set(manifest["origin"]["seeds"]) >= {"features", "target_noise", "timeline"}
-    assert set(manifest["toolchain"]) == set(TOOLCHAIN_PACKAGES)
+    assert set(manifest["toolchain"]) == set(FIXTURE_PACKAGES)
     assert manifest["toolchain"]["pyarrow"] == pa.__version__
     assert set(manifest["platform"]) == {"os", "machine"}
     assert str(tmp_path) not in text

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
+from model_bisect.engine import RunOptions, run
 from model_bisect.errors import InputError
 from model_bisect.evalcache import EvalCache
+from model_bisect.report import GateSpec
+from model_bisect.timeline import from_arguments
+from tests.modelkit import default_weights, features_parquet, timeline_dir
 
 PARTS: dict[str, Any] = {
     "model_sha256": "a" * 64,
@@ -141,3 +146,72 @@ def test_unwritable_cache_folder_is_an_input_error(tmp_path: Path) -> None:
     blocker.write_text("not a folder")
     with pytest.raises(InputError, match="cannot write the evaluation cache"):
         EvalCache(blocker / "cache").put(EvalCache.key(**PARTS), {"ok": True})
+
+
+def _needs_score(record: dict[str, Any]) -> float:
+    return float(record["score"])
+
+
+@pytest.mark.parametrize(
+    "record",
+    [{"metrics": {"plcc": 0.9}}, {"score": "high"}, {"score": [1, 2]}],
+    ids=["old_shape", "wrong_value", "wrong_type"],
+)
+def test_record_the_decoder_cannot_read_is_a_miss_and_is_removed(
+    tmp_path: Path, record: dict[str, Any]
+) -> None:
+    cache = EvalCache(tmp_path)
+    key = EvalCache.key(**PARTS)
+    cache.put(key, record, np.arange(3, dtype=np.float64))
+    assert cache.get(key) is not None  # the entry itself is intact
+    assert cache.get(key, _needs_score) is None
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_decoder_result_is_returned_with_the_predictions(tmp_path: Path) -> None:
+    cache = EvalCache(tmp_path)
+    key = EvalCache.key(**PARTS)
+    cache.put(key, {"score": 2.5}, np.arange(3, dtype=np.float64))
+    hit = cache.get(key, _needs_score)
+    assert hit is not None
+    assert hit[0] == 2.5
+    assert hit[1] is not None
+    np.testing.assert_array_equal(hit[1], [0.0, 1.0, 2.0])
+
+
+@pytest.mark.parametrize(
+    "old_metrics",
+    [
+        {"plcc": 0.99, "srocc": 0.98, "rmse": 0.1},  # written before krocc and n existed
+        {"plcc": "0.99", "srocc": 0.98, "krocc": 0.9, "rmse": 0.1, "n": "many"},
+        ["plcc", 0.99],
+    ],
+    ids=["missing_keys", "wrong_types", "not_an_object"],
+)
+def test_run_with_an_entry_of_an_older_shape_evaluates_and_rewrites_it(
+    tmp_path: Path, old_metrics: object
+) -> None:
+    features, _ = features_parquet(tmp_path / "f.parquet", rows=200)
+    timeline_dir(tmp_path / "models", 2, None, weights=default_weights(6))
+    entries = from_arguments([str(tmp_path / "models")])
+    options = RunOptions(
+        gates=(GateSpec("plcc", "min", 0.5),), scan=True, cache=EvalCache(tmp_path / "cache")
+    )
+    first = run(entries, features, options)
+    assert first.evaluations == 2
+    entry_files = sorted((tmp_path / "cache").glob("*.json"))
+    assert len(entry_files) == 2
+    edited = entry_files[0]
+    meta = json.loads(edited.read_text(encoding="utf-8"))
+    meta["record"]["metrics"] = old_metrics
+    edited.write_text(json.dumps(meta), encoding="utf-8")
+
+    second = run(entries, features, options)
+    assert second.evaluations == 1  # the edited entry is a miss, the other a hit
+    assert [s.cached for s in second.steps].count(False) == 1
+    assert [s.metrics for s in second.steps] == [s.metrics for s in first.steps]
+    rewritten = json.loads(edited.read_text(encoding="utf-8"))
+    assert rewritten["record"]["metrics"] != old_metrics
+
+    third = run(entries, features, options)
+    assert third.evaluations == 0

@@ -18,7 +18,6 @@ from model_bisect.features import (
     TARGET_COLUMN,
     columns_for,
     load_features,
-    needed_columns,
 )
 from tests.modelkit import features_parquet, sidecar_json
 
@@ -108,11 +107,6 @@ def test_columns_names_an_unloaded_column(tmp_path: Path) -> None:
     table = load_features(path, CANONICAL_FEATURES)
     with pytest.raises(InputError, match="'vmaf_extra'"):
         table.columns(["adm2", "vmaf_extra"])
-
-
-def test_skip_missing_leaves_absent_columns_out(tmp_path: Path) -> None:
-    path = _write(tmp_path / "f.parquet", {"a": [1.0], "mos": [2.0]})
-    assert load_features(path, ["a", "zz"], skip_missing=True).names == ("a",)
 
 
 # --- every InputError is one line naming the file, the problem and the fix -----------------
@@ -212,12 +206,3 @@ def test_malformed_sidecar_is_an_input_error(tmp_path: Path, text: str, problem:
         columns_for(tmp_path / "m.onnx")
     assert problem in _one_line(exc)
     assert str(sidecar) in str(exc.value)
-
-
-def test_needed_columns_is_the_union_in_first_seen_order(tmp_path: Path) -> None:
-    plain = tmp_path / "a.onnx"
-    custom = tmp_path / "b.onnx"
-    broken = tmp_path / "c.onnx"
-    sidecar_json(custom, ["ssim", "adm2"])
-    sidecar_json(broken, "not a list")
-    assert needed_columns([custom, plain, broken]) == ("ssim", "adm2", *CANONICAL_FEATURES[1:])

@@ -103,8 +103,8 @@ def _append_summary(path: str, body: str) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from ..comment import run_url_from_env
+    from ..files import write_text_atomic
     from ..publish import DEFAULT_API_URL, publish_comment, resolve_token
-    from ..report import write_atomic
 
     env = os.environ
     token = resolve_token(env)
@@ -114,7 +114,7 @@ def main(args: argparse.Namespace) -> int:
     if token:  # belt and braces: the renderers already redacted before escaping
         body = body.replace(token, "***")
     if args.body_out is not None:
-        write_atomic(args.body_out, body)
+        write_text_atomic(args.body_out, body)
     if env.get("GITHUB_STEP_SUMMARY"):
         _append_summary(env["GITHUB_STEP_SUMMARY"], body)
     if args.dry_run:

@@ -151,8 +151,9 @@ def main(args: argparse.Namespace) -> int:
     from ..comment import render_markdown, run_url_from_env
     from ..engine import RunOptions
     from ..evalcache import EvalCache
+    from ..files import write_text_atomic
     from ..gates import gate_specs
-    from ..report import dumps, write_atomic
+    from ..report import dumps
     from ..terminal import print_report
 
     thresholds = {spec.name: getattr(args, spec.dest) for spec in CATALOGUE}
@@ -174,10 +175,10 @@ def main(args: argparse.Namespace) -> int:
         report = _run_with_progress(entries, args.features, options, err)
 
     if args.json is not None:
-        write_atomic(args.json, dumps(report))
+        write_text_atomic(args.json, dumps(report))
     if args.markdown is not None:
         body = render_markdown(report, marker_key=args.marker, run_url=run_url_from_env(os.environ))
-        write_atomic(args.markdown, body)
+        write_text_atomic(args.markdown, body)
     if not args.quiet:
         print_report(report, Console(file=sys.stdout))
     return exit_code_for(report, fail_on_first_bad=args.fail_on_first_bad)

@@ -1,0 +1,98 @@
+"""What an ONNX file says about the files beside it: its external-data locations, and
+whether each is safe to open.
+
+Model files are untrusted, so a location is checked before anything opens it. The timeline
+needs this to hash a model with its weights, the evaluator before ONNX Runtime loads it;
+neither needs ONNX Runtime for it, so this module imports only ``onnx`` (lazily).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import onnx
+
+__all__ = ["external_data_locations", "parse_model", "unsafe_location_reason"]
+
+
+def parse_model(data: bytes) -> onnx.ModelProto:
+    """The model graph from a file's bytes; external data stays unopened."""
+    import onnx
+
+    return onnx.load_model_from_string(data)
+
+
+def external_data_locations(model: Path | bytes | onnx.ModelProto) -> list[str]:
+    """The distinct external-data ``location`` strings a model's tensors name, unchecked
+    (the model file only is parsed; no external data is opened)."""
+    if isinstance(model, Path):
+        model = model.read_bytes()
+    if isinstance(model, bytes):
+        model = parse_model(model)
+    import onnx
+
+    tensors = [*_tensors(model.graph)]
+    for function in model.functions:
+        for node in function.node:
+            tensors.extend(_node_tensors(node))
+    locations = []
+    for tensor in tensors:
+        if tensor.data_location == onnx.TensorProto.EXTERNAL:
+            entries = {e.key: e.value for e in tensor.external_data}
+            locations.append(entries.get("location", ""))
+    return list(dict.fromkeys(locations))
+
+
+def unsafe_location_reason(location: str, folder: Path) -> str | None:
+    """Why an external-data location must not be opened, or None when it stays in ``folder``.
+
+    Absolute paths and ``..`` are refused on sight (in either separator style, since a model
+    may come from another platform); anything else must still resolve, symlinks followed,
+    inside the model's folder.
+    """
+    if not location:
+        return "unsafe external-data location '' (empty)"
+    if (
+        PurePosixPath(location).is_absolute()
+        or PureWindowsPath(location).is_absolute()
+        or PureWindowsPath(location).drive
+        or location.startswith(("/", "\\"))
+    ):
+        return f"unsafe external-data location {location!r}: absolute path"
+    if ".." in PureWindowsPath(location).parts:  # splits on both / and \
+        return f"unsafe external-data location {location!r}: leaves the model's folder via '..'"
+    base = os.path.realpath(folder)
+    resolved = os.path.realpath(os.path.join(base, location))
+    if os.path.commonpath([base, resolved]) != base:
+        return f"unsafe external-data location {location!r}: resolves outside the model's folder"
+    return None
+
+
+def _tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
+    yield from graph.initializer
+    for sparse in graph.sparse_initializer:
+        yield sparse.values
+        yield sparse.indices
+    for node in graph.node:
+        yield from _node_tensors(node)
+
+
+def _node_tensors(node: onnx.NodeProto) -> Iterator[onnx.TensorProto]:
+    for attribute in node.attribute:
+        if attribute.HasField("t"):
+            yield attribute.t
+        yield from attribute.tensors
+        if attribute.HasField("sparse_tensor"):
+            yield attribute.sparse_tensor.values
+            yield attribute.sparse_tensor.indices
+        for sparse in attribute.sparse_tensors:
+            yield sparse.values
+            yield sparse.indices
+        if attribute.HasField("g"):
+            yield from _tensors(attribute.g)
+        for graph in attribute.graphs:
+            yield from _tensors(graph)

@@ -1,0 +1,138 @@
+"""Atomic writes that respect what the user pointed at, and streamed hashing."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from model_bisect.files import file_sha256, write_bytes_atomic, write_text_atomic
+
+POSIX_ONLY = pytest.mark.skipif(os.name != "posix", reason="needs POSIX file modes and FIFOs")
+
+
+def test_text_lands_whole_and_replaces_the_old_content(tmp_path: Path) -> None:
+    path = tmp_path / "report.json"
+    path.write_text("old content that is longer than the new one\n", encoding="utf-8")
+    write_text_atomic(path, "nouveau été\n")
+    assert path.read_bytes() == "nouveau été\n".encode()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json"]
+
+
+def test_missing_parent_folders_are_created(tmp_path: Path) -> None:
+    path = tmp_path / "a" / "b" / "out.bin"
+    write_bytes_atomic(path, b"\x00\x01")
+    assert path.read_bytes() == b"\x00\x01"
+
+
+@POSIX_ONLY
+def test_symlink_survives_and_its_target_gets_the_data(tmp_path: Path) -> None:
+    real = tmp_path / "real" / "data.json"
+    real.parent.mkdir()
+    real.write_text("old")
+    link = tmp_path / "link.json"
+    link.symlink_to(real)
+    write_text_atomic(link, "new")
+    assert link.is_symlink()
+    assert os.readlink(link) == str(real)
+    assert real.read_text() == "new"
+    assert sorted(p.name for p in real.parent.iterdir()) == ["data.json"]  # temp beside target
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.json", "real"]
+
+
+@POSIX_ONLY
+def test_dangling_symlink_creates_its_target(tmp_path: Path) -> None:
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "made.txt")
+    write_text_atomic(link, "hello")
+    assert link.is_symlink()
+    assert (tmp_path / "made.txt").read_text() == "hello"
+
+
+@POSIX_ONLY
+def test_fifo_is_written_into_not_replaced(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()))
+    reader.start()
+    write_bytes_atomic(fifo, b"through the pipe")
+    reader.join(timeout=10)
+    assert received == [b"through the pipe"]
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe"]
+
+
+@POSIX_ONLY
+def test_dev_null_is_written_into_not_replaced() -> None:
+    write_text_atomic(Path(os.devnull), "discarded")
+    assert stat.S_ISCHR(os.stat(os.devnull).st_mode)
+
+
+@POSIX_ONLY
+def test_dev_stdout_of_a_real_process_receives_the_text(tmp_path: Path) -> None:
+    # stdout is a pipe here, the case where /dev/stdout resolves to no path at all.
+    code = (
+        "from pathlib import Path; from model_bisect.files import write_text_atomic; "
+        "write_text_atomic(Path('/dev/stdout'), 'to the pipe\\n')"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+        check=False,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "to the pipe\n"
+
+
+@POSIX_ONLY
+def test_new_file_gets_the_umask_mode_not_0600(tmp_path: Path) -> None:
+    old = os.umask(0o027)
+    try:
+        write_text_atomic(tmp_path / "new.txt", "x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(tmp_path / "new.txt").st_mode) == 0o640
+
+
+@POSIX_ONLY
+def test_existing_file_keeps_its_mode(tmp_path: Path) -> None:
+    path = tmp_path / "script.sh"
+    path.write_text("old")
+    path.chmod(0o751)
+    write_text_atomic(path, "new")
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o751
+    assert path.read_text() == "new"
+
+
+def test_temporary_file_is_removed_when_the_write_fails(tmp_path: Path) -> None:
+    path = tmp_path / "out.json"
+    path.write_text("kept")
+    with pytest.raises(TypeError):  # fails in write(), after the temporary file exists
+        write_bytes_atomic(path, "not bytes")  # type: ignore[arg-type]
+    assert path.read_text() == "kept"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]
+
+
+def test_a_folder_in_the_way_is_an_error_and_leaves_nothing(tmp_path: Path) -> None:
+    target = tmp_path / "folder-in-the-way"
+    target.mkdir()
+    with pytest.raises(IsADirectoryError):
+        write_text_atomic(target, "x")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder-in-the-way"]
+
+
+def test_file_sha256_matches_hashlib_over_several_chunks(tmp_path: Path) -> None:
+    data = os.urandom(3 * (1 << 20) + 17)
+    path = tmp_path / "blob"
+    path.write_bytes(data)
+    assert file_sha256(path) == hashlib.sha256(data).hexdigest()
