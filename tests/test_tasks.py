@@ -1,9 +1,8 @@
-"""Nox sessions, Invoke tasks and the drift-matrix summary, without running the chain itself."""
+"""Nox sessions and Invoke tasks as policies, without running the chain itself."""
 
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import re
 import subprocess
@@ -15,9 +14,6 @@ from typing import Any
 import nox
 import pytest
 from invoke.tasks import Task
-
-from cache_builder import matrix
-from cache_builder.drift import DriftReport, Finding, Kind, Require
 
 from .conftest import REPO_ROOT
 
@@ -149,108 +145,3 @@ def test_nightly_publish_without_a_tracker_issue_exits_3_before_running_anything
     assert result.returncode == 3
     assert "BISECT_TRACKER_ISSUE" in result.stderr
     assert not out.exists()
-
-
-# --- the drift-matrix summary ---------------------------------------------------------------
-
-
-def _check_json(findings: list[Finding], current: dict[str, str]) -> dict[str, Any]:
-    recorded = {"pyarrow": "26.0.1", "pandas": "3.1.1", "onnx": "1.23.2", "python": "3.11.7"}
-    report = DriftReport(tuple(findings), (), recorded, current)
-    return report.to_json(Require.CONTENT)
-
-
-def _write(folder: Path, name: str, data: dict[str, Any]) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{name}.json").write_text(json.dumps(data), encoding="utf-8")
-
-
-IDENTICAL = [
-    Finding("features.parquet", Kind.IDENTICAL),
-    Finding("models/model_00.onnx", Kind.IDENTICAL),
-]
-
-
-def test_matrix_summary_says_which_metadata_changed_and_passes(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    results = tmp_path / "results"
-    old_arrow = {"pyarrow": "18.1.0", "pandas": "2.2.3", "onnx": "1.21.0", "python": "3.11.7"}
-    metadata = [
-        Finding(
-            "features.parquet",
-            Kind.METADATA_ONLY,
-            ("created_by: parquet-cpp-arrow version 26.0.1 -> parquet-cpp-arrow version 18.1.0",),
-        ),
-        *(
-            Finding(f"models/model_0{i}.onnx", Kind.METADATA_ONLY, ("ir_version: 10 -> 9",))
-            for i in range(3)
-        ),
-    ]
-    _write(results, "py3.11-arrow18-pandas2.2-onnx1.21", _check_json(metadata, old_arrow))
-    _write(results, "py3.11-pinned", _check_json(IDENTICAL, {"pyarrow": "26.0.1"}))
-    out = tmp_path / "drift-matrix.json"
-
-    code = matrix.main(
-        [str(results), "--out", str(out), "--combos", "pinned", "arrow18-pandas2.2-onnx1.21"]
-    )
-
-    assert code == 0
-    summary = json.loads(out.read_text(encoding="utf-8"))
-    assert summary["failed"] is False
-    rows = {row["name"]: row for row in summary["combinations"]}
-    assert summary["combinations"][0]["name"] == "py3.11-pinned"
-    assert rows["py3.11-pinned"]["verdict"] == "identical"
-    old = rows["py3.11-arrow18-pandas2.2-onnx1.21"]
-    assert old["verdict"] == "metadata-only"
-    assert old["versions"]["pyarrow"] == "18.1.0"
-    assert any(line.startswith("features.parquet: created_by") for line in old["what"])
-    assert any(line.startswith("3 files (models/model_00.onnx") for line in old["what"])
-    table = capsys.readouterr().out
-    assert "metadata-only" in table
-    assert "created_by" in table
-
-
-def test_matrix_summary_fails_on_content_drift_naming_the_artifact(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    results = tmp_path / "results"
-    content = [
-        Finding("features.parquet", Kind.CONTENT, ("column adm2: 1 row differs, first at row 3",)),
-        Finding("models/model_07.onnx", Kind.MISSING, ("the generator writes it",)),
-    ]
-    _write(results, "py3.12-latest", _check_json(content, {"pyarrow": "27.0.0"}))
-    out = tmp_path / "drift-matrix.json"
-
-    assert matrix.main([str(results), "--out", str(out)]) == 1
-
-    (row,) = json.loads(out.read_text(encoding="utf-8"))["combinations"]
-    assert row["verdict"] == "missing"
-    assert "features.parquet: content: column adm2: 1 row differs, first at row 3" in row["what"]
-    assert "models/model_07.onnx: missing: the generator writes it" in row["what"]
-    assert "py3.12-latest" in capsys.readouterr().err
-
-
-def test_matrix_summary_counts_an_unreadable_result_as_a_failure(tmp_path: Path) -> None:
-    results = tmp_path / "results"
-    results.mkdir()
-    (results / "py3.11-pinned.json").write_text("{not json", encoding="utf-8")
-    assert matrix.main([str(results), "--out", str(tmp_path / "m.json")]) == 1
-
-
-def test_matrix_summary_ignores_combinations_no_longer_in_the_matrix(tmp_path: Path) -> None:
-    results = tmp_path / "results"
-    _write(results, "py3.11-pinned", _check_json(IDENTICAL, {}))
-    _write(results, "py3.11-removed-combo", {"findings": "garbage"})
-    out = tmp_path / "m.json"
-    assert matrix.main([str(results), "--out", str(out), "--combos", "pinned"]) == 0
-    names = [row["name"] for row in json.loads(out.read_text())["combinations"]]
-    assert names == ["py3.11-pinned"]
-
-
-def test_matrix_summary_without_results_exits_3(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    assert matrix.main([str(tmp_path / "nothing"), "--out", str(tmp_path / "m.json")]) == 3
-    assert capsys.readouterr().err.startswith("error: no drift-matrix results")
-    assert not (tmp_path / "m.json").exists()
