@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -40,7 +41,9 @@ def noxfile() -> ModuleType:
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    with warnings.catch_warnings():  # another test module may have registered the sessions
+        warnings.simplefilter("ignore", FutureWarning)
+        spec.loader.exec_module(module)
     return module
 
 
