@@ -12,22 +12,22 @@ __all__ = ["ExitCode"]
 
 
 class ExitCode(enum.IntEnum):
-    """What a run ended with; the value is the process exit status."""
+    """What a run ended with; the value is the process exit status, ``meaning`` says why."""
 
-    OK = 0
-    """Success: the fixture matches, no regression in range, the comment was published."""
+    meaning: str
 
-    DRIFT = 1
-    """`cache_builder check` or `matrix` found a difference that the required level forbids."""
+    def __new__(cls, value: int, meaning: str) -> ExitCode:
+        member = int.__new__(cls, value)
+        member._value_ = value
+        member.meaning = meaning
+        return member
 
-    REGRESSION = 2
-    """A regression was localised (with --fail-on-first-bad), or the head model already fails."""
-
-    INPUT = 3
-    """Unusable input or a usage error: one `error: ...` line naming the file and the fix."""
-
-    INCONCLUSIVE = 4
-    """Skipped models hide where the first bad one is."""
-
-    INTERRUPTED = 130
-    """Stopped with Ctrl-C (the shell's convention, 128 + SIGINT)."""
+    OK = 0, "success: the fixture matches, no regression in range, the comment is published"
+    DRIFT = 1, "`cache_builder check` or `matrix` found a difference the required level forbids"
+    REGRESSION = (
+        2,
+        ("a regression was localised (with --fail-on-first-bad) or the head model already fails"),
+    )
+    INPUT = 3, "unusable input or a usage error: one `error: ...` line naming the file and fix"
+    INCONCLUSIVE = 4, "skipped models hide where the first bad one is"
+    INTERRUPTED = 130, "stopped with Ctrl-C (the shell's 128 + SIGINT)"
