@@ -52,9 +52,10 @@ def test_committed_fixture_has_no_regression_in_two_evaluations(tmp_path: Path) 
 def test_debug_after_the_subcommand_is_accepted_by_a_real_process(tmp_path: Path) -> None:
     ran = run_module(
         *("model_bisect", "run", FIXTURE_DIR / "models"),
-        *("--features", FIXTURE_DIR / "features.parquet", *GATE, "--debug", "--quiet"),
+        *("--features", FIXTURE_DIR / "features.parquet", *GATE, "--debug"),
     )
     assert ran.code == ExitCode.OK, ran.err
+    assert "no regression" in ran.out.lower()
     assert ran.err == ""
 
 

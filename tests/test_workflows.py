@@ -62,6 +62,10 @@ def _steps(workflow: Mapping[Any, Any]) -> list[dict[str, Any]]:
     return [step for job in workflow["jobs"].values() for step in job.get("steps", ())]
 
 
+def test_the_three_workflows_exist() -> None:
+    assert {NIGHTLY.name, CI.name, DRIFT_MATRIX.name} <= set(ALL)
+
+
 # --- policy: every action pinned to a commit ----------------------------------------------
 
 _SHA_PIN = re.compile(r"[\w.-]+/[\w./-]+@[0-9a-f]{40}")
