@@ -97,7 +97,7 @@ def drift_matrix_summary(session: nox.Session) -> None:
     """Tabulate the drift matrix results and write drift-matrix.json."""
     session.install("-c", TOOLCHAIN, "-e", ".")
     session.run(
-        "python", "-m", "cache_builder.matrix", str(MATRIX_RESULTS),
+        "python", "-m", "cache_builder", "matrix", str(MATRIX_RESULTS),
         "--out", MATRIX_SUMMARY, "--combos", *DRIFT_MATRIX,
     )  # fmt: skip
 

@@ -18,6 +18,8 @@ from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.tasks import task
 
+from model_bisect.exitcodes import ExitCode
+
 ROOT = Path(__file__).resolve().parent
 # The interpreter running invoke has the project and its dev extra installed, so `-m nox` and
 # `-m model_bisect` work whether or not its venv is on PATH.
@@ -25,7 +27,12 @@ PY = shlex.quote(sys.executable)
 NOX = f"{PY} -m nox --noxfile {shlex.quote(str(ROOT / 'noxfile.py'))} --reuse-venv=yes"
 MODEL_BISECT = f"{PY} -m model_bisect"
 NIGHTLY_GATE = "--min-plcc 0.85"
-VERDICTS = {2: "regression found (or the head model already fails)", 4: "inconclusive"}
+VERDICTS = {
+    ExitCode.REGRESSION: "regression found (or the head model already fails)",
+    ExitCode.INCONCLUSIVE: "inconclusive",
+}
+# The exit codes of `model-bisect run` that carry a verdict worth publishing.
+VERDICT_CODES = (ExitCode.OK, *VERDICTS)
 OUTPUTS = ("check.json", "check.log", "bisect.log", "result.json", "result.md", "comment.md")
 
 
@@ -49,7 +56,10 @@ def _models(models: str | None, fixture: Path) -> Path:
 def _issue(issue: str | None) -> str:
     chosen = issue or os.environ.get("BISECT_TRACKER_ISSUE", "").strip()
     if not chosen:
-        raise Exit("error: no tracker issue: pass --issue N or set BISECT_TRACKER_ISSUE", code=3)
+        raise Exit(
+            "error: no tracker issue: pass --issue N or set BISECT_TRACKER_ISSUE",
+            code=ExitCode.INPUT,
+        )
     return chosen
 
 
@@ -73,7 +83,7 @@ def _logged(c: Context, command: str, log: Path) -> int:
 
 
 def _check_exit(code: int, log: Path) -> int:
-    """nox exits 1 whatever failed; the check's own code (1 drift, 3 bad input) is in its log."""
+    """nox exits 1 whatever failed; the check's own code (DRIFT or INPUT) is in its log."""
     found = re.search(r"cache_builder check .* failed with exit code (\d+)", log.read_text())
     return int(found.group(1)) if found else code
 
@@ -141,8 +151,9 @@ def nightly(
     if stage is None:
         command = _bisect_cmd(fixture_dir, _models(models, fixture_dir), out_dir)
         code = _logged(c, command, out_dir / "bisect.log")
-        if code not in (0, 2, 4) or not (out_dir / "result.json").is_file():
-            stage, code = "bisect", code or 1
+        if code not in VERDICT_CODES or not (out_dir / "result.json").is_file():
+            # a bisect that "succeeded" without its report left nothing usable to publish
+            stage, code = "bisect", code or ExitCode.INPUT
     else:
         (out_dir / "bisect.log").write_text("not run: the drift check failed (see check.log)\n")
 
@@ -156,7 +167,7 @@ def nightly(
         warn=True,
         pty=False,
     )
-    final = code or int(sent.exited)
+    final = code or int(sent.exited)  # the first failure's ExitCode is the nightly's
     if final:
         why = f"wiring broke ({stage})" if stage else VERDICTS.get(code, "publish failed")
         raise Exit(f"nightly: {why}; logs and comment body in {out_dir}", code=final)

@@ -1,7 +1,8 @@
-"""`python -m cache_builder regenerate|check`: parse, run, speak, and map errors to exit codes.
+"""`python -m cache_builder regenerate|check|matrix`: parse, run, speak, map errors to exit codes.
 
-Exit codes (DESIGN.md): 0 match, 1 drift that ``--require`` forbids, 3 unusable input or
-usage (argparse's own 2 would read as "regression found" in CI).
+The exit codes are the project's `ExitCode`: OK when the fixture (or every matrix combination)
+matches, DRIFT when a difference the required level forbids was found, INPUT for unusable input
+or usage; argparse's own 2 would read as "regression found" in CI.
 """
 
 from __future__ import annotations
@@ -17,17 +18,15 @@ from typing import TextIO
 from rich.console import Console
 from rich.table import Table
 
+from model_bisect import __version__
 from model_bisect.errors import InputError, UsageError
-from model_bisect.files import write_text_atomic as write_atomic
-from model_bisect.speaking import Parser, speak
+from model_bisect.exitcodes import ExitCode
+from model_bisect.files import write_text_atomic
+from model_bisect.speaking import Parser, add_debug_flag, speak
 
 from .layout import DEFAULT_OUT
 
-__all__ = ["EXIT_DRIFT", "EXIT_INPUT", "EXIT_OK", "build_parser", "main"]
-
-EXIT_OK = 0
-EXIT_DRIFT = 1
-EXIT_INPUT = 3
+__all__ = ["build_parser", "main"]
 
 _STYLE = {
     "identical": "green",
@@ -41,11 +40,12 @@ _STYLE = {
 def build_parser() -> argparse.ArgumentParser:
     common = Parser(add_help=False)
     common.add_argument("--out", type=Path, default=Path(DEFAULT_OUT), help="fixture folder")
-    common.add_argument("--debug", action="store_true", help="show tracebacks")
     parser = Parser(
         prog="python -m cache_builder",
         description="Make the golden feature cache reproducibly, and check it for drift.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    add_debug_flag(parser)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     regen = sub.add_parser(
         "regenerate", parents=[common], help="write the fixture (atomically) into --out"
@@ -69,21 +69,38 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument(
         "--source-features", type=Path, metavar="PARQUET", help="the source the fixture came from"
     )
+    summary = sub.add_parser(
+        "matrix",
+        help="summarise the drift matrix from its `check --json` result files",
+        description=(
+            "Tabulate the drift matrix and write its summary JSON; fails only on content drift "
+            "or a missing, extra or unreadable artifact."
+        ),
+    )
+    summary.add_argument("results", type=Path, help="folder of py<X.Y>-<combination>.json files")
+    summary.add_argument(
+        "--out", type=Path, default=Path("drift-matrix.json"), metavar="FILE", help="summary JSON"
+    )
+    summary.add_argument(
+        "--combos", nargs="*", default=[], metavar="NAME", help="the matrix, in order"
+    )
+    for command in sub.choices.values():
+        add_debug_flag(command)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args_list = list(sys.argv[1:] if argv is None else argv)
-
-    def dispatch() -> int:
-        args = build_parser().parse_args(args_list)
+    def dispatch(words: list[str]) -> int:
+        args = build_parser().parse_args(words)
         if args.command == "check":
             return _check(args)
+        if args.command == "matrix":
+            return _matrix(args)
         if args.target_column is not None and args.source_features is None:
             raise UsageError("--target-column needs --source-features", None, "add it")
         return _regenerate(args)
 
-    return speak(dispatch, args_list)
+    return speak(dispatch, argv)
 
 
 @contextlib.contextmanager
@@ -98,6 +115,16 @@ def _progress(message: str) -> Iterator[None]:
 
 def _console(stream: TextIO) -> Console:
     return Console(file=stream, width=None if stream.isatty() else 120)
+
+
+def _write_json(path: Path, data: object, flag: str) -> None:
+    try:
+        write_text_atomic(path, json.dumps(data, indent=2) + "\n")
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise InputError(
+            f"cannot write ({reason})", str(path), f"pass a writable {flag} FILE"
+        ) from None
 
 
 def _regenerate(args: argparse.Namespace) -> int:
@@ -121,7 +148,7 @@ def _regenerate(args: argparse.Namespace) -> int:
             highlight=False,
             soft_wrap=True,
         )
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -133,13 +160,7 @@ def _check(args: argparse.Namespace) -> int:
         report = check(args.out, args.source_features)
     if args.json is not None:
         data = {"fixture": args.out.as_posix(), **report.to_json(require)}
-        try:
-            write_atomic(args.json, json.dumps(data, indent=2) + "\n")
-        except OSError as exc:
-            reason = exc.strerror or str(exc)
-            raise InputError(
-                f"cannot write ({reason})", str(args.json), "pass a writable --json FILE"
-            ) from None
+        _write_json(args.json, data, "--json")
 
     console = _console(sys.stdout)
     table = Table(title=f"cache_builder check: {args.out} (--require {require.value})")
@@ -164,4 +185,21 @@ def _check(args: argparse.Namespace) -> int:
         console.print("[yellow]match[/]: only metadata differs, which --require content allows")
     else:
         console.print("[green]match[/]: every artifact is byte-identical")
-    return EXIT_DRIFT if failed else EXIT_OK
+    return ExitCode.DRIFT if failed else ExitCode.OK
+
+
+def _matrix(args: argparse.Namespace) -> int:
+    from . import matrix
+
+    rows = matrix.summarise(args.results, args.combos)
+    if not rows:
+        raise InputError(
+            "no drift-matrix results", str(args.results), "run `nox -s drift_matrix` first"
+        )
+    Console(width=max(160, Console().width)).print(matrix.table(rows))
+    _write_json(args.out, matrix.to_json(rows), "--out")
+    failing = matrix.failing(rows)
+    if failing:
+        print(f"content drift in: {', '.join(failing)} (see {args.out})", file=sys.stderr)
+        return ExitCode.DRIFT
+    return ExitCode.OK

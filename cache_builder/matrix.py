@@ -1,25 +1,34 @@
 """The drift matrix summary: one row per library combination, from the `check --json` files.
 
 `nox -s drift_matrix` runs `python -m cache_builder check --require content --json
-DIR/py<X.Y>-<combination>.json` once per combination, then `python -m cache_builder.matrix DIR`
-reads those files, prints combination -> identical / metadata-only / content (saying what), and
-writes drift-matrix.json. Only content drift or a missing/extra artifact fails it: metadata-only
-differences are what a bump of a writer library is expected to cause.
+DIR/py<X.Y>-<combination>.json` once per combination, then `python -m cache_builder matrix DIR`
+reads those files into rows of combination -> identical / metadata-only / content (saying
+what), prints them as a table and writes drift-matrix.json. Only content drift or a
+missing/extra artifact fails it: metadata-only differences are what a bump of a writer
+library is expected to cause. This module holds the logic; `cache_builder.cli` speaks.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from model_bisect.files import write_text_atomic as write_atomic
+if TYPE_CHECKING:
+    from rich.table import Table
 
-__all__ = ["LIBRARIES", "SEVERITY", "MatrixRow", "load_row", "main", "summarise", "to_json"]
+__all__ = [
+    "LIBRARIES",
+    "SEVERITY",
+    "MatrixRow",
+    "failing",
+    "load_row",
+    "summarise",
+    "table",
+    "to_json",
+]
 
 SCHEMA_VERSION = 1
 # Worst first decides a row's verdict; the check's own kinds, plus `unreadable` for a result
@@ -122,58 +131,24 @@ def to_json(rows: Sequence[MatrixRow]) -> dict[str, Any]:
     }
 
 
-def _print_table(rows: Sequence[MatrixRow]) -> None:
-    from rich.console import Console
+def failing(rows: Sequence[MatrixRow]) -> list[str]:
+    """The names of the combinations that fail the matrix (content drift or worse)."""
+    return [row.name for row in rows if row.fails]
+
+
+def table(rows: Sequence[MatrixRow]) -> Table:
+    """The rows as a rich table, one line per library version and per difference."""
     from rich.table import Table
 
     styles = {"identical": "green", "metadata-only": "yellow"}
-    table = Table(title="drift matrix: the fixture regenerated under each combination")
+    grid = Table(title="drift matrix: the fixture regenerated under each combination")
     for column in ("combination", "python", "versions", "verdict"):
-        table.add_column(column, no_wrap=True)
-    table.add_column("what differs", overflow="fold")
+        grid.add_column(column, no_wrap=True)
+    grid.add_column("what differs", overflow="fold")
     for row in rows:
         combination = row.name.split("-", 1)[1] if row.name.startswith("py") else row.name
         versions = "\n".join(f"{lib} {version}" for lib, version in row.versions.items())
         style = styles.get(row.verdict, "bold red")
         verdict = f"[{style}]{row.verdict}[/{style}]"
-        table.add_row(combination, row.python, versions, verdict, "\n".join(row.what) or "-")
-    Console(width=max(160, Console().width)).print(table)
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m cache_builder.matrix",
-        description="Summarise the drift matrix from its `check --json` result files.",
-    )
-    parser.add_argument("results", type=Path, help="folder of py<X.Y>-<combination>.json files")
-    parser.add_argument("--out", type=Path, default=Path("drift-matrix.json"), help="summary")
-    parser.add_argument(
-        "--combos", nargs="*", default=[], metavar="NAME", help="the matrix, in order"
-    )
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Exit 0 when every combination reads identical or metadata-only, 1 otherwise, 3 if none."""
-    try:
-        args = _parser().parse_args(argv)
-    except SystemExit as exc:  # argparse's usage exit is 2, which means "regression" here
-        return 0 if exc.code == 0 else 3
-    rows = summarise(args.results, args.combos)
-    if not rows:
-        print(
-            f"error: no drift-matrix results in {args.results}: run `nox -s drift_matrix`",
-            file=sys.stderr,
-        )
-        return 3
-    _print_table(rows)
-    write_atomic(args.out, json.dumps(to_json(rows), indent=2) + "\n")
-    failing = [row.name for row in rows if row.fails]
-    if failing:
-        print(f"content drift in: {', '.join(failing)} (see {args.out})", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+        grid.add_row(combination, row.python, versions, verdict, "\n".join(row.what) or "-")
+    return grid

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .exitcodes import ExitCode
+
 __all__ = ["BisectError", "InputError", "PublishError", "UsageError", "first_line"]
 
 _LINE_LIMIT = 300
@@ -29,7 +31,7 @@ class BisectError(Exception):
     The CLIs print ``error: <str(exc)>`` on one line and exit with ``exit_code``.
     """
 
-    exit_code = 3
+    exit_code: ExitCode = ExitCode.INPUT
 
     def __init__(self, problem: str, where: str | None = None, fix: str | None = None) -> None:
         self.problem = problem

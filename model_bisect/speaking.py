@@ -1,18 +1,23 @@
 """Where the project's errors become words and exit codes, shared by both CLIs.
 
-The libraries only raise; these two pieces are the whole of "the CLI speaks".
+The libraries only raise; `Parser`, `add_debug_flag` and `speak` are the whole of "the CLI
+speaks".
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from .errors import BisectError, UsageError
+from .exitcodes import ExitCode
 
-__all__ = ["Parser", "speak"]
+__all__ = ["DEBUG_FLAG", "Parser", "add_debug_flag", "speak", "split_debug"]
+
+DEBUG_FLAG = "--debug"
 
 
 class Parser(argparse.ArgumentParser):
@@ -23,16 +28,40 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(message, None, f"see `{self.prog} --help`")
 
 
-def speak(action: Callable[[], int], argv: Sequence[str]) -> int:
-    """Run a command; turn a project error into `error: ...` on stderr and its exit code
-    (the traceback only with --debug)."""
+def add_debug_flag(parser: argparse.ArgumentParser) -> None:
+    """List --debug in a parser's help; `speak` takes it out of the command line before any
+    parser sees it, so it is accepted before or after the subcommand alike."""
+    parser.add_argument(
+        DEBUG_FLAG, action="store_true", help="on an error, show the full traceback too"
+    )
+
+
+def split_debug(argv: Sequence[str]) -> tuple[list[str], bool]:
+    """The command line without its --debug flags, and whether there was one.
+
+    Only options before a `--` count: after it every word is an operand. A value can never be
+    the bare word `--debug` (argparse would read it as an option), so removing it is safe.
+    """
+    words = list(argv)
+    end = words.index("--") if "--" in words else len(words)
+    kept = [word for word in words[:end] if word != DEBUG_FLAG]
+    return kept + words[end:], len(kept) < end
+
+
+def speak(action: Callable[[list[str]], int], argv: Sequence[str] | None = None) -> int:
+    """Run a command on ``argv`` (default: this process's arguments) and return its exit code.
+
+    A project error becomes one `error: ...` line on stderr and its exit code; with --debug
+    the traceback comes first, and the exit code stays the same so CI reads it the same way.
+    """
+    words, debug = split_debug(sys.argv[1:] if argv is None else argv)
     try:
-        return action()
+        return int(action(words))
     except BisectError as exc:
-        if "--debug" in argv:
-            raise
+        if debug:
+            traceback.print_exc(file=sys.stderr)
         print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        return int(exc.exit_code)
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
-        return 130
+        return int(ExitCode.INTERRUPTED)

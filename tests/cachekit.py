@@ -1,10 +1,8 @@
-"""Helpers for the cache_builder tests: run the CLI, snapshot trees, write source parquets."""
+"""Helpers for the cache_builder tests: snapshot trees, write source parquets, edit models."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -20,25 +18,12 @@ __all__ = [
     "REPO_ROOT",
     "edit_model",
     "read_json",
-    "run_cli",
     "snapshot",
     "source_columns",
     "write_parquet",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-def run_cli(*args: str, cwd: Path = REPO_ROOT) -> subprocess.CompletedProcess[str]:
-    """The real entry point in a fresh interpreter, as CI and people call it."""
-    return subprocess.run(
-        [sys.executable, "-m", "cache_builder", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def snapshot(root: Path) -> dict[str, bytes]:

@@ -15,7 +15,8 @@ from onnx import numpy_helper
 
 from cache_builder.cli import main
 from cache_builder.writers import parquet_options
-from tests.cachekit import edit_model, read_json, run_cli
+from tests.cachekit import edit_model, read_json
+from tests.clirun import run_module
 
 
 @pytest.fixture
@@ -82,11 +83,11 @@ def test_one_changed_value_is_content_naming_column_and_row(fixture_dir: Path) -
 
 def test_changed_value_fails_check_from_a_fresh_process(fixture_dir: Path) -> None:
     _set_value(fixture_dir / "features.parquet", "mos", 200, 4.5)
-    result = run_cli("check", "--out", str(fixture_dir))
-    assert result.returncode == 1, result.stderr
-    assert "column mos" in result.stdout
-    assert "row 200" in result.stdout
-    assert "Traceback" not in result.stderr
+    result = run_module("cache_builder", "check", "--out", str(fixture_dir))
+    assert result.code == 1, result.err
+    assert "column mos" in result.out
+    assert "row 200" in result.out
+    assert "Traceback" not in result.err
 
 
 def test_codec_rewrite_is_metadata_only_and_fails_only_require_bytes(fixture_dir: Path) -> None:
@@ -236,22 +237,22 @@ def test_unreadable_committed_parquet_is_content(fixture_dir: Path) -> None:
 
 def test_check_without_a_manifest_exits_3_with_one_line(tmp_path: Path) -> None:
     (tmp_path / "bisect").mkdir()
-    result = run_cli("check", "--out", str(tmp_path / "bisect"))
-    assert result.returncode == 3
-    assert result.stderr.count("\n") == 1
-    assert result.stderr.startswith("error: no MANIFEST.json in ")
-    assert "Traceback" not in result.stderr
+    result = run_module("cache_builder", "check", "--out", str(tmp_path / "bisect"))
+    assert result.code == 3
+    assert result.err.count("\n") == 1
+    assert result.err.startswith("error: no MANIFEST.json in ")
+    assert "Traceback" not in result.err
 
 
 def test_usage_errors_exit_3_not_2() -> None:
-    result = run_cli("check", "--require", "everything")
-    assert result.returncode == 3
-    assert result.stderr.startswith("error: argument --require: invalid choice")
-    assert result.stderr.count("\n") == 1
+    result = run_module("cache_builder", "check", "--require", "everything")
+    assert result.code == 3
+    assert result.err.startswith("error: argument --require: invalid choice")
+    assert result.err.count("\n") == 1
 
 
 def test_committed_fixture_passes_check_require_bytes() -> None:
     """From the repository root, with --out left to its default (the pinned toolchain venv)."""
-    result = run_cli("check", "--require", "bytes")
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "byte-identical" in result.stdout
+    result = run_module("cache_builder", "check", "--require", "bytes")
+    assert result.code == 0, result.out + result.err
+    assert "byte-identical" in result.out

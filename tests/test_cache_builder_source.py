@@ -13,7 +13,8 @@ import pytest
 from cache_builder.cli import main
 from cache_builder.source import fit_linear
 from model_bisect.features import CANONICAL_FEATURES
-from tests.cachekit import read_json, run_cli, snapshot, source_columns, write_parquet
+from tests.cachekit import read_json, snapshot, source_columns, write_parquet
+from tests.clirun import run_module
 
 
 def _manifest(out: Path) -> dict[str, Any]:
@@ -90,10 +91,17 @@ def test_bad_source_exits_3_with_one_line_naming_file_problem_and_fix(
 
 def test_bad_source_in_a_fresh_process_exits_3_without_traceback(tmp_path: Path) -> None:
     source = _bad_not_parquet(tmp_path / "cache.parquet")
-    result = run_cli("regenerate", "--out", str(tmp_path / "o"), "--source-features", str(source))
-    assert result.returncode == 3
-    assert "Traceback" not in result.stderr
-    (line,) = result.stderr.splitlines()
+    result = run_module(
+        "cache_builder",
+        "regenerate",
+        "--out",
+        str(tmp_path / "o"),
+        "--source-features",
+        str(source),
+    )
+    assert result.code == 3
+    assert "Traceback" not in result.err
+    (line,) = result.err.splitlines()
     assert line.startswith("error: not a readable parquet file (")
     assert line.endswith(
         f" in {source}: pass a readable parquet file of feature vectors and a MOS/DMOS column"

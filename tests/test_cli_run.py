@@ -12,17 +12,12 @@ from typing import Any
 
 import pytest
 
-from model_bisect.cli import main
+from model_bisect.exitcodes import ExitCode
+from tests.clirun import call_main, run_module
 from tests.conftest import FIXTURE_DIR
 from tests.modelkit import bad_weights, features_parquet, linear_model, timeline_dir
 
 GATE = ("--min-plcc", "0.85")
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, str, str]:
-    code = main(["run", *map(str, args)])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def report(path: Path) -> dict[str, Any]:
@@ -43,49 +38,92 @@ def make_timeline(folder: Path, weights: list[float], n: int, first_bad: int | N
 
 def test_committed_fixture_has_no_regression_in_two_evaluations(tmp_path: Path) -> None:
     out = tmp_path / "r.json"
-    result = subprocess.run(
-        [
-            *(sys.executable, "-m", "model_bisect", "run", str(FIXTURE_DIR / "models")),
-            *("--features", str(FIXTURE_DIR / "features.parquet"), *GATE, "--json", str(out)),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
+    ran = run_module(
+        *("model_bisect", "run", FIXTURE_DIR / "models"),
+        *("--features", FIXTURE_DIR / "features.parquet", *GATE, "--json", out),
     )
-    assert result.returncode == 0, result.stderr
+    assert ran.code == ExitCode.OK, ran.err
     body = report(out)
     assert body["verdict"]["kind"] == "no_regression"
     assert body["evaluations"] <= 2
     assert [m["label"] for m in body["timeline"]] == [f"model_{i:02d}.onnx" for i in range(8)]
 
 
-def test_fixture_with_models_5_to_7_randomised_reports_regression_at_5(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def test_debug_after_the_subcommand_is_accepted_by_a_real_process(tmp_path: Path) -> None:
+    ran = run_module(
+        *("model_bisect", "run", FIXTURE_DIR / "models"),
+        *("--features", FIXTURE_DIR / "features.parquet", *GATE, "--debug"),
+    )
+    assert ran.code == ExitCode.OK, ran.err
+    assert "no regression" in ran.out.lower()
+    assert ran.err == ""
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_debug_on_either_side_of_the_subcommand_shows_the_traceback_and_keeps_exit_3(
+    tmp_path: Path, where: str
 ) -> None:
+    gone = tmp_path / "gone.parquet"
+    argv: list[str | Path] = [FIXTURE_DIR / "models", "--features", gone, *GATE]
+    argv = ["--debug", "run", *argv] if where == "before" else ["run", *argv, "--debug"]
+    ran = run_module("model_bisect", *argv)
+    assert ran.code == ExitCode.INPUT
+    assert ran.err.startswith("Traceback (most recent call last):")
+    assert "model_bisect.errors.InputError" in ran.err
+    assert ran.err.splitlines()[-1].startswith(f"error: features file not found in {gone}")
+
+
+def test_a_word_after_the_double_dash_is_a_model_not_the_debug_flag(tmp_path: Path) -> None:
+    # `--` ends the options: the `--debug` after it names a (missing) model file, it is no flag.
+    ran = call_main(
+        "model_bisect", "run", "--features", tmp_path / "f.parquet", *GATE, "--", "--debug"
+    )
+    assert ran.code == ExitCode.INPUT
+    assert "Traceback" not in ran.err
+    assert "--debug" in _error_line(ran.err)
+
+
+def test_version_is_the_package_version() -> None:
+    from model_bisect import __version__
+
+    ran = call_main("model_bisect", "--version")
+    assert (ran.code, ran.out.split()) == (ExitCode.OK, ["model-bisect", __version__])
+
+
+def test_fixture_with_models_5_to_7_randomised_reports_regression_at_5(tmp_path: Path) -> None:
     models = tmp_path / "models"
     shutil.copytree(FIXTURE_DIR / "models", models)
     for i in range(5, 8):
         linear_model(models / f"model_{i:02d}.onnx", bad_weights(6, seed=100 + i))
     out = tmp_path / "r.json"
     features = FIXTURE_DIR / "features.parquet"
-    code, _, _ = run_cli(
-        capsys, models, "--features", features, *GATE, "--json", out, "--fail-on-first-bad"
-    )
-    assert code == 2
+    code = call_main(
+        "model_bisect",
+        "run",
+        models,
+        "--features",
+        features,
+        *GATE,
+        "--json",
+        out,
+        "--fail-on-first-bad",
+    ).code
+    assert code == ExitCode.REGRESSION
     verdict = report(out)["verdict"]
     assert (verdict["kind"], verdict["first_bad_index"], verdict["last_good_index"]) == (
         "regression",
         5,
         4,
     )
-    code, _, _ = run_cli(capsys, models, "--features", features, *GATE, "--no-cache")
-    assert code == 0  # a localised regression is a finding, an error only when asked
+    code = call_main(
+        "model_bisect", "run", models, "--features", features, *GATE, "--no-cache"
+    ).code
+    assert code == ExitCode.OK  # a localised regression is a finding, an error only when asked
 
 
 @pytest.mark.parametrize(("n", "first_bad"), [(2, 1), (3, 2), (8, 1), (8, 6), (17, 9), (33, 32)])
 def test_bad_from_k_is_found_within_the_log2_bound(
     tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
     data: tuple[Path, list[float]],
     n: int,
     first_bad: int,
@@ -93,11 +131,19 @@ def test_bad_from_k_is_found_within_the_log2_bound(
     features, weights = data
     folder = make_timeline(tmp_path / "m", weights, n, first_bad)
     out = tmp_path / "r.json"
-    code, _, _ = run_cli(
-        capsys, folder, "--features", features, *GATE, "--json", out, "--fail-on-first-bad"
-    )
+    code = call_main(
+        "model_bisect",
+        "run",
+        folder,
+        "--features",
+        features,
+        *GATE,
+        "--json",
+        out,
+        "--fail-on-first-bad",
+    ).code
     body = report(out)
-    assert code == 2
+    assert code == ExitCode.REGRESSION
     assert body["verdict"]["first_bad_index"] == first_bad
     assert body["evaluations"] <= math.ceil(math.log2(n)) + 2
     statuses = {s["index"]: s["status"] for s in body["steps"]}
@@ -106,30 +152,32 @@ def test_bad_from_k_is_found_within_the_log2_bound(
 
 
 def test_timeline_without_bad_model_reports_no_regression(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], data: tuple[Path, list[float]]
+    tmp_path: Path, data: tuple[Path, list[float]]
 ) -> None:
     features, weights = data
     folder = make_timeline(tmp_path / "m", weights, 6, None)
     out = tmp_path / "r.json"
-    code, stdout, _ = run_cli(capsys, folder, "--features", features, *GATE, "--json", out)
-    assert code == 0
+    ran = call_main("model_bisect", "run", folder, "--features", features, *GATE, "--json", out)
+    assert ran.code == ExitCode.OK
     assert report(out)["verdict"]["kind"] == "no_regression"
-    assert "no regression" in stdout.lower()
+    assert "no regression" in ran.out.lower()
 
 
 def test_failing_head_model_exits_2_as_head_bad(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], data: tuple[Path, list[float]]
+    tmp_path: Path, data: tuple[Path, list[float]]
 ) -> None:
     features, weights = data
     folder = make_timeline(tmp_path / "m", weights, 5, 0)
     out = tmp_path / "r.json"
-    code, _, _ = run_cli(capsys, folder, "--features", features, *GATE, "--json", out)
-    assert code == 2
+    code = call_main(
+        "model_bisect", "run", folder, "--features", features, *GATE, "--json", out
+    ).code
+    assert code == ExitCode.REGRESSION
     assert report(out)["verdict"]["kind"] == "head_bad"
 
 
 def test_rmse_gate_alone_localises_a_scale_regression(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], data: tuple[Path, list[float]]
+    tmp_path: Path, data: tuple[Path, list[float]]
 ) -> None:
     # Models 3.. predict twice the target: perfectly correlated, so only RMSE can catch them.
     features, weights = data
@@ -138,25 +186,38 @@ def test_rmse_gate_alone_localises_a_scale_regression(
         scale = 1.0 if i < 3 else 2.0
         linear_model(folder / f"model_{i}.onnx", [w * scale for w in weights])
     out = tmp_path / "r.json"
-    code, _, _ = run_cli(capsys, folder, "--features", features, *GATE, "--json", out)
+    code = call_main(
+        "model_bisect", "run", folder, "--features", features, *GATE, "--json", out
+    ).code
     assert report(out)["verdict"]["kind"] == "no_regression"
-    code, _, _ = run_cli(capsys, folder, "--features", features, "--max-rmse", "0.2", "--json", out)
+    code = call_main(
+        "model_bisect", "run", folder, "--features", features, "--max-rmse", "0.2", "--json", out
+    ).code
     assert report(out)["verdict"]["first_bad_index"] == 3
-    assert code == 0
+    assert code == ExitCode.OK
 
 
 def test_combined_gates_require_every_gate_to_hold(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], data: tuple[Path, list[float]]
+    tmp_path: Path, data: tuple[Path, list[float]]
 ) -> None:
     features, weights = data
     folder = tmp_path / "m"
     for i in range(4):
         linear_model(folder / f"model_{i}.onnx", weights, bias=0.0 if i < 2 else 5.0)
     out = tmp_path / "r.json"
-    code, _, _ = run_cli(
-        capsys, folder, "--features", features, *GATE, "--max-rmse", "0.5", "--json", out
-    )
-    assert code == 0
+    code = call_main(
+        "model_bisect",
+        "run",
+        folder,
+        "--features",
+        features,
+        *GATE,
+        "--max-rmse",
+        "0.5",
+        "--json",
+        out,
+    ).code
+    assert code == ExitCode.OK
     body = report(out)
     assert body["verdict"]["first_bad_index"] == 2
     bad = next(s for s in body["steps"] if s["index"] == 2)
@@ -165,7 +226,7 @@ def test_combined_gates_require_every_gate_to_hold(
 
 
 def test_max_drop_is_measured_from_the_first_model(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], data: tuple[Path, list[float]]
+    tmp_path: Path, data: tuple[Path, list[float]]
 ) -> None:
     # A slow slide: each step loses a little against its neighbour, the anchor catches it.
     import numpy as np
@@ -177,10 +238,19 @@ def test_max_drop_is_measured_from_the_first_model(
     for i in range(9):
         linear_model(folder / f"model_{i}.onnx", list(np.asarray(weights) + 0.35 * i * noise))
     out = tmp_path / "r.json"
-    code, _, _ = run_cli(
-        capsys, folder, "--features", features, "--max-drop", "plcc=0.05", "--scan", "--json", out
-    )
-    assert code == 0
+    code = call_main(
+        "model_bisect",
+        "run",
+        folder,
+        "--features",
+        features,
+        "--max-drop",
+        "plcc=0.05",
+        "--scan",
+        "--json",
+        out,
+    ).code
+    assert code == ExitCode.OK
     body = report(out)
     plcc = {s["index"]: s["metrics"]["plcc"] for s in body["steps"]}
     expected = next(i for i in range(9) if plcc[0] - plcc[i] > 0.05)
@@ -189,7 +259,7 @@ def test_max_drop_is_measured_from_the_first_model(
 
 
 def test_scan_names_a_good_model_that_follows_a_bad_one(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], data: tuple[Path, list[float]]
+    tmp_path: Path, data: tuple[Path, list[float]]
 ) -> None:
     features, weights = data
     folder = tmp_path / "m"
@@ -199,7 +269,7 @@ def test_scan_names_a_good_model_that_follows_a_bad_one(
         w = good if kind == "good" else bad_weights(len(weights), seed=i)
         linear_model(folder / f"model_{i}.onnx", w)
     out = tmp_path / "r.json"
-    run_cli(capsys, folder, "--features", features, *GATE, "--scan", "--json", out)
+    call_main("model_bisect", "run", folder, "--features", features, *GATE, "--scan", "--json", out)
     body = report(out)
     assert body["evaluations"] == 5
     assert body["scan"] == {"monotone": False, "violations": [3]}
@@ -207,21 +277,32 @@ def test_scan_names_a_good_model_that_follows_a_bad_one(
 
 
 def test_two_jobs_give_the_same_verdict_as_one(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], data: tuple[Path, list[float]]
+    tmp_path: Path, data: tuple[Path, list[float]]
 ) -> None:
     features, weights = data
     folder = make_timeline(tmp_path / "m", weights, 21, 13)
     verdicts = []
     for jobs in ("1", "2"):
         out = tmp_path / f"r{jobs}.json"
-        run_cli(capsys, folder, "--features", features, *GATE, "--jobs", jobs, "--json", out)
+        call_main(
+            "model_bisect",
+            "run",
+            folder,
+            "--features",
+            features,
+            *GATE,
+            "--jobs",
+            jobs,
+            "--json",
+            out,
+        )
         verdicts.append(report(out)["verdict"])
     assert verdicts[0] == verdicts[1]
     assert verdicts[0]["first_bad_index"] == 13
 
 
 def test_rerun_with_unchanged_inputs_evaluates_nothing(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], data: tuple[Path, list[float]]
+    tmp_path: Path, data: tuple[Path, list[float]]
 ) -> None:
     features, weights = data
     folder = make_timeline(tmp_path / "m", weights, 9, 4)
@@ -229,7 +310,18 @@ def test_rerun_with_unchanged_inputs_evaluates_nothing(
     runs = []
     for name in ("cold", "warm"):
         out = tmp_path / f"{name}.json"
-        run_cli(capsys, folder, "--features", features, *GATE, "--cache-dir", cache, "--json", out)
+        call_main(
+            "model_bisect",
+            "run",
+            folder,
+            "--features",
+            features,
+            *GATE,
+            "--cache-dir",
+            cache,
+            "--json",
+            out,
+        )
         runs.append(report(out))
     assert runs[0]["evaluations"] > 0
     assert runs[1]["evaluations"] == 0
@@ -238,7 +330,7 @@ def test_rerun_with_unchanged_inputs_evaluates_nothing(
 
 
 def test_duplicate_models_are_evaluated_once(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], data: tuple[Path, list[float]]
+    tmp_path: Path, data: tuple[Path, list[float]]
 ) -> None:
     features, weights = data
     folder = tmp_path / "m"
@@ -246,26 +338,39 @@ def test_duplicate_models_are_evaluated_once(
     for i in range(1, 4):
         shutil.copy(folder / "a_0.onnx", folder / f"a_{i}.onnx")
     out = tmp_path / "r.json"
-    run_cli(capsys, folder, "--features", features, *GATE, "--scan", "--no-cache", "--json", out)
+    call_main(
+        "model_bisect",
+        "run",
+        folder,
+        "--features",
+        features,
+        *GATE,
+        "--scan",
+        "--no-cache",
+        "--json",
+        out,
+    )
     assert report(out)["evaluations"] == 1
 
 
 def test_skipped_models_at_the_boundary_give_inconclusive_exit_4(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], data: tuple[Path, list[float]]
+    tmp_path: Path, data: tuple[Path, list[float]]
 ) -> None:
     features, weights = data
     folder = make_timeline(tmp_path / "m", weights, 8, 5)
     (folder / "model_04.onnx").write_bytes(b"not an onnx model")
     out = tmp_path / "r.json"
-    code, _, _ = run_cli(capsys, folder, "--features", features, *GATE, "--json", out)
+    code = call_main(
+        "model_bisect", "run", folder, "--features", features, *GATE, "--json", out
+    ).code
     verdict = report(out)["verdict"]
-    assert code == 4
+    assert code == ExitCode.INCONCLUSIVE
     assert verdict["kind"] == "inconclusive"
     assert verdict["candidates"] == [4, 5]
 
 
 def test_timeline_file_orders_and_labels_models(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], data: tuple[Path, list[float]]
+    tmp_path: Path, data: tuple[Path, list[float]]
 ) -> None:
     features, weights = data
     folder = tmp_path / "m"
@@ -277,7 +382,9 @@ def test_timeline_file_orders_and_labels_models(
         '[[models]]\npath = "m/late.onnx"\nlabel = "v2.0"\n'
     )
     out = tmp_path / "r.json"
-    run_cli(capsys, "--timeline", timeline, "--features", features, *GATE, "--json", out)
+    call_main(
+        "model_bisect", "run", "--timeline", timeline, "--features", features, *GATE, "--json", out
+    )
     body = report(out)
     assert [m["label"] for m in body["timeline"]] == ["v1.0", "v2.0"]
     assert body["verdict"]["first_bad_index"] == 1
@@ -309,7 +416,6 @@ def _error_line(err: str) -> str:
 )
 def test_bad_input_gets_one_line_and_exit_3(
     tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
     data: tuple[Path, list[float]],
     case: str,
     needle: str,
@@ -347,9 +453,9 @@ def test_bad_input_gets_one_line_and_exit_3(
         args = ["--git-path", folder / "model_00.onnx", "--features", features, *GATE]
     elif case == "unknown_flag":
         args = [*args, "--frobnicate"]
-    code, _, err = run_cli(capsys, *args)
-    assert code == 3
-    assert needle in _error_line(err)
+    ran = call_main("model_bisect", "run", *args)
+    assert ran.code == ExitCode.INPUT
+    assert needle in _error_line(ran.err)
 
 
 def test_help_does_not_import_the_heavy_libraries() -> None:
@@ -365,7 +471,7 @@ def test_help_does_not_import_the_heavy_libraries() -> None:
 
 
 def test_git_path_finds_the_commit_that_brought_the_regression(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], data: tuple[Path, list[float]]
+    tmp_path: Path, data: tuple[Path, list[float]]
 ) -> None:
     features, weights = data
     repo = tmp_path / "repo"
@@ -388,8 +494,9 @@ def test_git_path_finds_the_commit_that_brought_the_regression(
         git("add", "-A")
         git("commit", "-q", "-m", subject)
     out = tmp_path / "r.json"
-    code, _, _ = run_cli(
-        capsys,
+    code = call_main(
+        "model_bisect",
+        "run",
         "--git-path",
         repo / "model.onnx",
         "--features",
@@ -398,9 +505,9 @@ def test_git_path_finds_the_commit_that_brought_the_regression(
         "--json",
         out,
         "--fail-on-first-bad",
-    )
+    ).code
     body = report(out)
-    assert code == 2
+    assert code == ExitCode.REGRESSION
     assert body["verdict"]["first_bad_index"] == 3
     assert body["timeline"][3]["label"].endswith("new loss")
     assert len(body["timeline"]) == 5

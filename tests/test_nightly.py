@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +19,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from .conftest import FIXTURE_DIR, REPO_ROOT
+from model_bisect.exitcodes import ExitCode
+
+from .clirun import run_module
+from .conftest import FIXTURE_DIR
 from .fake_github import FakeGitHub
 from .modelkit import bad_weights, linear_model
 
@@ -60,17 +61,8 @@ def _nightly(tmp_path: Path, github: FakeGitHub | None, *args: str) -> Nightly:
             GITHUB_API_URL=github.url,
             BISECT_TRACKER_ISSUE=str(ISSUE),
         )
-    result = subprocess.run(
-        [sys.executable, "-m", "invoke", "nightly", *args],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        timeout=900,
-        check=False,
-    )
-    return Nightly(result.returncode, result.stdout, result.stderr, out)
+    result = run_module("invoke", "nightly", *args, env=env, timeout=900)
+    return Nightly(result.code, result.out, result.err, out)
 
 
 def _assert_token_never_leaks(run: Nightly, github: FakeGitHub) -> None:
@@ -102,7 +94,7 @@ def test_nightly_on_the_committed_fixture_posts_one_green_comment_and_exits_0(
 ) -> None:
     run = _nightly(tmp_path, github, "--publish")
 
-    assert run.exit_code == 0, run.stderr[-3000:]
+    assert run.exit_code == ExitCode.OK, run.stderr[-3000:]
     body = _sticky(github)
     assert "No regression" in body
     assert "Wiring broke" not in body
@@ -123,7 +115,7 @@ def test_nightly_on_a_regression_timeline_posts_the_first_bad_index_and_exits_2(
 
     run = _nightly(tmp_path, github, "--publish", "--models", str(models))
 
-    assert run.exit_code == 2, run.stderr[-3000:]
+    assert run.exit_code == ExitCode.REGRESSION, run.stderr[-3000:]
     body = _sticky(github)
     assert "Regression at index 5" in body
     verdict = json.loads((run.out / "result.json").read_text(encoding="utf-8"))["verdict"]
@@ -147,7 +139,7 @@ def test_nightly_on_a_drifted_fixture_posts_wiring_broke_and_keeps_the_logs(
 
     run = _nightly(tmp_path, github, "--publish", "--fixture", str(fixture))
 
-    assert run.exit_code == 1, run.stderr[-3000:]
+    assert run.exit_code == ExitCode.DRIFT, run.stderr[-3000:]
     body = _sticky(github)
     assert "Wiring broke" in body
     assert "check" in body
@@ -162,7 +154,7 @@ def test_nightly_on_a_drifted_fixture_posts_wiring_broke_and_keeps_the_logs(
 def test_nightly_without_publish_prints_the_green_body_and_saves_it(tmp_path: Path) -> None:
     run = _nightly(tmp_path, None)
 
-    assert run.exit_code == 0, run.stderr[-3000:]
+    assert run.exit_code == ExitCode.OK, run.stderr[-3000:]
     assert MARKER in run.stdout
     assert "No regression" in run.stdout
     saved = (run.out / "comment.md").read_text(encoding="utf-8")
@@ -175,7 +167,7 @@ def test_nightly_on_a_fixture_that_is_not_there_exits_3_with_the_wiring_broke_bo
 ) -> None:
     run = _nightly(tmp_path, None, "--fixture", str(tmp_path / "no-such-fixture"))
 
-    assert run.exit_code == 3, run.stderr[-3000:]
+    assert run.exit_code == ExitCode.INPUT, run.stderr[-3000:]
     assert "Wiring broke" in run.stdout
     assert "wiring broke (check)" in run.stderr
     assert (run.out / "check.log").is_file()
@@ -185,12 +177,12 @@ def test_invoke_publish_republishes_an_existing_report_into_the_same_comment(
     tmp_path: Path, github: FakeGitHub
 ) -> None:
     out = tmp_path / "bisect-out"
-    subprocess.run(
-        [sys.executable, "-m", "model_bisect", "run", str(FIXTURE_DIR / "models"),
-         "--features", str(FIXTURE_DIR / "features.parquet"), "--min-plcc", "0.85",
-         "--quiet", "--json", str(out / "result.json"), "--cache-dir", str(tmp_path / "cache")],
-        check=True, capture_output=True, timeout=300,
+    bisected = run_module(
+        "model_bisect", "run", FIXTURE_DIR / "models",
+        "--features", FIXTURE_DIR / "features.parquet", "--min-plcc", "0.85",
+        "--quiet", "--json", out / "result.json", "--cache-dir", tmp_path / "cache",
     )  # fmt: skip
+    assert bisected.code == ExitCode.OK, bisected.err
     env = dict(
         os.environ,
         BISECT_OUT=str(out),
@@ -199,15 +191,7 @@ def test_invoke_publish_republishes_an_existing_report_into_the_same_comment(
         GITHUB_API_URL=github.url,
     )
     for _ in range(2):
-        result = subprocess.run(
-            [sys.executable, "-m", "invoke", "publish", "--issue", str(ISSUE)],
-            cwd=REPO_ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        assert result.returncode == 0, result.stderr
-        assert github.token not in result.stdout + result.stderr
+        result = run_module("invoke", "publish", "--issue", str(ISSUE), env=env)
+        assert result.code == ExitCode.OK, result.err
+        assert github.token not in result.out + result.err
     assert "No regression" in _sticky(github)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,11 +11,12 @@ from typing import Any
 
 import pytest
 
-from model_bisect import cli
 from model_bisect.comment import render_markdown
 from model_bisect.errors import PublishError, UsageError
+from model_bisect.exitcodes import ExitCode
 from model_bisect.publish import MAX_WAIT, PublishResult, publish_comment, resolve_token
 from model_bisect.report import dumps
+from tests.clirun import call_main, run_module
 from tests.fake_github import FakeGitHub
 from tests.reportkit import make_report
 
@@ -49,17 +48,6 @@ def cli_env(gh: FakeGitHub | None, **extra: str) -> dict[str, str]:
         env.update(GH_TOKEN=gh.token, GITHUB_REPOSITORY=REPO, GITHUB_API_URL=gh.url)
     env.update(extra)
     return env
-
-
-def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "model_bisect", "publish", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def test_first_publish_creates_exactly_one_comment(github: FakeGitHub) -> None:
@@ -263,14 +251,16 @@ def report_file(tmp_path: Path) -> Path:
 def test_cli_401_exits_3_with_one_useful_line(github: FakeGitHub, report_file: Path) -> None:
     wrong = "ghp_wrong_token_that_must_not_leak"
     env = cli_env(github, GH_TOKEN=wrong)
-    done = run_cli("--issue", "1", "--report", str(report_file), env=env)
-    assert done.returncode == 3
-    assert done.stdout == ""
-    assert done.stderr.splitlines() == [
+    done = run_module(
+        "model_bisect", "publish", "--issue", "1", "--report", str(report_file), env=env
+    )
+    assert done.code == ExitCode.INPUT
+    assert done.out == ""
+    assert done.err.splitlines() == [
         f"error: 401 Unauthorized from {github.url} (Bad credentials): the token is invalid"
         " or expired; set GH_TOKEN to a token with `issues: write`"
     ]
-    assert wrong not in done.stdout + done.stderr
+    assert wrong not in done.out + done.err
 
 
 def test_token_never_reaches_output_summary_body_or_comment(
@@ -286,21 +276,21 @@ def test_token_never_reaches_output_summary_body_or_comment(
         GITHUB_RUN_ID="77",
     )
     args = ("--issue", "1", "--report", str(report), "--body-out", str(body_out))
-    done = run_cli(*args, env=env)
-    assert done.returncode == 0, done.stderr
+    done = run_module("model_bisect", "publish", *args, env=env)
+    assert done.code == ExitCode.OK, done.err
     comment = github.comments(REPO, ISSUE)[0]["body"]
     url = f"https://github.com/{REPO}/issues/{ISSUE}#issuecomment-"
-    assert done.stdout.startswith(f"created the sticky comment: {url}")
+    assert done.out.startswith(f"created the sticky comment: {url}")
     assert "<code>m5 &#42;&#42;&#42;</code>" in comment  # the label's token was redacted
     assert summary.read_text("utf-8") == comment == body_out.read_text("utf-8")
     assert "actions/runs/77" in comment
     escaped = TOKEN.replace("_", "&#95;")
-    for text in (done.stdout, done.stderr, comment):
+    for text in (done.out, done.err, comment):
         assert TOKEN not in text
         assert escaped not in text
-    bad = run_cli(*args, env={**env, "GH_TOKEN": TOKEN + "_revoked"})
-    assert bad.returncode == 3
-    assert TOKEN not in bad.stdout + bad.stderr
+    bad = run_module("model_bisect", "publish", *args, env={**env, "GH_TOKEN": TOKEN + "_revoked"})
+    assert bad.code == ExitCode.INPUT
+    assert TOKEN not in bad.out + bad.err
     assert TOKEN not in summary.read_text("utf-8")
 
 
@@ -308,7 +298,6 @@ def test_cli_publishes_wiring_broke_from_an_error_log(
     github: FakeGitHub,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
 ) -> None:
     log = tmp_path / "check.log"
     log.write_text(
@@ -316,16 +305,17 @@ def test_cli_publishes_wiring_broke_from_an_error_log(
     )
     for key, value in cli_env(github).items():
         monkeypatch.setenv(key, value)
-    code = cli.main(
-        ["publish", "--issue", "1", "--wiring-broke", "--error-log", str(log), "--stage", "check"]
-    )
+    ran = call_main(
+        "model_bisect", "publish", "--issue", "1", "--wiring-broke", "--error-log", log,
+        "--stage", "check",
+    )  # fmt: skip
     body = github.comments(REPO, ISSUE)[0]["body"]
-    assert code == 0
+    assert ran.code == ExitCode.OK
     assert body.startswith(f"{MARK}\n### 🛠️ Wiring broke in stage <code>check</code>")
     assert "ValueError: drift" in body
     assert "env GH_TOKEN=***" in body
     assert TOKEN not in body
-    assert capsys.readouterr().out.startswith("created the sticky comment: https://github.com/")
+    assert ran.out.startswith("created the sticky comment: https://github.com/")
 
 
 def test_cli_wiring_broke_without_a_readable_log_still_publishes(
@@ -333,38 +323,38 @@ def test_cli_wiring_broke_without_a_readable_log_still_publishes(
 ) -> None:
     for key, value in cli_env(github).items():
         monkeypatch.setenv(key, value)
-    code = cli.main(
-        ["publish", "--issue", "1", "--wiring-broke", "--error-log", str(tmp_path / "gone.log")]
-    )
-    assert code == 0
+    ran = call_main(
+        "model_bisect", "publish", "--issue", "1", "--wiring-broke", "--error-log",
+        tmp_path / "gone.log",
+    )  # fmt: skip
+    assert ran.code == ExitCode.OK
     assert "could not be read" in github.comments(REPO, ISSUE)[0]["body"]
 
 
 def test_cli_dry_run_needs_no_token_and_sends_nothing(
-    report_file: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    report_file: Path,
 ) -> None:
-    code = cli.main(["publish", "--dry-run", "--report", str(report_file)])
-    out = capsys.readouterr()
-    assert code == 0
+    out = call_main("model_bisect", "publish", "--dry-run", "--report", report_file)
+    assert out.code == ExitCode.OK
     assert out.out.startswith(f"{MARK}\n### 🔴 Regression at index 5")
     assert out.err == ""
 
 
-def test_cli_without_token_exits_3(report_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = cli.main(["publish", "--issue", "1", "--repo", REPO, "--report", str(report_file)])
-    err = capsys.readouterr().err
-    assert code == 3
+def test_cli_without_token_exits_3(report_file: Path) -> None:
+    ran = call_main(
+        "model_bisect", "publish", "--issue", "1", "--repo", REPO, "--report", report_file
+    )
+    err = ran.err
+    assert ran.code == ExitCode.INPUT
     assert err.startswith("error: no GitHub token in the environment (GH_TOKEN, GITHUB_TOKEN)")
     assert len(err.splitlines()) == 1
 
 
-def test_cli_without_repository_exits_3(
-    report_file: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_cli_without_repository_exits_3(report_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GH_TOKEN", TOKEN)
-    code = cli.main(["publish", "--issue", "1", "--report", str(report_file)])
-    assert code == 3
-    assert "pass --repo OWNER/NAME or set GITHUB_REPOSITORY" in capsys.readouterr().err
+    ran = call_main("model_bisect", "publish", "--issue", "1", "--report", report_file)
+    assert ran.code == ExitCode.INPUT
+    assert "pass --repo OWNER/NAME or set GITHUB_REPOSITORY" in ran.err
 
 
 @pytest.mark.parametrize(
@@ -376,8 +366,7 @@ def test_cli_without_repository_exits_3(
         (["--dry-run", "--marker", "a b", "--wiring-broke", "--error-log", "x"], "invalid marker"),
     ],
 )
-def test_cli_usage_errors_exit_3(
-    argv: list[str], needle: str, capsys: pytest.CaptureFixture[str]
-) -> None:
-    assert cli.main(["publish", *argv]) == 3
-    assert needle in capsys.readouterr().err
+def test_cli_usage_errors_exit_3(argv: list[str], needle: str) -> None:
+    ran = call_main("model_bisect", "publish", *argv)
+    assert ran.code == ExitCode.INPUT
+    assert needle in ran.err

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError, UsageError
+from ..exitcodes import ExitCode
 
 __all__ = ["add_parser", "main"]
 
@@ -119,7 +120,7 @@ def main(args: argparse.Namespace) -> int:
         _append_summary(env["GITHUB_STEP_SUMMARY"], body)
     if args.dry_run:
         sys.stdout.write(body)
-        return 0
+        return ExitCode.OK
 
     if token is None:
         raise UsageError(
@@ -149,4 +150,4 @@ def main(args: argparse.Namespace) -> int:
     removed = f"; removed {len(result.deleted)} duplicate(s)" if result.deleted else ""
     where = result.url or f"{repo}#{args.issue} comment {result.comment_id}"
     print(f"{result.action} the sticky comment: {where}{removed}")
-    return 0
+    return ExitCode.OK

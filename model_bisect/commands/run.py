@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..catalogue import CATALOGUE, MappingName
 from ..errors import UsageError
+from ..exitcodes import ExitCode
 
 if TYPE_CHECKING:
     from ..report import Report, Step
@@ -129,19 +130,20 @@ def _entries(args: argparse.Namespace, workdir: Path) -> list[TimelineEntry]:
     return timeline.from_arguments(args.models)
 
 
-def exit_code_for(report: Report, *, fail_on_first_bad: bool) -> int:
-    """DESIGN.md's exit codes: 2 for head bad (always) or a regression (when asked), 4 when
-    skipped models hide the boundary."""
+def exit_code_for(report: Report, *, fail_on_first_bad: bool) -> ExitCode:
+    """A head that already fails is always REGRESSION (there is nothing good to bisect from); a
+    localised regression is a finding, and an error only when the caller asks for one; skipped
+    models that hide the boundary are INCONCLUSIVE."""
     from ..report import VerdictKind
 
     kind = report.verdict.kind
     if kind is VerdictKind.HEAD_BAD:
-        return 2
+        return ExitCode.REGRESSION
     if kind is VerdictKind.REGRESSION:
-        return 2 if fail_on_first_bad else 0
+        return ExitCode.REGRESSION if fail_on_first_bad else ExitCode.OK
     if kind is VerdictKind.INCONCLUSIVE:
-        return 4
-    return 0
+        return ExitCode.INCONCLUSIVE
+    return ExitCode.OK
 
 
 def main(args: argparse.Namespace) -> int:
