@@ -1,7 +1,8 @@
 """`model-bisect` entry point: parse, dispatch, and turn project errors into exit codes.
 
 Heavy modules (numpy, onnxruntime, ghapi) are imported by the subcommands only when they
-run, so `--help` stays instant. The exit codes are `model_bisect.exitcodes.ExitCode`.
+run, so `--help` stays instant. The exit codes are `model_bisect.exitcodes.ExitCode`
+(`judge` ends with `JudgeExit`, the statuses `git bisect run` reads).
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ import sys
 from collections.abc import Sequence
 
 from . import __version__
+from .commands import judge as judge_cmd
 from .commands import publish as publish_cmd
 from .commands import run as run_cmd
+from .errors import BisectError
 from .speaking import Parser, add_debug_flag, speak
 
 __all__ = ["build_parser", "main"]
@@ -28,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     run_cmd.add_parser(sub)
     publish_cmd.add_parser(sub)
+    judge_cmd.add_parser(sub)
     for command in sub.choices.values():
         add_debug_flag(command)
     return parser
@@ -35,9 +39,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     def dispatch(words: list[str]) -> int:
-        args = build_parser().parse_args(words)
-        handler = run_cmd.main if args.command == "run" else publish_cmd.main
-        return handler(args)
+        try:
+            args = build_parser().parse_args(words)
+        except BisectError as exc:  # a usage error must stop `git bisect run`, not blame
+            if judge_cmd.requested(words):
+                raise judge_cmd.abort(exc) from None
+            raise
+        args.argv = tuple(words)  # recorded in the report's invocation
+        handlers = {"run": run_cmd.main, "publish": publish_cmd.main}
+        return handlers.get(args.command, judge_cmd.main)(args)
 
     return speak(dispatch, argv)
 

@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +26,7 @@ from .gates import judge
 from .report import (
     FeaturesRef,
     GateSpec,
+    Invocation,
     Metrics,
     ModelRef,
     Report,
@@ -41,7 +42,7 @@ from .toolchain import toolchain_versions
 if TYPE_CHECKING:
     from .evaluate import Evaluator
 
-__all__ = ["RunOptions", "run"]
+__all__ = ["Judged", "RunOptions", "judge_model", "run"]
 
 
 @dataclass(frozen=True)
@@ -232,9 +233,12 @@ class _Session:
                 p_values=p_values,
                 alpha=self.options.alpha,
             )
+        notes = []
+        if found.metrics is not None and found.metrics.mapping != self.options.mapping:
+            notes.append(f"{self.options.mapping} mapping fell back to {found.metrics.mapping}")
         if duplicate:
-            note = "same bytes as an earlier model: evaluated once"
-            reason = f"{reason}; {note}" if reason else note
+            notes.append("same bytes as an earlier model: evaluated once")
+        reason = "; ".join([reason, *notes] if reason else notes)
         step = Step(
             index=index,
             label=entry.label,
@@ -264,15 +268,13 @@ class _Session:
         self.anchor = found
 
 
-def run(
+def _open_session(
     entries: Sequence[TimelineEntry],
     features_path: Path,
     options: RunOptions,
-    *,
-    on_step: Callable[[Step], None] | None = None,
-) -> Report:
-    """Evaluate the timeline lazily and localise the first model that fails the gates."""
-    require_two(entries)
+    on_step: Callable[[Step], None] | None,
+) -> _Session:
+    """Read the sidecars, load the features the models need, and measure the anchor."""
     columns, broken = _read_sidecars(entries)
     needed = list(dict.fromkeys(name for cols in columns.values() for name in cols))
     if not needed:
@@ -285,6 +287,54 @@ def run(
     session = _Session(entries, features, options, columns, broken, on_step)
     if any(g.kind == "max_drop" for g in options.gates):
         session.set_anchor()
+    return session
+
+
+@dataclass(frozen=True)
+class Judged:
+    """One model judged on its own (`model-bisect judge`); ``anchor`` is the --max-drop
+    reference's step when there was one."""
+
+    step: Step
+    anchor: Step | None
+
+
+def judge_model(
+    model: TimelineEntry,
+    features_path: Path,
+    options: RunOptions,
+    *,
+    anchor: TimelineEntry | None = None,
+) -> Judged:
+    """Judge one model exactly as a bisect step would, against ``anchor`` for --max-drop.
+
+    Raises InputError when the run cannot proceed (unusable features, an anchor that cannot
+    be evaluated); a model that cannot be evaluated is a SKIP step, not an error.
+    """
+    entries = [replace(e, index=i) for i, e in enumerate([*([anchor] if anchor else []), model])]
+    mine = entries[-1]
+    _, broken = _read_sidecars([mine])
+    if mine.index in broken and anchor is None:  # nothing to load features for
+        step = Step(mine.index, mine.label, Status.SKIP, None, broken[mine.index], 0.0)
+        return Judged(step, None)
+    session = _open_session(entries, features_path, options, None)
+    session.visit(mine.index)
+    if anchor is not None:
+        session.visit(0)
+    return Judged(session.steps[mine.index], session.steps.get(0) if anchor else None)
+
+
+def run(
+    entries: Sequence[TimelineEntry],
+    features_path: Path,
+    options: RunOptions,
+    *,
+    on_step: Callable[[Step], None] | None = None,
+    invocation: Invocation | None = None,
+) -> Report:
+    """Evaluate the timeline lazily and localise the first model that fails the gates."""
+    require_two(entries)
+    session = _open_session(entries, features_path, options, on_step)
 
     jobs = max(1, options.jobs)
     pool = ThreadPoolExecutor(max_workers=jobs) if jobs > 1 else None
@@ -301,7 +351,7 @@ def run(
         if pool is not None:
             pool.shutdown()
 
-    return _build_report(entries, features, options, session, result)
+    return _build_report(entries, session.features, options, session, result, invocation)
 
 
 def _build_report(
@@ -310,6 +360,7 @@ def _build_report(
     options: RunOptions,
     session: _Session,
     result: SearchResult,
+    invocation: Invocation | None,
 ) -> Report:
     labels = [e.label for e in entries]
     verdict = Verdict(
@@ -329,7 +380,10 @@ def _build_report(
     }
     return Report(
         tool_version=__version__,
-        timeline=tuple(ModelRef(e.index, e.label, str(e.path), e.sha256) for e in entries),
+        timeline=tuple(
+            ModelRef(e.index, e.label, e.source or str(e.path), e.sha256, e.commit, e.subject)
+            for e in entries
+        ),
         features=FeaturesRef(
             path=str(features.path),
             sha256=features.sha256,
@@ -348,4 +402,5 @@ def _build_report(
             if options.scan
             else None
         ),
+        invocation=invocation,
     )

@@ -2,13 +2,16 @@
 
 CI reads these numbers, so each means one thing everywhere. argparse's own usage exit (2) would
 read as "regression found", which is why usage errors are mapped to INPUT instead.
+
+`model-bisect judge` is the exception: `git bisect run` calls it and reads its status by git's
+own contract (0 good, 1 bad, 125 skip, above 127 abort), so it ends with a `JudgeExit` instead.
 """
 
 from __future__ import annotations
 
 import enum
 
-__all__ = ["ExitCode"]
+__all__ = ["ExitCode", "JudgeExit"]
 
 
 class ExitCode(enum.IntEnum):
@@ -31,3 +34,25 @@ class ExitCode(enum.IntEnum):
     INPUT = 3, "unusable input or a usage error: one `error: ...` line naming the file and fix"
     INCONCLUSIVE = 4, "skipped models hide where the first bad one is"
     INTERRUPTED = 130, "stopped with Ctrl-C (the shell's 128 + SIGINT)"
+
+
+class JudgeExit(enum.IntEnum):
+    """What `model-bisect judge` ends with: the statuses `git bisect run` understands.
+
+    Kept apart from ExitCode on purpose: git reads 1..127 (but 125) as "this commit is bad",
+    so a usage or input error must never end with ExitCode.INPUT (3) here; it aborts the
+    bisect with ABORT instead of silently blaming the commit.
+    """
+
+    meaning: str
+
+    def __new__(cls, value: int, meaning: str) -> JudgeExit:
+        member = int.__new__(cls, value)
+        member._value_ = value
+        member.meaning = meaning
+        return member
+
+    GOOD = 0, "every gate holds: git marks the commit good"
+    BAD = 1, "a gate fails: git marks the commit bad"
+    SKIP = 125, "the model cannot be evaluated at this commit: git skips it"
+    ABORT = 128, "the run cannot proceed (flags, features, anchor): git stops the bisect"

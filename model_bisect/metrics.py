@@ -23,6 +23,7 @@ __all__ = [
     "as_vectors",
     "compute_metrics",
     "fisher_interval",
+    "fit_mapping",
     "kendall",
     "pearson",
     "spearman",
@@ -242,6 +243,17 @@ def apply_mapping(pred: np.ndarray, target: np.ndarray, kind: str) -> np.ndarray
     return x
 
 
+def fit_mapping(pred: np.ndarray, target: np.ndarray, kind: str) -> tuple[np.ndarray, str]:
+    """``apply_mapping``'s values and the mapping that produced them: a cubic that would bend
+    back, or a logistic that does not converge, is the straight line, and the report says so."""
+    mapped = apply_mapping(pred, target, kind)
+    # Every fallback returns exactly _linear's values (same code, same inputs).
+    fitted = kind in (MappingName.CUBIC, MappingName.LOGISTIC)
+    if fitted and np.array_equal(mapped, _linear(*as_vectors(pred, target))):
+        return mapped, MappingName.LINEAR.value
+    return mapped, MappingName(kind).value
+
+
 def target_ranks(target: np.ndarray) -> np.ndarray:
     """Mid-ranks of the target, to pass to every ``compute_metrics`` call of one run."""
     return np.asarray(stats.rankdata(target), dtype=np.float64)
@@ -259,7 +271,7 @@ def compute_metrics(
     n < 3. ``ci`` holds every metric; a bound that cannot be computed is NaN.
     """
     x, y = as_vectors(pred, target)
-    mapped = apply_mapping(x, y, mapping)
+    mapped, used = fit_mapping(x, y, mapping)
     n = int(x.size)
     sq_err = (mapped - y) ** 2
     values = {
@@ -276,4 +288,4 @@ def compute_metrics(
             ci[spec.name] = _rmse_interval(sq_err, seed)
         else:
             raise ValueError(f"no {spec.interval.value} interval is implemented for {spec.name}")
-    return Metrics(values=values, n=n, ci=ci, mapping=mapping)
+    return Metrics(values=values, n=n, ci=ci, mapping=used)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -20,6 +21,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "FeaturesRef",
     "GateSpec",
+    "Invocation",
     "Metrics",
     "ModelRef",
     "Report",
@@ -49,19 +51,86 @@ class VerdictKind(StrEnum):
     INCONCLUSIVE = "inconclusive"
 
 
+def _optional_str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
 @dataclass(frozen=True)
 class ModelRef:
+    """One timeline entry. For a git timeline ``path`` is the file's path inside the repository
+    (the copy that was evaluated lived in a temporary folder, deleted since), ``commit`` the
+    full SHA and ``subject`` the commit's subject line; both are None for other timelines."""
+
     index: int
     label: str
     path: str
     sha256: str | None  # None when the file could not be read
+    commit: str | None = None
+    subject: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"index": self.index, "label": self.label, "path": self.path, "sha256": self.sha256}
+        data: dict[str, Any] = {
+            "index": self.index,
+            "label": self.label,
+            "path": self.path,
+            "sha256": self.sha256,
+        }
+        if self.commit is not None:
+            data["commit"] = self.commit
+        if self.subject is not None:
+            data["subject"] = self.subject
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ModelRef:
-        return cls(int(data["index"]), str(data["label"]), str(data["path"]), data.get("sha256"))
+        return cls(
+            int(data["index"]),
+            str(data["label"]),
+            str(data["path"]),
+            data.get("sha256"),
+            _optional_str(data.get("commit")),
+            _optional_str(data.get("subject")),
+        )
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """How the report was produced, so anyone can run it again.
+
+    ``argv`` is the command line after the program name, secrets already masked; ``cwd`` the
+    working directory relative to the repository root when it was inside one (``"."`` at the
+    root, ``in_repository`` true), else absolute. ``reproduce`` overrides the shown command
+    when a wrapper (the nightly chain) produced the report.
+    """
+
+    argv: tuple[str, ...]
+    tool_version: str
+    cwd: str
+    in_repository: bool
+    reproduce: str | None = None
+
+    def command(self) -> str:
+        """The command line to show: the wrapper's, else `model-bisect` with ``argv``."""
+        return self.reproduce or shlex.join(["model-bisect", *self.argv])
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "argv": list(self.argv),
+            "tool_version": self.tool_version,
+            "cwd": self.cwd,
+            "in_repository": self.in_repository,
+            "reproduce": self.reproduce,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Invocation:
+        return cls(
+            tuple(str(word) for word in data["argv"]),
+            str(data["tool_version"]),
+            str(data["cwd"]),
+            bool(data.get("in_repository", False)),
+            _optional_str(data.get("reproduce")),
+        )
 
 
 @dataclass(frozen=True)
@@ -286,6 +355,7 @@ class Report:
     toolchain: Mapping[str, str]
     settings: Mapping[str, Any] = field(default_factory=dict)  # mapping, target, alpha, jobs...
     scan: ScanSummary | None = None
+    invocation: Invocation | None = None  # None in reports written before it was recorded
     schema_version: int = SCHEMA_VERSION
 
     def to_json(self) -> dict[str, Any]:
@@ -301,6 +371,7 @@ class Report:
             "toolchain": dict(self.toolchain),
             "settings": dict(self.settings),
             "scan": None if self.scan is None else self.scan.to_json(),
+            "invocation": None if self.invocation is None else self.invocation.to_json(),
         }
 
     @classmethod
@@ -309,6 +380,7 @@ class Report:
         if version != SCHEMA_VERSION:
             raise ValueError(f"schema_version {version!r}, expected {SCHEMA_VERSION}")
         scan = data.get("scan")
+        invocation = data.get("invocation")
         return cls(
             schema_version=SCHEMA_VERSION,
             tool_version=str(data["tool_version"]),
@@ -321,6 +393,7 @@ class Report:
             toolchain={str(k): str(v) for k, v in data.get("toolchain", {}).items()},
             settings=dict(data.get("settings", {})),
             scan=None if scan is None else ScanSummary.from_json(scan),
+            invocation=None if invocation is None else Invocation.from_json(invocation),
         )
 
 

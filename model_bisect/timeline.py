@@ -10,8 +10,9 @@ import re
 import shutil
 import subprocess
 import tomllib
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -27,6 +28,7 @@ __all__ = [
     "from_git",
     "natural_key",
     "require_two",
+    "unique_labels",
 ]
 
 
@@ -38,6 +40,10 @@ class TimelineEntry:
     covers its external-data files and sidecar JSON, which decide its predictions as much as
     the graph does (a retrained model often changes only ``model.onnx.data``): deduplicate and
     key the evaluation cache on it. Both are None when the model file cannot be read.
+
+    A git timeline also records where each version came from: ``commit`` (full SHA),
+    ``subject``, and ``source``, the file's path inside the repository (``path`` is the copy
+    in a temporary folder that is gone once the run ends).
     """
 
     index: int
@@ -45,6 +51,9 @@ class TimelineEntry:
     path: Path
     sha256: str | None
     content_sha256: str | None = None
+    commit: str | None = None
+    subject: str | None = None
+    source: str | None = None
 
 
 def natural_key(text: str) -> tuple[tuple[int, int | str], ...]:
@@ -94,6 +103,30 @@ def _entries(items: Sequence[tuple[Path, str]]) -> list[TimelineEntry]:
     return entries
 
 
+def unique_labels(paths: Sequence[Path], given: Sequence[str | None] | None = None) -> list[str]:
+    """A label per path: ``given`` when set, else the file name, lengthened by the fewest
+    parent folders that tell it apart from other files of the same name (``a/m.onnx`` and
+    ``b/m.onnx``). The same file listed twice keeps one label: it is one model."""
+    chosen = list(given) if given is not None else [None] * len(paths)
+    parts = [Path(os.path.abspath(p)).parts for p in paths]
+    by_name: dict[str, set[tuple[str, ...]]] = defaultdict(set)
+    for i, path in enumerate(paths):
+        if chosen[i] is None:
+            by_name[path.name].add(parts[i])
+    labels = []
+    for i, path in enumerate(paths):
+        label = chosen[i]
+        if label is None:
+            others = by_name[path.name] - {parts[i]}
+            depth = 1
+            # Distinct absolute paths differ somewhere, so some suffix tells them apart.
+            while depth < len(parts[i]) and any(o[-depth:] == parts[i][-depth:] for o in others):
+                depth += 1
+            label = "/".join(parts[i][-depth:])
+        labels.append(label)
+    return labels
+
+
 def _expand(argument: str) -> list[Path]:
     path = Path(argument)
     if path.is_dir():
@@ -119,7 +152,7 @@ def _expand(argument: str) -> list[Path]:
 def from_arguments(models: Sequence[str]) -> list[TimelineEntry]:
     """MODEL arguments in the order given; each glob or folder expands in natural order."""
     paths = [p for argument in models for p in _expand(argument)]
-    return _entries([(p, p.name) for p in paths])
+    return _entries(list(zip(paths, unique_labels(paths), strict=True)))
 
 
 def _parse_timeline(path: Path, text: str) -> Any:
@@ -157,7 +190,7 @@ def from_file(path: Path) -> list[TimelineEntry]:
     models = data.get("models") if isinstance(data, dict) else None
     if not isinstance(models, list):
         raise InputError("timeline has no list of models", where, example)
-    items: list[tuple[Path, str]] = []
+    items: list[tuple[Path, str | None]] = []
     for number, entry in enumerate(models, start=1):
         if isinstance(entry, str):
             entry = {"path": entry}
@@ -181,8 +214,9 @@ def from_file(path: Path) -> list[TimelineEntry]:
                 where,
                 "paths are relative to the timeline file's folder",
             )
-        items.append((resolved, label if label else model.name))
-    return _entries(items)
+        items.append((resolved, label or None))
+    paths = [p for p, _ in items]
+    return _entries(list(zip(paths, unique_labels(paths, [lb for _, lb in items]), strict=True)))
 
 
 def _git(args: Sequence[str], cwd: Path, where: str) -> subprocess.CompletedProcess[bytes]:
@@ -313,7 +347,10 @@ def from_git(path: Path, rev_range: str | None, workdir: Path) -> list[TimelineE
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(data)
         items.append((model, f"{short} {subject}".strip()))
-    return _entries(items)
+    return [
+        replace(entry, commit=full, subject=subject, source=relative)
+        for entry, (full, _, subject) in zip(_entries(items), versions, strict=True)
+    ]
 
 
 def require_two(entries: Sequence[TimelineEntry]) -> None:

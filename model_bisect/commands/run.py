@@ -18,10 +18,36 @@ from ..errors import UsageError
 from ..exitcodes import ExitCode
 
 if TYPE_CHECKING:
-    from ..report import Report, Step
+    from ..report import Invocation, Report, Step
     from ..timeline import TimelineEntry
 
-__all__ = ["add_parser", "exit_code_for", "main"]
+__all__ = ["add_gate_arguments", "add_parser", "exit_code_for", "main"]
+
+
+def add_gate_arguments(parser: argparse.ArgumentParser, anchor: str) -> None:
+    """The gate flags `run` and `judge` share; ``anchor`` names what --max-drop compares with."""
+    gates = parser.add_argument_group("gates (at least one; a model is good when all hold)")
+    for spec in CATALOGUE:
+        gates.add_argument(spec.flag, dest=spec.dest, type=float, metavar="X")
+    gates.add_argument(
+        "--max-drop",
+        action="append",
+        default=[],
+        metavar="METRIC=DELTA",
+        help=f"largest allowed drop relative to {anchor} (repeatable)",
+    )
+    gates.add_argument(
+        "--mapping",
+        choices=[m.value for m in MappingName],
+        default=MappingName.NONE.value,
+        help="fit a P.1401-style mapping before PLCC and RMSE (default: none)",
+    )
+    gates.add_argument(
+        "--significance",
+        type=float,
+        metavar="ALPHA",
+        help="with --max-drop: a drop counts only when significant at this level",
+    )
 
 
 def add_parser(sub: Any) -> None:
@@ -46,28 +72,7 @@ def add_parser(sub: Any) -> None:
     data.add_argument("--target", default="mos", help="target column (default: mos)")
     data.add_argument("--input-name", help="model input to feed (default: auto-detect)")
 
-    gates = parser.add_argument_group("gates (at least one; a model is good when all hold)")
-    for spec in CATALOGUE:
-        gates.add_argument(spec.flag, dest=spec.dest, type=float, metavar="X")
-    gates.add_argument(
-        "--max-drop",
-        action="append",
-        default=[],
-        metavar="METRIC=DELTA",
-        help="largest allowed drop relative to the timeline's first model (repeatable)",
-    )
-    gates.add_argument(
-        "--mapping",
-        choices=[m.value for m in MappingName],
-        default=MappingName.NONE.value,
-        help="fit a P.1401-style mapping before PLCC and RMSE (default: none)",
-    )
-    gates.add_argument(
-        "--significance",
-        type=float,
-        metavar="ALPHA",
-        help="with --max-drop: a drop counts only when significant at this level",
-    )
+    add_gate_arguments(parser, "the timeline's first model")
 
     search = parser.add_argument_group("search")
     search.add_argument("--scan", action="store_true", help="evaluate every model, check order")
@@ -87,6 +92,11 @@ def add_parser(sub: Any) -> None:
     out.add_argument("--markdown", type=Path, metavar="FILE", help="write the comment body")
     out.add_argument("--marker", default="nightly", metavar="KEY", help="sticky-comment key")
     out.add_argument("--quiet", action="store_true", help="no table on stdout")
+    out.add_argument(
+        "--reproduce",
+        metavar="COMMAND",
+        help="the command the report says reproduces it (default: this command line)",
+    )
 
 
 def _validate(args: argparse.Namespace) -> None:
@@ -155,6 +165,7 @@ def main(args: argparse.Namespace) -> int:
     from ..evalcache import EvalCache
     from ..files import write_text_atomic
     from ..gates import gate_specs
+    from ..provenance import invocation
     from ..report import dumps
     from ..terminal import print_report
 
@@ -172,9 +183,15 @@ def main(args: argparse.Namespace) -> int:
         cache=cache,
     )
     err = Console(stderr=True)
+    invoked = invocation(
+        args.argv,  # set by cli.main: the words this command was given
+        cwd=Path.cwd(),
+        env=os.environ,
+        reproduce=args.reproduce,
+    )
     with tempfile.TemporaryDirectory(prefix="model-bisect-") as tmp:
         entries = _entries(args, Path(tmp))
-        report = _run_with_progress(entries, args.features, options, err)
+        report = _run_with_progress(entries, args.features, options, err, invoked)
 
     if args.json is not None:
         write_text_atomic(args.json, dumps(report))
@@ -187,13 +204,13 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _run_with_progress(
-    entries: list[TimelineEntry], features: Path, options: Any, err: Any
+    entries: list[TimelineEntry], features: Path, options: Any, err: Any, invoked: Invocation
 ) -> Report:
     """A progress line on stderr while models are evaluated, only when a person is watching."""
     from ..engine import run
 
     if not err.is_terminal:
-        return run(entries, features, options)
+        return run(entries, features, options, invocation=invoked)
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     with Progress(
@@ -210,4 +227,4 @@ def _run_with_progress(
                 description=f"{visited} visited; #{step.index} {step.label}: {step.status.value}",
             )
 
-        return run(entries, features, options, on_step=on_step)
+        return run(entries, features, options, on_step=on_step, invocation=invoked)

@@ -1,0 +1,166 @@
+"""`model-bisect judge`: one model, one verdict, in the exit status `git bisect run` reads.
+
+    git bisect run model-bisect judge models/m.onnx --features /data/f.parquet --min-plcc 0.85
+
+Every way the run itself can fail (a bad flag, unusable features, an anchor that cannot be
+evaluated) ends with JudgeExit.ABORT, never with a code git would read as "bad commit"; a model
+that cannot be evaluated at this commit (missing, corrupt, no usable input) is a SKIP.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..catalogue import CATALOGUE
+from ..errors import BisectError, UsageError
+from ..exitcodes import JudgeExit
+
+if TYPE_CHECKING:
+    from ..report import Step
+    from ..timeline import TimelineEntry
+
+__all__ = ["COMMAND", "JudgeAbort", "abort", "add_parser", "main", "requested", "verdict_line"]
+
+COMMAND = "judge"
+_STATUS_EXIT = {"good": JudgeExit.GOOD, "bad": JudgeExit.BAD, "skip": JudgeExit.SKIP}
+
+
+class JudgeAbort(BisectError):
+    """Any project error met by `judge`: git must stop the bisect, not blame the commit."""
+
+    exit_code = JudgeExit.ABORT  # type: ignore[assignment]
+
+
+def requested(words: Sequence[str]) -> bool:
+    """Whether a command line asks for `judge` (the first word that is not an option)."""
+    return next((w for w in words if not w.startswith("-")), None) == COMMAND
+
+
+def add_parser(sub: Any) -> None:
+    from .run import add_gate_arguments
+
+    parser = sub.add_parser(
+        COMMAND,
+        help="judge one model for `git bisect run` (exit 0 good, 1 bad, 125 skip, 128 abort)",
+        description=(
+            "Evaluate one ONNX model on a feature cache and exit as `git bisect run` expects: "
+            "0 when every gate holds, 1 when one fails, 125 when the model cannot be evaluated "
+            "(git skips the commit), 128 when the run cannot proceed (git stops)."
+        ),
+    )
+    parser.add_argument("model", type=Path, metavar="MODEL", help="the model file to judge")
+    parser.add_argument(
+        "--anchor",
+        type=Path,
+        metavar="MODEL",
+        help="reference model for --max-drop (keep it outside the repository being bisected)",
+    )
+    data = parser.add_argument_group("data")
+    data.add_argument("--features", type=Path, required=True, help="feature cache (parquet)")
+    data.add_argument("--target", default="mos", help="target column (default: mos)")
+    data.add_argument("--input-name", help="model input to feed (default: auto-detect)")
+    add_gate_arguments(parser, "the --anchor model")
+    cache = parser.add_argument_group("cache")
+    cache.add_argument("--no-cache", action="store_true", help="ignore the evaluation cache")
+    cache.add_argument(
+        "--cache-dir",
+        type=Path,
+        help="evaluation cache folder (default: $MODEL_BISECT_CACHE_DIR or ~/.cache/model-bisect)",
+    )
+
+
+def _validate(args: argparse.Namespace) -> None:
+    if args.max_drop and args.anchor is None:
+        raise UsageError(
+            "--max-drop needs a model to compare with",
+            "model-bisect judge",
+            "add --anchor MODEL (a copy of the known-good model outside the repository)",
+        )
+    if args.significance is not None and not args.max_drop:
+        raise UsageError(
+            "--significance applies to --max-drop gates, and none was given",
+            "model-bisect judge",
+            "add --max-drop METRIC=DELTA or drop --significance",
+        )
+    if args.significance is not None and not 0.0 < args.significance < 1.0:
+        raise UsageError(
+            f"--significance must be between 0 and 1, not {args.significance}",
+            "model-bisect judge",
+            "use e.g. --significance 0.05",
+        )
+    if args.model.is_dir():
+        raise UsageError("MODEL is a folder", str(args.model), "pass one .onnx file")
+
+
+def _entry(path: Path) -> TimelineEntry:
+    from ..timeline import from_arguments
+
+    return from_arguments([str(path)])[0]
+
+
+def verdict_line(step: Step, anchor: Step | None) -> str:
+    """`good|bad|skip: LABEL: metrics; reason`, one line whatever the reason held."""
+    parts = [f"{step.status.value}: {step.label}"]
+    if step.metrics is not None:
+        m = step.metrics
+        parts.append(" ".join(f"{s.name} {s.show(m.value(s.name))}" for s in CATALOGUE))
+    if anchor is not None and anchor.metrics is not None:
+        a = anchor.metrics
+        shown = " ".join(f"{s.name} {s.show(a.value(s.name))}" for s in CATALOGUE)
+        parts.append(f"anchor {shown}")
+    if step.reason:
+        parts.append(step.reason)
+    return " ".join("; ".join(parts).split())
+
+
+def abort(exc: BisectError) -> JudgeAbort:
+    """The same message, with the exit status that stops `git bisect run`."""
+    return exc if isinstance(exc, JudgeAbort) else JudgeAbort(exc.problem, exc.where, exc.fix)
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        return _judge(args)
+    except BisectError as exc:
+        raise abort(exc) from exc
+
+
+def _judge(args: argparse.Namespace) -> int:
+    _validate(args)
+    from ..engine import RunOptions, judge_model
+    from ..evalcache import EvalCache
+    from ..gates import gate_specs
+    from ..report import Status, Step
+
+    thresholds = {spec.name: getattr(args, spec.dest) for spec in CATALOGUE}
+    gates = gate_specs(thresholds, args.max_drop)
+    anchor = None
+    if args.anchor is not None:
+        if not args.anchor.is_file():
+            raise UsageError(
+                "anchor model not found", str(args.anchor), "pass an existing .onnx file"
+            )
+        anchor = _entry(args.anchor)
+    if not args.features.is_file():  # checked before the model: no features, no bisect
+        raise UsageError(
+            "feature cache not found", str(args.features), "pass an existing parquet file"
+        )
+    if not args.model.is_file():  # not at this commit: git should skip it, not stop
+        step = Step(0, args.model.name, Status.SKIP, None, "model file not found", 0.0)
+        print(verdict_line(step, None))
+        return int(JudgeExit.SKIP)
+    cache = None if args.no_cache else EvalCache(args.cache_dir or EvalCache.default_folder())
+    options = RunOptions(
+        gates=gates,
+        target=args.target,
+        mapping=args.mapping,
+        alpha=args.significance,
+        input_name=args.input_name,
+        cache=cache,
+    )
+    judged = judge_model(_entry(args.model), args.features, options, anchor=anchor)
+    print(verdict_line(judged.step, judged.anchor))
+    return int(_STATUS_EXIT[judged.step.status.value])

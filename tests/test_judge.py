@@ -1,0 +1,197 @@
+"""`model-bisect judge`: one model, git's exit statuses, and a real `git bisect run`."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from model_bisect.exitcodes import ExitCode, JudgeExit
+from tests.clirun import call_main
+from tests.modelkit import (
+    bad_weights,
+    default_weights,
+    features_parquet,
+    invalid_model,
+    linear_model,
+    sidecar_json,
+)
+
+GATE = ("--min-plcc", "0.85")
+
+
+@pytest.fixture
+def features(tmp_path: Path) -> Path:
+    path, _ = features_parquet(tmp_path / "features.parquet", rows=300, seed=5)
+    return path
+
+
+def _judge(*args: str | Path) -> tuple[int, str, str]:
+    done = call_main("model_bisect", "judge", *args)
+    return done.code, done.out, done.err
+
+
+def test_a_model_that_holds_every_gate_exits_0_with_one_line_of_metrics(
+    tmp_path: Path, features: Path
+) -> None:
+    model = linear_model(tmp_path / "good.onnx", default_weights(6))
+    code, out, _ = _judge(model, "--features", features, *GATE)
+    assert code == JudgeExit.GOOD == 0
+    assert out.count("\n") == 1
+    assert re.match(r"good: good\.onnx; plcc [01]\.\d+ srocc [01]\.\d+ krocc [01]\.\d+ rmse ", out)
+    assert out.split(";")[-1].strip().endswith(">= 0.85")  # the gate's margin is the reason
+
+
+def test_a_model_that_fails_a_gate_exits_1_and_names_the_gate(
+    tmp_path: Path, features: Path
+) -> None:
+    model = linear_model(tmp_path / "bad.onnx", bad_weights(6, 1))
+    code, out, _ = _judge(model, "--features", features, *GATE)
+    assert code == JudgeExit.BAD == 1
+    assert out.startswith("bad: bad.onnx;")
+    assert "< 0.85" in out
+
+
+@pytest.mark.parametrize("kind", ["corrupt", "missing", "broken sidecar"])
+def test_an_untestable_model_exits_125_so_git_skips_the_commit(
+    tmp_path: Path, features: Path, kind: str
+) -> None:
+    model = tmp_path / "m.onnx"
+    if kind == "corrupt":
+        invalid_model(model)
+    elif kind == "broken sidecar":
+        linear_model(model, default_weights(6))
+        sidecar_json(model, "not a list")
+    code, out, err = _judge(model, "--features", features, *GATE)
+    assert (code, err) == (JudgeExit.SKIP, "")
+    assert out.startswith("skip: m.onnx; ")
+    assert out.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("--min-plcc", "0.85", "--bogus"), "unrecognized arguments"),
+        ((), "no gate given"),
+        (("--max-drop", "plcc=0.05"), "--anchor MODEL"),
+        (("--min-plcc", "2"), "outside"),
+    ],
+)
+def test_a_run_that_cannot_proceed_exits_128_so_git_stops(
+    tmp_path: Path, features: Path, args: tuple[str, ...], says: str
+) -> None:
+    model = linear_model(tmp_path / "m.onnx", default_weights(6))
+    code, out, err = _judge(model, "--features", features, *args)
+    assert code == JudgeExit.ABORT == 128
+    assert out == ""
+    assert err.startswith("error: ") and says in err
+    assert err.count("\n") == 1
+
+
+def test_unusable_features_or_a_broken_anchor_exit_128(tmp_path: Path, features: Path) -> None:
+    model = linear_model(tmp_path / "m.onnx", default_weights(6))
+    missing = _judge(model, "--features", tmp_path / "nope.parquet", *GATE)
+    assert missing[0] == JudgeExit.ABORT
+    wrong = tmp_path / "wrong.parquet"
+    features_parquet(wrong, columns=("a", "b"))
+    assert _judge(model, "--features", wrong, *GATE)[0] == JudgeExit.ABORT
+    anchor = invalid_model(tmp_path / "anchor.onnx")
+    code, _, err = _judge(model, "--features", features, "--anchor", anchor, "--max-drop", "plcc=0.1")
+    assert code == JudgeExit.ABORT
+    assert "anchor" in err
+
+
+def test_max_drop_compares_with_the_anchor(tmp_path: Path, features: Path) -> None:
+    anchor = linear_model(tmp_path / "anchor.onnx", default_weights(6))
+    close = linear_model(tmp_path / "close.onnx", [w * 1.01 for w in default_weights(6)])
+    far = linear_model(tmp_path / "far.onnx", bad_weights(6, 2))
+    drop = ("--anchor", anchor, "--max-drop", "plcc=0.05")
+    good = _judge(close, "--features", features, *drop)
+    assert good[0] == JudgeExit.GOOD
+    assert re.search(r"anchor plcc [01]\.\d+", good[1])
+    assert "vs first model" in good[1]
+    bad = _judge(far, "--features", features, *drop)
+    assert bad[0] == JudgeExit.BAD
+    assert "drop" in bad[1] and "> 0.05" in bad[1]
+
+
+def test_judge_codes_are_gits_and_apart_from_the_run_codes() -> None:
+    assert [int(c) for c in JudgeExit] == [0, 1, 125, 128]
+    assert all(code.meaning.strip() for code in JudgeExit)
+    # git reads 1..127 except 125 as "bad": no judge abort may land there.
+    assert JudgeExit.ABORT > 127
+    assert int(ExitCode.INPUT) not in {int(c) for c in JudgeExit}
+
+
+# --- a real `git bisect run` ----------------------------------------------------------------
+
+
+def _git(repo: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false", *args],
+        cwd=repo,
+        capture_output=True,
+        check=True,
+        text=True,
+    )
+    return done.stdout
+
+
+def test_git_bisect_run_with_judge_skips_a_corrupt_commit_and_finds_the_first_bad(
+    tmp_path: Path, features: Path
+) -> None:
+    repo = tmp_path / "repo"
+    (repo / "models").mkdir(parents=True)
+    _git(repo, "init", "-q")
+    model = repo / "models" / "m.onnx"
+    shas = []
+    first_bad, corrupt = 6, (3, 4)
+    for i in range(9):
+        if i in corrupt:
+            invalid_model(model, f"not a model, step {i}\n".encode())
+        elif i >= first_bad:
+            linear_model(model, bad_weights(6, i))
+        else:
+            linear_model(model, [w + 0.01 * i for w in default_weights(6)])
+        _git(repo, "add", "models")
+        _git(repo, "commit", "-q", "-m", f"train step {i}")
+        shas.append(_git(repo, "rev-parse", "HEAD").strip())
+
+    _git(repo, "bisect", "start", shas[-1], shas[0])
+    command = [sys.executable, "-m", "model_bisect", "judge", "models/m.onnx"]
+    command += ["--features", str(features), *GATE]
+    done = subprocess.run(
+        ["git", "bisect", "run", *command],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    log = _git(repo, "bisect", "log")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"{shas[first_bad]} is the first bad commit" in done.stdout
+    assert "# skip:" in log  # the corrupt commit was met and skipped, not blamed
+    assert any(f"skip {shas[i]}" in log for i in corrupt)
+
+
+def test_git_bisect_run_stops_when_the_features_are_unusable(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q")
+    for i in range(3):
+        linear_model(repo / "m.onnx", [w + i for w in default_weights(6)])
+        _git(repo, "add", ".")
+        _git(repo, "commit", "-q", "-m", f"step {i}")
+    _git(repo, "bisect", "start", "HEAD", "HEAD~2")
+    command = [sys.executable, "-m", "model_bisect", "judge", "m.onnx"]
+    command += ["--features", str(tmp_path / "missing.parquet"), *GATE]
+    done = subprocess.run(
+        ["git", "bisect", "run", *command], cwd=repo, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode != 0
+    assert "is the first bad commit" not in done.stdout
+    assert "feature cache not found" in done.stderr
