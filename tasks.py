@@ -67,12 +67,24 @@ def _check_cmd(fixture: Path, out: Path) -> str:
     return f"{NOX} -s drift -- --out {_q(fixture)} --json {_q(out / 'check.json')}"
 
 
-def _bisect_cmd(fixture: Path, models: Path, out: Path) -> str:
+def _bisect_cmd(fixture: Path, models: Path, out: Path, reproduce: str | None = None) -> str:
+    """``reproduce`` is what the report names as its command, when a chain wraps the run."""
+    marker = f" --reproduce {shlex.quote(reproduce)}" if reproduce else ""
     return (
         f"{MODEL_BISECT} run {_q(models)} --features {_q(fixture / 'features.parquet')} "
         f"{NIGHTLY_GATE} --fail-on-first-bad "
-        f"--json {_q(out / 'result.json')} --markdown {_q(out / 'result.md')}"
+        f"--json {_q(out / 'result.json')} --markdown {_q(out / 'result.md')}{marker}"
     )
+
+
+def _nightly_command(fixture: str | None, models: str | None, out: str | None) -> str:
+    """`invoke nightly` with the folders it was given: the laptop's way to rerun this night
+    (never with --publish: a reproduction must not post to the tracker issue)."""
+    words = ["invoke", "nightly"]
+    for flag, value in (("--fixture", fixture), ("--models", models), ("--out", out)):
+        if value:
+            words += [flag, value]
+    return shlex.join(words)
 
 
 def _logged(c: Context, command: str, log: Path) -> int:
@@ -149,7 +161,8 @@ def nightly(
     code = _check_exit(_logged(c, _check_cmd(fixture_dir, out_dir), check_log), check_log)
     stage = "check" if code else None
     if stage is None:
-        command = _bisect_cmd(fixture_dir, _models(models, fixture_dir), out_dir)
+        reproduce = _nightly_command(fixture, models, out)
+        command = _bisect_cmd(fixture_dir, _models(models, fixture_dir), out_dir, reproduce)
         code = _logged(c, command, out_dir / "bisect.log")
         if code not in VERDICT_CODES or not (out_dir / "result.json").is_file():
             # a bisect that "succeeded" without its report left nothing usable to publish

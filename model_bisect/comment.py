@@ -28,7 +28,7 @@ __all__ = [
 ]
 
 GITHUB_COMMENT_LIMIT = 65536  # GitHub answers 422 above this many characters
-REPRODUCE = "reproduce locally: `invoke nightly`"
+REPRODUCE = "reproduce locally: `invoke nightly`"  # the wiring-broke body: only the nightly
 LOG_TAIL_LINES = 200
 LOG_TAIL_CHARS = 20000
 CHART_MAX_POINTS = 400  # beyond this the chart costs more characters than it explains
@@ -91,9 +91,24 @@ def _link(url: str) -> str:
     return f"[workflow run]({safe})" if re.match(r"https?://", safe) else _text(url)
 
 
-def _footer(run_url: str | None) -> list[str]:
+def _footer(run_url: str | None, reproduce: str | None = REPRODUCE) -> list[str]:
     lines = [f"🔗 {_link(run_url)}  "] if run_url else []
-    return [*lines, f"🔁 {REPRODUCE}"]
+    return [*lines, f"🔁 {reproduce}"] if reproduce else lines
+
+
+def _reproduce(report: Report) -> str | None:
+    """The command that produced the report, and where it ran; None for a report written
+    before commands were recorded (naming some other command would be a guess)."""
+    invoked = report.invocation
+    if invoked is None:
+        return None
+    if not invoked.in_repository:
+        where = f" (in {_code(invoked.cwd, 300)})"
+    elif invoked.cwd in ("", "."):
+        where = " (from the repository root)"
+    else:
+        where = f" (from {_code(invoked.cwd, 300)} in the repository)"
+    return f"reproduce locally: {_code(invoked.command(), 2000)}{where}"
 
 
 def _number(value: float, digits: int = 4) -> str:
@@ -119,14 +134,23 @@ def _model(report: Report, index: int | None) -> str:
 def _verdict(report: Report) -> list[str]:
     """The headline and its evidence: what a reader of the issue must see first."""
     v = report.verdict
+    skipped = sum(1 for s in report.steps if s.status is Status.SKIP)
     if v.kind is VerdictKind.NO_REGRESSION:
-        head = f"### ✅ No regression: every gate holds up to {_model(report, _newest(report))}"
+        # Name the newest model that was evaluated and passed, never a skipped one.
+        good = v.last_good_index if v.last_good_index is not None else _newest(report)
+        if skipped:
+            untested = f"{skipped} skipped model{'s' if skipped > 1 else ''} could not be tested"
+            head = f"### ✅ No regression: {_model(report, good)} passes every gate; {untested}"
+        else:
+            head = f"### ✅ No regression: every gate holds up to {_model(report, good)}"
     elif v.kind is VerdictKind.REGRESSION:
         label = _code(_label_of(report, v.first_bad_index))
         head = f"### 🔴 Regression at index {v.first_bad_index}: {label}"
     elif v.kind is VerdictKind.HEAD_BAD:
         first = v.first_bad_index if v.first_bad_index is not None else _oldest(report)
         head = f"### 🔴 Head bad: the first model {_model(report, first)} already fails the gates"
+    elif not v.candidates and v.last_good_index is None:
+        head = "### 🟡 Inconclusive: no model could be evaluated"
     else:
         head = "### 🟡 Inconclusive: skipped models hide where the first bad model is"
     lines = [head, ""]
@@ -156,7 +180,7 @@ def _summary(report: Report) -> list[str]:
         f"**Gates:** {gates}"
         + (f" (mapping: {_text(mapping)})" if mapping not in (None, "none") else ""),
         f"**Models:** {len(report.timeline)} in the timeline · {report.evaluations} evaluated"
-        f" · {len(report.steps)} visited",
+        f" · {len(report.steps)} visited" + _skipped_note(report),
         f"**Features:** {_code(report.features.path.rsplit('/', 1)[-1])}"
         f" · {report.features.rows} rows · target {_text(report.settings.get('target', 'mos'))}",
     ]
@@ -167,6 +191,11 @@ def _summary(report: Report) -> list[str]:
             bad = ", ".join(_model(report, i) for i in report.scan.violations[:20])
             lines.append(f"**Scan:** not monotone: good models follow a bad one at {bad}.")
     return [line + "  " for line in lines[:-1]] + lines[-1:]
+
+
+def _skipped_note(report: Report) -> str:
+    skipped = sum(1 for s in report.steps if s.status is Status.SKIP)
+    return f" · {skipped} skipped" if skipped else ""
 
 
 def _has_p(steps: Sequence[Step]) -> bool:
@@ -277,7 +306,7 @@ def render_markdown(
     rows = {s.index: _row(s, with_p) for s in ordered}
     table_head = ["#### Steps", "", *_table_head(with_p)]
     optional = [_chart(report), _toolchain(report)]
-    footer = _footer(run_url)
+    footer = _footer(run_url, _reproduce(report))
 
     def build(kept: int, extras: Sequence[Sequence[str]]) -> str:
         keep = sorted(s.index for s in ordered[:kept])

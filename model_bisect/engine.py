@@ -171,11 +171,12 @@ class _Session:
                     return _Measure(metrics, "", 0.0, True, predictions)
         started = time.perf_counter()
         evaluation = self.evaluator.predict(entry, self.columns[entry.index])
+        if not evaluation.ok or evaluation.predictions is None:
+            # Skips are not cached: a missing external-data file may be restored later. Nor
+            # are they counted: "2 evaluated" must not be said of two models that could not be.
+            return _Measure(None, evaluation.reason, evaluation.seconds, False, None)
         with self.lock:
             self.evaluations += 1
-        if not evaluation.ok or evaluation.predictions is None:
-            # Skips are not cached: a missing external-data file may be restored later.
-            return _Measure(None, evaluation.reason, evaluation.seconds, False, None)
         metrics = self._compute_metrics(evaluation.predictions)
         seconds = time.perf_counter() - started
         if cache is not None and key is not None:

@@ -49,6 +49,9 @@ def _classify(n: int, outcomes: Mapping[int, Status], lo: int, hi: int) -> Searc
     good, -1 for none) and ``hi`` (the lowest known bad, ``n`` for none)."""
     ordered = dict(sorted(outcomes.items()))
     last_good = lo if lo >= 0 else None
+    if all(s is Status.SKIP for s in ordered.values()):
+        # Nothing was testable: naming candidates would suggest evidence that does not exist.
+        return SearchResult(VerdictKind.INCONCLUSIVE, None, None, (), ordered)
     if hi == 0:
         return SearchResult(VerdictKind.HEAD_BAD, 0, None, (0,), ordered)
     if hi == lo + 1 and hi < n:
@@ -183,11 +186,19 @@ def verdict_message(result: SearchResult, labels: Sequence[str]) -> str:
         return text
     if kind is VerdictKind.HEAD_BAD:
         return f"the first model {_name(0, labels)} already fails the gates"
+    skipped = [i for i, s in sorted(result.outcomes.items()) if s is Status.SKIP]
     if kind is VerdictKind.NO_REGRESSION:
         # Renderers put the verdict kind in front, so the sentence does not repeat it.
-        if result.last_good is None:
-            return "every model passes the gates"
-        return f"the last model {_name(result.last_good, labels)} passes the gates"
+        text = (
+            "every model passes the gates"
+            if result.last_good is None
+            else f"the last model {_name(result.last_good, labels)} passes the gates"
+        )
+        if skipped:
+            text += f"; {_names(skipped, labels)} could not be tested"
+        return text
+    if not result.candidates and result.last_good is None:
+        return f"no model could be evaluated: all {len(skipped)} were skipped"
     after = (
         "no model before them passed"
         if result.last_good is None

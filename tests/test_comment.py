@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import pytest
 from hypothesis import given, settings
@@ -10,7 +11,7 @@ from hypothesis import strategies as st
 
 from model_bisect.comment import marker, render_markdown, render_wiring_broke, run_url_from_env
 from model_bisect.errors import UsageError
-from model_bisect.report import GateSpec, VerdictKind
+from model_bisect.report import GateSpec, Invocation, Status, VerdictKind
 from tests.reportkit import HOSTILE, make_report
 
 
@@ -56,7 +57,8 @@ def test_headline_names_each_verdict_kind(
 
 
 def test_body_carries_gates_counts_table_toolchain_link_and_reproduction() -> None:
-    report = make_report(visited=[0, 4, 5, 7])
+    invoked = Invocation(("run", "models"), "0.1.0", ".", True, "invoke nightly")
+    report = replace(make_report(visited=[0, 4, 5, 7]), invocation=invoked)
     body = render_markdown(report, run_url="https://github.com/acme/models/actions/runs/42")
     assert "**Gates:** plcc &gt;= 0.85" in body
     assert "8 in the timeline · 4 evaluated · 4 visited" in body
@@ -64,7 +66,7 @@ def test_body_carries_gates_counts_table_toolchain_link_and_reproduction() -> No
     assert "| 5 | <code>model&#95;05</code> | ❌ bad | 0.5500 | 0.5300 | 0.4500 | 0.4000 |" in body
     assert "python 3.11.9" in body
     assert "[workflow run](https://github.com/acme/models/actions/runs/42)" in body
-    assert "reproduce locally: `invoke nightly`" in body
+    assert "reproduce locally: <code>invoke nightly</code> (from the repository root)" in body
 
 
 def test_p_values_column_appears_only_when_a_step_has_one() -> None:
@@ -198,3 +200,44 @@ def test_run_url_needs_all_three_variables() -> None:
     }
     assert run_url_from_env(env) == "https://github.com/acme/models/actions/runs/99"
     assert run_url_from_env({k: v for k, v in env.items() if k != "GITHUB_RUN_ID"}) is None
+
+
+def test_reproduce_line_is_the_command_that_produced_the_report() -> None:
+    argv = ("run", "--git-path", "models/m.onnx", "--features", "/data/f 1.parquet")
+    invoked = Invocation(argv, "0.1.0", "sub/dir", True)
+    body = render_markdown(replace(make_report(), invocation=invoked))
+    expected = "model-bisect run --git-path models/m.onnx --features &#x27;/data/f 1.parquet&#x27;"
+    assert f"reproduce locally: <code>{expected}</code>" in body
+    assert "(from <code>sub/dir</code> in the repository)" in body
+    assert "invoke nightly" not in body
+
+
+def test_report_without_a_recorded_command_names_none() -> None:
+    body = render_markdown(make_report())
+    assert "reproduce locally" not in body
+    assert "invoke nightly" not in body
+
+
+def test_no_regression_after_a_skipped_head_names_the_newest_good_model() -> None:
+    report = make_report(4, kind=VerdictKind.NO_REGRESSION, first_bad=None, candidates=(0,))
+    report = replace(report, verdict=replace(report.verdict, candidates=(), last_good_index=3))
+    head = render_markdown(report).splitlines()[1]
+    assert head == (
+        "### ✅ No regression: #3 <code>model&#95;03</code> passes every gate;"
+        " 1 skipped model could not be tested"
+    )
+    assert "every gate holds up to" not in head
+
+
+def test_all_skipped_lists_no_candidates_and_counts_nothing_as_evaluated() -> None:
+    report = make_report(2, kind=VerdictKind.INCONCLUSIVE, first_bad=None, candidates=(0, 1))
+    report = replace(
+        report,
+        evaluations=0,
+        verdict=replace(report.verdict, candidates=(), last_good_index=None),
+    )
+    assert all(step.status is Status.SKIP for step in report.steps)
+    body = render_markdown(report)
+    assert body.splitlines()[1] == "### 🟡 Inconclusive: no model could be evaluated"
+    assert "Candidates" not in body
+    assert "2 in the timeline · 0 evaluated · 2 visited · 2 skipped" in body

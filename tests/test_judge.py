@@ -87,7 +87,8 @@ def test_a_run_that_cannot_proceed_exits_128_so_git_stops(
     code, out, err = _judge(model, "--features", features, *args)
     assert code == JudgeExit.ABORT == 128
     assert out == ""
-    assert err.startswith("error: ") and says in err
+    assert err.startswith("error: ")
+    assert says in err
     assert err.count("\n") == 1
 
 
@@ -99,7 +100,9 @@ def test_unusable_features_or_a_broken_anchor_exit_128(tmp_path: Path, features:
     features_parquet(wrong, columns=("a", "b"))
     assert _judge(model, "--features", wrong, *GATE)[0] == JudgeExit.ABORT
     anchor = invalid_model(tmp_path / "anchor.onnx")
-    code, _, err = _judge(model, "--features", features, "--anchor", anchor, "--max-drop", "plcc=0.1")
+    code, _, err = _judge(
+        model, "--features", features, "--anchor", anchor, "--max-drop", "plcc=0.1"
+    )
     assert code == JudgeExit.ABORT
     assert "anchor" in err
 
@@ -115,7 +118,8 @@ def test_max_drop_compares_with_the_anchor(tmp_path: Path, features: Path) -> No
     assert "vs first model" in good[1]
     bad = _judge(far, "--features", features, *drop)
     assert bad[0] == JudgeExit.BAD
-    assert "drop" in bad[1] and "> 0.05" in bad[1]
+    assert "drop" in bad[1]
+    assert "> 0.05" in bad[1]
 
 
 def test_judge_codes_are_gits_and_apart_from_the_run_codes() -> None:

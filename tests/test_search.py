@@ -173,12 +173,14 @@ def test_skipped_tail_after_good_models_is_inconclusive() -> None:
     assert (result.last_good, result.candidates) == (3, (4,))
 
 
-def test_all_skipped_probes_every_index_once_and_names_all() -> None:
+def test_all_skipped_probes_every_index_once_and_names_no_candidate() -> None:
     probe = Timeline([S] * 7)
     result = bisect(7, probe)
     assert result.kind is VerdictKind.INCONCLUSIVE
-    assert result.candidates == tuple(range(7))
+    assert (result.candidates, result.last_good, result.first_bad) == ((), None, None)
     assert sorted(probe.probed) == list(range(7))
+    text = verdict_message(result, LABELS[:7])
+    assert text == "no model could be evaluated: all 7 were skipped"
 
 
 @pytest.mark.parametrize(
@@ -190,7 +192,8 @@ def test_all_skipped_probes_every_index_once_and_names_all() -> None:
         ([B, G], VerdictKind.HEAD_BAD, 0, None, (0,)),
         ([G, S], VerdictKind.INCONCLUSIVE, None, 0, (1,)),
         ([S, B], VerdictKind.INCONCLUSIVE, None, None, (0, 1)),
-        ([S, S], VerdictKind.INCONCLUSIVE, None, None, (0, 1)),
+        ([S, S], VerdictKind.INCONCLUSIVE, None, None, ()),
+        ([S, G], VerdictKind.NO_REGRESSION, None, 1, ()),
     ],
 )
 def test_two_model_timelines(
@@ -317,3 +320,28 @@ def test_message_shortens_a_long_candidate_list() -> None:
     assert "#1, #2" in text
     assert "more" in text
     assert len(text) < 200
+
+
+def test_no_regression_after_a_skipped_head_names_the_skip_and_the_passing_model() -> None:
+    text = verdict_message(bisect(2, Timeline([S, G])), LABELS)
+    assert (
+        text == "the last model #1 (model_01) passes the gates; #0 (model_00) could not be tested"
+    )
+
+
+def test_single_evaluable_model_before_a_skipped_tail_claims_nothing_about_the_tail() -> None:
+    result = bisect(3, Timeline([G, S, S]))
+    text = verdict_message(result, LABELS)
+    assert result.kind is VerdictKind.INCONCLUSIVE
+    assert text == (
+        "no tested model failed, but #1 (model_01), #2 (model_02) could not be tested; "
+        "last good #0 (model_00)"
+    )
+
+
+def test_single_evaluable_bad_model_after_skips_leaves_the_skips_as_candidates() -> None:
+    result = bisect(3, Timeline([S, S, B]))
+    assert (result.kind, result.candidates) == (VerdictKind.INCONCLUSIVE, (0, 1, 2))
+    text = verdict_message(result, LABELS)
+    assert text.startswith("skipped models hide the first bad one, which is one of #0")
+    assert text.endswith("no model before them passed")
