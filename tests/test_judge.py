@@ -199,3 +199,14 @@ def test_git_bisect_run_stops_when_the_features_are_unusable(tmp_path: Path) -> 
     assert done.returncode != 0
     assert "is the first bad commit" not in done.stdout
     assert "feature cache not found" in done.stderr
+
+
+def test_a_mapping_that_fell_back_to_the_line_is_named_in_the_reason(
+    tmp_path: Path, features: Path
+) -> None:
+    flat = linear_model(tmp_path / "flat.onnx", [0.0] * 6, bias=2.0)  # constant predictions
+    code, out, _ = _judge(flat, "--features", features, *GATE, "--mapping", "cubic")
+    assert code == JudgeExit.BAD
+    assert "cubic mapping fell back to linear" in out
+    good = linear_model(tmp_path / "good.onnx", default_weights(6))
+    assert "fell back" not in _judge(good, "--features", features, *GATE, "--mapping", "linear")[1]

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from model_bisect.errors import UsageError
-from model_bisect.metrics import MAPPINGS, apply_mapping, compute_metrics
+from model_bisect.metrics import MAPPINGS, apply_mapping, compute_metrics, fit_mapping
 
 Z975 = 1.959963984540054  # standard normal 97.5% quantile, from tables
 
@@ -273,3 +273,30 @@ def test_precomputed_target_ranks_give_the_same_metrics() -> None:
         plain.values["krocc"],
         plain.values["rmse"],
     )
+
+
+def test_a_cubic_that_falls_back_reports_the_line_it_used() -> None:
+    rng = np.random.default_rng(10)
+    pred = rng.uniform(-1.0, 1.0, 300)
+    target = pred**2 + rng.normal(0.0, 0.05, 300)  # a U: the cubic would bend back
+    mapped, used = fit_mapping(pred, target, "cubic")
+    assert used == "linear"
+    assert mapped == pytest.approx(apply_mapping(pred, target, "linear"))
+    assert compute_metrics(pred, target, mapping="cubic").mapping == "linear"
+
+
+def test_a_cubic_or_logistic_that_fits_keeps_its_name() -> None:
+    rng = np.random.default_rng(9)
+    pred = rng.uniform(-2.0, 2.0, 400)
+    target = pred**3 + pred + rng.normal(0.0, 0.3, 400)
+    assert fit_mapping(pred, target, "cubic")[1] == "cubic"
+    s_pred = rng.uniform(0.0, 10.0, 2000)
+    s_target = 1.0 + 4.0 / (1.0 + np.exp(-1.3 * (s_pred - 5.5))) + rng.normal(0, 0.05, 2000)
+    assert compute_metrics(s_pred, s_target, mapping="logistic").mapping == "logistic"
+
+
+def test_a_logistic_on_constant_predictions_reports_the_line() -> None:
+    pred = np.full(50, 3.0)
+    target = np.linspace(1.0, 5.0, 50)
+    assert fit_mapping(pred, target, "logistic")[1] == "linear"
+    assert fit_mapping(pred, target, "none")[1] == "none"

@@ -13,6 +13,7 @@ from model_bisect.errors import InputError
 from model_bisect.report import (
     FeaturesRef,
     GateSpec,
+    Invocation,
     Metrics,
     ModelRef,
     Report,
@@ -134,3 +135,25 @@ def test_report_with_an_unknown_gate_kind_is_one_input_error(tmp_path: Path) -> 
     path.write_text(json.dumps(data))
     with pytest.raises(InputError, match="between"):
         read_report(path)
+
+
+def test_provenance_fields_round_trip_and_old_reports_still_load(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    old = _report(0.9)
+    invoked = Invocation(("run", "--git-path", "m.onnx"), "0.1.0", "sub", True, None)
+    git_ref = ModelRef(0, "abc1234 fix", "models/m.onnx", "ab" * 32, "f" * 40, "fix")
+    new = replace(old, invocation=invoked, timeline=(git_ref, old.timeline[1]))
+    path = tmp_path / "r.json"
+    path.write_text(dumps(new), encoding="utf-8")
+    assert read_report(path) == new
+    data = json.loads(dumps(new))
+    assert data["timeline"][0]["commit"] == "f" * 40
+    assert "commit" not in data["timeline"][1]  # only git timelines carry one
+    assert data["invocation"]["argv"] == ["run", "--git-path", "m.onnx"]
+    # A report written before provenance was recorded has neither field.
+    legacy = json.loads(dumps(old))
+    del legacy["invocation"]
+    path.write_text(json.dumps(legacy), encoding="utf-8")
+    assert read_report(path) == old
+    assert read_report(path).invocation is None

@@ -18,6 +18,7 @@ from model_bisect.timeline import (
     from_git,
     natural_key,
     require_two,
+    unique_labels,
 )
 from tests.modelkit import default_weights, linear_model, sidecar_json
 
@@ -262,3 +263,51 @@ def test_git_bad_rev_range_is_an_input_error(
     repo, _ = model_repo
     with pytest.raises(InputError, match="git log failed"):
         from_git(repo / "models" / "m.onnx", "nosuch..HEAD", tmp_path / "w")
+
+
+# --- labels ---------------------------------------------------------------------------------
+
+
+def test_same_file_name_in_different_folders_gets_the_shortest_telling_parent(
+    tmp_path: Path,
+) -> None:
+    a = linear_model(tmp_path / "x" / "a" / "m.onnx", default_weights(6))
+    b = linear_model(tmp_path / "x" / "b" / "m.onnx", default_weights(6))
+    c = linear_model(tmp_path / "y" / "a" / "m.onnx", default_weights(6))
+    other = linear_model(tmp_path / "x" / "a" / "n.onnx", default_weights(6))
+    labels = [e.label for e in from_arguments([str(a), str(b), str(c), str(other)])]
+    assert labels == ["x/a/m.onnx", "b/m.onnx", "y/a/m.onnx", "n.onnx"]
+    assert len(set(labels)) == len(labels)
+
+
+def test_unique_labels_keeps_given_labels_and_one_label_per_repeated_file(tmp_path: Path) -> None:
+    a, b = tmp_path / "a" / "m.onnx", tmp_path / "b" / "m.onnx"
+    assert unique_labels([a, a, b]) == ["a/m.onnx", "a/m.onnx", "b/m.onnx"]
+    assert unique_labels([a, b], ["first", None]) == ["first", "m.onnx"]
+
+
+def test_timeline_file_entries_without_labels_are_told_apart_by_folder(tmp_path: Path) -> None:
+    linear_model(tmp_path / "v1" / "m.onnx", default_weights(6))
+    linear_model(tmp_path / "v2" / "m.onnx", default_weights(6))
+    manifest = tmp_path / "t.toml"
+    manifest.write_text(
+        '[[models]]\npath = "v1/m.onnx"\n[[models]]\npath = "v2/m.onnx"\nlabel = "two"\n'
+        '[[models]]\npath = "v2/m.onnx"\n',
+        encoding="utf-8",
+    )
+    assert [e.label for e in from_file(manifest)] == ["v1/m.onnx", "two", "v2/m.onnx"]
+
+
+def test_git_entries_record_full_sha_repository_path_and_subject(
+    model_repo: tuple[Path, list[tuple[str, list[float]]]], tmp_path: Path
+) -> None:
+    repo, history = model_repo
+    entries = from_git(repo / "models" / "m.onnx", None, tmp_path / "w")
+    full = _git(repo, "log", "--reverse", "--format=%H", "--", "models").split()
+    assert [e.commit for e in entries] == full
+    assert all(len(e.commit or "") == 40 for e in entries)
+    assert [e.subject for e in entries] == [f"train step {i}" for i in range(5)]
+    assert {e.source for e in entries} == {"models/m.onnx"}
+    assert [(e.commit or "")[: len(sha)] for e, (sha, _) in zip(entries, history, strict=True)] == [
+        sha for sha, _ in history
+    ]
