@@ -105,6 +105,7 @@ def test_no_file_cites_the_retired_design_document() -> None:
     [
         ("model_bisect", "run"),
         ("model_bisect", "publish"),
+        ("model_bisect", "judge"),
         ("cache_builder", "regenerate"),
         ("cache_builder", "check"),
         ("cache_builder", "matrix"),
