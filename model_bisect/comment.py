@@ -151,6 +151,8 @@ def _verdict(report: Report) -> list[str]:
         head = f"### 🔴 Head bad: the first model {_model(report, first)} already fails the gates"
     elif not v.candidates and v.last_good_index is None:
         head = "### 🟡 Inconclusive: no model could be evaluated"
+    elif not _bad_seen(report):
+        head = "### 🟡 Inconclusive: no tested model failed, but skipped models were not tested"
     else:
         head = "### 🟡 Inconclusive: skipped models hide where the first bad model is"
     lines = [head, ""]
@@ -159,10 +161,15 @@ def _verdict(report: Report) -> list[str]:
     if v.kind is VerdictKind.INCONCLUSIVE and v.candidates:
         shown = ", ".join(_model(report, i) for i in v.candidates[:20])
         more = f" and {len(v.candidates) - 20} more" if len(v.candidates) > 20 else ""
-        lines.append(f"Candidates for the first bad model: {shown}{more}.  ")
+        title = "Candidates for the first bad model" if _bad_seen(report) else "Not tested"
+        lines.append(f"{title}: {shown}{more}.  ")
     if v.message:
         lines.append(_text(v.message, 1000))
     return lines
+
+
+def _bad_seen(report: Report) -> bool:
+    return any(s.status is Status.BAD for s in report.steps)
 
 
 def _newest(report: Report) -> int | None:

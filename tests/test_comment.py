@@ -44,7 +44,7 @@ def test_body_starts_with_the_marker_then_the_verdict() -> None:
         (VerdictKind.NO_REGRESSION, None, (), "### ✅ No regression"),
         (VerdictKind.REGRESSION, 3, (), "### 🔴 Regression at index 3"),
         (VerdictKind.HEAD_BAD, 0, (), "### 🔴 Head bad: the first model #0"),
-        (VerdictKind.INCONCLUSIVE, None, (3, 4), "### 🟡 Inconclusive"),
+        (VerdictKind.INCONCLUSIVE, 5, (3, 4), "### 🟡 Inconclusive"),
     ],
 )
 def test_headline_names_each_verdict_kind(
@@ -241,3 +241,13 @@ def test_all_skipped_lists_no_candidates_and_counts_nothing_as_evaluated() -> No
     assert body.splitlines()[1] == "### 🟡 Inconclusive: no model could be evaluated"
     assert "Candidates" not in body
     assert "2 in the timeline · 0 evaluated · 2 visited · 2 skipped" in body
+
+
+def test_inconclusive_without_a_failing_model_does_not_speak_of_a_bad_one() -> None:
+    report = make_report(3, kind=VerdictKind.INCONCLUSIVE, first_bad=None, candidates=(2,))
+    report = replace(report, verdict=replace(report.verdict, last_good_index=1))
+    body = render_markdown(report)
+    head = body.splitlines()[1]
+    assert head == "### 🟡 Inconclusive: no tested model failed, but skipped models were not tested"
+    assert "Not tested: #2 <code>model&#95;02</code>." in body
+    assert "first bad" not in body.split("#### Steps")[0]

@@ -96,9 +96,12 @@ def test_unusable_features_or_a_broken_anchor_exit_128(tmp_path: Path, features:
     model = linear_model(tmp_path / "m.onnx", default_weights(6))
     missing = _judge(model, "--features", tmp_path / "nope.parquet", *GATE)
     assert missing[0] == JudgeExit.ABORT
-    wrong = tmp_path / "wrong.parquet"
-    features_parquet(wrong, columns=("a", "b"))
-    assert _judge(model, "--features", wrong, *GATE)[0] == JudgeExit.ABORT
+    no_target = tmp_path / "no-target.parquet"
+    features_parquet(no_target, target="dmos")
+    assert _judge(model, "--features", no_target, *GATE)[0] == JudgeExit.ABORT
+    not_parquet = tmp_path / "notes.parquet"
+    not_parquet.write_text("not parquet\n", encoding="utf-8")
+    assert _judge(model, "--features", not_parquet, *GATE)[0] == JudgeExit.ABORT
     anchor = invalid_model(tmp_path / "anchor.onnx")
     code, _, err = _judge(
         model, "--features", features, "--anchor", anchor, "--max-drop", "plcc=0.1"
