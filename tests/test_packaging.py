@@ -152,4 +152,4 @@ def test_wheel_installed_outside_the_repository_runs_both_clis_on_the_fixture(
     assert done.returncode == 0, log[-4000:]
     assert "model-bisect " + model_bisect.__version__ in log
     assert "match: every artifact is byte-identical" in log
-    assert not list(tmp_path.iterdir()), "the session left its scratch folder behind"
+    assert not list(tmp_path.glob("model-bisect-wheel-*")), "the session left its scratch behind"
