@@ -11,6 +11,7 @@ import os
 import shutil
 import tarfile
 import tempfile
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -227,3 +228,39 @@ def wheel(session: nox.Session) -> None:
             installed(python, "-m", "cache_builder", "check", "--out", "fixture")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _floors() -> dict[str, str]:
+    """Each runtime dependency of pyproject.toml and its lower bound."""
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads(Path("pyproject.toml").read_text(encoding="utf-8"))["project"]
+    floors = {}
+    for text in project["dependencies"]:
+        requirement = Requirement(text)
+        (bound,) = (s.version for s in requirement.specifier if s.operator == ">=")
+        floors[requirement.name] = bound
+    return floors
+
+
+@nox.session(venv_backend="uv", default=False)
+def floors(session: nox.Session) -> None:
+    """Run the tool at the lower bound of every runtime dependency that pyproject declares.
+
+    uv's lowest-direct resolution installs each declared floor; the fixture's bytes belong to
+    the pinned toolchain, so the drift check asks for content only.
+    """
+    from packaging.version import Version
+
+    session.install("--resolution", "lowest-direct", "-e", ".")
+    session.install("pytest", "pytest-timeout", "hypothesis", "pyyaml")
+    wanted = _floors()
+    report = "import json, sys; from importlib import metadata as m; "
+    report += "print(json.dumps({n: m.version(n) for n in sys.argv[1:]}))"
+    got = json.loads(str(session.run("python", "-c", report, *wanted, silent=True)))
+    for name, bound in wanted.items():
+        session.log(f"floor {name} {bound}: installed {got[name]}")
+        if Version(got[name]) != Version(bound):
+            session.error(f"{name} {got[name]} is installed, not its floor {bound}")
+    session.run("pytest", "-m", "not slow", "tests/test_publish.py", "tests/test_cli_run.py")
+    session.run("python", "-m", "cache_builder", "check", "--require", "content")

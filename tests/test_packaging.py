@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+import tomllib
 from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
@@ -38,6 +39,11 @@ def wheel_metadata() -> metadata.PackageMetadata:
 def _runtime_requirements(meta: metadata.PackageMetadata) -> list[Requirement]:
     requirements = [Requirement(text) for text in meta.get_all("Requires-Dist") or []]
     return [r for r in requirements if r.marker is None or r.marker.evaluate({"extra": ""})]
+
+
+def _runtime_requirements_of_pyproject() -> list[Requirement]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    return [Requirement(text) for text in project["dependencies"]]
 
 
 def _is_type_checking(node: ast.If) -> bool:
@@ -153,3 +159,17 @@ def test_wheel_installed_outside_the_repository_runs_both_clis_on_the_fixture(
     assert "model-bisect " + model_bisect.__version__ in log
     assert "match: every artifact is byte-identical" in log
     assert not list(tmp_path.glob("model-bisect-wheel-*")), "the session left its scratch behind"
+
+
+@pytest.mark.slow
+def test_declared_floors_install_and_pass_the_publish_and_run_tests() -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "NOX_ENVDIR")}
+    done = subprocess.run(
+        [sys.executable, "-m", "nox", "--noxfile", str(ROOT / "noxfile.py"), "-s", "floors"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    log = done.stdout + done.stderr
+    assert done.returncode == 0, log[-4000:]
+    installed = re.findall(r"floor (\S+) \S+: installed", log)
+    assert sorted(installed) == sorted(r.name for r in _runtime_requirements_of_pyproject())
+    assert "match: only metadata differs" in log or "match: every artifact" in log
