@@ -159,13 +159,11 @@ def _check_dists(session: nox.Session, dist: Path) -> tuple[Path, str]:
     return wheel, version
 
 
+# Tests and README use editable installs, which put the source tree on sys.path and so hide a
+# module or a dependency that the wheel lacks; `wheel` sees what a user sees.
 @nox.session(default=False)
 def wheel(session: nox.Session) -> None:
-    """Build wheel and sdist, install the wheel outside the repository, and use both CLIs.
-
-    Tests and README use editable installs, which put the source tree on sys.path and so hide
-    a module or a dependency that the wheel lacks; this session sees what a user sees.
-    """
+    """Build wheel and sdist, install the wheel outside the repository, and use both CLIs."""
     root = Path(__file__).resolve().parent
     session.install("build", "uv")
     scratch = Path(tempfile.mkdtemp(prefix="model-bisect-wheel-")).resolve()
@@ -243,13 +241,11 @@ def _floors() -> dict[str, str]:
     return floors
 
 
+# uv's lowest-direct resolution installs each declared floor; the fixture's bytes belong to the
+# pinned toolchain, so the drift check asks for content only.
 @nox.session(venv_backend="uv", default=False)
 def floors(session: nox.Session) -> None:
-    """Run the tool at the lower bound of every runtime dependency that pyproject declares.
-
-    uv's lowest-direct resolution installs each declared floor; the fixture's bytes belong to
-    the pinned toolchain, so the drift check asks for content only.
-    """
+    """Run the tool at the lower bound of every runtime dependency that pyproject declares."""
     from packaging.version import Version
 
     session.install("--resolution", "lowest-direct", "-e", ".")
