@@ -462,7 +462,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--repeats must be at least 1 and --row-scale positive")
 
     def scaled(rows: int) -> int:
-        return max(16, round(rows * args.row_scale))
+        return max(16, round(rows * float(args.row_scale)))
 
     result: dict[str, Any] = {"cpus": os.cpu_count(), "repeats": args.repeats}
     with tempfile.TemporaryDirectory(prefix="model-bisect-bench-") as scratch:
