@@ -35,7 +35,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -152,15 +151,34 @@ def _slug(label: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in label)
 
 
+# Linux counts a child's ru_maxrss from the memory it was forked (or vforked) from: a child of
+# this process, which has held a 10M-row matrix while writing the cache, would report at least
+# that peak. So each measured command is started by this small launcher (a fresh interpreter
+# without site packages, a few MB), which times it and reads its rusage with wait4.
+LAUNCHER = """
+import json, os, subprocess, sys, time
+out, command = sys.argv[1], sys.argv[2:]
+start = time.perf_counter()
+child = subprocess.Popen(command)
+_, status, usage = os.wait4(child.pid, 0)
+seconds = time.perf_counter() - start
+code = os.waitstatus_to_exitcode(status)
+with open(out, "w") as sink:
+    json.dump({"code": code, "seconds": seconds, "max_rss_kib": usage.ru_maxrss}, sink)
+"""
+
+
 def spawn(command: Sequence[str], log: Path) -> tuple[int, float, float]:
-    """Exit code, wall seconds and peak RSS (MB) of one child, read with wait4 (its own
-    rusage, not that of all children)."""
+    """Exit code, wall seconds and peak RSS (MB) of one command, as its launcher saw them."""
+    measured = log.with_suffix(".rusage.json")
+    launcher = [sys.executable, "-I", "-S", "-c", LAUNCHER, str(measured), *command]
     with log.open("wb") as sink:
-        start = time.perf_counter()
-        child = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(child.pid, 0)
-        seconds = time.perf_counter() - start
-    return os.waitstatus_to_exitcode(status), seconds, usage.ru_maxrss / 1024  # KiB on Linux
+        code = subprocess.run(launcher, stdout=sink, stderr=subprocess.STDOUT).returncode
+    if code != 0 or not measured.is_file():
+        raise _failed(launcher, code, log)
+    data = json.loads(measured.read_text(encoding="utf-8"))
+    measured.unlink()
+    return int(data["code"]), float(data["seconds"]), data["max_rss_kib"] / 1024  # KiB on Linux
 
 
 def _failed(command: Sequence[str], code: int, log: Path) -> SystemExit:
@@ -408,9 +426,12 @@ def print_tables(result: dict[str, Any]) -> None:
         console.print(table)
     memory = result.get("memory")
     if memory:
-        title = f"peak memory at {memory['rows']:,} rows ({memory['matrix_mb']:.0f} MB matrix)"
+        title = (
+            f"peak memory at {memory['rows']:,} rows"
+            f" (float32 matrix, rows x 7 x 4 B = {memory['matrix_mb']:.0f} MB)"
+        )
         console.print(_runs_table(title, memory["runs"]))
-        multiples = Table(title="peak RSS above start-up / float32 matrix (rows x 7 x 4 B)")
+        multiples = Table(title="peak RSS above start-up / matrix")
         for column in ("run", "multiple"):
             multiples.add_column(column, justify="left" if column == "run" else "right")
         for key, value in memory["multiples"].items():
