@@ -247,21 +247,21 @@ def measure_tool(models: int, rows: int, timelines: Timelines, scratch: Path) ->
         return run_child(label, [*args, "--cache-dir", str(cache_dir), *extra], scratch)
 
     runs = [
-        timeline("baseline (tiny cache)", found=tiny),
+        timeline("start-up (tiny cache)", found=tiny),
         timeline("bisect", cache="cold"),
         timeline("scan", "--scan"),
         timeline("bisect --jobs 2", "--jobs", "2"),
         timeline("bisect (cached rerun)", cache="cold"),
     ]
-    baseline, cold, scan, jobs2, warm = runs
+    startup, cold, scan, jobs2, warm = runs
     matrix_mb = rows * len(FEATURES) * 4 / 2**20
-    base = baseline.max_rss_mb
+    base = startup.max_rss_mb
     ratios = [
         ("evaluations bisect / scan", cold.evaluations / scan.evaluations, 0.1),
         ("wall time bisect / scan", cold.seconds / scan.seconds, 0.1),
         ("wall time --jobs 2 / --jobs 1", jobs2.seconds / cold.seconds, 0.8),
         ("wall time cached rerun / cold", warm.seconds / cold.seconds, 0.2),
-        ("peak RSS above baseline / feature matrix", (cold.max_rss_mb - base) / matrix_mb, 3.0),
+        ("peak RSS above start-up / feature matrix", (cold.max_rss_mb - base) / matrix_mb, 3.0),
         ("the same for --scan", (scan.max_rss_mb - base) / matrix_mb, 3.0),
     ]
     return {
