@@ -118,7 +118,8 @@ def test_max_drop_compares_with_the_anchor(tmp_path: Path, features: Path) -> No
     good = _judge(close, "--features", features, *drop)
     assert good[0] == JudgeExit.GOOD
     assert re.search(r"anchor plcc [01]\.\d+", good[1])
-    assert "vs first model" in good[1]
+    assert "vs anchor: drop" in good[1]
+    assert "first model" not in good[1]
     bad = _judge(far, "--features", features, *drop)
     assert bad[0] == JudgeExit.BAD
     assert "drop" in bad[1]

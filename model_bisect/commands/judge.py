@@ -112,7 +112,8 @@ def verdict_line(step: Step, anchor: Step | None) -> str:
         shown = " ".join(f"{s.name} {s.show(a.value(s.name))}" for s in CATALOGUE)
         parts.append(f"anchor {shown}")
     if step.reason:
-        parts.append(step.reason)
+        # The gates word a drop for a timeline ("vs first model"); here it is the anchor.
+        parts.append(step.reason.replace("vs first model", "vs anchor"))
     return " ".join("; ".join(parts).split())
 
 
