@@ -320,3 +320,11 @@ def test_wiring_broke_trims_history_before_the_log() -> None:
     assert "line 199" in tight
     assert "last 200 of 200 lines" in tight
     assert read_history(tight).runs == runs[1:]
+
+
+def test_a_verdict_from_a_newer_version_gets_its_own_symbol_not_an_error() -> None:
+    runs = (night(1), Run("2026-11-02T03:00:00Z", "flaky_gate"))
+    body = render_markdown(make_report(), history=runs)
+    assert "✅❔" in body
+    assert "❔ verdict unknown to this version" in body
+    assert read_history(body).runs == runs
