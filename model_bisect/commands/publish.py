@@ -32,7 +32,8 @@ MAX_LOG_BYTES = 4 << 20  # only the log's tail is shown; its last 4 MiB are plen
 
 
 def _issue_number(text: str) -> int:
-    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_ISSUE:
+    digits = text.isascii() and text.isdigit() and len(text) <= len(str(MAX_ISSUE))
+    if not digits or not 1 <= int(text) <= MAX_ISSUE:
         shown = repr(text) if len(text) <= 40 else repr(text[:37]) + "..."
         raise argparse.ArgumentTypeError(f"issue must be a positive number, not {shown}")
     return int(text)
