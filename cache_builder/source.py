@@ -20,6 +20,7 @@ from model_bisect.files import file_sha256
 
 from .fixture import TIMELINE_SEED, Fixture, FixtureData, LinearWeights, Origin, OriginKind, perturb
 from .layout import MODEL_COUNT
+from .limits import MAX_ROWS
 
 __all__ = ["TARGET_CANDIDATES", "build_from_source", "fit_linear"]
 
@@ -88,7 +89,14 @@ def _read(path: Path) -> pa.Table:
     if not path.is_file():
         raise InputError("file not found", str(path), fix)
     try:
-        return pq.ParquetFile(path).read()
+        source = pq.ParquetFile(path)
+        if source.metadata.num_rows > MAX_ROWS:
+            raise InputError(
+                f"{source.metadata.num_rows:,} rows, more than a fixture holds ({MAX_ROWS:,})",
+                str(path),
+                "sample the source down; a fixture is meant to be small and committed",
+            )
+        return source.read()
     except (OSError, pa.ArrowException) as exc:
         # pyarrow's message names the reason (e.g. "Parquet magic bytes not found").
         raise InputError(
