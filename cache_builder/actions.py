@@ -49,20 +49,28 @@ def check(out: Path, source: Path | None = None) -> DriftReport:
 
 @contextlib.contextmanager
 def _scratch() -> Iterator[Path]:
-    """A scratch folder named for this process, removed however the block is left."""
+    """A scratch folder named for this process, removed however the block is left.
+
+    The clean-up removes every folder carrying this process's id rather than the one it was
+    told about, so a signal that lands inside ``mkdtemp`` (after the folder exists, before
+    its name is returned) leaves nothing behind either.
+    """
     _sweep_abandoned()
+    prefix = f"{SCRATCH_PREFIX}{os.getpid()}-"
     try:
-        folder = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-"))
-    except OSError as exc:
-        raise InputError(
-            f"cannot create a scratch folder ({exc.strerror or exc.__class__.__name__})",
-            tempfile.gettempdir(),
-            "set TMPDIR to a writable folder with room for one fixture",
-        ) from None
-    try:
+        try:
+            folder = Path(tempfile.mkdtemp(prefix=prefix))
+        except OSError as exc:
+            raise InputError(
+                f"cannot create a scratch folder ({exc.strerror or exc.__class__.__name__})",
+                tempfile.gettempdir(),
+                "set TMPDIR to a writable folder with room for one fixture",
+            ) from None
         yield folder
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            for mine in Path(tempfile.gettempdir()).glob(f"{prefix}*"):
+                shutil.rmtree(mine, ignore_errors=True)
 
 
 def _sweep_abandoned() -> None:
