@@ -621,3 +621,20 @@ def test_issue_numbers_beyond_github_range_or_not_ascii_are_usage_errors() -> No
     for issue in ("2147483648", "9" * 5000, "٣", "²", "+1", " 1"):
         done = call_main("model_bisect", "publish", "--issue", issue, "--dry-run", "--report", "x")
         refused(done, "issue must be a positive number")
+
+
+def test_a_full_disk_for_body_out_or_the_job_summary_is_one_line(
+    github: FakeGitHub, report_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not Path("/dev/full").exists():
+        pytest.skip("needs /dev/full")
+    use_env(monkeypatch, env_for(github))
+    done = call_main(
+        "model_bisect", "publish", "--issue", "1", "--report", report_file,
+        "--body-out", "/dev/full",
+    )  # fmt: skip
+    refused(done, "cannot write --body-out (No space left on device)")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", "/dev/full")
+    done = call_main("model_bisect", "publish", "--issue", "1", "--report", report_file)
+    refused(done, "cannot append to the job summary (No space left on device)")
+    assert github.requests == []

@@ -288,7 +288,15 @@ def main(args: argparse.Namespace) -> int:
         if to_stdout:
             sys.stdout.write(body)
         else:
-            write_text_atomic(args.body_out, body)
+            try:
+                write_text_atomic(args.body_out, body)
+            except (OSError, ValueError) as exc:  # a full disk, an I/O error
+                problem = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+                raise InputError(
+                    f"cannot write --body-out ({first_line(str(problem))})",
+                    _shown(args.body_out),
+                    "pass a file path you can write",
+                ) from None
     if summary:
         _append_summary(summary, body)
     if args.dry_run:
