@@ -21,6 +21,7 @@ import pytest
 
 from model_bisect.errors import PublishError, UsageError
 from model_bisect.exitcodes import ExitCode
+from model_bisect.history import read_history
 from model_bisect.publish import MAX_PAGES, MAX_WAIT, publish_comment
 from model_bisect.redact import MASK, redact, redact_body, redact_report
 from model_bisect.report import Report, dumps
@@ -339,14 +340,15 @@ def test_body_out_through_a_symlink_keeps_the_link_and_new_files_follow_the_umas
 def test_body_out_dash_puts_the_body_alone_on_stdout(github: FakeGitHub, report_file: Path) -> None:
     done = run_module(
         "model_bisect", "publish", "--issue", "1", "--report", report_file, "--body-out", "-",
-        env=env_for(github), timeout=TIMEOUT,
+        "--date", "2026-11-26T03:00:00Z", env=env_for(github), timeout=TIMEOUT,
     )  # fmt: skip
     assert done.code == ExitCode.OK, done.err
     assert done.out == github.comments(REPO, ISSUE)[0]["body"]
     assert done.err.startswith("created the sticky comment")
     dry = call_main(
-        "model_bisect", "publish", "--dry-run", "--report", report_file, "--body-out", "-"
-    )
+        "model_bisect", "publish", "--dry-run", "--report", report_file, "--body-out", "-",
+        "--date", "2026-11-26T03:00:00Z",
+    )  # fmt: skip
     assert dry.out == done.out  # once, not twice
 
 
@@ -585,8 +587,11 @@ def test_a_token_spelling_part_of_the_marker_keeps_the_comment_sticky(
             assert done.code == ExitCode.OK, done.err
         comments = fake.comments(REPO, ISSUE)
     assert len(comments) == 1  # found and kept, not re-created
-    assert comments[0]["body"].startswith(MARK + "\n")
-    assert token not in comments[0]["body"].split("\n", 1)[1]
+    body = comments[0]["body"]
+    assert body.startswith(MARK + "\n")
+    shown = [line for line in body.splitlines() if not line.startswith("<!-- model-bisect:")]
+    assert all(token not in line for line in shown)
+    assert len(read_history(body).runs) == 2  # the history line survived redaction too
 
 
 @pytest.mark.parametrize(
@@ -637,4 +642,3 @@ def test_a_full_disk_for_body_out_or_the_job_summary_is_one_line(
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", "/dev/full")
     done = call_main("model_bisect", "publish", "--issue", "1", "--report", report_file)
     refused(done, "cannot append to the job summary (No space left on device)")
-    assert github.requests == []

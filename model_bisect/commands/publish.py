@@ -13,7 +13,8 @@ import argparse
 import os
 import stat
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,7 @@ from ..errors import BisectError, InputError, UsageError, first_line
 from ..exitcodes import ExitCode
 
 if TYPE_CHECKING:
+    from ..history import Run
     from ..report import Report
 
 __all__ = ["MAX_LOG_BYTES", "MAX_REPORT_BYTES", "STDOUT", "add_parser", "main"]
@@ -37,6 +39,19 @@ def _issue_number(text: str) -> int:
         shown = repr(text) if len(text) <= 40 else repr(text[:37]) + "..."
         raise argparse.ArgumentTypeError(f"issue must be a positive number, not {shown}")
     return int(text)
+
+
+def _run_date(text: str) -> str:
+    """An ISO date or date-time; without a zone it is taken as UTC."""
+    from ..history import iso_date
+
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"date must be ISO 8601 like 2026-11-26T03:00:00Z, not {text!r}"
+        ) from None
+    return iso_date(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
 
 
 def add_parser(sub: Any) -> None:
@@ -66,7 +81,17 @@ def add_parser(sub: Any) -> None:
     parser.add_argument(
         "--author", metavar="LOGIN", help="whose marker comments to edit (default: the token's)"
     )
-    parser.add_argument("--dry-run", action="store_true", help="print the body, send nothing")
+    parser.add_argument(
+        "--date",
+        type=_run_date,
+        metavar="ISO",
+        help="the run's date in the comment's history (UTC; default: now)",
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the body (its history holds tonight only), send nothing",
+    )
     parser.add_argument("--body-out", type=Path, metavar="FILE", help="also save the body here")
 
 
@@ -126,7 +151,7 @@ def _read_report(path: Path) -> Report:
             fix,
         )
     try:
-        return read_report(path)
+        report = read_report(path)
     except BisectError as exc:
         raise InputError(first_line(str(exc)), None, None) from None
     except (RecursionError, AttributeError, OverflowError, UnicodeError, ValueError) as exc:
@@ -135,6 +160,21 @@ def _read_report(path: Path) -> Report:
             _shown(path),
             fix,
         ) from None
+    # Lone surrogates (labels from file names that are not UTF-8) could not be encoded into
+    # the body, the history line or the request: they become "?" here, once, for all three.
+    data = report.to_json()
+    clean = _valid_unicode(data)
+    return report if clean == data else type(report).from_json(clean)
+
+
+def _valid_unicode(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.encode("utf-8", errors="replace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_valid_unicode(k): _valid_unicode(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_valid_unicode(item) for item in value]
+    return value
 
 
 def _unwritable(path: Path) -> str | None:
@@ -210,19 +250,29 @@ def _check_outputs(outputs: Sequence[tuple[str, Path]], inputs: Iterable[Path | 
             )
 
 
-def _render(args: argparse.Namespace, run_url: str | None, secrets: tuple[str, ...]) -> str:
+Renderer = Callable[[Sequence["Run"]], str]  # the history to show (tonight last) -> body
+
+
+def _prepare(
+    args: argparse.Namespace, run_url: str | None, secrets: tuple[str, ...], date: str
+) -> tuple[Run, Renderer]:
+    """Tonight's history entry, and the body as a function of the history it will carry."""
     from ..comment import marker, render_markdown, render_wiring_broke
+    from ..history import run_from_report, wiring_broke_run
+    from ..redact import redact_report
 
     marker(args.marker)  # a bad key is a usage error before any file is read
     if args.wiring_broke:
         if args.error_log is None:
             raise UsageError("--wiring-broke needs --error-log", "publish", "add --error-log FILE")
-        return render_wiring_broke(
-            _log_text(args.error_log),
+        log = _log_text(args.error_log)
+        return wiring_broke_run(date), lambda runs: render_wiring_broke(
+            log,
             marker_key=args.marker,
             run_url=run_url,
             stage=args.stage,
             secrets=secrets,
+            history=runs,
         )
     if args.error_log is not None or args.stage is not None:
         raise UsageError(
@@ -232,7 +282,11 @@ def _render(args: argparse.Namespace, run_url: str | None, secrets: tuple[str, .
     named = [report.features.path, *(entry.path for entry in report.timeline)]
     outputs = [("--body-out", args.body_out)] if args.body_out is not None else []
     _check_outputs(outputs, named)  # the features and models the report was computed from
-    return render_markdown(report, marker_key=args.marker, run_url=run_url, secrets=secrets)
+    # The history keeps labels as they are, so they are redacted before they are stored.
+    tonight = run_from_report(redact_report(report, secrets), date)
+    return tonight, lambda runs: render_markdown(
+        report, marker_key=args.marker, run_url=run_url, secrets=secrets, history=runs
+    )
 
 
 def _append_summary(path: str, body: str) -> None:
@@ -261,14 +315,8 @@ def _plain(body: str) -> str:
 def main(args: argparse.Namespace) -> int:
     from ..comment import run_url_from_env
     from ..files import write_text_atomic
-    from ..publish import (
-        DEFAULT_API_URL,
-        check_api_url,
-        check_repo,
-        check_token,
-        publish_comment,
-        resolve_token,
-    )
+    from ..history import append_run, iso_date, read_history
+    from ..publish import resolve_token
     from ..redact import redact_body
 
     env = os.environ
@@ -282,27 +330,65 @@ def main(args: argparse.Namespace) -> int:
     inputs = [path for path in (args.report, args.error_log) if path is not None]
     _check_outputs(outputs, inputs)  # before anything is read, rendered or sent
     to_stdout = args.body_out is not None and str(args.body_out) == STDOUT
-    # Belt and braces: the renderers already redacted before escaping.
-    body = _plain(redact_body(_render(args, run_url_from_env(env), secrets), secrets))
-    if args.body_out is not None:
+    date = args.date or iso_date(datetime.now(UTC))
+    tonight, render = _prepare(args, run_url_from_env(env), secrets, date)
+    composed: list[str] = []
+
+    def compose(current: str | None) -> str:
+        """Tonight appended to the history read from our own comment (None: a new one)."""
+        history = append_run(read_history(current), tonight)
+        if current is not None and history.restarted in ("corrupt", "too large"):
+            print(
+                f"warning: the sticky comment's history line is {history.restarted};"
+                " starting a new history",
+                file=sys.stderr,
+            )
+        # Belt and braces: the renderers already redacted before escaping.
+        body = _plain(redact_body(render(history.runs), secrets))
+        composed.append(body)
+        return body
+
+    def save_outputs() -> None:
+        """The body sent, or (publish failed first) the one a new comment would get."""
+        body = composed[-1] if composed else compose(None)
         if to_stdout:
             sys.stdout.write(body)
-        else:
-            try:
-                write_text_atomic(args.body_out, body)
-            except (OSError, ValueError) as exc:  # a full disk, an I/O error
-                problem = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
-                raise InputError(
-                    f"cannot write --body-out ({first_line(str(problem))})",
-                    _shown(args.body_out),
-                    "pass a file path you can write",
-                ) from None
-    if summary:
-        _append_summary(summary, body)
-    if args.dry_run:
+        elif args.body_out is not None:
+            _write_body(args.body_out, body, write_text_atomic)
+        if summary:
+            _append_summary(summary, body)
+
+    if args.dry_run:  # no comment is read: the history shown holds tonight alone
+        save_outputs()
         if not to_stdout:
-            sys.stdout.write(body)
+            sys.stdout.write(composed[-1])
         return ExitCode.OK
+    try:
+        return _publish(args, env, token, compose, to_stdout)
+    finally:
+        save_outputs()
+
+
+def _write_body(path: Path, body: str, write: Callable[[Path, str], None]) -> None:
+    try:
+        write(path, body)
+    except (OSError, ValueError) as exc:  # a full disk, an I/O error
+        problem = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise InputError(
+            f"cannot write --body-out ({first_line(str(problem))})",
+            _shown(path),
+            "pass a file path you can write",
+        ) from None
+
+
+def _publish(
+    args: argparse.Namespace,
+    env: Mapping[str, str],
+    token: str | None,
+    compose: Callable[[str | None], str],
+    to_stdout: bool,
+) -> int:
+    from ..publish import DEFAULT_API_URL, check_api_url, check_repo, check_token, publish_comment
 
     if token is None:
         raise UsageError(
@@ -325,7 +411,7 @@ def main(args: argparse.Namespace) -> int:
         "--api-url" if args.api_url else "GITHUB_API_URL",
     )
     result = publish_comment(
-        body,
+        compose,
         repo=repo,
         issue=args.issue,
         token=token,
