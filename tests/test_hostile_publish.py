@@ -642,3 +642,13 @@ def test_a_full_disk_for_body_out_or_the_job_summary_is_one_line(
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", "/dev/full")
     done = call_main("model_bisect", "publish", "--issue", "1", "--report", report_file)
     refused(done, "cannot append to the job summary (No space left on device)")
+
+
+@pytest.mark.parametrize(
+    "date", ["9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+23:59", "2026-13-01", "x" * 500]
+)
+def test_a_date_off_the_calendar_is_a_usage_error(report_file: Path, date: str) -> None:
+    argv = ("--dry-run", "--report", report_file, "--date", date)
+    done = call_main("model_bisect", "publish", *argv)
+    line = refused(done, "date must be ISO 8601")
+    assert len(line) < 300

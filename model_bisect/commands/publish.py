@@ -47,11 +47,13 @@ def _run_date(text: str) -> str:
 
     try:
         moment = datetime.fromisoformat(text)
-    except ValueError:
+        # At the calendar's edges the shift to UTC leaves it (9999-12-31T23:59-01:00).
+        return iso_date(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+    except (ValueError, OverflowError):
+        shown = repr(text) if len(text) <= 40 else repr(text[:37]) + "..."
         raise argparse.ArgumentTypeError(
-            f"date must be ISO 8601 like 2026-11-26T03:00:00Z, not {text!r}"
+            f"date must be ISO 8601 like 2026-11-26T03:00:00Z, not {shown}"
         ) from None
-    return iso_date(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
 
 
 def add_parser(sub: Any) -> None:
