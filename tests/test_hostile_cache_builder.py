@@ -18,11 +18,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from cache_builder.actions import SCRATCH_PREFIX
 from cache_builder.limits import MAX_MODELS, MAX_ROWS
 from model_bisect.exitcodes import ExitCode
+from tests.cachekit import source_columns, write_parquet
 from tests.clirun import REPO_ROOT, CliRun, call_main, run_module
 
 COMMITTED = REPO_ROOT / "testdata" / "bisect"
@@ -337,3 +340,29 @@ def test_matrix_out_onto_a_result_file_is_refused_and_hostile_results_are_unread
     rows = json.loads(summary.read_text(encoding="utf-8"))
     text = json.dumps(rows)
     assert text.count("unreadable") >= 3
+
+
+def test_hostile_source_parquets_are_one_line(tmp_path: Path) -> None:
+    names = list(source_columns(40))
+    arrays = [pa.array(values) for values in source_columns(40).values()]
+    duplicated = tmp_path / "duplicated.parquet"
+    pq.write_table(pa.Table.from_arrays([*arrays, arrays[0]], names=[*names, names[0]]), duplicated)
+    beyond = write_parquet(
+        tmp_path / "beyond-float32.parquet",
+        {name: values * 1e300 for name, values in source_columns(40).items()},
+    )
+    fifo = tmp_path / "fifo.parquet"
+    os.mkfifo(fifo)
+    cases = {
+        duplicated: f"duplicated column names '{names[0]}'",
+        beyond: "only 0 usable rows of 40",
+        fifo: "not a regular file",
+    }
+    for source, needle in cases.items():
+        out = tmp_path / f"out-{source.stem}"
+        done = run_module(
+            "cache_builder", "regenerate", "--out", out, "--source-features", source,
+            timeout=TIMEOUT,
+        )  # fmt: skip
+        refused(done, needle)
+        assert not out.exists()
