@@ -693,3 +693,24 @@ def test_allow_missing_leaves_out_absent_columns_and_names_them(tmp_path: Path) 
     assert loaded.absent == ("ssim", "encoder")
     with pytest.raises(InputError, match="missing feature columns ssim, encoder"):
         load_features(parquet, ["adm2", "ssim"], strings=["encoder"])
+
+
+def test_unknown_rows_reach_the_markdown_and_the_terminal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "400")  # this pins the sentence, not the narrow layout
+    parquet, mean, std = codec_features_parquet(
+        tmp_path / "f.parquet", rows=200, seed=4, encoders=["libx264", "rav1e"]
+    )
+    models = [_regressor_with_sidecar(tmp_path, f"m{i}", mean, std) for i in range(2)]
+    markdown = tmp_path / "comment.md"
+    ran = call_main(
+        "model_bisect",
+        *("run", *models, "--features", parquet, "--min-plcc", "0.5", "--scan"),
+        *("--markdown", markdown),
+    )
+    assert ran.code == ExitCode.OK, ran.err
+    strangers = _columns(parquet)["encoder"].count("rav1e")
+    sentence = f"{strangers} rows have a value outside the one-hot layout"
+    assert markdown.read_text(encoding="utf-8").count(sentence) == 2
+    assert sentence in " ".join(ran.out.split())
