@@ -173,7 +173,8 @@ class Evaluator:
             if len(chosen) > 1:
                 raise _Skip(
                     f"several float [N, F] inputs ({', '.join(repr(i.name) for i in chosen)}): "
-                    "pass --input-name"
+                    "describe them in the sidecar (input_names, feature_order, "
+                    "codec_block_layout) or the timeline file's inputs table"
                 )
         arg = chosen[0]
         for other in inputs:

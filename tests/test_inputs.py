@@ -714,3 +714,20 @@ def test_unknown_rows_reach_the_markdown_and_the_terminal(
     sentence = f"{strangers} rows have a value outside the one-hot layout"
     assert markdown.read_text(encoding="utf-8").count(sentence) == 2
     assert sentence in " ".join(ran.out.split())
+
+
+def test_an_undescribed_two_input_model_is_skipped_with_a_hint_that_works(
+    tmp_path: Path, codec: tuple[Path, list[float], list[float]]
+) -> None:
+    parquet, mean, std = codec
+    model = codec_regressor(tmp_path / "m.onnx")
+    table = load_features(parquet, ORDER)
+    result = Evaluator(table).predict(TimelineEntry(0, "m", model, None), ORDER)
+    assert result.reason == (
+        "several float [N, F] inputs ('features', 'codec'): describe them in the sidecar "
+        "(input_names, feature_order, codec_block_layout) or the timeline file's inputs table"
+    )
+    # Following the hint: the same model described in the sidecar is evaluated.
+    _regressor_with_sidecar(tmp_path, "m", mean, std)
+    step = _steps(_scan(from_arguments([str(model), str(model)]), parquet))[0]
+    assert step.status is Status.GOOD
