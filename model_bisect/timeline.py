@@ -19,6 +19,7 @@ from typing import Any
 from .errors import InputError, first_line
 from .features import sidecar_path
 from .files import file_sha256
+from .inputs import InputDescription, from_timeline_table
 from .onnxfile import external_data_locations, unsafe_location_reason
 
 __all__ = [
@@ -40,6 +41,8 @@ class TimelineEntry:
     covers its external-data files and sidecar JSON, which decide its predictions as much as
     the graph does (a retrained model often changes only ``model.onnx.data``): deduplicate and
     key the evaluation cache on it. Both are None when the model file cannot be read.
+    ``inputs`` is the timeline file's description of the model's inputs, which overrides its
+    sidecar (None: the sidecar or the default rule decides).
 
     A git timeline also records where each version came from: ``commit`` (full SHA),
     ``subject``, and ``source``, the file's path inside the repository (``path`` is the copy
@@ -51,6 +54,7 @@ class TimelineEntry:
     path: Path
     sha256: str | None
     content_sha256: str | None = None
+    inputs: InputDescription | None = None
     commit: str | None = None
     subject: str | None = None
     source: str | None = None
@@ -95,11 +99,15 @@ def _hashes(path: Path) -> tuple[str | None, str | None]:
     return own, digest.hexdigest()
 
 
-def _entries(items: Sequence[tuple[Path, str]]) -> list[TimelineEntry]:
+def _entries(
+    items: Sequence[tuple[Path, str]],
+    inputs: Sequence[InputDescription | None] | None = None,
+) -> list[TimelineEntry]:
+    described = list(inputs) if inputs is not None else [None] * len(items)
     entries = []
-    for index, (path, label) in enumerate(items):
+    for index, ((path, label), given) in enumerate(zip(items, described, strict=True)):
         own, content = _hashes(path)
-        entries.append(TimelineEntry(index, label, path, own, content))
+        entries.append(TimelineEntry(index, label, path, own, content, given))
     return entries
 
 
@@ -168,7 +176,8 @@ def _parse_timeline(path: Path, text: str) -> Any:
 
 def from_file(path: Path) -> list[TimelineEntry]:
     """A TOML ``[[models]]`` / JSON ``{"models": [...]}`` manifest, oldest first; entries are
-    ``{path, label?}`` with paths relative to the manifest's folder."""
+    ``{path, label?, inputs?}`` with paths relative to the manifest's folder (``inputs``: see
+    ``inputs.from_timeline_table``)."""
     where = str(path)
     example = 'list entries as [[models]] path = "model_00.onnx" (TOML) or {"models": [...]}'
     try:
@@ -191,18 +200,21 @@ def from_file(path: Path) -> list[TimelineEntry]:
     if not isinstance(models, list):
         raise InputError("timeline has no list of models", where, example)
     items: list[tuple[Path, str | None]] = []
+    described: list[InputDescription | None] = []
     for number, entry in enumerate(models, start=1):
         if isinstance(entry, str):
             entry = {"path": entry}
         if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
             raise InputError(f"entry {number} has no path", where, example)
-        unknown = sorted(set(entry) - {"path", "label"})
+        unknown = sorted(set(entry) - {"path", "label", "inputs"})
         if unknown:
             raise InputError(
                 f"entry {number} has unknown key {', '.join(map(repr, unknown))}",
                 where,
-                "entries take only path and label",
+                "entries take only path, label and inputs",
             )
+        given = entry.get("inputs")
+        described.append(None if given is None else from_timeline_table(given, where, number))
         label = entry.get("label")
         if label is not None and not isinstance(label, str):
             raise InputError(f"entry {number} has a non-string label", where, "quote the label")
@@ -216,7 +228,8 @@ def from_file(path: Path) -> list[TimelineEntry]:
             )
         items.append((resolved, label or None))
     paths = [p for p, _ in items]
-    return _entries(list(zip(paths, unique_labels(paths, [lb for _, lb in items]), strict=True)))
+    labels = unique_labels(paths, [lb for _, lb in items])
+    return _entries(list(zip(paths, labels, strict=True)), described)
 
 
 def _git(args: Sequence[str], cwd: Path, where: str) -> subprocess.CompletedProcess[bytes]:

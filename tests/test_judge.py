@@ -55,7 +55,7 @@ def test_a_model_that_fails_a_gate_exits_1_and_names_the_gate(
     assert "< 0.85" in out
 
 
-@pytest.mark.parametrize("kind", ["corrupt", "missing", "broken sidecar"])
+@pytest.mark.parametrize("kind", ["corrupt", "missing", "broken sidecar", "missing column"])
 def test_an_untestable_model_exits_125_so_git_skips_the_commit(
     tmp_path: Path, features: Path, kind: str
 ) -> None:
@@ -65,10 +65,15 @@ def test_an_untestable_model_exits_125_so_git_skips_the_commit(
     elif kind == "broken sidecar":
         linear_model(model, default_weights(6))
         sidecar_json(model, "not a list")
+    elif kind == "missing column":  # the cache is fine; this version needs what it lacks
+        linear_model(model, [1.0, 1.0])
+        sidecar_json(model, ["adm2", "brand_new_feature"])
     code, out, err = _judge(model, "--features", features, *GATE)
     assert (code, err) == (JudgeExit.SKIP, "")
     assert out.startswith("skip: m.onnx; ")
     assert out.count("\n") == 1
+    if kind == "missing column":
+        assert "brand_new_feature" in out
 
 
 @pytest.mark.parametrize(
