@@ -12,8 +12,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError, UsageError
+from ..config import TABLE, load_config
+from ..errors import UsageError
 from ..exitcodes import ExitCode
+from .run import DEFAULT_MARKER, add_config_flag
 
 __all__ = ["add_parser", "main"]
 
@@ -49,12 +51,13 @@ def add_parser(sub: Any) -> None:
     parser.add_argument(
         "--api-url", metavar="URL", help="default: $GITHUB_API_URL or https://api.github.com"
     )
-    parser.add_argument("--marker", default="nightly", metavar="KEY", help="sticky-comment key")
+    parser.add_argument("--marker", metavar="KEY", help="sticky-comment key (default: nightly)")
     parser.add_argument(
         "--author", metavar="LOGIN", help="whose marker comments to edit (default: the token's)"
     )
     parser.add_argument("--dry-run", action="store_true", help="print the body, send nothing")
     parser.add_argument("--body-out", type=Path, metavar="FILE", help="also save the body here")
+    add_config_flag(parser)
 
 
 def _log_text(path: Path) -> str:
@@ -89,17 +92,18 @@ def _render(args: argparse.Namespace, run_url: str | None, secrets: tuple[str, .
     return render_markdown(report, marker_key=args.marker, run_url=run_url, secrets=secrets)
 
 
-def _append_summary(path: str, body: str) -> None:
-    """GitHub's job summary is appended to by every step, so append rather than replace."""
-    try:
-        with open(path, "a", encoding="utf-8") as handle:
-            handle.write(body if body.endswith("\n") else body + "\n")
-    except OSError as exc:
-        raise InputError(
-            f"cannot append to the job summary ({exc.strerror})",
-            path,
-            "check GITHUB_STEP_SUMMARY",
-        ) from None
+def _tell_actions(
+    body: str, *, action: str, url: str | None, where: str, wiring_broke: bool
+) -> None:
+    """Inside GitHub Actions: a summary with the body folded away, `comment_url`, and an
+    error annotation when the nightly's own wiring broke."""
+    from .. import github_actions
+
+    result = github_actions.publish_result(
+        body, action=action, url=url, where=where, wiring_broke=wiring_broke
+    )
+    for line in github_actions.deliver(result, os.environ):
+        print(line)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -108,6 +112,10 @@ def main(args: argparse.Namespace) -> int:
     from ..publish import DEFAULT_API_URL, publish_comment, resolve_token
 
     env = os.environ
+    config = load_config(args.config, Path.cwd())
+    args.marker = args.marker or config.marker or DEFAULT_MARKER
+    if args.issue is None:
+        args.issue = config.tracker_issue
     token = resolve_token(env)
     # A log or a label could carry the token; it must reach neither GitHub nor a file.
     secrets = (token,) if token else ()
@@ -116,10 +124,11 @@ def main(args: argparse.Namespace) -> int:
         body = body.replace(token, "***")
     if args.body_out is not None:
         write_text_atomic(args.body_out, body)
-    if env.get("GITHUB_STEP_SUMMARY"):
-        _append_summary(env["GITHUB_STEP_SUMMARY"], body)
     if args.dry_run:
         sys.stdout.write(body)
+        _tell_actions(
+            body, action="rendered", url=None, where="dry run", wiring_broke=args.wiring_broke
+        )
         return ExitCode.OK
 
     if token is None:
@@ -136,7 +145,11 @@ def main(args: argparse.Namespace) -> int:
     if not _REPO.fullmatch(repo):
         raise UsageError(f"invalid repository {repo!r}", "--repo", "use OWNER/NAME")
     if args.issue is None:
-        raise UsageError("no tracking issue", "publish", "pass --issue N (or --dry-run)")
+        raise UsageError(
+            "no tracking issue",
+            "publish",
+            f"pass --issue N, set tracker-issue in [{TABLE}], or pass --dry-run",
+        )
     api_url = args.api_url or env.get("GITHUB_API_URL", "").strip() or DEFAULT_API_URL
     result = publish_comment(
         body,
@@ -150,4 +163,11 @@ def main(args: argparse.Namespace) -> int:
     removed = f"; removed {len(result.deleted)} duplicate(s)" if result.deleted else ""
     where = result.url or f"{repo}#{args.issue} comment {result.comment_id}"
     print(f"{result.action} the sticky comment: {where}{removed}")
+    _tell_actions(
+        body,
+        action=result.action,
+        url=result.url,
+        where=f"{repo}#{args.issue}",
+        wiring_broke=args.wiring_broke,
+    )
     return ExitCode.OK
