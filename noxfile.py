@@ -110,7 +110,7 @@ def drift_matrix_summary(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
-    """Benchmark bisect vs scan, --jobs, the cache and peak memory (benchmarks/bench.py)."""
+    """Benchmark model-bisect alone and against benchmarks/baseline.py (`-- --only baseline`)."""
     session.install("-c", TOOLCHAIN, "-e", ".")
     session.run("python", "benchmarks/bench.py", *session.posargs)
 
