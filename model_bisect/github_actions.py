@@ -203,16 +203,16 @@ def _details(body: str) -> list[str]:
 def publish_result(
     body: str, *, action: str, url: str | None, where: str, wiring_broke: bool
 ) -> StepResult:
-    """`model-bisect publish`: where the comment went, and the body folded away beneath."""
+    """`model-bisect publish`: where the comment went, and the body folded away beneath.
+    ``action`` is what publish did (created, updated, unchanged), or "rendered" on a dry run."""
     link = f"[{where}]({url})" if url else where
     head = f"### model-bisect publish: {action} the sticky comment on {link}"
     if action == "rendered":
         head = "### model-bisect publish: dry run, nothing sent"
     annotations: tuple[Annotation, ...] = ()
     if wiring_broke:
-        annotations = (
-            Annotation(Level.ERROR, f"the nightly's wiring broke; published to {where}"),
-        )
+        told = "dry run, nothing sent" if action == "rendered" else f"published to {where}"
+        annotations = (Annotation(Level.ERROR, f"the nightly's wiring broke ({told})"),)
     return StepResult(
         "\n".join([head, "", *_details(body), ""]), {"comment_url": url or ""}, annotations
     )
