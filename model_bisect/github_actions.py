@@ -204,14 +204,19 @@ def publish_result(
     body: str, *, action: str, url: str | None, where: str, wiring_broke: bool
 ) -> StepResult:
     """`model-bisect publish`: where the comment went, and the body folded away beneath.
-    ``action`` is what publish did (created, updated, unchanged), or "rendered" on a dry run."""
+    ``action`` is what publish did (created, updated, unchanged), "rendered" on a dry run, or
+    "failed" when GitHub was not reached or refused."""
     link = f"[{where}]({url})" if url else where
     head = f"### model-bisect publish: {action} the sticky comment on {link}"
     if action == "rendered":
         head = "### model-bisect publish: dry run, nothing sent"
+    elif action == "failed":
+        head = "### model-bisect publish: the comment was not sent (the step's log says why)"
     annotations: tuple[Annotation, ...] = ()
     if wiring_broke:
-        told = "dry run, nothing sent" if action == "rendered" else f"published to {where}"
+        told = {"rendered": "dry run, nothing sent", "failed": "and the comment was not sent"}.get(
+            action, f"published to {where}"
+        )
         annotations = (Annotation(Level.ERROR, f"the nightly's wiring broke ({told})"),)
     return StepResult(
         "\n".join([head, "", *_details(body), ""]), {"comment_url": url or ""}, annotations

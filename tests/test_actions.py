@@ -280,6 +280,26 @@ def test_publish_in_actions_writes_comment_url_and_a_summary_linking_it(
     assert fake_github.token not in summary + ran.out + ran.err
 
 
+def test_a_refused_publish_still_leaves_the_body_in_the_summary_and_no_url(
+    runner: dict[str, str], tmp_path: Path, fake_github: FakeGitHub
+) -> None:
+    env = {
+        **runner,
+        "GH_TOKEN": "ghp_revoked_token_for_this_test_only",
+        "GITHUB_REPOSITORY": REPO,
+        "GITHUB_API_URL": fake_github.url,
+    }
+    args = ("publish", "--issue", str(ISSUE), "--report", _report(tmp_path))
+    ran = run_module("model_bisect", *args, env=env)
+    assert ran.code == ExitCode.INPUT
+    assert ran.err.startswith("error: 401 Unauthorized")
+    assert outputs_of(runner) == {"comment_url": ""}
+    summary = summary_of(runner)
+    assert summary.startswith("### model-bisect publish: the comment was not sent")
+    assert "No regression" in summary
+    assert fake_github.comments(REPO, ISSUE) == []
+
+
 def test_publish_of_broken_wiring_is_an_error_annotation(
     runner: dict[str, str], tmp_path: Path
 ) -> None:
