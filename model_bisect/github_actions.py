@@ -12,6 +12,7 @@ and it returns the lines for the CLI to print rather than printing them.
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -121,11 +122,13 @@ def _append(variable: str, text: str, env: Mapping[str, str]) -> str | None:
     name = env.get(variable, "").strip()
     if not name:
         return f"{variable} is not set, so this step's {variable.split('_')[-1].lower()} is lost"
-    try:
-        with Path(name).open("a", encoding="utf-8") as handle:
-            handle.write(text)
-    except OSError as exc:
-        return f"cannot append to {variable} ({name}): {exc.strerror or exc.__class__.__name__}"
+    try:  # non-blocking: a FIFO that nobody reads is a problem to report, not a hang
+        fd = os.open(name, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK, 0o666)
+        with os.fdopen(fd, "ab") as handle:
+            handle.write(text.encode("utf-8", errors="replace"))
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        return f"cannot append to {variable} ({name!r}): {reason}"
     return None
 
 
