@@ -18,7 +18,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from rich.console import Console
 from rich.table import Table
@@ -30,6 +30,9 @@ from model_bisect.files import write_text_atomic
 from model_bisect.speaking import Parser, add_debug_flag, speak
 
 from .layout import DEFAULT_OUT
+
+if TYPE_CHECKING:
+    from .drift import DriftReport
 
 __all__ = ["build_parser", "main"]
 
@@ -272,7 +275,21 @@ def _check(args: argparse.Namespace) -> int:
         console.print("[yellow]match[/]: only metadata differs, which --require content allows")
     else:
         console.print("[green]match[/]: every artifact is byte-identical")
+    _tell_actions(args.out, report, require.value, failed)
     return ExitCode.DRIFT if failed else ExitCode.OK
+
+
+def _tell_actions(out: Path, report: DriftReport, require: str, failed: bool) -> None:
+    """Inside GitHub Actions: a summary table, and an annotation for any drift."""
+    from model_bisect import github_actions
+
+    rows = [(finding.path, finding.kind.value) for finding in report.findings]
+    advice = [report.advice()] if report.drifted else []
+    result = github_actions.check_result(
+        out.as_posix(), rows, require=require, failed=failed, advice=advice
+    )
+    for line in github_actions.deliver(result, os.environ):
+        print(line)
 
 
 def _matrix(args: argparse.Namespace) -> int:

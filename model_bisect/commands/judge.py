@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..catalogue import CATALOGUE
+from ..catalogue import CATALOGUE, MappingName
 from ..errors import BisectError, UsageError
 from ..exitcodes import JudgeExit
 
@@ -157,7 +157,7 @@ def _judge(args: argparse.Namespace) -> int:
     options = RunOptions(
         gates=gates,
         target=args.target,
-        mapping=args.mapping,
+        mapping=args.mapping or MappingName.NONE.value,
         alpha=args.significance,
         input_name=args.input_name,
         cache=cache,

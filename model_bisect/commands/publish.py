@@ -18,8 +18,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..config import TABLE, load_config
 from ..errors import BisectError, InputError, UsageError, first_line
 from ..exitcodes import ExitCode
+from .run import DEFAULT_MARKER, add_config_flag
 
 if TYPE_CHECKING:
     from ..history import Run
@@ -79,7 +81,7 @@ def add_parser(sub: Any) -> None:
     parser.add_argument(
         "--api-url", metavar="URL", help="default: $GITHUB_API_URL or https://api.github.com"
     )
-    parser.add_argument("--marker", default="nightly", metavar="KEY", help="sticky-comment key")
+    parser.add_argument("--marker", metavar="KEY", help="sticky-comment key (default: nightly)")
     parser.add_argument(
         "--author", metavar="LOGIN", help="whose marker comments to edit (default: the token's)"
     )
@@ -95,6 +97,7 @@ def add_parser(sub: Any) -> None:
         help="print the body (its history holds tonight only), send nothing",
     )
     parser.add_argument("--body-out", type=Path, metavar="FILE", help="also save the body here")
+    add_config_flag(parser)
 
 
 def _shown(path: Path | str) -> str:
@@ -291,21 +294,19 @@ def _prepare(
     )
 
 
-def _append_summary(path: str, body: str) -> None:
-    """GitHub's job summary is appended to by every step, so append rather than replace;
-    opened non-blocking, so a FIFO nobody reads is an error rather than a hang."""
-    text = body if body.endswith("\n") else body + "\n"
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK, 0o666)
-        with os.fdopen(fd, "ab") as handle:
-            handle.write(text.encode("utf-8"))
-    except (OSError, ValueError) as exc:
-        problem = exc.strerror if isinstance(exc, OSError) and exc.strerror else first_line(exc)
-        raise InputError(
-            f"cannot append to the job summary ({problem})",
-            _shown(path),
-            "check GITHUB_STEP_SUMMARY",
-        ) from None
+def _tell_actions(
+    body: str, *, action: str, url: str | None, where: str, wiring_broke: bool, to_stdout: bool
+) -> None:
+    """Inside GitHub Actions: a summary with the body folded away, `comment_url`, and an
+    error annotation when the nightly's own wiring broke. With `--body-out -` standard output
+    holds the body alone, so the annotations go to stderr (the runner reads both)."""
+    from .. import github_actions
+
+    result = github_actions.publish_result(
+        body, action=action, url=url, where=where, wiring_broke=wiring_broke
+    )
+    for line in github_actions.deliver(result, os.environ):
+        print(line, file=sys.stderr if to_stdout else sys.stdout)
 
 
 def _plain(body: str) -> str:
@@ -317,15 +318,21 @@ def _plain(body: str) -> str:
 def main(args: argparse.Namespace) -> int:
     from ..comment import run_url_from_env
     from ..files import write_text_atomic
+    from ..github_actions import in_actions
     from ..history import append_run, iso_date, read_history
     from ..publish import resolve_token
     from ..redact import redact_body
 
     env = os.environ
+    config = load_config(args.config, Path.cwd())
+    args.marker = args.marker or config.marker or DEFAULT_MARKER
+    if args.issue is None:
+        args.issue = config.tracker_issue
     token = resolve_token(env)
     # A log or a label could carry the token; it must reach neither GitHub nor a file.
     secrets = (token,) if token else ()
-    summary = env.get("GITHUB_STEP_SUMMARY", "")
+    # Only inside Actions is the job summary written, so only there is its path checked.
+    summary = env.get("GITHUB_STEP_SUMMARY", "") if in_actions(env) else ""
     outputs = [("--body-out", args.body_out)] if args.body_out is not None else []
     if summary:
         outputs.append(("GITHUB_STEP_SUMMARY", Path(summary)))
@@ -350,6 +357,9 @@ def main(args: argparse.Namespace) -> int:
         composed.append(body)
         return body
 
+    # (action, url, issue) once publish_comment returned; empty when it never did
+    sent: list[tuple[str, str | None, str]] = []
+
     def save_outputs() -> None:
         """The body sent, or (publish failed first) the one a new comment would get."""
         body = composed[-1] if composed else compose(None)
@@ -357,16 +367,26 @@ def main(args: argparse.Namespace) -> int:
             sys.stdout.write(body)
         elif args.body_out is not None:
             _write_body(args.body_out, body, write_text_atomic)
-        if summary:
-            _append_summary(summary, body)
+        action, url, where = sent[-1] if sent else ("failed", None, "the issue")
+        if args.dry_run:
+            action, where = "rendered", "dry run"
+        _tell_actions(
+            body,
+            action=action,
+            url=url,
+            where=where,
+            wiring_broke=args.wiring_broke,
+            to_stdout=to_stdout,
+        )
 
     if args.dry_run:  # no comment is read: the history shown holds tonight alone
-        save_outputs()
+        body = compose(None)
         if not to_stdout:
-            sys.stdout.write(composed[-1])
+            sys.stdout.write(body)
+        save_outputs()
         return ExitCode.OK
     try:
-        return _publish(args, env, token, compose, to_stdout)
+        return _publish(args, env, token, compose, to_stdout, sent)
     finally:
         save_outputs()
 
@@ -389,6 +409,7 @@ def _publish(
     token: str | None,
     compose: Callable[[str | None], str],
     to_stdout: bool,
+    sent: list[tuple[str, str | None, str]],
 ) -> int:
     from ..publish import DEFAULT_API_URL, check_api_url, check_repo, check_token, publish_comment
 
@@ -406,7 +427,11 @@ def _publish(
         )
     check_repo(repo, "--repo" if args.repo else "GITHUB_REPOSITORY")
     if args.issue is None:
-        raise UsageError("no tracking issue", "publish", "pass --issue N (or --dry-run)")
+        raise UsageError(
+            "no tracking issue",
+            "publish",
+            f"pass --issue N, set tracker-issue in [{TABLE}], or pass --dry-run",
+        )
     from_env = env.get("GITHUB_API_URL", "").strip()
     api_url = check_api_url(
         args.api_url or from_env or DEFAULT_API_URL,
@@ -426,4 +451,5 @@ def _publish(
     # With --body-out - standard output holds the body alone, so the status line moves aside.
     status = sys.stderr if to_stdout else sys.stdout
     print(f"{result.action} the sticky comment: {where}{removed}", file=status)
+    sent.append((result.action, result.url, f"{repo}#{args.issue}"))
     return ExitCode.OK
