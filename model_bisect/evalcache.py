@@ -14,6 +14,7 @@ import io
 import json
 import os
 import re
+import secrets
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path, PurePath
@@ -23,6 +24,7 @@ import numpy as np
 
 from .errors import InputError
 from .files import write_bytes_atomic, write_text_atomic
+from .safetext import unicode_safe
 
 __all__ = ["CACHE_FORMAT", "EvalCache"]
 
@@ -80,6 +82,24 @@ class EvalCache:
         )
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
+    def check_usable(self) -> None:
+        """Fail before any work when the folder cannot hold entries (it is a file, cannot be
+        created, or is not writable), instead of after a whole bisect."""
+        fix = "choose another with --cache-dir or MODEL_BISECT_CACHE_DIR, or pass --no-cache"
+        where = unicode_safe(str(self.folder))[:300]
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            probe = self.folder / f".probe-{os.getpid()}-{secrets.token_hex(4)}"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except (OSError, ValueError) as exc:
+            problem = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise InputError(
+                f"the evaluation cache folder cannot be used ({unicode_safe(problem)})",
+                where,
+                fix,
+            ) from None
+
     def _paths(self, key: str) -> tuple[Path, Path]:
         if not _KEY.fullmatch(key):
             raise ValueError(f"not a cache key: {key!r}")  # keys come from EvalCache.key only
@@ -107,7 +127,7 @@ class EvalCache:
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return None
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             self._remove(key)
             return None
         try:
@@ -123,7 +143,15 @@ class EvalCache:
                 ):
                     raise ValueError("predictions")
             record = meta["record"] if decode is None else decode(meta["record"])
-        except (OSError, ValueError, LookupError, TypeError, AttributeError, EOFError):
+        except (
+            OSError,
+            ValueError,
+            LookupError,
+            TypeError,
+            AttributeError,
+            EOFError,
+            RecursionError,
+        ):
             self._remove(key)
             return None
         return record, predictions

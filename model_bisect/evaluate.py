@@ -8,6 +8,7 @@ anything, so a model cannot make us read files outside its own folder.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,7 +18,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import first_line
-from .onnxfile import external_data_locations, parse_model, unsafe_location_reason
+from .files import NotRegularFileError, TooLargeError, read_bytes_bounded, special_file_kind
+from .onnxfile import (
+    MAX_MODEL_BYTES,
+    external_data_locations,
+    parse_model,
+    unsafe_location_reason,
+)
+from .safetext import unicode_safe
 
 if TYPE_CHECKING:
     from .features import FeatureTable
@@ -44,6 +52,19 @@ class Evaluation:
     predictions: np.ndarray | None  # float64 [rows] when ok
     reason: str  # why the model was skipped; "" when ok
     seconds: float
+
+
+def _external_problem(path: Path) -> str | None:
+    """Why ONNX Runtime must not open an external-data file ("missing", "a FIFO, ..."), or
+    None for a regular file. Checked with ``os.stat`` (symlinks followed) before ORT opens it:
+    a FIFO would block the load forever and ``/dev/zero`` never ends."""
+    try:
+        kind = special_file_kind(os.stat(path))
+    except FileNotFoundError:
+        return "missing"
+    except (OSError, ValueError) as exc:
+        return f"unreadable ({exc.__class__.__name__})"
+    return None if kind is None else f"{kind}, not a regular file"
 
 
 class _Skip(Exception):
@@ -86,12 +107,19 @@ class Evaluator:
         return Evaluation(True, predictions, "", time.perf_counter() - start)
 
     def _predict(self, path: Path, columns: tuple[str, ...]) -> np.ndarray:
+        shown = unicode_safe(str(path))
         try:
-            data = path.read_bytes()
+            data = read_bytes_bounded(path, MAX_MODEL_BYTES)
         except FileNotFoundError:
-            raise _Skip(f"model file not found: {path}") from None
-        except OSError as exc:
-            raise _Skip(f"unreadable model file ({exc.__class__.__name__}: {path})") from None
+            raise _Skip(f"model file not found: {shown}") from None
+        except NotRegularFileError as exc:
+            raise _Skip(f"model file is {exc.kind}, not a regular file: {shown}") from None
+        except TooLargeError:
+            raise _Skip(
+                f"model file is 2 GiB or larger, beyond what ONNX can parse: {shown}"
+            ) from None
+        except (OSError, ValueError) as exc:
+            raise _Skip(f"unreadable model file ({exc.__class__.__name__}: {shown})") from None
         lacking = [name for name in columns if name not in self.features.names]
         if lacking:
             raise _Skip(
@@ -109,13 +137,26 @@ class Evaluator:
             if reason is not None:
                 raise _Skip(reason)
         for location in locations:
-            if not (path.parent / location).is_file():
-                raise _Skip(f"missing external-data file {location!r} beside {path.name}")
+            problem = _external_problem(path.parent / location)
+            if problem is not None:
+                name = unicode_safe(path.name)
+                if problem == "missing":
+                    raise _Skip(f"missing external-data file {location!r} beside {name}")
+                raise _Skip(f"external-data file {location!r} beside {name} is {problem}")
+        if not proto.graph.output:
+            raise _Skip("model declares no outputs: nothing to score")
         del proto
         session = self._session(path, None if locations else data)
         feed_name, dtype, batch = self._choose_input(session, len(columns))
-        output = session.get_outputs()[0].name
+        output = self._first_output(session)
         return self._run(session, feed_name, output, matrix.astype(dtype, copy=False), batch)
+
+    @staticmethod
+    def _first_output(session: Any) -> str:
+        outputs = session.get_outputs()
+        if not outputs:
+            raise _Skip("model has no outputs: nothing to score")
+        return str(outputs[0].name)
 
     def _session(self, path: Path, data: bytes | None) -> Any:
         import onnxruntime as ort  # here, not at the top: a fully cached rerun never needs it

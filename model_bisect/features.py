@@ -6,7 +6,9 @@ functions that need them.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -14,7 +16,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import InputError, first_line
-from .files import file_sha256
+from .files import (
+    NotRegularFileError,
+    TooLargeError,
+    file_sha256,
+    read_bytes_bounded,
+    special_file_kind,
+)
+from .safetext import unicode_safe
 
 if TYPE_CHECKING:
     import numpy as np
@@ -38,12 +47,22 @@ CANONICAL_FEATURES: tuple[str, ...] = (
     "motion2",
 )
 TARGET_COLUMN = "mos"
+# A sidecar lists feature names: a few MB is thousands of them, and the bound keeps a huge
+# or endless file (/dev/zero behind a symlink) from filling memory.
+MAX_SIDECAR_BYTES = 4 << 20
+# PLCC, SROCC and their intervals need at least three rows; fewer is no measurement at all.
+MIN_ROWS = 3
 
 
 @dataclass(frozen=True, eq=False)
 class FeatureTable:
     """The loaded cache: ``matrix`` holds ``names`` as float32 columns, rows with any
-    non-finite needed value already removed (``dropped_rows`` counts them)."""
+    non-finite needed value already removed (``dropped_rows`` counts them).
+
+    Which rows were kept depends on every column the run loads, not only one model's, so
+    ``rows_sha256`` (a digest of the kept-row mask) is part of every evaluation-cache key:
+    without it a model would reuse metrics computed on other rows.
+    """
 
     path: Path
     sha256: str
@@ -52,6 +71,7 @@ class FeatureTable:
     target: np.ndarray  # float64 [rows], read-only
     target_name: str
     dropped_rows: int
+    rows_sha256: str = ""
     _subsets: dict[tuple[str, ...], np.ndarray] = field(
         default_factory=dict, init=False, repr=False
     )
@@ -100,38 +120,53 @@ def columns_for(model_path: Path) -> tuple[str, ...]:
     canonical six. A sidecar that exists but cannot be trusted is an InputError, never a
     silent fall-back that would feed the model the wrong columns."""
     sidecar = sidecar_path(model_path)
+    where = unicode_safe(str(sidecar))
     try:
-        text = sidecar.read_text(encoding="utf-8")
+        text = read_bytes_bounded(sidecar, MAX_SIDECAR_BYTES).decode("utf-8")
     except FileNotFoundError:
         return CANONICAL_FEATURES
-    except (OSError, UnicodeDecodeError) as exc:
+    except NotRegularFileError as exc:
+        raise InputError(
+            f"sidecar is not a regular file ({exc.kind})",
+            where,
+            "make it a JSON file or remove it",
+        ) from None
+    except TooLargeError:
+        raise InputError(
+            f"sidecar is larger than {MAX_SIDECAR_BYTES >> 20} MB",
+            where,
+            "list only the feature names in it",
+        ) from None
+    except (OSError, ValueError) as exc:  # ValueError: UnicodeDecodeError, a NUL in the name
         raise InputError(
             f"unreadable sidecar ({exc.__class__.__name__})",
-            str(sidecar),
+            where,
             "make it a UTF-8 JSON file or remove it",
         ) from None
     try:
         data: Any = json.loads(text)
+    except RecursionError:
+        raise InputError("sidecar nests too deeply to parse", where, "fix or remove it") from None
     except ValueError as exc:
         raise InputError(
-            f"sidecar is not valid JSON ({exc})", str(sidecar), "fix or remove it"
+            f"sidecar is not valid JSON ({unicode_safe(first_line(exc))})",
+            where,
+            "fix or remove it",
         ) from None
     if not isinstance(data, dict):
-        raise InputError(
-            "sidecar is not a JSON object", str(sidecar), 'write {"features": ["adm2", ...]}'
-        )
+        raise InputError("sidecar is not a JSON object", where, 'write {"features": ["adm2", ...]}')
     if "features" not in data:
         return CANONICAL_FEATURES
     names = data["features"]
     fix = 'make "features" a list of distinct column names, e.g. ["adm2", "motion2"]'
     if not isinstance(names, list) or not names:
-        raise InputError('sidecar "features" is not a non-empty list', str(sidecar), fix)
+        raise InputError('sidecar "features" is not a non-empty list', where, fix)
     if not all(isinstance(n, str) and n for n in names):
-        raise InputError('sidecar "features" holds a non-string or empty name', str(sidecar), fix)
+        raise InputError('sidecar "features" holds a non-string or empty name', where, fix)
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise InputError(
-            f'sidecar "features" repeats {", ".join(map(repr, duplicates))}', str(sidecar), fix
+            f'sidecar "features" repeats {", ".join(map(repr, duplicates))}', where, fix
         )
     return tuple(names)
 
@@ -149,11 +184,22 @@ def load_features(
 
     from .arrow import float_values
 
-    where = str(path)
-    if not path.exists():
-        raise InputError("features file not found", where, "pass an existing parquet file")
-    if not path.is_file():
-        raise InputError("features path is not a file", where, "pass a parquet file")
+    where = unicode_safe(str(path))
+    try:
+        kind = special_file_kind(os.stat(path))
+    except FileNotFoundError:
+        raise InputError(
+            "features file not found", where, "pass an existing parquet file"
+        ) from None
+    except (OSError, ValueError) as exc:
+        problem = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise InputError(
+            f"features file cannot be opened ({unicode_safe(problem)})",
+            where[:300],
+            "pass an existing parquet file",
+        ) from None
+    if kind is not None:
+        raise InputError(f"features path is {kind}, not a file", where, "pass a parquet file")
     try:
         parquet = pq.ParquetFile(path)
         schema = parquet.schema_arrow
@@ -166,6 +212,13 @@ def load_features(
     available = list(schema.names)
     shown = ", ".join(available) or "(none)"
     wanted = list(dict.fromkeys(columns))
+    repeated = sorted({n for n in [*wanted, target] if available.count(n) > 1})
+    if repeated:
+        raise InputError(
+            f"column {', '.join(map(repr, repeated))} appears more than once",
+            where,
+            "give every column of the features file a distinct name",
+        )
     if target not in available:
         raise InputError(
             f"no target column {target!r}",
@@ -228,12 +281,15 @@ def load_features(
     if dropped:
         matrix = np.ascontiguousarray(matrix[keep])
         target_values = target_values[keep]
-    if matrix.shape[0] == 0:
+    if matrix.shape[0] < MIN_ROWS:
         raise InputError(
-            f"no usable rows ({total} rows, all with a missing or non-finite value)",
+            f"too few rows: {matrix.shape[0]} usable of {total}, at least {MIN_ROWS} needed "
+            "(a row is usable when every needed column is finite)",
             where,
             f"fill in the columns {', '.join([*names, target])}",
         )
+    mask = hashlib.sha256(f"{total}\n".encode())
+    mask.update(np.packbits(keep).tobytes())
     matrix.setflags(write=False)
     target_values.setflags(write=False)
     return FeatureTable(
@@ -244,4 +300,5 @@ def load_features(
         target=target_values,
         target_name=target,
         dropped_rows=dropped,
+        rows_sha256=mask.hexdigest(),
     )
