@@ -23,7 +23,7 @@ from typing import Any, TypeVar, overload
 import numpy as np
 
 from .errors import InputError
-from .files import write_bytes_atomic, write_text_atomic
+from .files import open_regular, read_bytes_bounded, write_bytes_atomic, write_text_atomic
 from .safetext import unicode_safe
 
 __all__ = ["CACHE_FORMAT", "EvalCache"]
@@ -32,6 +32,7 @@ __all__ = ["CACHE_FORMAT", "EvalCache"]
 CACHE_FORMAT = 1
 _T = TypeVar("_T")
 _KEY = re.compile(r"[0-9a-f]{64}")
+_MAX_RECORD_BYTES = 16 << 20  # a record is a few kB of metrics
 
 
 def _canonical(value: object) -> object:
@@ -124,7 +125,8 @@ class EvalCache:
         """
         meta_path, npy_path = self._paths(key)
         try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            # Only regular files, bounded: a shared cache folder is as untrusted as a model's.
+            meta = json.loads(read_bytes_bounded(meta_path, _MAX_RECORD_BYTES).decode("utf-8"))
         except FileNotFoundError:
             return None
         except (OSError, ValueError, RecursionError):
@@ -135,7 +137,8 @@ class EvalCache:
                 raise ValueError("layout")
             predictions = None
             if meta["rows"] is not None:
-                predictions = np.load(npy_path, allow_pickle=False)
+                with open_regular(npy_path) as handle:
+                    predictions = np.load(handle, allow_pickle=False)
                 if (
                     predictions.dtype != np.float64
                     or predictions.shape != (int(meta["rows"]),)

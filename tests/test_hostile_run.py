@@ -488,7 +488,8 @@ def test_a_sidecar_edit_that_keeps_the_columns_still_hits(
     assert all(_cached_flags(out))
 
 
-def test_a_cache_entry_nested_100000_levels_deep_is_a_miss(world: World) -> None:
+@pytest.mark.parametrize("kind", ["nested_100000_deep", "fifo", "dev_zero_link"])
+def test_a_hostile_cache_entry_is_a_miss_not_a_crash_or_a_hang(world: World, kind: str) -> None:
     out = world.folder.parent / "r.json"
     base = (world.folder, "--features", world.features, *GATE, "--scan", "--json", out)
     assert run_cli(*base).code == 0
@@ -496,7 +497,13 @@ def test_a_cache_entry_nested_100000_levels_deep_is_a_miss(world: World) -> None
     entries = sorted(cache.glob("*.json"))
     assert entries
     for entry in entries:
-        entry.write_text("[" * 100_000 + "]" * 100_000)
+        if kind == "fifo":
+            fifo(entry)
+        elif kind == "dev_zero_link":
+            entry.unlink()
+            entry.symlink_to("/dev/zero")
+        else:
+            entry.write_text("[" * 100_000 + "]" * 100_000)
     ran = run_cli(*base)
     assert ran.code == 0, ran.err
     assert not any(_cached_flags(out))
