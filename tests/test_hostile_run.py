@@ -26,6 +26,7 @@ from model_bisect.evalcache import EvalCache
 from model_bisect.gates import gate_specs
 from model_bisect.report import Report
 from model_bisect.timeline import from_arguments
+from tests.clirun import CliRun, call_main
 from tests.hostilekit import (
     Ran,
     assert_one_line_error,
@@ -64,6 +65,11 @@ def world(tmp_path: Path) -> World:
     good = [float(w) for w in weights]
     models = timeline_dir(tmp_path / "models", 4, None, weights=good, seed=4)
     return World(tmp_path / "models", models, features, good)
+
+
+def _in_process(*args: str | Path) -> CliRun:
+    """`model-bisect run` in this process: for cache semantics, where no input can block."""
+    return call_main("model_bisect", "run", *args)
 
 
 def _report(path: Path) -> dict[str, Any]:
@@ -403,7 +409,7 @@ def test_rows_dropped_for_another_models_column_do_not_leak_through_the_cache(
 
     def rmse(*models: Path, cache: bool = True) -> tuple[float, bool]:
         flags = () if cache else ("--no-cache",)
-        ran = run_cli(
+        ran = _in_process(
             *models, "--features", features, "--min-plcc", "0.1", "--scan", "--json", out, *flags
         )
         assert ran.code in (0, 2), ran.err
@@ -452,9 +458,9 @@ def test_changing_one_thing_that_decides_the_metrics_misses_the_cache(
     features, models = cache_world
     out = tmp_path / "r.json"
     base: list[str | Path] = [*models, "--features", features, "--min-srocc", "0.5", "--scan"]
-    first = run_cli(*base, "--json", out)
+    first = _in_process(*base, "--json", out)
     assert first.code == 0, first.err
-    again = run_cli(*base, "--json", out)
+    again = _in_process(*base, "--json", out)
     assert again.code == 0, again.err
     assert all(_cached_flags(out)), "an unchanged rerun must hit the cache"
 
@@ -467,7 +473,7 @@ def test_changing_one_thing_that_decides_the_metrics_misses_the_cache(
         names = ["adm2", "vif_scale0", "vif_scale1", "vif_scale2", "vif_scale3", "extra"]
         for model in models:
             sidecar_json(model, names)
-    changed = run_cli(*base, *extra, "--json", out)
+    changed = _in_process(*base, *extra, "--json", out)
     assert changed.code in (0, 2), changed.err
     assert not any(_cached_flags(out)), f"changing {change} must miss the cache"
 
@@ -481,10 +487,10 @@ def test_a_sidecar_edit_that_keeps_the_columns_still_hits(
     for model in models:
         sidecar_json(model, names)
     base: list[str | Path] = [*models, "--features", features, *GATE, "--scan", "--json", out]
-    assert run_cli(*base).code == 0
+    assert _in_process(*base).code == 0
     for model in models:
         model.with_suffix(".json").write_text(json.dumps({"features": names, "note": "edited"}))
-    assert run_cli(*base).code == 0
+    assert _in_process(*base).code == 0
     assert all(_cached_flags(out))
 
 
