@@ -6,7 +6,13 @@ versions live in constraints/, never here.
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import tarfile
+import tempfile
+import tomllib
+import zipfile
 from pathlib import Path
 
 import nox
@@ -104,6 +110,153 @@ def drift_matrix_summary(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
-    """Benchmark bisect vs scan, --jobs, the cache and peak memory (benchmarks/bench.py)."""
+    """Benchmark model-bisect alone and against benchmarks/baseline.py (`-- --only baseline`)."""
     session.install("-c", TOOLCHAIN, "-e", ".")
     session.run("python", "benchmarks/bench.py", *session.posargs)
+
+
+# What the wheel must carry: every module and py.typed of both packages, read from the source
+# tree so that a new subpackage is covered without editing this list.
+PACKAGES = ("model_bisect", "cache_builder")
+# What the sdist must carry besides: the folders its own test suite reads.
+SDIST_TREES = (*PACKAGES, "tests", "testdata", "constraints")
+SDIST_FILES = ("LICENSE", "README.md", "pyproject.toml", "noxfile.py", "tasks.py")
+
+
+def _tracked_files(root: Path, trees: tuple[str, ...]) -> set[str]:
+    found = set()
+    for tree in trees:
+        for path in (root / tree).rglob("*"):
+            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+                found.add(path.relative_to(root).as_posix())
+    return found
+
+
+def _check_dists(session: nox.Session, dist: Path) -> tuple[Path, str]:
+    """The wheel and its version, after checking that wheel and sdist hold what they must."""
+    root = Path(__file__).resolve().parent
+    (wheel,) = dist.glob("*.whl")
+    (sdist,) = dist.glob("*.tar.gz")
+    with zipfile.ZipFile(wheel) as archive:
+        in_wheel = set(archive.namelist())
+        (metadata,) = (n for n in in_wheel if n.endswith(".dist-info/METADATA"))
+        version = next(
+            line.split(":", 1)[1].strip()
+            for line in archive.read(metadata).decode().splitlines()
+            if line.startswith("Version:")
+        )
+    missing = sorted(_tracked_files(root, PACKAGES) - in_wheel)
+    if not any(name.endswith(".dist-info/licenses/LICENSE") for name in in_wheel):
+        missing.append("LICENSE")
+    if missing:
+        session.error(f"{wheel.name} lacks {', '.join(missing)}")
+    with tarfile.open(sdist) as archive:
+        prefix = archive.getnames()[0].split("/")[0]
+        in_sdist = {name.removeprefix(prefix + "/") for name in archive.getnames()}
+    missing = sorted((_tracked_files(root, SDIST_TREES) | set(SDIST_FILES)) - in_sdist)
+    if missing:
+        session.error(f"{sdist.name} lacks {', '.join(missing)}")
+    return wheel, version
+
+
+# Tests and README use editable installs, which put the source tree on sys.path and so hide a
+# module or a dependency that the wheel lacks; `wheel` sees what a user sees.
+@nox.session(default=False)
+def wheel(session: nox.Session) -> None:
+    """Build wheel and sdist, install the wheel outside the repository, and use both CLIs."""
+    root = Path(__file__).resolve().parent
+    session.install("build", "uv")
+    scratch = Path(tempfile.mkdtemp(prefix="model-bisect-wheel-")).resolve()
+    if scratch.is_relative_to(root):
+        session.error(f"{scratch} is inside the repository; set TMPDIR elsewhere")
+    try:
+        dist, venv, work = scratch / "dist", scratch / "venv", scratch / "work"
+        session.run(
+            "python", "-m", "build", "--installer", "uv", "--outdir", str(dist), str(root),
+            silent=True,
+        )  # fmt: skip
+        wheel_file, version = _check_dists(session, dist)
+        session.log(f"{wheel_file.name} and its sdist hold every package file (version {version})")
+
+        session.run(
+            "uv", "venv", "--quiet", "--python", str(Path(session.bin) / "python"), str(venv)
+        )
+        python = str(venv / "bin" / "python")
+        session.run(
+            "uv", "pip", "install", "--quiet", "--python", python,
+            "-c", str(root / TOOLCHAIN), str(wheel_file), silent=True,
+        )  # fmt: skip
+        shutil.copytree(root / "testdata" / "bisect", work / "fixture")
+        # No PYTHONPATH and a working directory outside the repository: only the wheel is
+        # importable. No token either: --dry-run must not need one.
+        env = {"PYTHONPATH": None, "GH_TOKEN": None, "GITHUB_TOKEN": None}
+
+        def installed(*args: str) -> str:
+            output = session.run(*args, env=env, external=True, silent=True)
+            session.log(str(output).strip())
+            return str(output)
+
+        def expect(condition: bool, problem: str) -> None:
+            if not condition:
+                session.error(problem)
+
+        with session.chdir(work):
+            where = installed(python, "-c", "import model_bisect; print(model_bisect.__file__)")
+            expect(Path(where.strip()).is_relative_to(venv), f"model_bisect came from {where}")
+            cli = str(venv / "bin" / "model-bisect")
+            shown = installed(cli, "--version").strip()
+            expect(shown == f"model-bisect {version}", f"model-bisect --version said {shown!r}")
+            shown = installed(python, "-m", "cache_builder", "--version").strip()
+            expect(shown.endswith(version), f"cache_builder --version said {shown!r}")
+            installed(
+                cli, "run", "fixture/models", "--features", "fixture/features.parquet",
+                "--min-plcc", "0.85", "--cache-dir", "cache",
+                "--markdown", "out.md", "--json", "report.json",
+            )  # fmt: skip
+            report = json.loads((work / "report.json").read_text(encoding="utf-8"))
+            expect(report["tool_version"] == version, "the report names another version")
+            comment = (work / "out.md").read_text(encoding="utf-8")
+            expect(comment.startswith("<!-- model-bisect:"), "out.md lacks the comment marker")
+            installed(
+                cli, "publish", "--dry-run", "--report", "report.json",
+                "--repo", "owner/name", "--issue", "1", "--body-out", "body.md",
+            )  # fmt: skip
+            body = (work / "body.md").read_text(encoding="utf-8")
+            expect(body.splitlines()[0] == comment.splitlines()[0], "publish body lacks marker")
+            installed(python, "-m", "cache_builder", "check", "--out", "fixture")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _floors() -> dict[str, str]:
+    """Each runtime dependency of pyproject.toml and its lower bound."""
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads(Path("pyproject.toml").read_text(encoding="utf-8"))["project"]
+    floors = {}
+    for text in project["dependencies"]:
+        requirement = Requirement(text)
+        (bound,) = (s.version for s in requirement.specifier if s.operator == ">=")
+        floors[requirement.name] = bound
+    return floors
+
+
+# uv's lowest-direct resolution installs each declared floor; the fixture's bytes belong to the
+# pinned toolchain, so the drift check asks for content only.
+@nox.session(venv_backend="uv", default=False)
+def floors(session: nox.Session) -> None:
+    """Run the tool at the lower bound of every runtime dependency that pyproject declares."""
+    from packaging.version import Version
+
+    session.install("--resolution", "lowest-direct", "-e", ".")
+    session.install("pytest", "pytest-timeout", "hypothesis", "pyyaml")
+    wanted = _floors()
+    report = "import json, sys; from importlib import metadata as m; "
+    report += "print(json.dumps({n: m.version(n) for n in sys.argv[1:]}))"
+    got = json.loads(str(session.run("python", "-c", report, *wanted, silent=True)))
+    for name, bound in wanted.items():
+        session.log(f"floor {name} {bound}: installed {got[name]}")
+        if Version(got[name]) != Version(bound):
+            session.error(f"{name} {got[name]} is installed, not its floor {bound}")
+    session.run("pytest", "-m", "not slow", "tests/test_publish.py", "tests/test_cli_run.py")
+    session.run("python", "-m", "cache_builder", "check", "--require", "content")

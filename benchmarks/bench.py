@@ -11,7 +11,19 @@ subprocess with its own fresh `--cache-dir` unless it is the cached rerun:
 - peak memory (ru_maxrss of the child) above the runtime's own baseline, measured as a run on a
   tiny cache, against the float32 feature matrix (target: within 3x).
 
-Prints a rich table and writes bench.json. `--models 64 --rows 100000` makes a quick run.
+Against the straightforward implementation in baseline.py (pandas, scipy.stats, one ONNX Runtime
+session per visited model), on the same files in the same run, each run a whole process
+(imports included), alternating the two tools, median of `--repeats`:
+
+- wall time ours / baseline, `run --no-cache`, 128 models x 500,000 rows with the first bad at
+  77, and 512 models x 1,000,000 rows (target <= 0.5);
+- peak RSS above each tool's own tiny-cache run at 10,000,000 rows, as a multiple of the float32
+  matrix of the six features and the target (rows x 7 x 4 bytes), bisect and an 8-model scan.
+
+Both tools must name the generated first bad index. `--only` picks sections (`tool` is the
+list above the baseline; `speed` and `memory` the comparisons; `baseline` both comparisons).
+Prints rich tables and writes bench.json. `--models 64 --rows 100000` makes the tool section
+quick, `--row-scale 0.1` the comparisons.
 """
 
 from __future__ import annotations
@@ -19,11 +31,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -39,11 +51,17 @@ GATE = ("--min-plcc", "0.85")
 SEED = 20240917
 # Opset 17 with IR version 8: what the committed fixture's models use.
 OPSET, IR_VERSION = 17, 8
+BASELINE_SCRIPT = Path(__file__).resolve().with_name("baseline.py")
+SECTIONS = ("tool", "speed", "memory")
+# The comparisons of issue 12: (models, rows, first bad or None for the seeded draw).
+SPEED_CASES = ((128, 500_000, 77), (512, 1_000_000, None))
+MEMORY_MODELS, MEMORY_ROWS = 8, 10_000_000
+SPEED_TARGET = 0.5
 
 
 @dataclass(frozen=True)
 class Run:
-    """One `model-bisect run` child: its exit code, wall time, evaluations and peak RSS."""
+    """One child process: its exit code, wall time, evaluations, verdict and peak RSS."""
 
     label: str
     exit_code: int
@@ -51,6 +69,14 @@ class Run:
     evaluations: int
     first_bad: int | None
     max_rss_mb: float
+
+
+@dataclass(frozen=True)
+class Timeline:
+    features: Path
+    models: Path
+    first_bad: int
+    rows: int
 
 
 def write_features(path: Path, rows: int, rng: np.random.Generator) -> np.ndarray:
@@ -84,107 +110,266 @@ def write_model(path: Path, weights: np.ndarray) -> None:
     onnx.save(model, path)
 
 
-def build_timeline(folder: Path, models: int, rows: int) -> tuple[Path, Path, int]:
-    """Returns the features file, the models folder and the first bad index."""
+def build_timeline(folder: Path, models: int, rows: int, first_bad: int | None = None) -> Timeline:
+    """Good models up to ``first_bad`` (a seeded draw when None), random-weighted from there."""
+    if first_bad is not None and not 0 < first_bad < models:
+        raise SystemExit(f"error: first bad {first_bad} must lie in 1..{models - 1}")
+    folder.mkdir(parents=True)
     rng = np.random.default_rng(SEED)
     features = folder / "features.parquet"
     good = write_features(features, rows, rng)
-    first_bad = int(rng.integers(1, models))
+    drawn = int(rng.integers(1, models))  # drawn even when given, so the weights stay seeded
+    bad_from = drawn if first_bad is None else first_bad
     model_dir = folder / "models"
     model_dir.mkdir()
     for index in range(models):
-        if index < first_bad:
+        if index < bad_from:
             weights = good + rng.normal(0.0, 0.01, good.shape).astype(np.float32)
         else:  # signs drawn at random: uncorrelated with the target, far below the gate
             weights = rng.normal(0.0, 1.0, good.shape).astype(np.float32)
         write_model(model_dir / f"model_{index:04d}.onnx", weights)
-    return features, model_dir, first_bad
+    return Timeline(features, model_dir, bad_from, rows)
+
+
+class Timelines:
+    """Each (models, rows, first bad) timeline built once per benchmark, under ``scratch``."""
+
+    def __init__(self, scratch: Path) -> None:
+        self._scratch = scratch
+        self._built: dict[tuple[int, int, int | None], Timeline] = {}
+
+    def get(self, models: int, rows: int, first_bad: int | None = None) -> Timeline:
+        key = (models, rows, first_bad)
+        if key not in self._built:
+            name = f"{models}x{rows}" + ("" if first_bad is None else f"-bad{first_bad}")
+            print(f"building timeline {name} ...", flush=True)
+            self._built[key] = build_timeline(self._scratch / "data" / name, *key)
+        return self._built[key]
+
+
+def _slug(label: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in label)
+
+
+# Linux counts a child's ru_maxrss from the memory it was forked (or vforked) from: a child of
+# this process, which has held a 10M-row matrix while writing the cache, would report at least
+# that peak. So each measured command is started by this small launcher (a fresh interpreter
+# without site packages, a few MB), which times it and reads its rusage with wait4.
+LAUNCHER = """
+import json, os, subprocess, sys, time
+out, command = sys.argv[1], sys.argv[2:]
+start = time.perf_counter()
+child = subprocess.Popen(command)
+_, status, usage = os.wait4(child.pid, 0)
+seconds = time.perf_counter() - start
+code = os.waitstatus_to_exitcode(status)
+with open(out, "w") as sink:
+    json.dump({"code": code, "seconds": seconds, "max_rss_kib": usage.ru_maxrss}, sink)
+"""
+
+
+def spawn(command: Sequence[str], log: Path) -> tuple[int, float, float]:
+    """Exit code, wall seconds and peak RSS (MB) of one command, as its launcher saw them."""
+    measured = log.with_suffix(".rusage.json")
+    launcher = [sys.executable, "-I", "-S", "-c", LAUNCHER, str(measured), *command]
+    with log.open("wb") as sink:
+        code = subprocess.run(launcher, stdout=sink, stderr=subprocess.STDOUT).returncode
+    if code != 0 or not measured.is_file():
+        raise _failed(launcher, code, log)
+    data = json.loads(measured.read_text(encoding="utf-8"))
+    measured.unlink()
+    return int(data["code"]), float(data["seconds"]), data["max_rss_kib"] / 1024  # KiB on Linux
+
+
+def _failed(command: Sequence[str], code: int, log: Path) -> SystemExit:
+    tail = log.read_text(encoding="utf-8", errors="replace")[-2000:]
+    return SystemExit(f"error: `{' '.join(command)}` exited {code}:\n{tail}")
 
 
 def run_child(label: str, args: Sequence[str], workdir: Path) -> Run:
-    """Run `model-bisect run ...` and read its own rusage with wait4 (not all children's)."""
-    slug = "".join(c if c.isalnum() else "-" for c in label)
-    report = workdir / f"{slug}.json"
-    log = workdir / f"{slug}.log"
+    """Run `model-bisect run ...` and read its JSON report."""
+    report = workdir / f"{_slug(label)}.json"
+    log = workdir / f"{_slug(label)}.log"
     command = [sys.executable, "-m", "model_bisect", "run", *args, "--quiet", "--json", str(report)]
-    with log.open("wb") as sink:
-        start = time.perf_counter()
-        child = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(child.pid, 0)
-        seconds = time.perf_counter() - start
-    child.returncode = os.waitstatus_to_exitcode(status)
-    if child.returncode not in (0, 2) or not report.is_file():
-        tail = log.read_text(encoding="utf-8", errors="replace")[-2000:]
-        raise SystemExit(f"error: `{' '.join(command)}` exited {child.returncode}:\n{tail}")
+    code, seconds, rss = spawn(command, log)
+    if code not in (0, 2) or not report.is_file():
+        raise _failed(command, code, log)
     data = json.loads(report.read_text(encoding="utf-8"))
     return Run(
         label=label,
-        exit_code=child.returncode,
+        exit_code=code,
         seconds=seconds,
         evaluations=int(data["evaluations"]),
         first_bad=data["verdict"].get("first_bad_index"),
-        max_rss_mb=usage.ru_maxrss / 1024,  # Linux reports KiB
+        max_rss_mb=rss,
     )
 
 
-def measure(models: int, rows: int, scratch: Path) -> dict[str, Any]:
-    data = scratch / "data"
-    data.mkdir()
-    features, model_dir, first_bad = build_timeline(data, models, rows)
-    tiny = scratch / "tiny"
-    tiny.mkdir()
-    tiny_features, tiny_models, _ = build_timeline(tiny, 2, 64)
+def run_baseline(label: str, args: Sequence[str], workdir: Path) -> Run:
+    """Run baseline.py and read the JSON line it prints."""
+    log = workdir / f"{_slug(label)}.log"
+    command = [sys.executable, str(BASELINE_SCRIPT), *args]
+    code, seconds, rss = spawn(command, log)
+    lines = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+    if code != 0 or not lines:
+        raise _failed(command, code, log)
+    data = json.loads(lines[-1])
+    return Run(label, code, seconds, int(data["evaluations"]), data["first_bad"], rss)
 
-    def timeline(label: str, *extra: str, models: Path = model_dir, cache: str = "") -> Run:
+
+def ours(label: str, timeline: Timeline, workdir: Path, *extra: str) -> Run:
+    args = [str(timeline.models), "--features", str(timeline.features), *GATE, "--no-cache"]
+    return run_child(label, [*args, *extra], workdir)
+
+
+def theirs(label: str, timeline: Timeline, workdir: Path, *extra: str) -> Run:
+    args = [str(timeline.models), "--features", str(timeline.features), *GATE]
+    return run_baseline(label, [*args, *extra], workdir)
+
+
+def check_agreement(expected: int, runs: Sequence[Run]) -> None:
+    """Both tools must name the generated first bad model; a benchmark of a wrong answer
+    measures nothing."""
+    wrong = [f"{run.label}: {run.first_bad}" for run in runs if run.first_bad != expected]
+    if wrong:
+        raise SystemExit(f"error: expected first bad {expected}, got {'; '.join(wrong)}")
+
+
+def measure_tool(models: int, rows: int, timelines: Timelines, scratch: Path) -> dict[str, Any]:
+    """model-bisect against itself: bisect vs scan, --jobs, the cache, memory."""
+    line = timelines.get(models, rows)
+    tiny = timelines.get(2, 64)
+
+    def timeline(label: str, *extra: str, found: Timeline = line, cache: str = "") -> Run:
         """A fresh cache folder per run, unless ``cache`` names an earlier run's."""
         cache_dir = scratch / "cache" / (cache or str(len(list(scratch.glob("cache/*")))))
-        found = features if models == model_dir else tiny_features
-        args = [str(models), "--features", str(found), *GATE, "--cache-dir", str(cache_dir)]
-        return run_child(label, [*args, *extra], scratch)
+        args = [str(found.models), "--features", str(found.features), *GATE]
+        return run_child(label, [*args, "--cache-dir", str(cache_dir), *extra], scratch)
 
     runs = [
-        timeline("baseline (tiny cache)", models=tiny_models),
+        timeline("start-up (tiny cache)", found=tiny),
         timeline("bisect", cache="cold"),
         timeline("scan", "--scan"),
         timeline("bisect --jobs 2", "--jobs", "2"),
         timeline("bisect (cached rerun)", cache="cold"),
     ]
-    baseline, cold, scan, jobs2, warm = runs
+    startup, cold, scan, jobs2, warm = runs
     matrix_mb = rows * len(FEATURES) * 4 / 2**20
-    base = baseline.max_rss_mb
+    base = startup.max_rss_mb
     ratios = [
         ("evaluations bisect / scan", cold.evaluations / scan.evaluations, 0.1),
         ("wall time bisect / scan", cold.seconds / scan.seconds, 0.1),
         ("wall time --jobs 2 / --jobs 1", jobs2.seconds / cold.seconds, 0.8),
         ("wall time cached rerun / cold", warm.seconds / cold.seconds, 0.2),
-        ("peak RSS above baseline / feature matrix", (cold.max_rss_mb - base) / matrix_mb, 3.0),
+        ("peak RSS above start-up / feature matrix", (cold.max_rss_mb - base) / matrix_mb, 3.0),
         ("the same for --scan", (scan.max_rss_mb - base) / matrix_mb, 3.0),
     ]
     return {
         "models": models,
         "rows": rows,
-        "first_bad_index": first_bad,
+        "first_bad_index": line.first_bad,
         "feature_matrix_mb": matrix_mb,
-        "cpus": os.cpu_count(),
         "runs": [asdict(run) for run in runs],
-        "found_first_bad": all(run.first_bad == first_bad for run in runs[1:]),
+        "found_first_bad": all(run.first_bad == line.first_bad for run in runs[1:]),
+        "ratios": [_ratio(name, value, target) for name, value, target in ratios],
+    }
+
+
+def _ratio(name: str, value: float, target: float | None) -> dict[str, Any]:
+    met = None if target is None else value <= target
+    return {"name": name, "value": value, "target": target, "met": met}
+
+
+def _spread(runs: Sequence[Run]) -> dict[str, float]:
+    seconds = [run.seconds for run in runs]
+    return {"median": statistics.median(seconds), "min": min(seconds), "max": max(seconds)}
+
+
+def compare_speed(
+    case: tuple[int, int, int | None], repeats: int, timelines: Timelines, scratch: Path
+) -> dict[str, Any]:
+    """Ours and the baseline on one timeline, alternating (the one that goes first swaps every
+    round, so a machine that slows down or speeds up during the run favours neither)."""
+    models, rows, first_bad = case
+    line = timelines.get(models, rows, first_bad)
+    name = f"{models} x {rows:,}"
+    tools: list[tuple[str, Callable[[str, Timeline, Path], Run]]] = [
+        ("ours", ours),
+        ("baseline", theirs),
+    ]
+    runs: dict[str, list[Run]] = {"ours": [], "baseline": []}
+    for round_ in range(repeats):
+        for tool, runner in tools if round_ % 2 == 0 else tools[::-1]:
+            runs[tool].append(runner(f"{tool} {name} #{round_ + 1}", line, scratch))
+    check_agreement(line.first_bad, runs["ours"] + runs["baseline"])
+    mine, other = _spread(runs["ours"]), _spread(runs["baseline"])
+    return {
+        "name": name,
+        "models": models,
+        "rows": rows,
+        "first_bad_index": line.first_bad,
+        "evaluations": {tool: runs[tool][0].evaluations for tool in runs},
+        "seconds": {"ours": mine, "baseline": other},
+        "runs": [asdict(run) for run in runs["ours"] + runs["baseline"]],
+        "ratio": _ratio(
+            f"wall time ours / baseline, {name}", mine["median"] / other["median"], SPEED_TARGET
+        ),
+    }
+
+
+def warm_up(timelines: Timelines, scratch: Path) -> None:
+    """One untimed run of each tool, so neither pays for loading its libraries from disk."""
+    tiny = timelines.get(2, 64)
+    ours("ours (warm-up)", tiny, scratch)
+    theirs("baseline (warm-up)", tiny, scratch)
+
+
+def compare_memory(rows: int, timelines: Timelines, scratch: Path) -> dict[str, Any]:
+    """Peak RSS above each tool's own start-up (a run on a tiny cache, which also warms the
+    page cache for the interpreter and its libraries) per float32 byte of the data."""
+    line = timelines.get(MEMORY_MODELS, rows)
+    tiny = timelines.get(2, 64)
+    tiny_ours = ours("ours (tiny cache)", tiny, scratch)
+    tiny_theirs = theirs("baseline (tiny cache)", tiny, scratch)
+    runs = {
+        "ours bisect": ours("ours bisect (memory)", line, scratch),
+        "baseline bisect": theirs("baseline bisect (memory)", line, scratch),
+        "ours scan": ours("ours scan (memory)", line, scratch, "--scan"),
+        "baseline scan": theirs("baseline scan (memory)", line, scratch, "--scan"),
+    }
+    check_agreement(line.first_bad, list(runs.values()))
+    matrix_mb = rows * (len(FEATURES) + 1) * 4 / 2**20
+
+    def multiple(key: str) -> float:
+        floor = tiny_ours if key.startswith("ours") else tiny_theirs
+        return (runs[key].max_rss_mb - floor.max_rss_mb) / matrix_mb
+
+    multiples = {key: multiple(key) for key in runs}
+    return {
+        "models": MEMORY_MODELS,
+        "rows": rows,
+        "first_bad_index": line.first_bad,
+        "matrix_mb": matrix_mb,
+        "runs": [asdict(run) for run in (tiny_ours, tiny_theirs, *runs.values())],
+        "multiples": multiples,
         "ratios": [
-            {"name": name, "value": value, "target": target, "met": value <= target}
-            for name, value, target in ratios
+            _ratio(f"peak RSS multiple ours / baseline, {mode}", mine / theirs_, None)
+            for mode, mine, theirs_ in (
+                ("bisect", multiples["ours bisect"], multiples["baseline bisect"]),
+                ("8-model scan", multiples["ours scan"], multiples["baseline scan"]),
+            )
         ],
     }
 
 
-def print_tables(result: dict[str, Any]) -> None:
-    from rich.console import Console
+def _runs_table(title: str, runs: Sequence[dict[str, Any]]) -> Any:
     from rich.table import Table
 
-    console = Console()
-    runs = Table(title=f"model-bisect run: {result['models']} models x {result['rows']:,} rows")
+    table = Table(title=title)
     for column in ("run", "exit", "evaluations", "first bad", "seconds", "peak RSS (MB)"):
-        runs.add_column(column, justify="left" if column == "run" else "right")
-    for run in result["runs"]:
-        runs.add_row(
+        table.add_column(column, justify="left" if column == "run" else "right")
+    for run in runs:
+        table.add_row(
             run["label"],
             str(run["exit_code"]),
             str(run["evaluations"]),
@@ -192,30 +377,132 @@ def print_tables(result: dict[str, Any]) -> None:
             f"{run['seconds']:.2f}",
             f"{run['max_rss_mb']:.0f}",
         )
-    console.print(runs)
-    ratios = Table(title=f"ratios (feature matrix {result['feature_matrix_mb']:.1f} MB)")
+    return table
+
+
+def _ratios_table(title: str, ratios: Sequence[dict[str, Any]]) -> Any:
+    from rich.table import Table
+
+    table = Table(title=title)
     for column in ("ratio", "measured", "target", ""):
-        ratios.add_column(column, justify="left" if column == "ratio" else "right")
-    for ratio in result["ratios"]:
-        verdict = "[green]met[/green]" if ratio["met"] else "[bold red]missed[/bold red]"
-        ratios.add_row(ratio["name"], f"{ratio['value']:.3f}", f"<= {ratio['target']}", verdict)
-    console.print(ratios)
+        table.add_column(column, justify="left" if column == "ratio" else "right")
+    for ratio in ratios:
+        if ratio["met"] is None:
+            target, verdict = "-", ""
+        else:
+            target = f"<= {ratio['target']}"
+            verdict = "[green]met[/green]" if ratio["met"] else "[bold red]missed[/bold red]"
+        table.add_row(ratio["name"], f"{ratio['value']:.3f}", target, verdict)
+    return table
+
+
+def print_tables(result: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=max(Console().width, 110))  # run labels unwrapped when piped
+    tool = result.get("tool")
+    if tool:
+        title = f"model-bisect run: {tool['models']} models x {tool['rows']:,} rows"
+        console.print(_runs_table(title, tool["runs"]))
+        matrix = f"ratios (feature matrix {tool['feature_matrix_mb']:.1f} MB)"
+        console.print(_ratios_table(matrix, tool["ratios"]))
+    speed = result.get("speed")
+    if speed:
+        table = Table(title=f"ours vs baseline.py, wall time (median of {result['repeats']})")
+        for column in ("timeline", "first bad", "evaluations", "ours (s)", "baseline (s)"):
+            table.add_column(column, justify="left" if column == "timeline" else "right")
+        for case in speed:
+            secs = case["seconds"]
+            table.add_row(
+                case["name"],
+                str(case["first_bad_index"]),
+                f"{case['evaluations']['ours']} / {case['evaluations']['baseline']}",
+                *(
+                    f"{secs[t]['median']:.2f} ({secs[t]['min']:.2f}-{secs[t]['max']:.2f})"
+                    for t in ("ours", "baseline")
+                ),
+            )
+        console.print(table)
+    memory = result.get("memory")
+    if memory:
+        title = (
+            f"peak memory at {memory['rows']:,} rows"
+            f" (float32 matrix, rows x 7 x 4 B = {memory['matrix_mb']:.0f} MB)"
+        )
+        console.print(_runs_table(title, memory["runs"]))
+        multiples = Table(title="peak RSS above start-up / matrix")
+        for column in ("run", "multiple"):
+            multiples.add_column(column, justify="left" if column == "run" else "right")
+        for key, value in memory["multiples"].items():
+            multiples.add_row(key, f"{value:.2f}")
+        console.print(multiples)
+    baseline_ratios = [case["ratio"] for case in speed or []] + (memory or {}).get("ratios", [])
+    if baseline_ratios:
+        console.print(_ratios_table("ours / baseline.py", baseline_ratios))
+
+
+def _sections(value: str) -> set[str]:
+    chosen: set[str] = set()
+    for part in value.split(","):
+        part = part.strip()
+        if part == "baseline":
+            chosen |= {"speed", "memory"}
+        elif part in SECTIONS:
+            chosen.add(part)
+        else:
+            raise argparse.ArgumentTypeError(f"unknown section {part!r}")
+    return chosen
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--models", type=int, default=512, help="timeline length (default 512)")
     parser.add_argument("--rows", type=int, default=1_000_000, help="feature rows (default 1M)")
+    parser.add_argument(
+        "--only",
+        type=_sections,
+        default=set(SECTIONS),
+        metavar="SECTIONS",
+        help="comma-separated: tool, speed, memory, baseline (= speed,memory); default all",
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="rounds of the speed comparison (default 3)"
+    )
+    parser.add_argument(
+        "--row-scale",
+        type=float,
+        default=1.0,
+        help="multiply the comparisons' row counts (e.g. 0.1 for a quick run)",
+    )
     parser.add_argument("--out", type=Path, default=Path("bench.json"), help="results JSON")
     args = parser.parse_args(argv)
     if args.models < 2 or args.rows < 16:
         parser.error("--models must be at least 2 and --rows at least 16")
+    if args.repeats < 1 or not args.row_scale > 0:
+        parser.error("--repeats must be at least 1 and --row-scale positive")
+
+    def scaled(rows: int) -> int:
+        return max(16, round(rows * float(args.row_scale)))
+
+    result: dict[str, Any] = {"cpus": os.cpu_count(), "repeats": args.repeats}
     with tempfile.TemporaryDirectory(prefix="model-bisect-bench-") as scratch:
-        result = measure(args.models, args.rows, Path(scratch))
+        timelines = Timelines(Path(scratch))
+        if "speed" in args.only:
+            warm_up(timelines, Path(scratch))
+            result["speed"] = [
+                compare_speed((m, scaled(r), bad), args.repeats, timelines, Path(scratch))
+                for m, r, bad in SPEED_CASES
+            ]
+        if "memory" in args.only:
+            result["memory"] = compare_memory(scaled(MEMORY_ROWS), timelines, Path(scratch))
+        if "tool" in args.only:
+            result["tool"] = measure_tool(args.models, args.rows, timelines, Path(scratch))
     print_tables(result)
     args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {args.out}")
-    return 0 if result["found_first_bad"] else 1
+    tool: dict[str, Any] | None = result.get("tool")
+    return 0 if tool is None or tool["found_first_bad"] is True else 1
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from .redact import redact
 __all__ = [
     "ACTIONS_BOT",
     "DEFAULT_API_URL",
+    "Compose",
     "PublishResult",
     "publish_comment",
     "resolve_token",
@@ -252,8 +253,11 @@ class _Client:
             page += 1
 
 
+Compose = Callable[[str | None], str]  # our comment's current body (None: none yet) -> new body
+
+
 def publish_comment(
-    body: str,
+    body: str | Compose,
     *,
     repo: str,
     issue: int,
@@ -269,8 +273,36 @@ def publish_comment(
     Only comments written by the publishing identity count, so a marker pasted by someone
     else is never edited or deleted. The newest is kept; older ones are duplicates from a
     race between two runs and are removed.
+
+    ``body`` may instead be a function of the kept comment's current body (None when there is
+    none), so that what the comment remembers is read from our own comment only, found by the
+    same listing that decides which comment to edit.
     """
     tag = marker(marker_key)
+    if isinstance(body, str):
+        _check_body(body, tag)  # before any request
+    if repo.count("/") != 1 or not all(repo.split("/")):
+        raise UsageError(f"invalid repository {repo!r}", "--repo", "use OWNER/NAME")
+    client = _Client(
+        repo=repo,
+        issue=issue,
+        token=token,
+        api_url=(api_url or DEFAULT_API_URL).rstrip("/"),
+        max_retries=max_retries,
+        sleep=sleep,
+    )
+    compose = _constant(body) if isinstance(body, str) else body
+    try:
+        return _reconcile(client, compose, tag, author)
+    finally:
+        client.close()
+
+
+def _constant(body: str) -> Compose:
+    return lambda _current: body
+
+
+def _check_body(body: str, tag: str) -> None:
     if not body.startswith(tag):
         raise UsageError(
             "the comment body does not start with its marker",
@@ -283,23 +315,9 @@ def publish_comment(
             None,
             f"GitHub accepts at most {GITHUB_COMMENT_LIMIT:,}; render it with a smaller limit",
         )
-    if repo.count("/") != 1 or not all(repo.split("/")):
-        raise UsageError(f"invalid repository {repo!r}", "--repo", "use OWNER/NAME")
-    client = _Client(
-        repo=repo,
-        issue=issue,
-        token=token,
-        api_url=(api_url or DEFAULT_API_URL).rstrip("/"),
-        max_retries=max_retries,
-        sleep=sleep,
-    )
-    try:
-        return _reconcile(client, body, tag, author)
-    finally:
-        client.close()
 
 
-def _reconcile(client: _Client, body: str, tag: str, author: str | None) -> PublishResult:
+def _reconcile(client: _Client, compose: Compose, tag: str, author: str | None) -> PublishResult:
     """Make the issue hold exactly one comment of ours with this body, sending the least."""
     repo, issue = client.repo, client.issue
     login = author or client.identity()
@@ -312,6 +330,8 @@ def _reconcile(client: _Client, body: str, tag: str, author: str | None) -> Publ
         ),
         key=lambda c: (str(c.get("created_at") or ""), int(c["id"])),
     )
+    body = compose(str(mine[-1].get("body") or "") if mine else None)
+    _check_body(body, tag)
     issues = client.api.issues
     if not mine:
         created = client.call(

@@ -24,6 +24,7 @@ from .files import (
     read_bytes_bounded,
     special_file_kind,
 )
+from .inputs import InputDescription, from_timeline_table
 from .onnxfile import external_data_locations, unsafe_location_reason
 from .safetext import unicode_safe
 
@@ -45,10 +46,11 @@ class TimelineEntry:
     covers its external-data files and sidecar JSON, which decide its predictions as much as
     the graph does (a retrained model often changes only ``model.onnx.data``): deduplicate on
     it. ``weights_sha256`` covers the model and its external data but not the sidecar: the
-    evaluation cache keys on it plus the sidecar's column list, so a sidecar edit that keeps
-    the columns still hits. All are None when the model file cannot be read. ``companions``
-    are the sidecar and external-data files that exist beside it (outputs must not replace
-    them).
+    evaluation cache keys on it plus the model's inputs (its sidecar's column list), so a
+    sidecar edit that keeps them still hits. All are None when the model file cannot be read.
+    ``inputs`` is the timeline file's description of the model's inputs, which overrides its
+    sidecar (None: the sidecar or the default rule decides). ``companions`` are the sidecar
+    and external-data files that exist beside it (outputs must not replace them).
     """
 
     index: int
@@ -56,6 +58,7 @@ class TimelineEntry:
     path: Path
     sha256: str | None
     content_sha256: str | None = None
+    inputs: InputDescription | None = None
     weights_sha256: str | None = None
     companions: tuple[Path, ...] = ()
 
@@ -116,9 +119,13 @@ def _hashes(path: Path) -> _Hashes:
     return _Hashes(own, content.hexdigest(), weights.hexdigest(), tuple(present))
 
 
-def _entries(items: Sequence[tuple[Path, str]]) -> list[TimelineEntry]:
+def _entries(
+    items: Sequence[tuple[Path, str]],
+    inputs: Sequence[InputDescription | None] | None = None,
+) -> list[TimelineEntry]:
+    described = list(inputs) if inputs is not None else [None] * len(items)
     entries = []
-    for index, (path, label) in enumerate(items):
+    for index, ((path, label), given) in enumerate(zip(items, described, strict=True)):
         found = _hashes(path)
         entries.append(
             TimelineEntry(
@@ -127,8 +134,9 @@ def _entries(items: Sequence[tuple[Path, str]]) -> list[TimelineEntry]:
                 path,
                 found.own,
                 found.content,
-                found.weights,
-                found.companions,
+                given,
+                weights_sha256=found.weights,
+                companions=found.companions,
             )
         )
     return entries
@@ -204,7 +212,8 @@ def _parse_timeline(path: Path, text: str) -> Any:
 
 def from_file(path: Path) -> list[TimelineEntry]:
     """A TOML ``[[models]]`` / JSON ``{"models": [...]}`` manifest, oldest first; entries are
-    ``{path, label?}`` with paths relative to the manifest's folder."""
+    ``{path, label?, inputs?}`` with paths relative to the manifest's folder (``inputs``: see
+    ``inputs.from_timeline_table``)."""
     where = unicode_safe(str(path))
     example = 'list entries as [[models]] path = "model_00.onnx" (TOML) or {"models": [...]}'
     try:
@@ -241,18 +250,21 @@ def from_file(path: Path) -> list[TimelineEntry]:
     if not isinstance(models, list):
         raise InputError("timeline has no list of models", where, example)
     items: list[tuple[Path, str]] = []
+    described: list[InputDescription | None] = []
     for number, entry in enumerate(models, start=1):
         if isinstance(entry, str):
             entry = {"path": entry}
         if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
             raise InputError(f"entry {number} has no path", where, example)
-        unknown = sorted(set(entry) - {"path", "label"})
+        unknown = sorted(set(entry) - {"path", "label", "inputs"})
         if unknown:
             raise InputError(
                 f"entry {number} has unknown key {', '.join(map(repr, unknown))}",
                 where,
-                "entries take only path and label",
+                "entries take only path, label and inputs",
             )
+        given = entry.get("inputs")
+        described.append(None if given is None else from_timeline_table(given, where, number))
         label = entry.get("label")
         if label is not None and not isinstance(label, str):
             raise InputError(f"entry {number} has a non-string label", where, "quote the label")
@@ -267,7 +279,7 @@ def from_file(path: Path) -> list[TimelineEntry]:
                 "paths are relative to the timeline file's folder",
             )
         items.append((resolved, label if label else model.name))
-    return _entries(items)
+    return _entries(items, described)
 
 
 def _git(args: Sequence[str], cwd: Path, where: str) -> subprocess.CompletedProcess[bytes]:

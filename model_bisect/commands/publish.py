@@ -9,11 +9,16 @@ import argparse
 import os
 import re
 import sys
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError, UsageError
 from ..exitcodes import ExitCode
+
+if TYPE_CHECKING:
+    from ..history import Run
 
 __all__ = ["add_parser", "main"]
 
@@ -24,6 +29,19 @@ def _issue_number(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"issue must be a positive number, not {text!r}")
     return int(text)
+
+
+def _run_date(text: str) -> str:
+    """An ISO date or date-time; without a zone it is taken as UTC."""
+    from ..history import iso_date
+
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"date must be ISO 8601 like 2026-11-26T03:00:00Z, not {text!r}"
+        ) from None
+    return iso_date(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
 
 
 def add_parser(sub: Any) -> None:
@@ -53,7 +71,17 @@ def add_parser(sub: Any) -> None:
     parser.add_argument(
         "--author", metavar="LOGIN", help="whose marker comments to edit (default: the token's)"
     )
-    parser.add_argument("--dry-run", action="store_true", help="print the body, send nothing")
+    parser.add_argument(
+        "--date",
+        type=_run_date,
+        metavar="ISO",
+        help="the run's date in the comment's history (UTC; default: now)",
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the body (its history holds tonight only), send nothing",
+    )
     parser.add_argument("--body-out", type=Path, metavar="FILE", help="also save the body here")
 
 
@@ -66,27 +94,41 @@ def _log_text(path: Path) -> str:
         return f"(the error log {path} could not be read: {exc.strerror})"
 
 
-def _render(args: argparse.Namespace, run_url: str | None, secrets: tuple[str, ...]) -> str:
+Renderer = Callable[[Sequence["Run"]], str]  # the history to show (tonight last) -> body
+
+
+def _prepare(
+    args: argparse.Namespace, run_url: str | None, secrets: tuple[str, ...], date: str
+) -> tuple[Run, Renderer]:
+    """Tonight's history entry, and the body as a function of the history it will carry."""
     from ..comment import marker, render_markdown, render_wiring_broke
+    from ..history import run_from_report, wiring_broke_run
+    from ..redact import redact_report
     from ..report import read_report
 
     marker(args.marker)  # a bad key is a usage error before any file is read
     if args.wiring_broke:
         if args.error_log is None:
             raise UsageError("--wiring-broke needs --error-log", "publish", "add --error-log FILE")
-        return render_wiring_broke(
-            _log_text(args.error_log),
+        log = _log_text(args.error_log)
+        return wiring_broke_run(date), lambda runs: render_wiring_broke(
+            log,
             marker_key=args.marker,
             run_url=run_url,
             stage=args.stage,
             secrets=secrets,
+            history=runs,
         )
     if args.error_log is not None or args.stage is not None:
         raise UsageError(
             "--error-log and --stage go with --wiring-broke", "publish", "drop them or add it"
         )
     report = read_report(args.report)
-    return render_markdown(report, marker_key=args.marker, run_url=run_url, secrets=secrets)
+    # The history keeps labels as they are, so they are redacted before they are stored.
+    tonight = run_from_report(redact_report(report, secrets), date)
+    return tonight, lambda runs: render_markdown(
+        report, marker_key=args.marker, run_url=run_url, secrets=secrets, history=runs
+    )
 
 
 def _append_summary(path: str, body: str) -> None:
@@ -105,22 +147,57 @@ def _append_summary(path: str, body: str) -> None:
 def main(args: argparse.Namespace) -> int:
     from ..comment import run_url_from_env
     from ..files import write_text_atomic
-    from ..publish import DEFAULT_API_URL, publish_comment, resolve_token
+    from ..history import append_run, iso_date, read_history
+    from ..publish import resolve_token
 
     env = os.environ
     token = resolve_token(env)
     # A log or a label could carry the token; it must reach neither GitHub nor a file.
     secrets = (token,) if token else ()
-    body = _render(args, run_url_from_env(env), secrets)
-    if token:  # belt and braces: the renderers already redacted before escaping
-        body = body.replace(token, "***")
-    if args.body_out is not None:
-        write_text_atomic(args.body_out, body)
-    if env.get("GITHUB_STEP_SUMMARY"):
-        _append_summary(env["GITHUB_STEP_SUMMARY"], body)
-    if args.dry_run:
-        sys.stdout.write(body)
+    date = args.date or iso_date(datetime.now(UTC))
+    tonight, render = _prepare(args, run_url_from_env(env), secrets, date)
+    composed: list[str] = []
+
+    def compose(current: str | None) -> str:
+        """Tonight appended to the history read from our own comment (None: a new one)."""
+        history = append_run(read_history(current), tonight)
+        if current is not None and history.restarted in ("corrupt", "too large"):
+            print(
+                f"warning: the sticky comment's history line is {history.restarted};"
+                " starting a new history",
+                file=sys.stderr,
+            )
+        body = render(history.runs)
+        if token:  # belt and braces: the renderers already redacted before escaping
+            body = body.replace(token, "***")
+        composed.append(body)
+        return body
+
+    def save_outputs() -> None:
+        """The body sent, or (publish failed first) the one a new comment would get."""
+        body = composed[-1] if composed else compose(None)
+        if args.body_out is not None:
+            write_text_atomic(args.body_out, body)
+        if env.get("GITHUB_STEP_SUMMARY"):
+            _append_summary(env["GITHUB_STEP_SUMMARY"], body)
+
+    if args.dry_run:  # no comment is read: the history shown holds tonight alone
+        save_outputs()
+        sys.stdout.write(composed[-1])
         return ExitCode.OK
+    try:
+        return _publish(args, env, token, compose)
+    finally:
+        save_outputs()
+
+
+def _publish(
+    args: argparse.Namespace,
+    env: Mapping[str, str],
+    token: str | None,
+    compose: Callable[[str | None], str],
+) -> int:
+    from ..publish import DEFAULT_API_URL, publish_comment
 
     if token is None:
         raise UsageError(
@@ -139,7 +216,7 @@ def main(args: argparse.Namespace) -> int:
         raise UsageError("no tracking issue", "publish", "pass --issue N (or --dry-run)")
     api_url = args.api_url or env.get("GITHUB_API_URL", "").strip() or DEFAULT_API_URL
     result = publish_comment(
-        body,
+        compose,
         repo=repo,
         issue=args.issue,
         token=token,
