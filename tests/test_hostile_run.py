@@ -749,3 +749,54 @@ def test_a_feature_cache_with_one_or_two_usable_rows_is_too_few_rows(
     pq.write_table(table, small)
     ran = run_cli(world.folder, "--features", small, *GATE)
     assert_one_line_error(ran, "too few rows")
+
+
+def test_a_label_that_looks_like_rich_markup_is_shown_literally_on_the_progress_line(
+    world: World,
+) -> None:
+    import pty
+    import subprocess
+    import sys
+    import threading
+
+    timeline = world.folder / "t.json"
+    # The last model's label is on screen when the progress line is drawn for the last time.
+    labels = ["[/]", "[bold]open", "\\[/]", "[link=https://example.invalid]click"]
+    entries = [{"path": m.name, "label": lab} for m, lab in zip(world.models, labels, strict=True)]
+    timeline.write_text(json.dumps({"models": entries}), encoding="utf-8")
+    leader, follower = pty.openpty()  # stderr is a terminal: the progress line is drawn
+    seen = bytearray()
+
+    def drain() -> None:
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:
+                return
+            if not chunk:
+                return
+            seen.extend(chunk)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        done = subprocess.run(
+            [
+                *(sys.executable, "-m", "model_bisect", "run", "--timeline", timeline),
+                *("--features", world.features, *GATE, "--scan"),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=follower,
+            timeout=90,
+            check=False,
+            cwd=Path(__file__).resolve().parent.parent,
+        )
+    finally:
+        os.close(follower)
+    reader.join(timeout=5)
+    os.close(leader)
+    assert done.returncode == 0, bytes(seen).decode("utf-8", "replace")
+    assert b"Traceback" not in seen
+    assert b"MarkupError" not in seen
+    assert b"\x1b]8;" not in seen  # a label became a terminal hyperlink
+    assert b"[link=https://example.invalid]click" in seen

@@ -264,6 +264,7 @@ def _run_with_progress(
 
     if not err.is_terminal:
         return run(entries, features, options)
+    from rich.markup import escape
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     with Progress(
@@ -275,7 +276,7 @@ def _run_with_progress(
         def on_step(step: Step) -> None:
             nonlocal visited
             visited += 1
-            label = printable(step.label)
+            label = escape(printable(step.label))  # the column reads rich markup: "[/]" fails
             progress.update(
                 task,
                 description=f"{visited} visited; #{step.index} {label}: {step.status.value}",
