@@ -57,6 +57,12 @@ class Evaluation:
     note: str = ""  # the sentence saying so, for the report ("" when none)
 
 
+def _listed(names: Sequence[str], limit: int = 12) -> str:
+    """Quoted names for a one-line skip reason: a sidecar may list thousands."""
+    shown = ", ".join(repr(n[:80]) for n in names[:limit])
+    return shown if len(names) <= limit else f"{shown} and {len(names) - limit} more"
+
+
 def _external_problem(path: Path) -> str | None:
     """Why ONNX Runtime must not open an external-data file ("missing", "a FIFO, ..."), or
     None for a regular file. Checked with ``os.stat`` (symlinks followed) before ORT opens it:
@@ -131,7 +137,7 @@ class Evaluator:
         if lacking:
             raise _Skip(
                 f"needs feature column{'s' if len(lacking) > 1 else ''} "
-                f"{', '.join(map(repr, lacking))} that the feature cache lacks"
+                f"{_listed(lacking)} that the feature cache lacks"
             )
         feeds = [Feed.build(spec, self.features) for spec in description.inputs]
         try:

@@ -124,6 +124,13 @@ class FeatureTable:
             return subset
 
 
+def _listed(names: Sequence[str], limit: int = 12) -> str:
+    """Names for a one-line message: a file with thousands of columns must not make the
+    error line megabytes long."""
+    shown = ", ".join(unicode_safe(str(n))[:80] for n in names[:limit])
+    return shown if len(names) <= limit else f"{shown} and {len(names) - limit} more"
+
+
 def sidecar_path(model_path: Path) -> Path:
     """``model_03.onnx`` -> ``model_03.json``, the file VMAF-style tiny models ship beside them."""
     return model_path.with_suffix(".json")
@@ -243,12 +250,12 @@ def load_features(
             "pass a parquet file with float feature columns and a target column",
         ) from None
     available = list(schema.names)
-    shown = ", ".join(available) or "(none)"
+    shown = _listed(available) or "(none)"
     wanted = list(dict.fromkeys(columns))
     repeated = sorted({n for n in [*wanted, *strings, target] if available.count(n) > 1})
     if repeated:
         raise InputError(
-            f"column {', '.join(map(repr, repeated))} appears more than once",
+            f"column {_listed(list(map(repr, repeated)))} appears more than once",
             where,
             "give every column of the features file a distinct name",
         )
@@ -262,7 +269,7 @@ def load_features(
     missing = [name for name in [*wanted, *wanted_strings] if name not in available]
     if missing and not allow_missing:
         raise InputError(
-            f"missing feature column{'s' if len(missing) > 1 else ''} {', '.join(missing)}",
+            f"missing feature column{'s' if len(missing) > 1 else ''} {_listed(missing)}",
             where,
             f"the file has {shown}; add the columns or list the model's in a sidecar JSON",
         )
@@ -281,8 +288,15 @@ def load_features(
     # read plus float64 casts would hold several copies of the data at once (peak memory is
     # benchmarked: `nox -s bench`).
     total = parquet.metadata.num_rows
-    matrix = np.empty((total, len(names)), dtype=np.float32)
-    target_values = np.empty(total, dtype=np.float64)
+    try:  # the row count comes from the file's footer: untrusted until the rows are read
+        matrix = np.empty((total, len(names)), dtype=np.float32)
+        target_values = np.empty(total, dtype=np.float64)
+    except (MemoryError, ValueError):
+        raise InputError(
+            f"the file claims {total} rows, more than memory holds",
+            where,
+            "check the file, or split it",
+        ) from None
     filled = 0
     try:
         for group in range(parquet.num_row_groups):
@@ -330,7 +344,7 @@ def load_features(
             f"too few rows: {matrix.shape[0]} usable of {total}, at least {MIN_ROWS} needed "
             "(a row is usable when every needed column is finite)",
             where,
-            f"fill in the columns {', '.join([*names, target])}",
+            f"fill in the columns {_listed([*names, target])}",
         )
     mask = hashlib.sha256(f"{total}\n".encode())
     mask.update(np.packbits(keep).tobytes())

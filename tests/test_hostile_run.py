@@ -800,3 +800,22 @@ def test_a_label_that_looks_like_rich_markup_is_shown_literally_on_the_progress_
     assert b"MarkupError" not in seen
     assert b"\x1b]8;" not in seen  # a label became a terminal hyperlink
     assert b"[link=https://example.invalid]click" in seen
+
+
+def test_a_sidecar_naming_thousands_of_missing_columns_keeps_messages_short(
+    world: World,
+) -> None:
+    for model in world.models:
+        sidecar_json(model, [f"no_such_column_{i:05d}" for i in range(5000)])
+    ran = run_cli(world.folder, "--features", world.features, *GATE)
+    line = assert_one_line_error(ran, "missing feature columns no_such_column_00000")
+    assert "and 4988 more" in line
+    assert len(line) < 2000
+    sidecar_json(world.models[1], [f"no_such_column_{i:05d}" for i in range(5000)])
+    for model in (world.models[0], world.models[2], world.models[3]):
+        model.with_suffix(".json").unlink()
+    ran = _scan(world, world.folder)
+    assert ran.code in (0, 4), ran.err
+    reason = _skip_reason(world, 1)
+    assert "and 4988 more" in reason
+    assert len(reason) < 2000
