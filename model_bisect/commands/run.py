@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..catalogue import CATALOGUE, MappingName
+from ..config import TABLE, Config, load_config
 from ..errors import BisectError, InputError, UsageError, first_line
 from ..exitcodes import ExitCode
 from ..outputs import STDOUT, check_outputs, refuse_inputs
@@ -23,7 +24,9 @@ if TYPE_CHECKING:
     from ..report import Report, Step
     from ..timeline import TimelineEntry
 
-__all__ = ["add_parser", "exit_code_for", "main"]
+__all__ = ["DEFAULT_MARKER", "add_config_flag", "add_parser", "exit_code_for", "main"]
+
+DEFAULT_MARKER = "nightly"
 
 
 def add_parser(sub: Any) -> None:
@@ -44,7 +47,7 @@ def add_parser(sub: Any) -> None:
     source.add_argument("--rev-range", help="with --git-path: only commits in A..B")
 
     data = parser.add_argument_group("data")
-    data.add_argument("--features", type=Path, required=True, help="feature cache (parquet)")
+    data.add_argument("--features", type=Path, help="feature cache (parquet)")
     data.add_argument("--target", default="mos", help="target column (default: mos)")
     data.add_argument("--input-name", help="model input to feed (default: auto-detect)")
 
@@ -61,7 +64,6 @@ def add_parser(sub: Any) -> None:
     gates.add_argument(
         "--mapping",
         choices=[m.value for m in MappingName],
-        default=MappingName.NONE.value,
         help="fit a P.1401-style mapping before PLCC and RMSE (default: none)",
     )
     gates.add_argument(
@@ -97,17 +99,50 @@ def add_parser(sub: Any) -> None:
     out.add_argument(
         "--markdown", type=Path, metavar="FILE", help="write the comment body; - for stdout"
     )
-    out.add_argument("--marker", default="nightly", metavar="KEY", help="sticky-comment key")
+    out.add_argument("--marker", metavar="KEY", help="sticky-comment key (default: nightly)")
     out.add_argument("--quiet", action="store_true", help="no table on stdout")
+    add_config_flag(parser)
+
+
+def add_config_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="settings file (default: the nearest pyproject.toml with [tool.model-bisect])",
+    )
+
+
+def _apply_config(args: argparse.Namespace, config: Config) -> None:
+    """Fill what the command line left out from the file: flags always win. The timeline and
+    the gates are each one setting: any timeline source or gate flag replaces the file's."""
+    if not (args.models or args.timeline is not None or args.git_path is not None):
+        args.models = list(config.models)
+        args.timeline, args.git_path = config.timeline, config.git_path
+    gate_flags = any(getattr(args, spec.dest) is not None for spec in CATALOGUE) or args.max_drop
+    if not gate_flags:
+        for spec in CATALOGUE:
+            setattr(args, spec.dest, config.thresholds.get(spec.name))
+        args.max_drop = list(config.max_drop)
+    args.features = args.features or config.features
+    args.mapping = args.mapping or config.mapping or MappingName.NONE.value
+    args.marker = args.marker or config.marker or DEFAULT_MARKER
 
 
 def _validate(args: argparse.Namespace) -> None:
+    if args.features is None:
+        raise UsageError(
+            "no feature cache",
+            "model-bisect run",
+            f"pass --features PARQUET or set features in [{TABLE}]",
+        )
     sources = [bool(args.models), args.timeline is not None, args.git_path is not None]
     if sum(sources) != 1:
         raise UsageError(
             "give the timeline exactly one way",
             "model-bisect run",
-            "pass MODEL arguments, or --timeline FILE, or --git-path PATH",
+            "pass MODEL arguments, or --timeline FILE, or --git-path PATH "
+            f"(or set one in [{TABLE}])",
         )
     if args.rev_range and args.git_path is None:
         raise UsageError("--rev-range needs --git-path", "model-bisect run", "add --git-path PATH")
@@ -159,8 +194,11 @@ def exit_code_for(report: Report, *, fail_on_first_bad: bool) -> ExitCode:
 
 
 def main(args: argparse.Namespace) -> int:
+    config = load_config(args.config, Path.cwd())
+    _apply_config(args, config)
     _validate(args)
     check_outputs(_outputs(args))
+    args.config_source = config.source  # an input too: no output may replace it
     try:
         return _main(args)
     except BisectError:
@@ -210,7 +248,7 @@ def _main(args: argparse.Namespace) -> int:
     err = Console(stderr=True)
     with tempfile.TemporaryDirectory(prefix="model-bisect-") as tmp:
         entries = _entries(args, Path(tmp))
-        inputs = [args.features, args.timeline, args.git_path]
+        inputs = [args.features, args.timeline, args.git_path, args.config_source]
         inputs += [p for e in entries for p in (e.path, *e.companions)]
         refuse_inputs(_outputs(args), [p for p in inputs if p is not None])
         report = _run_with_progress(entries, args.features, options, err)
@@ -231,6 +269,9 @@ def _main(args: argparse.Namespace) -> int:
             _write(flag, path, texts[flag], write_text_atomic)
     if not args.quiet:
         print_report(report, Console(file=table_stream))
+    # With `--json -` the report went to stdout: Actions gets one written under $RUNNER_TEMP,
+    # and its lines go where the table went, so stdout stays one JSON document.
+    _tell_actions(report, args.json if str(args.json) != STDOUT else None, table_stream)
     return exit_code_for(report, fail_on_first_bad=args.fail_on_first_bad)
 
 
@@ -254,6 +295,36 @@ def _write(flag: str, path: Path, text: str, write: Any) -> None:
             unicode_safe(str(path)),
             "choose a writable file path",
         ) from None
+
+
+def _tell_actions(report: Report, json_path: Path | None, stream: Any) -> None:
+    """Inside GitHub Actions: summary, outputs, annotations. Without --json the report goes
+    to a new file under $RUNNER_TEMP, so the `report` output always names one."""
+    from .. import github_actions
+    from ..files import write_text_atomic
+    from ..report import dumps
+
+    env = os.environ
+    if not github_actions.in_actions(env):
+        return
+    path, problem = json_path, None
+    if path is None:
+        folder = Path(env.get("RUNNER_TEMP") or tempfile.gettempdir())
+        try:
+            handle, name = tempfile.mkstemp(prefix="model-bisect-", suffix=".json", dir=folder)
+            os.close(handle)
+            path = Path(name)
+            write_text_atomic(path, dumps(report))
+        except OSError as exc:
+            problem = f"cannot write the report under {folder}: {exc.strerror or exc}"
+    result = github_actions.run_result(report, path, env)
+    for line in github_actions.deliver(result, env):
+        print(line, file=stream)
+    if problem is not None:
+        print(
+            github_actions.Annotation(github_actions.Level.WARNING, problem).command(),
+            file=stream,
+        )
 
 
 def _run_with_progress(
