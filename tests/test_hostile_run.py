@@ -819,3 +819,26 @@ def test_a_sidecar_naming_thousands_of_missing_columns_keeps_messages_short(
     reason = _skip_reason(world, 1)
     assert "and 4988 more" in reason
     assert len(reason) < 2000
+
+
+def test_json_to_stdout_inside_actions_keeps_stdout_one_json_document(
+    world: World, tmp_path: Path
+) -> None:
+    # A failing head gives Actions something to annotate; its lines must not join the JSON.
+    linear_model(world.models[0], [-w for w in world.weights])
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GH_", "GITHUB_"))}
+    (tmp_path / "runner-temp").mkdir()
+    env.update(
+        GITHUB_ACTIONS="true",
+        GITHUB_OUTPUT=str(tmp_path / "output"),
+        GITHUB_STEP_SUMMARY=str(tmp_path / "summary.md"),
+        RUNNER_TEMP=str(tmp_path / "runner-temp"),
+    )
+    ran = run_cli(world.folder, "--features", world.features, *GATE, "--json", "-", env=env)
+    assert ran.code == 2, ran.err
+    assert json.loads(ran.out)["verdict"]["kind"] == "head_bad"
+    assert "::" in ran.err  # the workflow commands went to stderr with the table
+    report_line = next(
+        line for line in (tmp_path / "output").read_text().splitlines() if "runner-temp" in line
+    )
+    assert report_line.endswith(".json")
