@@ -29,7 +29,7 @@ def _unwritable(path: Path) -> str | None:
     except FileNotFoundError:
         info = None
     except NotADirectoryError:
-        return "a parent of it is a file, not a folder"
+        return "is below a file, not a folder"
     except (OSError, ValueError) as exc:
         problem = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         return f"cannot be looked up ({problem})"
@@ -52,9 +52,9 @@ def _unwritable(path: Path) -> str | None:
         except OSError as exc:
             return f"cannot be looked up ({exc.strerror or exc.__class__.__name__})"
         if not stat.S_ISDIR(found.st_mode):
-            return f"a parent of it, {_shown(candidate)}, is a file, not a folder"
+            return f"is below {_shown(candidate)}, a file, not a folder"
         if not os.access(candidate, os.W_OK | os.X_OK):
-            return f"its folder {_shown(candidate)} is not writable"
+            return f"is in a read-only folder, {_shown(candidate)}"
         return None
     return "has no existing folder above it"
 

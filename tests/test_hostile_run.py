@@ -595,7 +595,7 @@ def test_an_output_in_a_read_only_folder_is_exit_3_before_any_work(world: World)
     locked.chmod(0o555)
     try:
         ran = run_cli(world.folder, "--features", world.features, *GATE, "--json", locked / "r")
-        assert_one_line_error(ran, "--json target its folder")
+        assert_one_line_error(ran, "--json target is in a read-only folder")
     finally:
         locked.chmod(0o755)
 
