@@ -9,7 +9,10 @@ import json
 import os
 import shutil
 import stat
+import subprocess
+import sys
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +26,7 @@ from hypothesis import strategies as st
 
 from model_bisect.engine import MAX_JOBS, RunOptions, run
 from model_bisect.evalcache import EvalCache
+from model_bisect.features import CANONICAL_FEATURES
 from model_bisect.gates import gate_specs
 from model_bisect.report import Report
 from model_bisect.timeline import from_arguments
@@ -37,7 +41,6 @@ from tests.hostilekit import (
     sha256s,
 )
 from tests.modelkit import (
-    default_weights,
     features_parquet,
     linear_model,
     sidecar_json,
@@ -48,7 +51,7 @@ POSIX_ONLY = pytest.mark.skipif(os.name != "posix", reason="needs FIFOs, devices
 pytestmark = POSIX_ONLY
 
 GATE = ("--min-plcc", "0.85")
-SIX = len(default_weights(6))
+SIX = len(CANONICAL_FEATURES)
 
 
 @dataclass(frozen=True)
@@ -691,7 +694,6 @@ def test_commit_subjects_reach_the_terminal_without_escape_sequences(tmp_path: P
     git = shutil.which("git")
     if git is None:
         pytest.skip("git not installed")
-    import subprocess
 
     repo = tmp_path / "repo"
     repo.mkdir()
@@ -755,9 +757,6 @@ def test_a_label_that_looks_like_rich_markup_is_shown_literally_on_the_progress_
     world: World,
 ) -> None:
     import pty
-    import subprocess
-    import sys
-    import threading
 
     timeline = world.folder / "t.json"
     # The last model's label is on screen when the progress line is drawn for the last time.
