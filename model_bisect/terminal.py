@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from .catalogue import CATALOGUE
 from .report import Report, Status, Step, VerdictKind
+from .safetext import printable
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -75,17 +76,20 @@ def _scan_line(report: Report) -> str | None:
 
 
 def print_report(report: Report, console: Console) -> None:
-    """Print the report to ``console``; labels and reasons are shown as plain text."""
+    """Print the report to ``console``; labels, commit subjects and reasons are shown as plain
+    text with escape sequences and control characters removed (``safetext.printable``): a
+    model's name must not be able to rewrite the user's terminal."""
     from rich.table import Table
     from rich.text import Text
 
     style = _VERDICT_STYLE[report.verdict.kind]
     title = report.verdict.kind.value.replace("_", " ")
-    console.print(Text.assemble((f"{title}: ", style), report.verdict.message))
-    console.print(Text(_summary(report)))
+    console.print(Text.assemble((f"{title}: ", style), printable(report.verdict.message)))
+    console.print(Text(printable(_summary(report))))
     scan = _scan_line(report)
     if scan is not None:
-        console.print(Text(scan, style="" if report.scan and report.scan.monotone else "yellow"))
+        shown = printable(scan)
+        console.print(Text(shown, style="" if report.scan and report.scan.monotone else "yellow"))
 
     steps = report.steps
     with_p = any(s.p_values for s in steps)
@@ -95,8 +99,8 @@ def print_report(report: Report, console: Console) -> None:
         *((spec.name, [_metric_cells(s)[k] for s in steps]) for k, spec in enumerate(CATALOGUE)),
         *([("p-values", [_p_text(s) for s in steps])] if with_p else []),
     ]
-    labels = [s.label for s in steps]
-    reasons = [s.reason for s in steps]
+    labels = [printable(s.label) for s in steps]
+    reasons = [printable(s.reason) for s in steps]
     # Each column costs its width plus one space either side; columns are one rule apart.
     numbers = sum(_width(head, cells) + 2 for head, cells in fixed) + len(fixed)
     whole = numbers + _width("model", labels) + 2 + 1 + _width("reason", reasons) + 2
@@ -115,24 +119,25 @@ def print_report(report: Report, console: Console) -> None:
         table.add_column("p-values")
     if reasons_in_table:
         table.add_column("reason")
-    for step in steps:
+    for step, label, reason in zip(steps, labels, reasons, strict=True):
         cells = [Text(str(step.index))]
         if in_table:
-            cells.append(Text(step.label))
+            cells.append(Text(label))
         cells.append(Text(step.status.value, style=_STATUS_COLOUR[step.status]))
         cells += [Text(v) for v in _metric_cells(step)]
         if with_p:
             cells.append(Text(_p_text(step)))
         if reasons_in_table:
-            cells.append(Text(step.reason))
+            cells.append(Text(reason))
         table.add_row(*cells)
     console.print(table)
     if reasons_in_table:
         return
-    for step in steps:  # what did not fit beside the numbers, one model per paragraph
+    # What did not fit beside the numbers, one model per paragraph.
+    for step, label, reason in zip(steps, labels, reasons, strict=True):
         if in_table:
-            if step.reason:
-                console.print(Text(f"#{step.index}: {step.reason}"))
+            if reason:
+                console.print(Text(f"#{step.index}: {reason}"))
             continue
-        console.print(Text(f"#{step.index} {step.label}"))
-        console.print(Text(step.reason or step.status.value))
+        console.print(Text(f"#{step.index} {label}"))
+        console.print(Text(reason or step.status.value))

@@ -219,3 +219,13 @@ def test_a_mapping_that_fell_back_to_the_line_is_named_in_the_reason(
     assert "cubic mapping fell back to linear" in out
     good = linear_model(tmp_path / "good.onnx", default_weights(6))
     assert "fell back" not in _judge(good, "--features", features, *GATE, "--mapping", "linear")[1]
+
+
+def test_the_verdict_line_carries_no_escape_sequence_from_a_file_name(
+    tmp_path: Path, features: Path
+) -> None:
+    model = linear_model(tmp_path / "m\x1b[2Jx.onnx", default_weights(6))
+    code, out, _ = _judge(model, "--features", features, *GATE)
+    assert code == JudgeExit.GOOD
+    assert "\x1b" not in out
+    assert out.count("\n") == 1

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ..catalogue import CATALOGUE, MappingName
 from ..errors import BisectError, UsageError
 from ..exitcodes import JudgeExit
+from ..safetext import printable
 
 if TYPE_CHECKING:
     from ..report import Step
@@ -102,7 +103,8 @@ def _entry(path: Path) -> TimelineEntry:
 
 
 def verdict_line(step: Step, anchor: Step | None) -> str:
-    """`good|bad|skip: LABEL: metrics; reason`, one line whatever the reason held."""
+    """`good|bad|skip: LABEL: metrics; reason`, one line whatever the reason held, with escape
+    sequences and controls a hostile file name could carry removed."""
     parts = [f"{step.status.value}: {step.label}"]
     if step.metrics is not None:
         m = step.metrics
@@ -114,7 +116,7 @@ def verdict_line(step: Step, anchor: Step | None) -> str:
     if step.reason:
         # The gates word a drop for a timeline ("vs first model"); here it is the anchor.
         parts.append(step.reason.replace("vs first model", "vs anchor"))
-    return " ".join("; ".join(parts).split())
+    return " ".join(printable("; ".join(parts)).split())
 
 
 def abort(exc: BisectError) -> JudgeAbort:
