@@ -40,6 +40,7 @@ from .toolchain import toolchain_versions
 
 if TYPE_CHECKING:
     from .evaluate import Evaluator
+    from .ranks import TargetRanks
 
 __all__ = ["RunOptions", "run"]
 
@@ -108,7 +109,7 @@ class _Session:
         self.broken = broken
         self.on_step = on_step
         self._evaluator: Evaluator | None = None
-        self._target_ranks: np.ndarray | None = None
+        self._target_ranks: TargetRanks | None = None
         self.measured: dict[str, tuple[_Measure, int]] = {}  # by sha256: result, first index
         self.steps: dict[int, Step] = {}
         self.evaluations = 0
@@ -186,7 +187,7 @@ class _Session:
         return _Measure(metrics, "", seconds, False, kept_predictions)
 
     def _compute_metrics(self, predictions: np.ndarray) -> Metrics:
-        from .metrics import compute_metrics, target_ranks  # scipy: only on a cache miss
+        from .metrics import compute_metrics, target_ranks  # only on a cache miss
 
         with self.lock:
             if self._target_ranks is None:  # every model is ranked against one target
