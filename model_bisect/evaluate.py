@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import first_line
-from .onnxfile import external_data_locations, parse_model, unsafe_location_reason
+from .onnxfile import external_data_locations, unsafe_location_reason
 
 if TYPE_CHECKING:
     from .features import FeatureTable
@@ -99,11 +99,10 @@ class Evaluator:
                 f"{', '.join(map(repr, lacking))} that the feature cache lacks"
             )
         matrix = self.features.columns(columns)
-        try:
-            proto = parse_model(data)
+        try:  # parses only bytes that could name external data; ORT judges the rest
+            locations = external_data_locations(data)
         except Exception as exc:  # protobuf DecodeError and friends
             raise _Skip(f"invalid ONNX ({first_line(exc)})") from None
-        locations = external_data_locations(proto)
         for location in locations:
             reason = unsafe_location_reason(location, path.parent)
             if reason is not None:
@@ -111,7 +110,6 @@ class Evaluator:
         for location in locations:
             if not (path.parent / location).is_file():
                 raise _Skip(f"missing external-data file {location!r} beside {path.name}")
-        del proto
         session = self._session(path, None if locations else data)
         feed_name, dtype, batch = self._choose_input(session, len(columns))
         output = session.get_outputs()[0].name
