@@ -10,6 +10,7 @@ in chunks of float64, so no full-length float64 temporary is made at 10M rows.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -19,7 +20,6 @@ __all__ = ["TargetRanks", "count_inversions", "mid_ranks", "rank_correlations", 
 
 _CHUNK = 1 << 16  # rows per float64 chunk: 512 KB temporaries, cache-sized
 _BLOCK = 32  # the inversion counter compares every pair inside blocks of this many values
-_LOW32 = np.uint64(0xFFFFFFFF)
 _SLOT_CHUNK = 1 << 16  # keys scanned at once for their slots (cache-sized int64 temporaries)
 
 
@@ -33,7 +33,7 @@ class TargetRanks:
     """
 
     groups: np.ndarray  # uint32 [n]
-    starts: np.ndarray  # int64 [number of groups + 1], last = n
+    starts: np.ndarray  # int32 (int64 from 2**30 rows) [number of groups + 1], last = n
     tie_pairs: int  # pairs of rows with equal target
     spread: float  # sum of (mid-rank - (n + 1) / 2) ** 2
 
@@ -52,10 +52,14 @@ def _pairs(sizes: np.ndarray) -> int:
 
 
 def _group_starts(sorted_values: np.ndarray) -> np.ndarray:
-    """First position of each run of equal values, then the length (int64)."""
+    """First position of each run of equal values, then the length; int32 below 2**30 rows
+    (half the memory, and sums of two starts cannot overflow)."""
     n = sorted_values.size
-    changes = np.flatnonzero(sorted_values[1:] != sorted_values[:-1]) + 1
-    return np.concatenate([[0], changes, [n]]).astype(np.int64)
+    changes = np.flatnonzero(sorted_values[1:] != sorted_values[:-1])
+    starts = np.empty(changes.size + 2, dtype=np.int32 if n < 2**30 else np.int64)
+    starts[0], starts[-1] = 0, n
+    np.add(changes, 1, out=starts[1:-1], casting="unsafe")
+    return starts
 
 
 def rank_target(values: np.ndarray) -> TargetRanks:
@@ -68,12 +72,12 @@ def rank_target(values: np.ndarray) -> TargetRanks:
     ordered = y[order]
     starts = _group_starts(ordered)
     del ordered
-    sizes = np.diff(starts)
+    sizes = np.diff(starts).astype(np.int64)  # C(size, 2) overflows int32 from 65,536
     groups = np.empty(n, dtype=np.uint32)
     groups[order] = np.repeat(np.arange(sizes.size, dtype=np.uint32), sizes)
     del order
     centre = (n + 1) / 2.0
-    mids = (starts[:-1] + starts[1:] + 1) * 0.5 - centre
+    mids = (starts[:-1] + starts[1:] + 1.0) * 0.5 - centre
     spread = float((sizes * mids * mids).sum())
     return TargetRanks(groups=groups, starts=starts, tie_pairs=_pairs(sizes), spread=spread)
 
@@ -87,20 +91,18 @@ def mid_ranks(values: np.ndarray) -> np.ndarray:
 def _monotone_bits(x: np.ndarray) -> np.ndarray:
     """uint32 keys ordered as the values: float32 bits when every value is a float32, else
     dense ranks (exact for any float64 input, at the price of one more sort)."""
-    x32 = np.asarray(x, dtype=np.float32)
+    x32 = np.array(x, dtype=np.float32)  # a copy: changed in place below
     if x.dtype == np.float32 or np.array_equal(x32, x):
-        bits = (x32 + np.float32(0.0)).view(np.uint32)  # + 0.0 turns -0.0 into +0.0
+        x32 += np.float32(0.0)  # -0.0 becomes +0.0, which it equals
+        bits = x32.view(np.uint32)
+        negative = bits >= np.uint32(0x80000000)
         # Negative floats sort backwards as integers: flip all their bits; flip only the
         # sign bit of the others, so that every negative key is below every positive one.
-        flip = (bits >> np.uint32(31)).astype(np.int32)
-        np.negative(flip, out=flip)
-        flip_bits = flip.view(np.uint32)
-        flip_bits |= np.uint32(0x80000000)
-        bits ^= flip_bits
+        bits ^= np.uint32(0x80000000)
+        np.bitwise_xor(bits, np.uint32(0x7FFFFFFF), out=bits, where=negative)
         return bits
     del x32
-    ranks = rank_target(x)
-    return ranks.groups
+    return rank_target(x).groups
 
 
 def _aligned_chunks(new_group: np.ndarray, n: int) -> Iterator[tuple[int, int]]:
@@ -127,14 +129,14 @@ def rank_correlations(x: np.ndarray, target: TargetRanks) -> tuple[float, float]
     key <<= np.uint64(32)
     key |= target.groups
     key.sort()
-    x_keys = (key >> np.uint64(32)).astype(np.uint32)
-    y_groups = (key & _LOW32).astype(np.uint32)
-    del key
-
+    # The two 32-bit halves of each key, as strided views (no copies).
+    halves = key.view(np.uint32).reshape(n, 2)
+    low, high = (0, 1) if sys.byteorder == "little" else (1, 0)
     new_x = np.empty(n + 1, dtype=bool)  # k starts a run of equal x (n: the end)
     new_x[0] = new_x[n] = True
-    np.not_equal(x_keys[1:], x_keys[:-1], out=new_x[1:n])
-    del x_keys
+    np.not_equal(halves[1:, high], halves[:-1, high], out=new_x[1:n])
+    y_groups = np.ascontiguousarray(halves[:, low])
+    del key, halves
     if new_x[1:n].sum() == 0:
         return math.nan, math.nan
 
