@@ -342,7 +342,7 @@ def compute_metrics(
     for spec in CATALOGUE:
         if spec.interval is Interval.FISHER_Z:
             ci[spec.name] = fisher_interval(spec.name, values[spec.name], n)
-        elif spec.name == "rmse":
+        elif spec.interval is Interval.MSE_NORMAL:
             ci[spec.name] = rmse_interval(mse, variance, n)
         else:
             raise ValueError(f"no {spec.interval.value} interval is implemented for {spec.name}")
