@@ -49,38 +49,46 @@ class TargetRanks:
 
 
 def _pairs(sizes: np.ndarray) -> int:
+    sizes = sizes.astype(np.int64)
     return int((sizes * (sizes - 1) // 2).sum())
 
 
-def _group_starts(sorted_values: np.ndarray) -> np.ndarray:
-    """First position of each run of equal values, then the length; int32 below 2**30 rows
-    (half the memory, and sums of two starts cannot overflow)."""
-    n = sorted_values.size
-    changes = np.flatnonzero(sorted_values[1:] != sorted_values[:-1])
-    starts = np.empty(changes.size + 2, dtype=np.int32 if n < 2**30 else np.int64)
-    starts[0], starts[-1] = 0, n
-    np.add(changes, 1, out=starts[1:-1], casting="unsafe")
-    return starts
-
-
 def rank_target(values: np.ndarray) -> TargetRanks:
-    """Tie groups and mid-rank constants of the target (finite values, any float dtype)."""
+    """Tie groups and mid-rank constants of the target (finite values, any float dtype).
+
+    Ranked once per run, usually while the first model's predictions are held, so the
+    temporaries are kept few: at 10M rows the sort order (80 MB) is the largest.
+    """
     y = np.asarray(values).reshape(-1)
     n = y.size
     if n >= 2**32:
         raise ValueError(f"{n} rows: at most 2**32 - 1 can be ranked")
     order = np.argsort(y, kind="stable")
     ordered = y[order]
-    starts = _group_starts(ordered)
+    new_group = ordered[1:] != ordered[:-1]  # position k + 1 starts a group
     del ordered
-    sizes = np.diff(starts).astype(np.int64)  # C(size, 2) overflows int32 from 65,536
     groups = np.empty(n, dtype=np.uint32)
-    groups[order] = np.repeat(np.arange(sizes.size, dtype=np.uint32), sizes)
+    if n:
+        ids = np.empty(n, dtype=np.uint32)
+        ids[0] = 0
+        np.cumsum(new_group, out=ids[1:])
+        groups[order] = ids
+        del ids
     del order
-    centre = (n + 1) / 2.0
-    mids = (starts[:-1] + starts[1:] + 1.0) * 0.5 - centre
-    spread = float((sizes * mids * mids).sum())
-    return TargetRanks(groups=groups, starts=starts, tie_pairs=_pairs(sizes), spread=spread)
+    changes = np.flatnonzero(new_group)
+    del new_group
+    starts = np.empty(changes.size + 2, dtype=np.int32 if n < 2**30 else np.int64)
+    starts[0], starts[-1] = 0, n
+    np.add(changes, 1, out=starts[1:-1], casting="unsafe")
+    del changes
+    sizes = np.diff(starts)
+    tied = sizes[sizes > 1].astype(np.float64)
+    # Ranks 1..n spread n (n^2 - 1) / 12 around their centre; a tie group of s rows, all
+    # given their mean rank, loses the (s^3 - s) / 12 that its ranks spread around that mean.
+    spread = (float(n) ** 3 - n - float((tied**3 - tied).sum())) / 12.0
+    return TargetRanks(
+        groups=groups, starts=starts, tie_pairs=_pairs(tied.astype(np.int64)), spread=spread
+    )
 
 
 def mid_ranks(values: np.ndarray) -> np.ndarray:
