@@ -18,6 +18,8 @@ from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.tasks import task
 
+from model_bisect.config import TABLE, Config, read_config
+from model_bisect.errors import BisectError
 from model_bisect.exitcodes import ExitCode
 
 ROOT = Path(__file__).resolve().parent
@@ -26,7 +28,8 @@ ROOT = Path(__file__).resolve().parent
 PY = shlex.quote(sys.executable)
 NOX = f"{PY} -m nox --noxfile {shlex.quote(str(ROOT / 'noxfile.py'))} --reuse-venv=yes"
 MODEL_BISECT = f"{PY} -m model_bisect"
-NIGHTLY_GATE = "--min-plcc 0.85"
+# The nightly's gates, timeline, features and marker live in [tool.model-bisect] of this file.
+CONFIG = ROOT / "pyproject.toml"
 VERDICTS = {
     ExitCode.REGRESSION: "regression found (or the head model already fails)",
     ExitCode.INCONCLUSIVE: "inconclusive",
@@ -44,20 +47,31 @@ def _out(out: str | None) -> Path:
     return Path(out or os.environ.get("BISECT_OUT") or ROOT / "bisect-out").resolve()
 
 
+def _chosen_fixture(fixture: str | None) -> Path | None:
+    """The fixture folder asked for by option or variable; None means the default one."""
+    chosen = fixture or os.environ.get("BISECT_FIXTURE_DIR")
+    return Path(chosen).resolve() if chosen else None
+
+
 def _fixture(fixture: str | None) -> Path:
-    chosen = fixture or os.environ.get("BISECT_FIXTURE_DIR") or ROOT / "testdata" / "bisect"
-    return Path(chosen).resolve()
+    return _chosen_fixture(fixture) or ROOT / "testdata" / "bisect"
 
 
-def _models(models: str | None, fixture: Path) -> Path:
-    return Path(models).resolve() if models else fixture / "models"
+def _config() -> Config:
+    try:
+        return read_config(CONFIG)
+    except BisectError as exc:
+        raise Exit(f"error: {exc}", code=exc.exit_code) from None
 
 
 def _issue(issue: str | None) -> str:
     chosen = issue or os.environ.get("BISECT_TRACKER_ISSUE", "").strip()
+    if not chosen and _config().tracker_issue is not None:
+        chosen = str(_config().tracker_issue)
     if not chosen:
         raise Exit(
-            "error: no tracker issue: pass --issue N or set BISECT_TRACKER_ISSUE",
+            "error: no tracker issue: pass --issue N, set BISECT_TRACKER_ISSUE, or set "
+            f"tracker-issue in [{TABLE}] of {CONFIG.name}",
             code=ExitCode.INPUT,
         )
     return chosen
@@ -67,12 +81,21 @@ def _check_cmd(fixture: Path, out: Path) -> str:
     return f"{NOX} -s drift -- --out {_q(fixture)} --json {_q(out / 'check.json')}"
 
 
-def _bisect_cmd(fixture: Path, models: Path, out: Path) -> str:
-    return (
-        f"{MODEL_BISECT} run {_q(models)} --features {_q(fixture / 'features.parquet')} "
-        f"{NIGHTLY_GATE} --fail-on-first-bad "
-        f"--json {_q(out / 'result.json')} --markdown {_q(out / 'result.md')}"
-    )
+def _bisect_cmd(fixture: Path | None, models: str | None, out: Path) -> str:
+    """Gates, mapping and marker come from [tool.model-bisect]; so do the timeline and the
+    features, unless another fixture or timeline was asked for."""
+    words = [f"{MODEL_BISECT} run"]
+    if models:
+        words.append(_q(Path(models).resolve()))
+    elif fixture is not None:
+        words.append(_q(fixture / "models"))
+    if fixture is not None:
+        words.append(f"--features {_q(fixture / 'features.parquet')}")
+    words += [
+        f"--config {_q(CONFIG)} --fail-on-first-bad",
+        f"--json {_q(out / 'result.json')} --markdown {_q(out / 'result.md')}",
+    ]
+    return " ".join(words)
 
 
 def _logged(c: Context, command: str, log: Path) -> int:
@@ -102,14 +125,14 @@ def check(c: Context, fixture: str | None = None, out: str | None = None) -> Non
     c.run(_check_cmd(_fixture(fixture), out_dir), pty=False)
 
 
-@task(help={"models": "timeline to bisect (default: the fixture's models/)"})
+@task(help={"models": "timeline to bisect (default: [tool.model-bisect] models)"})
 def bisect(
     c: Context, fixture: str | None = None, models: str | None = None, out: str | None = None
 ) -> None:
-    """Bisect the fixture's timeline with the nightly gate into bisect-out/result.{json,md}."""
-    out_dir, fixture_dir = _out(out), _fixture(fixture)
+    """Bisect with the [tool.model-bisect] settings into bisect-out/result.{json,md}."""
+    out_dir = _out(out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    c.run(_bisect_cmd(fixture_dir, _models(models, fixture_dir), out_dir), pty=False)
+    c.run(_bisect_cmd(_chosen_fixture(fixture), models, out_dir), pty=False)
 
 
 @task(help={"issue": "tracker issue (default: $BISECT_TRACKER_ISSUE)"})
@@ -118,7 +141,10 @@ def publish(
 ) -> None:
     """Republish an existing bisect-out/result.json to the tracker issue's sticky comment."""
     path = Path(report).resolve() if report else _out(out) / "result.json"
-    c.run(f"{MODEL_BISECT} publish --issue {shlex.quote(_issue(issue))} --report {_q(path)}")
+    c.run(
+        f"{MODEL_BISECT} publish --config {_q(CONFIG)} --issue {shlex.quote(_issue(issue))} "
+        f"--report {_q(path)}"
+    )
 
 
 @task(
@@ -126,7 +152,7 @@ def publish(
         "publish": "post the comment on the tracker issue (default: print it)",
         "issue": "tracker issue (default: $BISECT_TRACKER_ISSUE)",
         "fixture": "fixture folder (default: $BISECT_FIXTURE_DIR or testdata/bisect)",
-        "models": "timeline to bisect (default: the fixture's models/)",
+        "models": "timeline to bisect (default: [tool.model-bisect] models)",
         "out": "output folder (default: $BISECT_OUT or bisect-out)",
     }
 )
@@ -149,7 +175,7 @@ def nightly(
     code = _check_exit(_logged(c, _check_cmd(fixture_dir, out_dir), check_log), check_log)
     stage = "check" if code else None
     if stage is None:
-        command = _bisect_cmd(fixture_dir, _models(models, fixture_dir), out_dir)
+        command = _bisect_cmd(_chosen_fixture(fixture), models, out_dir)
         code = _logged(c, command, out_dir / "bisect.log")
         if code not in VERDICT_CODES or not (out_dir / "result.json").is_file():
             # a bisect that "succeeded" without its report left nothing usable to publish
@@ -163,7 +189,8 @@ def nightly(
         else f"--wiring-broke --error-log {_q(out_dir / f'{stage}.log')} --stage {stage}"
     )
     sent = c.run(
-        f"{MODEL_BISECT} publish {target} {body} --body-out {_q(out_dir / 'comment.md')}",
+        f"{MODEL_BISECT} publish --config {_q(CONFIG)} {target} {body} "
+        f"--body-out {_q(out_dir / 'comment.md')}",
         warn=True,
         pty=False,
     )

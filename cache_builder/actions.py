@@ -1,8 +1,18 @@
-"""The two jobs behind the CLI: regenerate a fixture, and check one against a regeneration."""
+"""The two jobs behind the CLI: regenerate a fixture, and check one against a regeneration.
+
+`check` regenerates into a scratch folder under the system's temporary folder. It is removed
+on every exit the process lives through (an error, Ctrl-C, and SIGTERM or SIGHUP, which
+`cache_builder.cli` turns into an exception); a folder a SIGKILL left behind carries the dead
+process's id in its name and is removed by the next `check`.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from model_bisect.errors import InputError
@@ -16,7 +26,9 @@ from .source import build_from_source
 from .synthetic import build_synthetic
 from .writers import write_fixture
 
-__all__ = ["check", "regenerate"]
+__all__ = ["SCRATCH_PREFIX", "check", "regenerate"]
+
+SCRATCH_PREFIX = "cache_builder-check-"
 
 
 def regenerate(out: Path, source: Path | None = None, target_column: str | None = None) -> Manifest:
@@ -29,10 +41,66 @@ def check(out: Path, source: Path | None = None) -> DriftReport:
     """Regenerate the way ``out``'s MANIFEST.json says it was made, then compare the trees."""
     manifest = read_manifest(out)
     fixture = _remake(manifest.origin, out, source)
-    with tempfile.TemporaryDirectory(prefix="cache_builder-check-") as scratch:
-        fresh = Path(scratch) / "fixture"
+    with _scratch() as scratch:
+        fresh = scratch / "fixture"
         _write(fixture, fresh)
         return compare_trees(out, fresh)
+
+
+@contextlib.contextmanager
+def _scratch() -> Iterator[Path]:
+    """A scratch folder named for this process, removed however the block is left.
+
+    The clean-up removes every folder carrying this process's id rather than the one it was
+    told about, so a signal that lands inside ``mkdtemp`` (after the folder exists, before
+    its name is returned) leaves nothing behind either.
+    """
+    _sweep_abandoned()
+    prefix = f"{SCRATCH_PREFIX}{os.getpid()}-"
+    try:
+        try:
+            folder = Path(tempfile.mkdtemp(prefix=prefix))
+        except OSError as exc:
+            raise InputError(
+                f"cannot create a scratch folder ({exc.strerror or exc.__class__.__name__})",
+                tempfile.gettempdir(),
+                "set TMPDIR to a writable folder with room for one fixture",
+            ) from None
+        yield folder
+    finally:
+        with contextlib.suppress(OSError):
+            for mine in Path(tempfile.gettempdir()).glob(f"{prefix}*"):
+                shutil.rmtree(mine, ignore_errors=True)
+
+
+def _sweep_abandoned() -> None:
+    """Remove scratch folders of ours whose process is gone (killed with SIGKILL, say)."""
+    try:
+        candidates = list(Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*-*"))
+    except OSError:
+        return
+    for folder in candidates:
+        pid_text = folder.name.removeprefix(SCRATCH_PREFIX).split("-", 1)[0]
+        try:
+            if not pid_text.isdigit() or folder.is_symlink() or not folder.is_dir():
+                continue
+            if folder.stat().st_uid != os.getuid() or _alive(int(pid_text)):
+                continue
+        except OSError:
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True  # someone else's, or a number no process has: leave it alone
+    return True
 
 
 def _write(fixture: Fixture, out: Path) -> Manifest:

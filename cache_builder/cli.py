@@ -10,10 +10,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
+import signal
+import stat
 import sys
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TextIO
+from types import FrameType
+from typing import TYPE_CHECKING, TextIO
 
 from rich.console import Console
 from rich.table import Table
@@ -25,6 +30,9 @@ from model_bisect.files import write_text_atomic
 from model_bisect.speaking import Parser, add_debug_flag, speak
 
 from .layout import DEFAULT_OUT
+
+if TYPE_CHECKING:
+    from .drift import DriftReport
 
 __all__ = ["build_parser", "main"]
 
@@ -89,7 +97,45 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(BaseException):
+    """SIGTERM or SIGHUP, raised so that every `finally` (the check's scratch folder, the
+    fixture's staging tree) runs; by default these signals end the process on the spot."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        super().__init__(signal.Signals(signum).name)
+
+
+@contextlib.contextmanager
+def _terminations_unwind() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set handlers; an embedding program keeps its own
+        return
+    caught = [signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        for each in caught:  # a second signal must not cut the clean-up short
+            signal.signal(each, signal.SIG_IGN)
+        raise Terminated(signum)
+
+    previous = {each: signal.signal(each, handler) for each in caught}
+    try:
+        yield
+    finally:
+        for each, action in previous.items():
+            signal.signal(each, action)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        with _terminations_unwind():
+            return _main(argv)
+    except Terminated as stop:
+        print(f"error: terminated by {stop}", file=sys.stderr)
+        return 128 + stop.signum
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
     def dispatch(words: list[str]) -> int:
         args = build_parser().parse_args(words)
         if args.command == "check":
@@ -115,6 +161,47 @@ def _progress(message: str) -> Iterator[None]:
 
 def _console(stream: TextIO) -> Console:
     return Console(file=stream, width=None if stream.isatty() else 120)
+
+
+def _refuse_output(flag: str, path: Path, inputs: Sequence[Path]) -> None:
+    """Before any work: a JSON target must be writable and must not be one of the files the
+    command reads (an artifact of the fixture, its manifest, the source, a result file)."""
+    fix = f"pass {flag} a new or regular file outside the inputs"
+    try:
+        info: os.stat_result | None = os.stat(path)
+    except FileNotFoundError:
+        info = None
+    except OSError as exc:
+        problem = "a folder above it is a file" if isinstance(exc, NotADirectoryError) else None
+        raise InputError(
+            f"{flag} target {problem or f'cannot be looked up ({exc.strerror})'}", str(path), fix
+        ) from None
+    if info is not None and stat.S_ISDIR(info.st_mode):
+        raise InputError(f"{flag} target is a directory", str(path), fix)
+    if info is not None and stat.S_ISFIFO(info.st_mode):
+        try:  # nobody reading it would block the write forever
+            os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:
+            problem = "is a FIFO that nothing reads"
+            raise InputError(f"{flag} target {problem}", str(path), fix) from None
+    for folder in Path(os.path.realpath(path)).parents:
+        if folder.exists():
+            if not folder.is_dir():
+                raise InputError(f"{flag} target has a file for a folder", str(path), fix)
+            break
+    if info is None:
+        return
+    for source in inputs:
+        with contextlib.suppress(OSError):
+            if os.path.samefile(source, path):
+                raise InputError(f"{flag} would overwrite the input {source}", str(path), fix)
+
+
+def _fixture_files(folder: Path) -> list[Path]:
+    with contextlib.suppress(OSError):
+        if folder.is_dir():
+            return [p for p in folder.rglob("*") if p.is_file()]
+    return []
 
 
 def _write_json(path: Path, data: object, flag: str) -> None:
@@ -156,6 +243,9 @@ def _check(args: argparse.Namespace) -> int:
     from .drift import Require
 
     require = Require(args.require)
+    if args.json is not None:
+        sources = [args.source_features] if args.source_features is not None else []
+        _refuse_output("--json", args.json, [*_fixture_files(args.out), *sources])
     with _progress(f"regenerating and comparing {args.out}"):
         report = check(args.out, args.source_features)
     if args.json is not None:
@@ -185,12 +275,27 @@ def _check(args: argparse.Namespace) -> int:
         console.print("[yellow]match[/]: only metadata differs, which --require content allows")
     else:
         console.print("[green]match[/]: every artifact is byte-identical")
+    _tell_actions(args.out, report, require.value, failed)
     return ExitCode.DRIFT if failed else ExitCode.OK
+
+
+def _tell_actions(out: Path, report: DriftReport, require: str, failed: bool) -> None:
+    """Inside GitHub Actions: a summary table, and an annotation for any drift."""
+    from model_bisect import github_actions
+
+    rows = [(finding.path, finding.kind.value) for finding in report.findings]
+    advice = [report.advice()] if report.drifted else []
+    result = github_actions.check_result(
+        out.as_posix(), rows, require=require, failed=failed, advice=advice
+    )
+    for line in github_actions.deliver(result, os.environ):
+        print(line)
 
 
 def _matrix(args: argparse.Namespace) -> int:
     from . import matrix
 
+    _refuse_output("--out", args.out, _fixture_files(args.results))
     rows = matrix.summarise(args.results, args.combos)
     if not rows:
         raise InputError(

@@ -17,6 +17,7 @@ import numpy.typing as npt
 from model_bisect.features import CANONICAL_FEATURES, TARGET_COLUMN
 
 from .layout import MODEL_COUNT
+from .limits import MAX_MODELS, MAX_ROWS, MAX_SEED, FieldError, integer, mapping, sha256, text
 
 __all__ = [
     "TIMELINE_SEED",
@@ -99,21 +100,39 @@ class Origin:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Origin:
-        kind = OriginKind(data["kind"])
-        seeds = {str(k): int(v) for k, v in data["seeds"].items()}
+        """The origin a manifest records, every value type- and range-checked (``FieldError``
+        names the field): a regeneration acts on these numbers."""
+        data = mapping(data, "origin")
+        try:
+            kind = OriginKind(str(data.get("kind")))
+        except ValueError:
+            raise FieldError("origin.kind", "must be 'synthetic' or 'source'") from None
+        seeds = {
+            text(name, "origin.seeds", 40): integer(value, f"origin.seeds.{name}", 0, MAX_SEED)
+            for name, value in mapping(data.get("seeds"), "origin.seeds").items()
+        }
+        rows = integer(data.get("rows"), "origin.rows", 1, MAX_ROWS)
+        models = integer(data.get("models"), "origin.models", 1, MAX_MODELS)
         if kind is OriginKind.SYNTHETIC:
-            return cls(kind, seeds, int(data["rows"]), int(data["models"]))
-        source = data["source"]
+            return cls(kind, seeds, rows, models)
+        source = mapping(data.get("source"), "origin.source")
+        rows_read = integer(source.get("rows_read"), "origin.source.rows_read", rows, MAX_ROWS)
+        dropped = integer(source.get("dropped_rows"), "origin.source.dropped_rows", 0, rows_read)
+        if rows + dropped != rows_read:
+            raise FieldError("origin.source.dropped_rows", "plus origin.rows is not rows_read")
+        path = text(source.get("path"), "origin.source.path", 4096)
+        if not path:
+            raise FieldError("origin.source.path", "is empty")
         return cls(
             kind,
             seeds,
-            int(data["rows"]),
-            int(data["models"]),
-            source_path=str(source["path"]),
-            source_sha256=str(source["sha256"]),
-            target_column=str(source["target_column"]),
-            rows_read=int(source["rows_read"]),
-            dropped_rows=int(source["dropped_rows"]),
+            rows,
+            models,
+            source_path=path,
+            source_sha256=sha256(source.get("sha256"), "origin.source.sha256"),
+            target_column=text(source.get("target_column"), "origin.source.target_column"),
+            rows_read=rows_read,
+            dropped_rows=dropped,
         )
 
 

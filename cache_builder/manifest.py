@@ -7,18 +7,30 @@ same platform rewrites it byte for byte.
 from __future__ import annotations
 
 import json
+import os
 import platform
+import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from model_bisect.errors import InputError
+from model_bisect.errors import InputError, first_line
 from model_bisect.files import file_sha256
 from model_bisect.toolchain import FIXTURE_PACKAGES, toolchain_versions
 
 from .fixture import Origin
 from .layout import MANIFEST_FILE
+from .limits import (
+    MAX_ARTIFACT_BYTES,
+    MAX_MANIFEST_BYTES,
+    FieldError,
+    artifact_name,
+    integer,
+    mapping,
+    sha256,
+    text,
+)
 
 __all__ = [
     "FORMAT",
@@ -73,17 +85,27 @@ class Manifest:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Manifest:
+        """The manifest, every value checked; ``FieldError`` names the first bad field."""
+        artifacts = {}
+        for name, entry in mapping(data.get("artifacts"), "artifacts").items():
+            where = f"artifacts.{artifact_name(name, 'artifacts')}"
+            entry = mapping(entry, where)
+            artifacts[name] = Artifact(
+                sha256(entry.get("sha256"), f"{where}.sha256"),
+                integer(entry.get("size"), f"{where}.size", 0, MAX_ARTIFACT_BYTES),
+            )
         return cls(
-            origin=Origin.from_json(data["origin"]),
-            artifacts={
-                str(name): Artifact(str(a["sha256"]), int(a["size"]))
-                for name, a in data["artifacts"].items()
-            },
-            toolchain={str(k): str(v) for k, v in data["toolchain"].items()},
-            platform={str(k): str(v) for k, v in data["platform"].items()},
-            python=str(data["python"]),
-            format=int(data["format"]),
+            origin=Origin.from_json(data.get("origin")),  # type: ignore[arg-type]
+            artifacts=artifacts,
+            toolchain=_strings(data.get("toolchain"), "toolchain"),
+            platform=_strings(data.get("platform"), "platform"),
+            python=text(data.get("python"), "python", 40),
+            format=integer(data.get("format"), "format", FORMAT, FORMAT),
         )
+
+
+def _strings(value: Any, field: str) -> dict[str, str]:
+    return {text(k, field, 80): text(v, f"{field}.{k}") for k, v in mapping(value, field).items()}
 
 
 def current_environment() -> tuple[dict[str, str], dict[str, str], str]:
@@ -110,16 +132,35 @@ def read_manifest(folder: Path) -> Manifest:
     if not folder.is_dir():
         raise InputError("fixture folder not found", str(folder), f"pass --out DIR or {regenerate}")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(_read_bounded(path))
     except FileNotFoundError:
         raise InputError("no MANIFEST.json", str(folder), regenerate) from None
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise InputError(f"unreadable manifest ({exc})", str(path), regenerate) from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise InputError(
+            f"unreadable manifest ({first_line(exc)})", str(path), regenerate
+        ) from None
+    if (
+        not isinstance(data, dict)
+        or type(data.get("format")) is not int
+        or data["format"] != FORMAT
+    ):
         raise InputError(f"not a format-{FORMAT} fixture manifest", str(path), regenerate)
     try:
         return Manifest.from_json(data)
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+    except FieldError as exc:
         raise InputError(
-            f"malformed manifest ({exc.__class__.__name__}: {exc})", str(path), regenerate
+            f"MANIFEST.json field {exc.field} {exc.problem}", str(path), regenerate
         ) from None
+
+
+def _read_bounded(path: Path) -> str:
+    """The manifest's text, if it is a regular file of a sane size: a FIFO would block the
+    read forever and /dev/zero would never end."""
+    mode = os.stat(path).st_mode
+    if not stat.S_ISREG(mode):
+        raise OSError(f"{MANIFEST_FILE} is not a regular file")
+    with path.open("rb") as handle:
+        data = handle.read(MAX_MANIFEST_BYTES + 1)
+    if len(data) > MAX_MANIFEST_BYTES:
+        raise OSError(f"{MANIFEST_FILE} is larger than {MAX_MANIFEST_BYTES:,} bytes")
+    return data.decode("utf-8")

@@ -11,6 +11,8 @@ library is expected to cause. This module holds the logic; `cache_builder.cli` s
 from __future__ import annotations
 
 import json
+import os
+import stat
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +39,7 @@ SEVERITY = ("identical", "metadata-only", "content", "missing", "extra", "unread
 FAILING = frozenset({"content", "missing", "extra", "unreadable"})
 # The libraries the matrix varies, shown for each row from the versions the check ran under.
 LIBRARIES = ("pyarrow", "pandas", "onnx", "numpy", "protobuf")
+MAX_RESULT_BYTES = 16 << 20  # a `check --json` file is a few KB
 
 
 @dataclass(frozen=True)
@@ -88,10 +91,17 @@ def load_row(path: Path) -> MatrixRow:
     name = path.stem
     python = name.split("-", 1)[0].removeprefix("py") if name.startswith("py") else "?"
     try:
-        report = json.loads(path.read_text(encoding="utf-8"))
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO would block the read forever
+            raise OSError("not a regular file")
+        with path.open("rb") as handle:
+            data = handle.read(MAX_RESULT_BYTES + 1)
+        if len(data) > MAX_RESULT_BYTES:
+            raise OSError(f"larger than {MAX_RESULT_BYTES:,} bytes")
+        report = json.loads(data.decode("utf-8"))
         return _row_from_report(name, report)
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        return MatrixRow(name, python, {}, "unreadable", (f"{path.name}: {exc}",))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+        said = " ".join(str(exc).split())[:200] or exc.__class__.__name__
+        return MatrixRow(name, python, {}, "unreadable", (f"{path.name}: {said}",))
 
 
 def summarise(results: Path, combos: Sequence[str] = ()) -> list[MatrixRow]:

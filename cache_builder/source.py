@@ -20,6 +20,7 @@ from model_bisect.files import file_sha256
 
 from .fixture import TIMELINE_SEED, Fixture, FixtureData, LinearWeights, Origin, OriginKind, perturb
 from .layout import MODEL_COUNT
+from .limits import MAX_ROWS
 
 __all__ = ["TARGET_CANDIDATES", "build_from_source", "fit_linear"]
 
@@ -45,8 +46,9 @@ def build_from_source(
     # Nulls read as NaN, so one finiteness test drops null, NaN and inf alike.
     raw = {name: float_values(table.column(name)) for name in (*CANONICAL_FEATURES, target)}
     usable = np.ones(table.num_rows, dtype=bool)
-    for values in raw.values():
-        usable &= np.isfinite(values)
+    with np.errstate(over="ignore"):  # beyond float32's range is as unusable as inf
+        for values in raw.values():
+            usable &= np.isfinite(values.astype(np.float32))
     kept = int(usable.sum())
     if kept < len(CANONICAL_FEATURES) + 2:
         raise InputError(
@@ -59,7 +61,14 @@ def build_from_source(
     columns = {name: raw[name][usable].astype(np.float32) for name in CANONICAL_FEATURES}
     columns[TARGET_COLUMN] = raw[target][usable].astype(np.float32)
     matrix = np.stack([columns[name] for name in CANONICAL_FEATURES], axis=1)
-    good = fit_linear(matrix, columns[TARGET_COLUMN])
+    try:
+        good = fit_linear(matrix, columns[TARGET_COLUMN])
+    except (np.linalg.LinAlgError, ValueError) as exc:
+        raise InputError(
+            f"no linear model can be fitted to the source ({first_line(exc)})",
+            str(path),
+            "use features and a target of ordinary magnitude, as VMAF features are",
+        ) from None
 
     origin = Origin(
         OriginKind.SOURCE,
@@ -79,16 +88,27 @@ def fit_linear(features: np.ndarray, target: np.ndarray) -> LinearWeights:
     """Least-squares weights and bias: the best a linear model can do on this data."""
     design = np.column_stack([features.astype(np.float64), np.ones(features.shape[0])])
     solution, *_ = np.linalg.lstsq(design, target.astype(np.float64), rcond=None)
+    if not np.all(np.isfinite(solution.astype(np.float32))):
+        raise ValueError("the fitted weights do not fit in float32")
     rounded = [float(f"{value:.{_SIGNIFICANT_DIGITS}g}") for value in solution.tolist()]
     return LinearWeights(np.array(rounded[:-1], dtype=np.float32), np.float32(rounded[-1]))
 
 
 def _read(path: Path) -> pa.Table:
     fix = "pass a readable parquet file of feature vectors and a MOS/DMOS column"
-    if not path.is_file():
+    if not path.exists():
         raise InputError("file not found", str(path), fix)
+    if not path.is_file():  # a FIFO or a device would block or never end
+        raise InputError("not a regular file", str(path), fix)
     try:
-        return pq.ParquetFile(path).read()
+        source = pq.ParquetFile(path)
+        if source.metadata.num_rows > MAX_ROWS:
+            raise InputError(
+                f"{source.metadata.num_rows:,} rows, more than a fixture holds ({MAX_ROWS:,})",
+                str(path),
+                "sample the source down; a fixture is meant to be small and committed",
+            )
+        return source.read()
     except (OSError, pa.ArrowException) as exc:
         # pyarrow's message names the reason (e.g. "Parquet magic bytes not found").
         raise InputError(
@@ -97,6 +117,13 @@ def _read(path: Path) -> pa.Table:
 
 
 def _pick_target(names: list[str], requested: str | None, path: Path) -> str:
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:  # which of the two would be meant is anyone's guess
+        raise InputError(
+            f"duplicated column names {', '.join(map(repr, twice))}",
+            str(path),
+            "give every column of the source its own name",
+        )
     missing = [name for name in CANONICAL_FEATURES if name not in names]
     if missing:
         raise InputError(

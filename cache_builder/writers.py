@@ -131,7 +131,7 @@ def write_fixture(fixture: Fixture, out: Path) -> Manifest:
     waits in a fixed-name sibling until the swap is done, so a kill at any point leaves a
     whole fixture that the next run restores (see ``_recover``).
     """
-    out = out.absolute()
+    out = Path(os.path.realpath(out))  # a symlinked --out stays a link; its target is written
     out.parent.mkdir(parents=True, exist_ok=True)
     _recover(out)
     _refuse_foreign(out)
@@ -157,7 +157,14 @@ def write_fixture(fixture: Fixture, out: Path) -> Manifest:
 
 
 def _refuse_foreign(out: Path) -> None:
-    """The swap replaces the whole folder: never let it take a folder that is not a fixture."""
+    """The swap replaces the whole folder: never let it take a folder that is not a fixture,
+    nor a file, FIFO or device that is not a folder at all."""
+    if out.exists() and not out.is_dir():
+        raise InputError(
+            "not a folder (the fixture is a folder of files)",
+            str(out),
+            "pass an empty or new folder, or a fixture folder, as --out",
+        )
     if not out.is_dir() or (out / MANIFEST_FILE).is_file():
         return
     foreign = [

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-__all__ = ["float_array", "float_values"]
+__all__ = ["float_array", "float_values", "int32_values"]
 
 
 def float_values(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
@@ -32,3 +32,18 @@ def float_array(values: np.ndarray) -> pa.Array:
     """A float32 Arrow array sharing the numpy buffer (``pa.array`` would import pandas)."""
     contiguous = np.ascontiguousarray(values, dtype=np.float32)
     return pa.Array.from_buffers(pa.float32(), len(contiguous), [None, pa.py_buffer(contiguous)])
+
+
+def int32_values(array: pa.Array) -> np.ndarray:
+    """An integer array (dictionary indices) as int32, nulls as -1 (``fill_null`` would
+    import pandas)."""
+    count = len(array)
+    if count == 0:
+        return np.empty(0, dtype=np.int32)
+    cast = array.cast(pa.int32())
+    validity, data = cast.buffers()
+    values = np.frombuffer(data, dtype=np.int32, count=count, offset=cast.offset * 4).copy()
+    if cast.null_count:
+        bits = np.unpackbits(np.frombuffer(validity, dtype=np.uint8), bitorder="little")
+        values[bits[cast.offset : cast.offset + count] == 0] = -1
+    return values

@@ -16,8 +16,9 @@ from urllib.parse import quote
 
 from .catalogue import CATALOGUE, GateKind
 from .errors import UsageError
+from .history import WIRING_BROKE, Run, encode_history
 from .redact import redact, redact_report
-from .report import Report, Status, Step, VerdictKind
+from .report import GateSpec, Report, Status, Step, VerdictKind
 
 __all__ = [
     "GITHUB_COMMENT_LIMIT",
@@ -49,6 +50,16 @@ _CELL_ENTITIES = {
     "@": "@&#8203;",  # a zero-width space after @ stops @mentions from pinging anyone
 }
 _STATUS_ICON = {Status.GOOD: "✅ good", Status.BAD: "❌ bad", Status.SKIP: "⏭️ skip"}
+# One symbol per night in "Recent runs"; the legend lists only those that occur.
+_NIGHT = {
+    VerdictKind.NO_REGRESSION.value: ("✅", "no regression"),
+    VerdictKind.REGRESSION.value: ("🔴", "regression"),
+    VerdictKind.HEAD_BAD.value: ("⛔", "head bad"),
+    VerdictKind.INCONCLUSIVE.value: ("🟡", "inconclusive"),
+    WIRING_BROKE: ("🛠️", "wiring broke"),
+}
+_NIGHT_OTHER = ("❔", "verdict unknown to this version")
+_RED = {VerdictKind.REGRESSION.value, VerdictKind.HEAD_BAD.value}
 
 
 def marker(key: str) -> str:
@@ -252,6 +263,95 @@ def _toolchain(report: Report) -> list[str]:
     return [f"**Toolchain:** {' · '.join(parts)}"]
 
 
+def _night(run: Run) -> tuple[str, str]:
+    return _NIGHT.get(run.verdict, _NIGHT_OTHER)
+
+
+def _day(run: Run) -> str:
+    return run.date[:10]
+
+
+def _recent_runs(runs: Sequence[Run], gate: GateSpec | None) -> list[str]:
+    """The nights the comment remembers, so a maintainer sees when a slide began."""
+    if not runs:
+        return []
+    present = {_night(r) for r in runs}
+    legend = " · ".join(
+        f"{sym} {name}" for sym, name in (*_NIGHT.values(), _NIGHT_OTHER) if (sym, name) in present
+    )
+    count = f"{len(runs)} night{'' if len(runs) == 1 else 's'}"
+    lines = [
+        "#### Recent runs",
+        "",
+        f"{''.join(_night(r)[0] for r in runs)}  ",
+        f"_{count}, oldest first, {_day(runs[0])} to {_day(runs[-1])}. {legend}._",
+    ]
+    streak = _red_streak(runs)
+    return [*lines, *(["", streak] if streak else []), *_night_chart(runs, gate)]
+
+
+def _red_streak(runs: Sequence[Run]) -> str | None:
+    """When tonight is red: since which night, and what the night before it was."""
+    if runs[-1].verdict not in _RED:
+        return None
+    start = len(runs) - 1
+    while start > 0 and runs[start - 1].verdict in _RED:
+        start -= 1
+    first = runs[start]
+    nights = len(runs) - start
+    text = f"Red for {nights} night{'' if nights == 1 else 's'}, since {_day(first)}"
+    if first.first_bad_index is not None:
+        label = _code(first.first_bad_label or "?")
+        text += f" (first bad then: #{first.first_bad_index} {label})"
+    if start == 0:
+        return text + "; no earlier night is remembered."
+    before = runs[start - 1]
+    return text + f"; the night before, {_day(before)}, was {_night(before)[1]}."
+
+
+def _night_chart(runs: Sequence[Run], gate: GateSpec | None) -> list[str]:
+    """The first gate's metric of each night's newest evaluated model, with its threshold."""
+    if gate is None:
+        return []
+    points = [(r, r.metrics[gate.metric]) for r in runs if gate.metric in r.metrics]
+    if not points:
+        return []
+    ticks = [r.date[5:10] for r, _ in points]
+    if len(set(ticks)) < len(ticks):  # two runs on one day: tell them apart by the time
+        ticks = [r.date[5:16].replace("T", " ") for r, _ in points]
+    limit = gate.threshold if gate.kind in (GateKind.MIN, GateKind.MAX) else None
+    threshold = limit if limit is not None and math.isfinite(limit) else None
+    values = [v for _, v in points]
+    bounds = [*values, *([] if threshold is None else [threshold])]
+    pad = (max(bounds) - min(bounds)) * 0.1 or 0.05
+    name = re.sub(r"[^A-Za-z0-9_]", "", gate.metric) or "metric"
+    lines = [
+        "",
+        f"{name.upper()} night by night (the first gate's metric, {_text(gate.describe())};"
+        " the newest evaluated model of each night):",
+        "",
+        "```mermaid",
+        "xychart-beta",
+        f'    title "{name} night by night"',
+        f'    x-axis "night" [{", ".join(f"{chr(34)}{t}{chr(34)}" for t in ticks)}]',
+        f'    y-axis "{name}" {_number(min(bounds) - pad)} --> {_number(max(bounds) + pad)}',
+        f"    line [{', '.join(_number(v) for v in values)}]",
+    ]
+    if threshold is not None:
+        lines.append(f"    line [{', '.join([_number(threshold)] * len(points))}]")
+    return [*lines, "```"]
+
+
+def _history_blocks(
+    runs: Sequence[Run], nights: int, gate: GateSpec | None
+) -> tuple[list[str], list[str]]:
+    """The newest ``nights`` runs as the "Recent runs" section and the hidden history line."""
+    kept = tuple(runs[len(runs) - nights :]) if nights > 0 else ()
+    if not kept:
+        return [], []
+    return _recent_runs(kept, gate), [encode_history(kept)]
+
+
 def _join(blocks: Iterable[Sequence[str]]) -> str:
     return "\n\n".join("\n".join(b) for b in blocks if b) + "\n"
 
@@ -263,11 +363,14 @@ def render_markdown(
     run_url: str | None = None,
     limit: int = GITHUB_COMMENT_LIMIT,
     secrets: Iterable[str] = (),
+    history: Sequence[Run] = (),
 ) -> str:
     """The sticky comment body: verdict first, then the evidence, cut to fit ``limit``.
 
     ``secrets`` (the token) and anything shaped like a GitHub token are replaced by ``***``
     before escaping, which would otherwise disguise them from a later search-and-replace.
+    ``history`` (tonight last) becomes "Recent runs" and the body's hidden last line; to fit
+    ``limit`` its oldest nights go first, before any table row or the verdict.
     """
     report = redact_report(report, secrets)
     head = [marker(marker_key), *_verdict(report)]
@@ -278,8 +381,11 @@ def render_markdown(
     table_head = ["#### Steps", "", *_table_head(with_p)]
     optional = [_chart(report), _toolchain(report)]
     footer = _footer(run_url)
+    runs = tuple(history)
+    gate = report.gates[0] if report.gates else None
 
-    def build(kept: int, extras: Sequence[Sequence[str]]) -> str:
+    def build(kept: int, extras: Sequence[Sequence[str]], nights: int = 0) -> str:
+        recent, line = _history_blocks(runs, nights, gate)
         keep = sorted(s.index for s in ordered[:kept])
         table = [*table_head, *(rows[i] for i in keep)]
         cut = len(ordered) - kept
@@ -291,11 +397,12 @@ def render_markdown(
             if cut
             else []
         )
-        return _join([head, summary, table, note, *extras, footer])
+        return _join([head, summary, recent, table, note, *extras, footer, line])
 
-    full = build(len(ordered), optional)
-    if len(full) <= limit:
-        return full
+    for nights in range(len(runs), -1, -1):  # the history yields first, oldest night first
+        body = build(len(ordered), optional, nights)
+        if len(body) <= limit:
+            return body
     for extras in (optional, optional[1:], []):
         if len(build(0, extras)) > limit:
             continue
@@ -327,10 +434,12 @@ def render_wiring_broke(
     stage: str | None = None,
     limit: int = GITHUB_COMMENT_LIMIT,
     secrets: Iterable[str] = (),
+    history: Sequence[Run] = (),
 ) -> str:
     """The body for a nightly that failed before a verdict: red, with the log's tail.
 
-    ``secrets`` and GitHub token shapes in the log are replaced by ``***``.
+    ``secrets`` and GitHub token shapes in the log are replaced by ``***``. ``history`` is
+    shown as in `render_markdown` (without a chart: no gates are known), trimmed before the log.
     """
     secrets = tuple(secrets)
     where = f" in stage {_code(redact(stage, secrets), 60)}" if stage else ""
@@ -344,8 +453,14 @@ def render_wiring_broke(
     footer = _footer(run_url)
     all_lines = _clean_log(log_text, secrets).rstrip("\n").split("\n")
     lines = all_lines[-LOG_TAIL_LINES:]
-    budget = min(LOG_TAIL_CHARS, limit - len(_join([head, ["x" * 200], footer])) - 20)
     tail = "\n".join(lines)
+    runs = tuple(history)
+    for nights in range(len(runs), -1, -1):  # the oldest nights yield before the log does
+        recent, line = _history_blocks(runs, nights, None)
+        fixed = len(_join([head, recent, ["x" * 200], footer, line]))
+        budget = min(LOG_TAIL_CHARS, limit - fixed - 20)
+        if budget >= min(LOG_TAIL_CHARS, len(tail)):
+            break
     if len(tail) > max(budget, 0):
         tail = tail[len(tail) - max(budget, 0) :]
         tail = tail.split("\n", 1)[1] if "\n" in tail else tail
@@ -361,7 +476,7 @@ def render_wiring_broke(
             tail,
             fence,
         ]
-    body = _join([head, log_block, footer])
+    body = _join([head, log_block, recent, footer, line])
     if len(body) > limit:
         raise UsageError(
             f"a limit of {limit} characters cannot hold the body", "render", "raise it"

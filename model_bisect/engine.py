@@ -21,8 +21,9 @@ import numpy as np
 from . import __version__
 from .errors import InputError
 from .evalcache import EvalCache
-from .features import FeatureTable, columns_for, load_features
+from .features import FeatureTable, load_features
 from .gates import judge
+from .inputs import InputDescription, describe
 from .report import (
     FeaturesRef,
     GateSpec,
@@ -66,28 +67,48 @@ class _Measure:
     seconds: float
     cached: bool
     predictions: np.ndarray | None
+    unknown_rows: int = 0
+    note: str = ""
 
 
-def _read_sidecars(
+def _describe_inputs(
     entries: Sequence[TimelineEntry],
-) -> tuple[dict[int, tuple[str, ...]], dict[int, str]]:
-    """Each model's feature columns, read once: their union decides what the parquet read
-    loads, and each model's own list keys its cache entry. A model whose sidecar is malformed
-    is skipped with that reason instead of failing the whole run."""
-    columns: dict[int, tuple[str, ...]] = {}
+) -> tuple[dict[int, InputDescription], dict[int, str]]:
+    """Each model's input description, read once: the union of their columns decides what
+    the parquet read loads, and each model's own description keys its cache entry. A model
+    whose sidecar is malformed is skipped with that reason instead of failing the whole run."""
+    descriptions: dict[int, InputDescription] = {}
     broken: dict[int, str] = {}
     for entry in entries:
         try:
-            columns[entry.index] = columns_for(entry.path)
+            descriptions[entry.index] = describe(entry.path, entry.inputs)
         except InputError as exc:
             broken[entry.index] = str(exc)
-    return columns, broken
+    return descriptions, broken
 
 
-def _cached_metrics(record: Mapping[str, Any]) -> Metrics:
-    """Metrics of a cache record; raises (KeyError, TypeError, ...) on a record of another
-    shape, which the cache then treats as a miss."""
-    return Metrics.from_json(record["metrics"])
+def _load_for(
+    descriptions: Mapping[int, InputDescription], features_path: Path, target: str
+) -> FeatureTable:
+    """The parquet read once for every model: a column only some models need may be missing
+    (those models skip, naming it), but a file no model can be fed from is an InputError."""
+    numeric = list(dict.fromkeys(c for d in descriptions.values() for c in d.numeric_columns))
+    strings = list(dict.fromkeys(c for d in descriptions.values() for c in d.string_columns))
+    features = load_features(features_path, numeric, target, strings=strings, allow_missing=True)
+    if features.absent and all(d.lacking(features) for d in descriptions.values()):
+        # Read again without allow_missing for the usual message naming the missing columns.
+        load_features(features_path, numeric, target, strings=strings)
+    return features
+
+
+def _cached_record(record: Mapping[str, Any]) -> tuple[Metrics, int, str]:
+    """Metrics and unknown-value count of a cache record; raises (KeyError, TypeError, ...)
+    on a record of another shape, which the cache then treats as a miss."""
+    return (
+        Metrics.from_json(record["metrics"]),
+        int(record.get("unknown_rows", 0)),
+        str(record.get("note", "")),
+    )
 
 
 class _Session:
@@ -98,14 +119,14 @@ class _Session:
         entries: Sequence[TimelineEntry],
         features: FeatureTable,
         options: RunOptions,
-        columns: Mapping[int, tuple[str, ...]],
+        descriptions: Mapping[int, InputDescription],
         broken: Mapping[int, str],
         on_step: Callable[[Step], None] | None,
     ) -> None:
         self.entries = entries
         self.features = features
         self.options = options
-        self.columns = columns
+        self.descriptions = descriptions
         self.broken = broken
         self.on_step = on_step
         self._evaluator: Evaluator | None = None
@@ -137,7 +158,7 @@ class _Session:
         return EvalCache.key(
             model=entry.content_sha256 or entry.sha256,
             features=self.features.sha256,
-            columns=list(self.columns[entry.index]),
+            inputs=self.descriptions[entry.index].key(),
             target=self.features.target_name,
             mapping=self.options.mapping,
             version=__version__,
@@ -148,6 +169,8 @@ class _Session:
         # content_sha256 covers external-data files and the sidecar: a retrained model often
         # changes only model.onnx.data, leaving model.onnx byte-identical.
         memo_key = entry.content_sha256 or entry.sha256 or f"path:{entry.path}"
+        if entry.index in self.descriptions:  # same bytes fed differently are different models
+            memo_key += "|" + self.descriptions[entry.index].fingerprint()
         with self.lock:
             known = self.measured.get(memo_key)
         if known is not None:
@@ -164,13 +187,13 @@ class _Session:
         key = None
         if cache is not None and (entry.content_sha256 or entry.sha256) is not None:
             key = self._cache_key(entry)
-            hit = cache.get(key, _cached_metrics)
+            hit = cache.get(key, _cached_record)
             if hit is not None:
-                metrics, predictions = hit
+                (metrics, unknown, note), predictions = hit
                 if predictions is not None or not self.needs_predictions:
-                    return _Measure(metrics, "", 0.0, True, predictions)
+                    return _Measure(metrics, "", 0.0, True, predictions, unknown, note)
         started = time.perf_counter()
-        evaluation = self.evaluator.predict(entry, self.columns[entry.index])
+        evaluation = self.evaluator.predict(entry, self.descriptions[entry.index])
         with self.lock:
             self.evaluations += 1
         if not evaluation.ok or evaluation.predictions is None:
@@ -180,11 +203,24 @@ class _Session:
         seconds = time.perf_counter() - started
         if cache is not None and key is not None:
             kept = evaluation.predictions.astype(np.float32) if self.needs_predictions else None
-            cache.put(key, {"metrics": metrics.to_json()}, kept)
+            record = {
+                "metrics": metrics.to_json(),
+                "unknown_rows": evaluation.unknown_rows,
+                "note": evaluation.note,
+            }
+            cache.put(key, record, kept)
         # Predictions (8 MB per million rows) are kept only for the significance test; holding
         # them for every model of a 512-model scan would cost gigabytes.
         kept_predictions = evaluation.predictions if self.needs_predictions else None
-        return _Measure(metrics, "", seconds, False, kept_predictions)
+        return _Measure(
+            metrics,
+            "",
+            seconds,
+            False,
+            kept_predictions,
+            evaluation.unknown_rows,
+            evaluation.note,
+        )
 
     def _compute_metrics(self, predictions: np.ndarray) -> Metrics:
         from .metrics import compute_metrics, target_ranks  # only on a cache miss
@@ -233,6 +269,8 @@ class _Session:
                 p_values=p_values,
                 alpha=self.options.alpha,
             )
+        if found.note:
+            reason = f"{reason}; {found.note}" if reason else found.note
         if duplicate:
             note = "same bytes as an earlier model: evaluated once"
             reason = f"{reason}; {note}" if reason else note
@@ -245,6 +283,7 @@ class _Session:
             seconds=0.0 if duplicate else round(found.seconds, 6),
             cached=found.cached,
             p_values=p_values,
+            unknown_rows=found.unknown_rows,
         )
         with self.lock:
             self.steps[index] = step
@@ -274,16 +313,15 @@ def run(
 ) -> Report:
     """Evaluate the timeline lazily and localise the first model that fails the gates."""
     require_two(entries)
-    columns, broken = _read_sidecars(entries)
-    needed = list(dict.fromkeys(name for cols in columns.values() for name in cols))
-    if not needed:
+    descriptions, broken = _describe_inputs(entries)
+    if not descriptions:
         raise InputError(
             "no model of the timeline has a usable feature list",
             str(entries[0].path),
             "fix the sidecar JSON files next to the models",
         )
-    features = load_features(features_path, needed, options.target)
-    session = _Session(entries, features, options, columns, broken, on_step)
+    features = _load_for(descriptions, features_path, options.target)
+    session = _Session(entries, features, options, descriptions, broken, on_step)
     if any(g.kind == "max_drop" for g in options.gates):
         session.set_anchor()
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import first_line
+from .inputs import Feed, InputDescription, default_description, unknown_rows
 from .onnxfile import external_data_locations, unsafe_location_reason
 
 if TYPE_CHECKING:
@@ -44,6 +45,8 @@ class Evaluation:
     predictions: np.ndarray | None  # float64 [rows] when ok
     reason: str  # why the model was skipped; "" when ok
     seconds: float
+    unknown_rows: int = 0  # rows whose one-hot value is outside the layout
+    note: str = ""  # the sentence saying so, for the report ("" when none)
 
 
 class _Skip(Exception):
@@ -72,33 +75,37 @@ class Evaluator:
         self.threads = threads
         self.batch_rows = batch_rows
 
-    def predict(self, entry: TimelineEntry, columns: Sequence[str]) -> Evaluation:
-        """Evaluate one model on ``columns`` (what its sidecar names, read once by the caller);
-        a model problem is returned as ``ok=False`` with a reason."""
+    def predict(self, entry: TimelineEntry, inputs: InputDescription | Sequence[str]) -> Evaluation:
+        """Evaluate one model fed as ``inputs`` describes (read once by the caller; a plain
+        column list is the single-input rule); a model problem is returned as ``ok=False``
+        with a reason."""
         start = time.perf_counter()
+        if not isinstance(inputs, InputDescription):
+            inputs = default_description(tuple(inputs))
         try:
-            predictions = self._predict(Path(entry.path), tuple(columns))
+            predictions = self._predict(Path(entry.path), inputs)
         except _Skip as skip:
             return Evaluation(False, None, str(skip), time.perf_counter() - start)
         except Exception as exc:  # any other failure still belongs to this model alone
             reason = f"evaluation failed ({exc.__class__.__name__}: {first_line(exc)})"
             return Evaluation(False, None, reason, time.perf_counter() - start)
-        return Evaluation(True, predictions, "", time.perf_counter() - start)
+        count, note = unknown_rows(inputs, self.features)
+        return Evaluation(True, predictions, "", time.perf_counter() - start, count, note)
 
-    def _predict(self, path: Path, columns: tuple[str, ...]) -> np.ndarray:
+    def _predict(self, path: Path, description: InputDescription) -> np.ndarray:
         try:
             data = path.read_bytes()
         except FileNotFoundError:
             raise _Skip(f"model file not found: {path}") from None
         except OSError as exc:
             raise _Skip(f"unreadable model file ({exc.__class__.__name__}: {path})") from None
-        lacking = [name for name in columns if name not in self.features.names]
+        lacking = description.lacking(self.features)
         if lacking:
             raise _Skip(
                 f"needs feature column{'s' if len(lacking) > 1 else ''} "
                 f"{', '.join(map(repr, lacking))} that the feature cache lacks"
             )
-        matrix = self.features.columns(columns)
+        feeds = [Feed.build(spec, self.features) for spec in description.inputs]
         try:  # parses only bytes that could name external data; ORT judges the rest
             locations = external_data_locations(data)
         except Exception as exc:  # protobuf DecodeError and friends
@@ -111,9 +118,13 @@ class Evaluator:
             if not (path.parent / location).is_file():
                 raise _Skip(f"missing external-data file {location!r} beside {path.name}")
         session = self._session(path, None if locations else data)
-        feed_name, dtype, batch = self._choose_input(session, len(columns))
+        if len(feeds) == 1 and feeds[0].spec.name is None:
+            feed_name, dtype, batch = self._choose_input(session, feeds[0].width)
+            bound = [(feed_name, feeds[0], dtype)]
+        else:
+            bound, batch = self._bind(session, feeds, description.named)
         output = session.get_outputs()[0].name
-        return self._run(session, feed_name, output, matrix.astype(dtype, copy=False), batch)
+        return self._run(session, bound, output, batch)
 
     def _session(self, path: Path, data: bytes | None) -> Any:
         import onnxruntime as ort  # here, not at the top: a fully cached rerun never needs it
@@ -160,7 +171,8 @@ class Evaluator:
             if len(chosen) > 1:
                 raise _Skip(
                     f"several float [N, F] inputs ({', '.join(repr(i.name) for i in chosen)}): "
-                    "pass --input-name"
+                    "describe them in the sidecar (input_names, feature_order, "
+                    "codec_block_layout) or the timeline file's inputs table"
                 )
         arg = chosen[0]
         for other in inputs:
@@ -174,24 +186,73 @@ class Evaluator:
         batch = rows_dim if isinstance(rows_dim, int) and rows_dim > 0 else None
         return arg.name, _FLOAT_INPUTS[arg.type], batch
 
+    def _bind(
+        self, session: Any, feeds: Sequence[Feed], named: bool
+    ) -> tuple[list[tuple[str, Feed, Any]], int | None]:
+        """Graph inputs to described inputs: by name, or by position when the sidecar gives
+        no ``input_names``. Every graph input must be fed, and each must be float [N, F]."""
+        inputs = list(session.get_inputs())
+        names = ", ".join(repr(i.name) for i in inputs) or "none"
+        if named:
+            by_name = {i.name: i for i in inputs}
+            for feed in feeds:
+                if feed.spec.name not in by_name:
+                    raise _Skip(f"model has no input {feed.spec.name!r} (its inputs: {names})")
+            described = {feed.spec.name for feed in feeds}
+            for arg in inputs:
+                if arg.name not in described:
+                    raise _Skip(f"needs input {arg.name!r} that the feature cache cannot feed")
+            args = [by_name[feed.spec.name] for feed in feeds]
+        else:
+            if len(inputs) != len(feeds):
+                raise _Skip(
+                    f"model has {len(inputs)} inputs ({names}), the description feeds "
+                    f"{len(feeds)}: name them in the sidecar's input_names"
+                )
+            args = inputs
+        bound: list[tuple[str, Feed, Any]] = []
+        batch: int | None = None
+        for arg, feed in zip(args, feeds, strict=True):
+            if arg.type not in _FLOAT_INPUTS or len(arg.shape) != 2:
+                raise _Skip(
+                    f"input {arg.name!r} is {arg.type} {arg.shape}, not a float [N, F] tensor"
+                )
+            rows_dim, width = arg.shape
+            if isinstance(width, int) and width != feed.width:
+                raise _Skip(
+                    f"column-count mismatch on input {arg.name!r}: model wants {width}, "
+                    f"the description gives {feed.width}"
+                )
+            if isinstance(rows_dim, int) and rows_dim > 0:
+                batch = rows_dim
+            bound.append((arg.name, feed, _FLOAT_INPUTS[arg.type]))
+        return bound, batch
+
     def _run(
-        self, session: Any, feed: str, output: str, matrix: np.ndarray, fixed: int | None
+        self,
+        session: Any,
+        bound: Sequence[tuple[str, Feed, Any]],
+        output: str,
+        fixed: int | None,
     ) -> np.ndarray:
-        rows = matrix.shape[0]
+        rows = self.features.rows
         step = fixed if fixed is not None else min(self.batch_rows, rows)
         predictions = np.empty(rows, dtype=np.float64)
         for begin in range(0, rows, step):
-            chunk = matrix[begin : begin + step]
-            n = chunk.shape[0]
-            if fixed is not None and n < fixed:  # a fixed batch dimension: pad the tail
-                pad = np.zeros((fixed - n, chunk.shape[1]), dtype=chunk.dtype)
-                chunk = np.concatenate([chunk, pad])
+            n = min(step, rows - begin)
+            chunks = {}
+            for name, feed, dtype in bound:
+                chunk = feed.batch(begin, begin + n).astype(dtype, copy=False)
+                if fixed is not None and n < fixed:  # a fixed batch dimension: pad the tail
+                    pad = np.zeros((fixed - n, chunk.shape[1]), dtype=chunk.dtype)
+                    chunk = np.concatenate([chunk, pad])
+                chunks[name] = chunk
             try:
-                result = session.run([output], {feed: chunk})[0]
+                result = session.run([output], chunks)[0]
             except Exception as exc:
                 raise _Skip(f"ONNX Runtime failed running the model ({first_line(exc)})") from None
             values = np.asarray(result)
-            expected = chunk.shape[0]
+            expected = max(n, fixed or 0)
             if values.dtype.kind not in "fiub":
                 raise _Skip(f"output {output!r} is {values.dtype}, not numeric")
             if values.size != expected or (values.ndim > 1 and max(values.shape) != expected):

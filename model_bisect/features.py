@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,8 +24,11 @@ __all__ = [
     "CANONICAL_FEATURES",
     "TARGET_COLUMN",
     "FeatureTable",
+    "StringColumn",
     "columns_for",
     "load_features",
+    "read_sidecar",
+    "sidecar_names",
     "sidecar_path",
 ]
 
@@ -42,6 +45,15 @@ TARGET_COLUMN = "mos"
 
 
 @dataclass(frozen=True, eq=False)
+class StringColumn:
+    """A string column, dictionary-encoded: a million rows of a handful of encoder names
+    cost 4 MB of codes instead of a million Python strings."""
+
+    codes: np.ndarray  # int32 [rows], index into ``vocabulary``; -1 where the value is null
+    vocabulary: tuple[str, ...]
+
+
+@dataclass(frozen=True, eq=False)
 class FeatureTable:
     """The loaded cache: ``matrix`` holds ``names`` as float32 columns, rows with any
     non-finite needed value already removed (``dropped_rows`` counts them)."""
@@ -53,6 +65,8 @@ class FeatureTable:
     target: np.ndarray  # float64 [rows], read-only
     target_name: str
     dropped_rows: int
+    strings: Mapping[str, StringColumn] = field(default_factory=dict)  # read only when needed
+    absent: tuple[str, ...] = ()  # requested with allow_missing, but not in the file
     _subsets: dict[tuple[str, ...], np.ndarray] = field(
         default_factory=dict, init=False, repr=False
     )
@@ -96,15 +110,15 @@ def sidecar_path(model_path: Path) -> Path:
     return model_path.with_suffix(".json")
 
 
-def columns_for(model_path: Path) -> tuple[str, ...]:
-    """The feature names a model reads, in order: its sidecar's ``features`` list, else the
-    canonical six. A sidecar that exists but cannot be trusted is an InputError, never a
-    silent fall-back that would feed the model the wrong columns."""
+def read_sidecar(model_path: Path) -> dict[str, Any] | None:
+    """The model's sidecar JSON object, or None when there is none. A sidecar that exists but
+    cannot be trusted is an InputError, never a silent fall-back that would feed the model
+    the wrong columns."""
     sidecar = sidecar_path(model_path)
     try:
         text = sidecar.read_text(encoding="utf-8")
     except FileNotFoundError:
-        return CANONICAL_FEATURES
+        return None
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(
             f"unreadable sidecar ({exc.__class__.__name__})",
@@ -121,20 +135,32 @@ def columns_for(model_path: Path) -> tuple[str, ...]:
         raise InputError(
             "sidecar is not a JSON object", str(sidecar), 'write {"features": ["adm2", ...]}'
         )
-    if "features" not in data:
-        return CANONICAL_FEATURES
-    names = data["features"]
-    fix = 'make "features" a list of distinct column names, e.g. ["adm2", "motion2"]'
+    return data
+
+
+def sidecar_names(data: Mapping[str, Any], key: str, sidecar: Path) -> tuple[str, ...]:
+    """The sidecar's ``key`` as a non-empty list of distinct non-empty names."""
+    names = data[key]
+    fix = f'make "{key}" a list of distinct column names, e.g. ["adm2", "motion2"]'
     if not isinstance(names, list) or not names:
-        raise InputError('sidecar "features" is not a non-empty list', str(sidecar), fix)
+        raise InputError(f'sidecar "{key}" is not a non-empty list', str(sidecar), fix)
     if not all(isinstance(n, str) and n for n in names):
-        raise InputError('sidecar "features" holds a non-string or empty name', str(sidecar), fix)
+        raise InputError(f'sidecar "{key}" holds a non-string or empty name', str(sidecar), fix)
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise InputError(
-            f'sidecar "features" repeats {", ".join(map(repr, duplicates))}', str(sidecar), fix
+            f'sidecar "{key}" repeats {", ".join(map(repr, duplicates))}', str(sidecar), fix
         )
     return tuple(names)
+
+
+def columns_for(model_path: Path) -> tuple[str, ...]:
+    """The feature names a model reads, in order: its sidecar's ``features`` list, else the
+    canonical six (the single-input rule; ``inputs.describe`` knows the whole sidecar)."""
+    data = read_sidecar(model_path)
+    if data is None or "features" not in data:
+        return CANONICAL_FEATURES
+    return sidecar_names(data, "features", sidecar_path(model_path))
 
 
 def _copy_floats(column: pa.ChunkedArray, out: np.ndarray) -> None:
@@ -174,9 +200,17 @@ def load_features(
     path: Path,
     columns: Sequence[str],
     target: str = TARGET_COLUMN,
+    *,
+    strings: Sequence[str] = (),
+    allow_missing: bool = False,
 ) -> FeatureTable:
     """Read only ``columns`` and ``target`` from a parquet file, once, as float32 features and a
-    float64 target; drop (and count) rows where any of them is missing or non-finite."""
+    float64 target; drop (and count) rows where any of them is missing or non-finite.
+
+    ``strings`` are string columns (one-hot inputs) read dictionary-encoded; they never drop a
+    row. With ``allow_missing`` a requested column the file lacks is left out and listed in
+    ``absent`` (the models that need it are skipped) instead of failing the whole read.
+    """
     import numpy as np
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -204,14 +238,17 @@ def load_features(
             where,
             f"pass --target with one of: {shown}",
         )
-    missing = [name for name in wanted if name not in available]
-    if missing:
+    wanted_strings = list(dict.fromkeys(strings))
+    missing = [name for name in [*wanted, *wanted_strings] if name not in available]
+    if missing and not allow_missing:
         raise InputError(
             f"missing feature column{'s' if len(missing) > 1 else ''} {', '.join(missing)}",
             where,
             f"the file has {shown}; add the columns or list the model's in a sidecar JSON",
         )
-    names = wanted
+    names = [name for name in wanted if name in available]
+    string_names = [name for name in wanted_strings if name in available]
+    _check_string_columns(schema, string_names, where)
     for name in [*names, target]:
         kind = schema.field(name).type
         if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
@@ -250,11 +287,19 @@ def load_features(
             "regenerate or re-export the features file",
         )
 
+    string_columns = _read_strings(path, string_names, total) if string_names else {}
+
     keep = np.isfinite(target_values) & np.isfinite(matrix).all(axis=1)
     dropped = int(total - int(keep.sum()))
     if dropped:
         matrix = np.ascontiguousarray(matrix[keep])
         target_values = target_values[keep]
+        string_columns = {
+            name: StringColumn(np.ascontiguousarray(column.codes[keep]), column.vocabulary)
+            for name, column in string_columns.items()
+        }
+    for column in string_columns.values():
+        column.codes.setflags(write=False)
     if matrix.shape[0] == 0:
         raise InputError(
             f"no usable rows ({total} rows, all with a missing or non-finite value)",
@@ -271,4 +316,66 @@ def load_features(
         target=target_values,
         target_name=target,
         dropped_rows=dropped,
+        strings=string_columns,
+        absent=tuple(missing),
     )
+
+
+def _check_string_columns(schema: Any, names: Sequence[str], where: str) -> None:
+    import pyarrow as pa
+
+    for name in names:
+        kind = schema.field(name).type
+        if pa.types.is_dictionary(kind):
+            kind = kind.value_type
+        if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+            raise InputError(
+                f"column {name!r} is {kind}, not a string column",
+                where,
+                "store one-hot source columns (COLUMN in COLUMN_onehot[VALUE]) as strings",
+            )
+
+
+def _read_strings(path: Path, names: Sequence[str], total: int) -> dict[str, StringColumn]:
+    """Each string column as int32 codes into one vocabulary, a row group at a time: pyarrow
+    hands back each group's dictionary, so no row's string is ever built in Python."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from .arrow import int32_values
+
+    where = str(path)
+    try:
+        parquet = pq.ParquetFile(path, read_dictionary=list(names))
+        found: dict[str, StringColumn] = {}
+        for name in names:
+            codes = np.empty(total, dtype=np.int32)
+            vocabulary: dict[str, int] = {}
+            filled = 0
+            for group in range(parquet.num_row_groups):
+                column = parquet.read_row_group(group, columns=[name], use_threads=False)
+                for chunk in column.column(0).chunks:
+                    local = [
+                        -1 if value is None else vocabulary.setdefault(value, len(vocabulary))
+                        for value in chunk.dictionary.to_pylist()
+                    ]
+                    # index -1 (a null row) picks the appended -1
+                    remap = np.asarray([*local, -1], dtype=np.int32)
+                    codes[filled : filled + len(chunk)] = remap[int32_values(chunk.indices)]
+                    filled += len(chunk)
+            if filled != total:
+                raise InputError(
+                    f"corrupt parquet file ({filled} of {total} rows of {name!r} readable)",
+                    where,
+                    "regenerate or re-export the features file",
+                )
+            found[name] = StringColumn(codes, tuple(vocabulary))
+    except (OSError, pa.ArrowException) as exc:
+        raise InputError(
+            f"corrupt parquet file ({first_line(exc)})",
+            where,
+            "regenerate or re-export the features file",
+        ) from None
+    pa.default_memory_pool().release_unused()
+    return found

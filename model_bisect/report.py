@@ -192,7 +192,9 @@ class GateSpec:
 
 @dataclass(frozen=True)
 class Step:
-    """One evaluated model. ``p_values`` holds the significance test of each max-drop gate."""
+    """One evaluated model. ``p_values`` holds the significance test of each max-drop gate;
+    ``unknown_rows`` counts rows whose one-hot value is outside the model's layout (written
+    only when non-zero, so reports without one-hot inputs keep their shape)."""
 
     index: int
     label: str
@@ -202,9 +204,10 @@ class Step:
     seconds: float
     cached: bool = False
     p_values: Mapping[str, float] = field(default_factory=dict)
+    unknown_rows: int = 0
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data = {
             "index": self.index,
             "label": self.label,
             "status": self.status.value,
@@ -214,6 +217,9 @@ class Step:
             "cached": self.cached,
             "p_values": dict(self.p_values),
         }
+        if self.unknown_rows:
+            data["unknown_rows"] = self.unknown_rows
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Step:
@@ -227,6 +233,7 @@ class Step:
             seconds=float(data.get("seconds", 0.0)),
             cached=bool(data.get("cached", False)),
             p_values={k: float(v) for k, v in data.get("p_values", {}).items()},
+            unknown_rows=int(data.get("unknown_rows", 0)),
         )
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from .errors import InputError, first_line
 from .features import sidecar_path
 from .files import file_sha256
+from .inputs import InputDescription, from_timeline_table
 from .onnxfile import external_data_locations, unsafe_location_reason
 
 __all__ = [
@@ -38,6 +39,8 @@ class TimelineEntry:
     covers its external-data files and sidecar JSON, which decide its predictions as much as
     the graph does (a retrained model often changes only ``model.onnx.data``): deduplicate and
     key the evaluation cache on it. Both are None when the model file cannot be read.
+    ``inputs`` is the timeline file's description of the model's inputs, which overrides its
+    sidecar (None: the sidecar or the default rule decides).
     """
 
     index: int
@@ -45,6 +48,7 @@ class TimelineEntry:
     path: Path
     sha256: str | None
     content_sha256: str | None = None
+    inputs: InputDescription | None = None
 
 
 def natural_key(text: str) -> tuple[tuple[int, int | str], ...]:
@@ -86,11 +90,15 @@ def _hashes(path: Path) -> tuple[str | None, str | None]:
     return own, digest.hexdigest()
 
 
-def _entries(items: Sequence[tuple[Path, str]]) -> list[TimelineEntry]:
+def _entries(
+    items: Sequence[tuple[Path, str]],
+    inputs: Sequence[InputDescription | None] | None = None,
+) -> list[TimelineEntry]:
+    described = list(inputs) if inputs is not None else [None] * len(items)
     entries = []
-    for index, (path, label) in enumerate(items):
+    for index, ((path, label), given) in enumerate(zip(items, described, strict=True)):
         own, content = _hashes(path)
-        entries.append(TimelineEntry(index, label, path, own, content))
+        entries.append(TimelineEntry(index, label, path, own, content, given))
     return entries
 
 
@@ -135,7 +143,8 @@ def _parse_timeline(path: Path, text: str) -> Any:
 
 def from_file(path: Path) -> list[TimelineEntry]:
     """A TOML ``[[models]]`` / JSON ``{"models": [...]}`` manifest, oldest first; entries are
-    ``{path, label?}`` with paths relative to the manifest's folder."""
+    ``{path, label?, inputs?}`` with paths relative to the manifest's folder (``inputs``: see
+    ``inputs.from_timeline_table``)."""
     where = str(path)
     example = 'list entries as [[models]] path = "model_00.onnx" (TOML) or {"models": [...]}'
     try:
@@ -158,18 +167,21 @@ def from_file(path: Path) -> list[TimelineEntry]:
     if not isinstance(models, list):
         raise InputError("timeline has no list of models", where, example)
     items: list[tuple[Path, str]] = []
+    described: list[InputDescription | None] = []
     for number, entry in enumerate(models, start=1):
         if isinstance(entry, str):
             entry = {"path": entry}
         if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
             raise InputError(f"entry {number} has no path", where, example)
-        unknown = sorted(set(entry) - {"path", "label"})
+        unknown = sorted(set(entry) - {"path", "label", "inputs"})
         if unknown:
             raise InputError(
                 f"entry {number} has unknown key {', '.join(map(repr, unknown))}",
                 where,
-                "entries take only path and label",
+                "entries take only path, label and inputs",
             )
+        given = entry.get("inputs")
+        described.append(None if given is None else from_timeline_table(given, where, number))
         label = entry.get("label")
         if label is not None and not isinstance(label, str):
             raise InputError(f"entry {number} has a non-string label", where, "quote the label")
@@ -182,7 +194,7 @@ def from_file(path: Path) -> list[TimelineEntry]:
                 "paths are relative to the timeline file's folder",
             )
         items.append((resolved, label if label else model.name))
-    return _entries(items)
+    return _entries(items, described)
 
 
 def _git(args: Sequence[str], cwd: Path, where: str) -> subprocess.CompletedProcess[bytes]:

@@ -16,6 +16,10 @@ _LEAKY_VARIABLES = (
     "GH_TOKEN",
     "GITHUB_TOKEN",
     "GITHUB_STEP_SUMMARY",
+    # Inside CI's own runner the tools would write outputs and annotations for every test run.
+    "GITHUB_ACTIONS",
+    "GITHUB_OUTPUT",
+    "RUNNER_TEMP",
     "GITHUB_REPOSITORY",
     "GITHUB_API_URL",
     "GITHUB_RUN_ID",

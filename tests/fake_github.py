@@ -2,7 +2,9 @@
 
 Real HTTP through ghapi reaches it, so tests exercise the same client code as production:
 pagination by ``per_page``/``page`` with RFC 5988 ``Link`` headers, the token check, ``/user``
-(or the Actions token's 403), the 65,536-character body limit, and injectable faults.
+(or the Actions token's 403), the 65,536-character body limit, locked issues, and injectable
+faults: any status, headers (``Retry-After: nan``), body and content type, so a 200 with an
+HTML page or with JSON of the wrong shape can be served, and a ``Link: next`` that never ends.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ BODY_LIMIT = 65536
 _COMMENTS = re.compile(r"/repos/([^/]+/[^/]+)/issues/(\d+)/comments")
 _COMMENT = re.compile(r"/repos/([^/]+/[^/]+)/issues/comments/(\d+)")
 _REASONS = {401: "Bad credentials", 403: "Forbidden", 404: "Not Found", 422: "Validation Failed"}
+LOCKED_MESSAGE = "Unable to create comment because issue is locked."  # GitHub's words
 
 
 @dataclass(frozen=True)
@@ -33,12 +36,14 @@ class _Fault:
     headers: dict[str, str]
     body: str | None
     method: str | None
+    content_type: str
 
 
 @dataclass
 class _State:
     comments: dict[int, dict[str, Any]] = field(default_factory=dict)  # id -> comment
     issues: set[tuple[str, int]] = field(default_factory=set)
+    locked: set[tuple[str, int]] = field(default_factory=set)
     faults: list[_Fault] = field(default_factory=list)
     next_id: int = 1000
     clock: int = 0
@@ -58,6 +63,7 @@ class FakeGitHub:
         self.token = token
         self.login = login
         self.integration = integration
+        self.endless_pages = False  # every listing page claims a `next` one
         self.requests: list[tuple[str, str]] = []
         self._state = _State(issues=set(issues))
         self._lock = threading.Lock()
@@ -93,12 +99,22 @@ class FakeGitHub:
         headers: dict[str, str] | None = None,
         body: str | None = None,
         method: str | None = None,
+        content_type: str = "application/json; charset=utf-8",
     ) -> None:
         """Answer the next ``times`` requests (only those with ``method``, when given) with
-        ``status`` instead; ``body`` defaults to GitHub's JSON ``{"message": ...}``."""
+        ``status`` instead; ``body`` defaults to GitHub's JSON ``{"message": ...}``. A 200
+        with an HTML ``body`` and ``content_type="text/html"`` is a captive portal or proxy."""
         with self._lock:
-            fault = _Fault(status, dict(headers or {}), body, method and method.upper())
+            fault = _Fault(
+                status, dict(headers or {}), body, method and method.upper(), content_type
+            )
             self._state.faults.extend([fault] * times)
+
+    def lock(self, repo: str, issue: int) -> None:
+        """Lock the conversation: creating or editing its comments is refused with a 403."""
+        with self._lock:
+            self._state.issues.add((repo, issue))
+            self._state.locked.add((repo, issue))
 
     def count(self, method: str, path_prefix: str = "") -> int:
         return sum(1 for m, p in self.requests if m == method and p.startswith(path_prefix))
@@ -152,7 +168,7 @@ class FakeGitHub:
 
     def _handle(
         self, method: str, path: str, query: dict[str, list[str]], auth: str | None, data: bytes
-    ) -> tuple[int, dict[str, str], Any]:
+    ) -> tuple[int, dict[str, str], Any, str]:
         with self._lock:
             self.requests.append((method, path))
             fault = next((f for f in self._state.faults if f.method in (None, method)), None)
@@ -161,39 +177,50 @@ class FakeGitHub:
                 body = fault.body
                 if body is None:
                     body = json.dumps({"message": _REASONS.get(fault.status, "Server Error")})
-                return fault.status, fault.headers, body
-            if auth not in (f"token {self.token}", f"Bearer {self.token}"):
-                return 401, {}, {"message": "Bad credentials"}
-            if method == "GET" and path == "/user":
-                if self.integration:
-                    return 403, {}, {"message": "Resource not accessible by integration"}
-                return 200, {}, {"login": self.login, "id": 1, "type": "User"}
-            if match := _COMMENTS.fullmatch(path):
-                repo, issue = match[1], int(match[2])
-                if (repo, issue) not in self._state.issues:
-                    return 404, {}, {"message": "Not Found"}
-                if method == "GET":
-                    return self._list(repo, issue, query, path)
-                if method == "POST":
-                    text = _body_of(data)
-                    if text is None or len(text) > BODY_LIMIT:
-                        return 422, {}, _too_long()
-                    return 201, {}, _public(self._add(repo, issue, text, self.identity))
-            if match := _COMMENT.fullmatch(path):
-                comment = self._state.comments.get(int(match[2]))
-                if comment is None or comment["_repo"] != match[1]:
-                    return 404, {}, {"message": "Not Found"}
-                if method == "PATCH":
-                    text = _body_of(data)
-                    if text is None or len(text) > BODY_LIMIT:
-                        return 422, {}, _too_long()
-                    self._state.clock += 1
-                    comment["body"] = text
-                    return 200, {}, _public(comment)
-                if method == "DELETE":
-                    del self._state.comments[comment["id"]]
-                    return 204, {}, None
-            return 404, {}, {"message": "Not Found"}
+                return fault.status, fault.headers, body, fault.content_type
+            return (*self._answer(method, path, query, auth, data), _JSON)
+
+    def _answer(
+        self, method: str, path: str, query: dict[str, list[str]], auth: str | None, data: bytes
+    ) -> tuple[int, dict[str, str], Any]:
+        """The stateful part; the caller holds the lock."""
+        if auth not in (f"token {self.token}", f"Bearer {self.token}"):
+            return 401, {}, {"message": "Bad credentials"}
+        if method == "GET" and path == "/user":
+            if self.integration:
+                return 403, {}, {"message": "Resource not accessible by integration"}
+            return 200, {}, {"login": self.login, "id": 1, "type": "User"}
+        if match := _COMMENTS.fullmatch(path):
+            repo, issue = match[1], int(match[2])
+            if (repo, issue) not in self._state.issues:
+                return 404, {}, {"message": "Not Found"}
+            if method == "GET":
+                return self._list(repo, issue, query, path)
+            if method == "POST" and (repo, issue) in self._state.locked:
+                return 403, {}, {"message": LOCKED_MESSAGE}
+            if method == "POST":
+                text = _body_of(data)
+                if text is None or len(text) > BODY_LIMIT:
+                    return 422, {}, _too_long()
+                return 201, {}, _public(self._add(repo, issue, text, self.identity))
+        if match := _COMMENT.fullmatch(path):
+            comment = self._state.comments.get(int(match[2]))
+            if comment is None or comment["_repo"] != match[1]:
+                return 404, {}, {"message": "Not Found"}
+            locked = (comment["_repo"], comment["_issue"]) in self._state.locked
+            if method in ("PATCH", "DELETE") and locked:
+                return 403, {}, {"message": LOCKED_MESSAGE}
+            if method == "PATCH":
+                text = _body_of(data)
+                if text is None or len(text) > BODY_LIMIT:
+                    return 422, {}, _too_long()
+                self._state.clock += 1
+                comment["body"] = text
+                return 200, {}, _public(comment)
+            if method == "DELETE":
+                del self._state.comments[comment["id"]]
+                return 204, {}, None
+        return 404, {}, {"message": "Not Found"}
 
     def _list(
         self, repo: str, issue: int, query: dict[str, list[str]], path: str
@@ -208,12 +235,17 @@ class FakeGitHub:
         last = max((len(items) + per_page - 1) // per_page, 1)
         links = []
         url = f"{self.url}{path}?per_page={per_page}&page="
-        if page < last:
+        if page < last or self.endless_pages:
             links += [f'<{url}{page + 1}>; rel="next"', f'<{url}{last}>; rel="last"']
         if page > 1:
             links += [f'<{url}1>; rel="first"', f'<{url}{page - 1}>; rel="prev"']
         headers = {"Link": ", ".join(links)} if links else {}
+        if self.endless_pages:  # past the end, the last page again, and `next` once more
+            page = min(page, last)
         return 200, headers, items[(page - 1) * per_page : page * per_page]
+
+
+_JSON = "application/json; charset=utf-8"
 
 
 def _public(comment: dict[str, Any]) -> dict[str, Any]:
@@ -250,7 +282,7 @@ class _Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
         data = self.rfile.read(length) if length else b""
-        status, headers, payload = self.owner._handle(
+        status, headers, payload, content_type = self.owner._handle(
             self.command, parts.path, parse_qs(parts.query), self.headers.get("Authorization"), data
         )
         raw = (
@@ -260,7 +292,7 @@ class _Handler(BaseHTTPRequestHandler):
         )
         self.send_response(status)
         if raw:
-            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(raw)))
         for key, value in headers.items():
             self.send_header(key, value)

@@ -3,7 +3,8 @@
 Every model here is built with ``onnx.helper`` and is meant to be run by ONNX Runtime; every
 feature file is a real parquet written by pyarrow. The awkward shapes mimic what people ship:
 external-data weights, ``[N, 1]`` outputs, sidecar JSON feature lists, int8 quantization, extra
-inputs, and model files that are broken or hostile.
+inputs, codec-aware two-input regressors with published-format sidecars, and model files that
+are broken or hostile.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import onnx
@@ -24,8 +25,15 @@ from onnx import TensorProto, helper, numpy_helper
 from model_bisect.features import CANONICAL_FEATURES, TARGET_COLUMN
 
 __all__ = [
+    "CODEC_BLOCK_WEIGHTS",
+    "CODEC_ENCODERS",
+    "CODEC_FEATURE_WEIGHTS",
+    "CODEC_LAYOUT",
     "IR_VERSION",
     "bad_weights",
+    "baked_scaler_model",
+    "codec_features_parquet",
+    "codec_regressor",
     "default_weights",
     "features_parquet",
     "invalid_model",
@@ -33,6 +41,7 @@ __all__ = [
     "linear_proto",
     "missing_external_data_model",
     "nan_model",
+    "published_sidecar",
     "quantized_model",
     "second_input_model",
     "sidecar_json",
@@ -330,4 +339,180 @@ def unsafe_external_data_model(
         entry.key = key
         entry.value = value
     path.write_bytes(model.SerializeToString())
+    return path
+
+
+# --- codec-aware regressors: a [N, 6] features input plus a [N, K] codec block -----------------
+
+# The encoders a codec block one-hot encodes, in layout order; anything else is "unknown".
+CODEC_ENCODERS: tuple[str, ...] = (
+    "libx264",
+    "libx265",
+    "libvpx-vp9",
+    "libaom-av1",
+    "libsvtav1",
+    "h264_nvenc",
+    "hevc_nvenc",
+    "h264_qsv",
+    "hevc_qsv",
+    "av1_qsv",
+    "vvenc",
+)
+# 11 encoders + the unknown slot + two numeric entries: a [N, 14] block.
+CODEC_LAYOUT: tuple[str, ...] = (
+    *(f"encoder_onehot[{name}]" for name in CODEC_ENCODERS),
+    "encoder_onehot[unknown]",
+    "preset_norm",
+    "crf_norm",
+)
+# The quality model behind the synthetic target: weights on the *standardised* features...
+CODEC_FEATURE_WEIGHTS: tuple[float, ...] = (0.9, 0.5, 0.35, 0.25, 0.15, -0.3)
+# ...and on the codec block (one offset per encoder, unknown, preset_norm, crf_norm).
+CODEC_BLOCK_WEIGHTS: tuple[float, ...] = (
+    *(float(v) for v in np.linspace(-0.6, 0.6, len(CODEC_ENCODERS))),
+    -0.2,
+    0.3,
+    -0.8,
+)
+# Raw feature ranges of VMAF-like features: on very different scales, so standardising matters.
+_RAW_RANGES = ((0.7, 1.0), (0.2, 0.9), (0.4, 0.95), (0.5, 0.97), (0.6, 0.98), (0.0, 25.0))
+
+
+def codec_features_parquet(
+    path: Path,
+    rows: int = 400,
+    *,
+    seed: int = 0,
+    encoders: Sequence[str] = CODEC_ENCODERS,
+    with_encoder: bool = True,
+    row_group_size: int | None = None,
+) -> tuple[Path, list[float], list[float]]:
+    """The canonical six on their raw scales, a string ``encoder`` column drawn from
+    ``encoders`` (values outside CODEC_ENCODERS land in the unknown slot of the truth), and
+    ``preset_norm``, ``crf_norm``; ``mos`` follows the standardised features and the codec
+    block. Returns the path and the scaler a trainer would publish (mean, std per feature,
+    rounded to 6 decimals as a JSON sidecar holds them)."""
+    rng = np.random.default_rng(seed)
+    raw = np.column_stack([rng.uniform(lo, hi, size=rows) for lo, hi in _RAW_RANGES]).astype(
+        np.float32
+    )
+    mean = [round(float(v), 6) for v in raw.mean(axis=0)]
+    std = [round(float(v), 6) for v in raw.std(axis=0)]
+    names = [str(v) for v in rng.choice(np.asarray(list(encoders), dtype=object), size=rows)]
+    preset = rng.uniform(0.0, 1.0, size=rows).astype(np.float32)
+    crf = rng.uniform(0.0, 1.0, size=rows).astype(np.float32)
+    block = np.zeros((rows, len(CODEC_LAYOUT)), dtype=np.float64)
+    for i, name in enumerate(names):
+        slot = CODEC_ENCODERS.index(name) if name in CODEC_ENCODERS else len(CODEC_ENCODERS)
+        block[i, slot] = 1.0
+    block[:, -2] = preset
+    block[:, -1] = crf
+    standard = (raw.astype(np.float64) - np.asarray(mean)) / np.asarray(std)
+    truth = standard @ np.asarray(CODEC_FEATURE_WEIGHTS) + block @ np.asarray(CODEC_BLOCK_WEIGHTS)
+    target = 3.0 + truth + rng.normal(0.0, 0.05, size=rows)
+    columns: dict[str, Any] = {name: raw[:, i] for i, name in enumerate(CANONICAL_FEATURES)}
+    if with_encoder:
+        columns["encoder"] = pa.array(names, type=pa.string())
+    columns |= {"preset_norm": preset, "crf_norm": crf, TARGET_COLUMN: target}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table(columns), path, row_group_size=row_group_size)
+    return path, mean, std
+
+
+_ELEM = {
+    "float": (TensorProto.FLOAT, np.float32),
+    "double": (TensorProto.DOUBLE, np.float64),
+}
+
+
+def codec_regressor(
+    path: Path,
+    *,
+    feature_weights: Sequence[float] = CODEC_FEATURE_WEIGHTS,
+    block_weights: Sequence[float] = CODEC_BLOCK_WEIGHTS,
+    input_names: tuple[str, str] = ("features", "codec"),
+    elem_type: Literal["float", "double"] = "float",
+    hidden: int = 4,
+    bias: float = 3.0,
+) -> Path:
+    """A small MLP over two inputs, ``features [N, 6]`` and a codec block ``[N, K]``:
+    ``relu(features @ Wf + block @ Wb + b1) @ w2 + bias``. The hidden layer's bias keeps the
+    ReLU active on standardised inputs, so the model is ``feature_weights`` and
+    ``block_weights`` in effect (fed correctly, it predicts the target of
+    ``codec_features_parquet``)."""
+    code, dtype = _ELEM[elem_type]
+    scales = np.linspace(0.5, 1.5, hidden)
+    head = scales / (scales @ scales)  # Wf @ head == feature_weights
+    wf = np.outer(np.asarray(feature_weights), scales).astype(dtype)
+    wb = np.outer(np.asarray(block_weights), scales).astype(dtype)
+    b1 = np.full(hidden, 20.0, dtype=dtype)
+    offset = bias - 20.0 * float(head.sum())
+    inits = [
+        numpy_helper.from_array(wf, "Wf"),
+        numpy_helper.from_array(wb, "Wb"),
+        numpy_helper.from_array(b1, "b1"),
+        numpy_helper.from_array(head.astype(dtype), "w2"),
+        numpy_helper.from_array(np.asarray(offset, dtype=dtype), "b2"),
+    ]
+    first, second = input_names
+    nodes = [
+        helper.make_node("MatMul", [first, "Wf"], ["hf"]),
+        helper.make_node("MatMul", [second, "Wb"], ["hb"]),
+        helper.make_node("Add", ["hf", "hb"], ["h0"]),
+        helper.make_node("Add", ["h0", "b1"], ["h1"]),
+        helper.make_node("Relu", ["h1"], ["h"]),
+        helper.make_node("MatMul", ["h", "w2"], ["s0"]),
+        helper.make_node("Add", ["s0", "b2"], ["score"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "codec_regressor",
+        [
+            helper.make_tensor_value_info(first, code, ["N", len(feature_weights)]),
+            helper.make_tensor_value_info(second, code, ["N", len(block_weights)]),
+        ],
+        [helper.make_tensor_value_info("score", code, ["N"])],
+        initializer=inits,
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="modelkit"
+    )
+    model.ir_version = IR_VERSION
+    return _save(model, path, False)
+
+
+def baked_scaler_model(
+    path: Path, weights: Sequence[float], mean: Sequence[float], std: Sequence[float]
+) -> Path:
+    """A single-input model that standardises inside the graph (``(x - mean) / std`` as Sub
+    and Div nodes) before its MatMul, as the tiny VMAF models v2..v4 do."""
+    inits = [
+        numpy_helper.from_array(np.asarray(mean, dtype=np.float32), "mean"),
+        numpy_helper.from_array(np.asarray(std, dtype=np.float32), "std"),
+        numpy_helper.from_array(np.asarray(weights, dtype=np.float32), "W"),
+    ]
+    nodes = [
+        helper.make_node("Sub", ["input", "mean"], ["centred"]),
+        helper.make_node("Div", ["centred", "std"], ["scaled"]),
+        helper.make_node("MatMul", ["scaled", "W"], ["score"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "baked_scaler",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", len(weights)])],
+        [helper.make_tensor_value_info("score", TensorProto.FLOAT, ["N"])],
+        initializer=inits,
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="modelkit"
+    )
+    model.ir_version = IR_VERSION
+    return _save(model, path, False)
+
+
+def published_sidecar(model_path: Path, **keys: object) -> Path:
+    """``<stem>.json`` beside the model with exactly ``keys`` (the published sidecar format:
+    ``input_names``, ``feature_order``, ``feature_mean``, ``codec_block_layout``, ...)."""
+    path = model_path.with_suffix(".json")
+    path.write_text(json.dumps(keys, indent=2), encoding="utf-8")
     return path

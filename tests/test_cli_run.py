@@ -433,8 +433,10 @@ def test_bad_input_gets_one_line_and_exit_3(
     elif case == "no_target":
         args = [*args, "--target", "dmos_missing"]
         needle = "dmos_missing"
-    elif case == "no_gate":
-        args = [folder, "--features", features]
+    elif case == "no_gate":  # and no [tool.model-bisect] gates to fall back on
+        empty = tmp_path / "pyproject.toml"
+        empty.write_text("[tool.model-bisect]\n")
+        args = [folder, "--features", features, "--config", empty]
     elif case == "unknown_drop_metric":
         args = [folder, "--features", features, "--max-drop", "vmaf=0.1"]
     elif case == "one_model":

@@ -14,9 +14,10 @@ import pytest
 from model_bisect.comment import render_markdown
 from model_bisect.errors import PublishError, UsageError
 from model_bisect.exitcodes import ExitCode
+from model_bisect.history import Run, encode_history, read_history
 from model_bisect.publish import MAX_WAIT, PublishResult, publish_comment, resolve_token
-from model_bisect.report import dumps
-from tests.clirun import call_main, run_module
+from model_bisect.report import Report, VerdictKind, dumps
+from tests.clirun import CliRun, call_main, run_module
 from tests.fake_github import FakeGitHub
 from tests.reportkit import make_report
 
@@ -271,6 +272,7 @@ def test_token_never_reaches_output_summary_body_or_comment(
     summary, body_out = tmp_path / "summary.md", tmp_path / "out" / "body.md"
     env = cli_env(
         github,
+        GITHUB_ACTIONS="true",
         GITHUB_STEP_SUMMARY=str(summary),
         GITHUB_SERVER_URL="https://github.com",
         GITHUB_RUN_ID="77",
@@ -282,7 +284,8 @@ def test_token_never_reaches_output_summary_body_or_comment(
     url = f"https://github.com/{REPO}/issues/{ISSUE}#issuecomment-"
     assert done.out.startswith(f"created the sticky comment: {url}")
     assert "<code>m5 &#42;&#42;&#42;</code>" in comment  # the label's token was redacted
-    assert summary.read_text("utf-8") == comment == body_out.read_text("utf-8")
+    assert comment == body_out.read_text("utf-8")
+    assert comment.rstrip("\n") in summary.read_text("utf-8")  # folded under the summary
     assert "actions/runs/77" in comment
     escaped = TOKEN.replace("_", "&#95;")
     for text in (done.out, done.err, comment):
@@ -370,3 +373,162 @@ def test_cli_usage_errors_exit_3(argv: list[str], needle: str) -> None:
     ran = call_main("model_bisect", "publish", *argv)
     assert ran.code == ExitCode.INPUT
     assert needle in ran.err
+
+
+# -- the comment's history -----------------------------------------------------------------
+
+
+def _report_file(tmp_path: Path, name: str, report: Report) -> Path:
+    path = tmp_path / f"{name}.json"
+    path.write_text(dumps(report), encoding="utf-8")
+    return path
+
+
+def _publish_cli(path: Path, date: str, *extra: str | Path) -> CliRun:
+    return call_main(
+        "model_bisect", "publish", "--issue", "1", "--report", path, "--date", date, *extra
+    )
+
+
+@pytest.fixture
+def github_env(github: FakeGitHub, monkeypatch: pytest.MonkeyPatch) -> FakeGitHub:
+    for key in [k for k in os.environ if k.startswith(("GH_", "GITHUB_"))]:
+        monkeypatch.delenv(key)
+    for key, value in cli_env(github).items():
+        monkeypatch.setenv(key, value)
+    return github
+
+
+def test_three_publishes_leave_one_comment_whose_history_holds_the_three_runs(
+    github_env: FakeGitHub, tmp_path: Path
+) -> None:
+    green = make_report(8, kind=VerdictKind.NO_REGRESSION, first_bad=None)
+    red = make_report(9, first_bad=7)
+    head_bad = make_report(10, kind=VerdictKind.HEAD_BAD, first_bad=0)
+    nights = [
+        (green, "2026-11-24T03:00:00Z"),
+        (red, "2026-11-25T03:00+00:00"),
+        (head_bad, "2026-11-26T05:00:00+02:00"),
+    ]
+    for i, (report, date) in enumerate(nights):
+        ran = _publish_cli(_report_file(tmp_path, f"night{i}", report), date)
+        assert ran.code == ExitCode.OK, ran.err
+    comments = github_env.comments(REPO, ISSUE)
+    assert len(comments) == 1
+    runs = read_history(comments[0]["body"]).runs
+    assert [
+        (r.date, r.verdict, r.first_bad_index, r.first_bad_label, r.head_label) for r in runs
+    ] == [
+        ("2026-11-24T03:00:00Z", "no_regression", None, None, "model_07"),
+        ("2026-11-25T03:00:00Z", "regression", 7, "model_07", "model_08"),
+        ("2026-11-26T03:00:00Z", "head_bad", 0, "model_00", "model_09"),
+    ]
+    assert [r.metrics["plcc"] for r in runs] == pytest.approx([0.913, 0.52, 0.51])
+    assert "✅🔴⛔" in comments[0]["body"]
+    assert github_env.count("POST") == 1
+    assert github_env.count("PATCH") == 2
+
+
+def test_a_foreign_marker_comments_history_is_ignored(
+    github_env: FakeGitHub, tmp_path: Path
+) -> None:
+    planted = encode_history(tuple(Run(f"2026-10-0{d}T03:00:00Z", "no_regression") for d in (1, 2)))
+    theirs_body = sticky(f"looks like ours\n\n{planted}")
+    mine = encode_history((Run("2026-11-01T03:00:00Z", "regression", first_bad_index=3),))
+    ours = github_env.seed_comment(REPO, ISSUE, sticky(f"yesterday\n\n{mine}"), "nightly-bot")
+    theirs = github_env.seed_comment(REPO, ISSUE, theirs_body, "alice")  # newer than ours
+    report = _report_file(tmp_path, "tonight", make_report())
+    assert _publish_cli(report, "2026-11-02T03:00:00Z").code == ExitCode.OK
+    comments = {c["id"]: c["body"] for c in github_env.comments(REPO, ISSUE)}
+    assert comments[theirs] == theirs_body
+    assert [r.date[:10] for r in read_history(comments[ours]).runs] == ["2026-11-01", "2026-11-02"]
+
+
+def test_a_foreign_comment_alone_gives_us_a_new_comment_with_a_new_history(
+    github_env: FakeGitHub, tmp_path: Path
+) -> None:
+    planted = encode_history((Run("2026-10-01T03:00:00Z", "no_regression"),))
+    theirs = github_env.seed_comment(REPO, ISSUE, sticky(f"x\n\n{planted}"), "alice")
+    report = _report_file(tmp_path, "tonight", make_report())
+    assert _publish_cli(report, "2026-11-02T03:00:00Z").code == ExitCode.OK
+    ours = [c for c in github_env.comments(REPO, ISSUE) if c["id"] != theirs]
+    assert len(ours) == 1
+    assert [r.date for r in read_history(ours[0]["body"]).runs] == ["2026-11-02T03:00:00Z"]
+
+
+def test_a_corrupt_history_in_our_comment_starts_afresh_with_a_warning(
+    github_env: FakeGitHub, tmp_path: Path
+) -> None:
+    broken = "<!-- model-bisect:history:v1 bm90IGpzb24 -->"
+    github_env.seed_comment(REPO, ISSUE, sticky(f"old\n\n{broken}"), "nightly-bot")
+    report = _report_file(tmp_path, "tonight", make_report())
+    ran = _publish_cli(report, "2026-11-02T03:00:00Z")
+    assert ran.code == ExitCode.OK
+    assert (
+        ran.err == "warning: the sticky comment's history line is corrupt; starting a new history\n"
+    )
+    body = github_env.comments(REPO, ISSUE)[0]["body"]
+    assert [r.date for r in read_history(body).runs] == ["2026-11-02T03:00:00Z"]
+
+
+def test_a_wiring_broke_night_joins_the_history(github_env: FakeGitHub, tmp_path: Path) -> None:
+    report = _report_file(
+        tmp_path, "green", make_report(kind=VerdictKind.NO_REGRESSION, first_bad=None)
+    )
+    log = tmp_path / "check.log"
+    log.write_text("ValueError: drift\n", "utf-8")
+    assert _publish_cli(report, "2026-11-01T03:00:00Z").code == ExitCode.OK
+    broke = call_main(
+        "model_bisect", "publish", "--issue", "1", "--wiring-broke", "--error-log", log,
+        "--date", "2026-11-02T03:00:00Z",
+    )  # fmt: skip
+    assert broke.code == ExitCode.OK
+    body = github_env.comments(REPO, ISSUE)[0]["body"]
+    assert [r.verdict for r in read_history(body).runs] == ["no_regression", "wiring_broke"]
+    assert "✅🛠️" in body
+
+
+def test_body_out_of_a_real_publish_carries_the_history_it_sent(
+    github_env: FakeGitHub, tmp_path: Path
+) -> None:
+    report = _report_file(tmp_path, "tonight", make_report())
+    out = tmp_path / "body.md"
+    for date in ("2026-11-01T03:00:00Z", "2026-11-02T03:00:00Z"):
+        assert _publish_cli(report, date, "--body-out", out).code == ExitCode.OK
+    sent = out.read_text("utf-8")
+    assert sent == github_env.comments(REPO, ISSUE)[0]["body"]
+    assert len(read_history(sent).runs) == 2
+
+
+def test_dry_run_history_holds_tonight_alone(report_file: Path) -> None:
+    ran = call_main(
+        "model_bisect", "publish", "--dry-run", "--report", report_file,
+        "--date", "2026-11-26",
+    )  # fmt: skip
+    assert ran.code == ExitCode.OK
+    runs = read_history(ran.out).runs
+    assert [(r.date, r.verdict) for r in runs] == [("2026-11-26T00:00:00Z", "regression")]
+    assert "#### Recent runs" in ran.out
+
+
+def test_bad_date_is_a_usage_error(report_file: Path) -> None:
+    ran = call_main(
+        "model_bisect", "publish", "--dry-run", "--report", report_file, "--date", "yesterday"
+    )
+    assert ran.code == ExitCode.INPUT
+    assert "date must be ISO 8601" in ran.err
+
+
+def test_compose_sees_only_our_own_comment(github: FakeGitHub) -> None:
+    github.seed_comment(REPO, ISSUE, sticky("alice's"), "alice")
+    seen: list[str | None] = []
+
+    def compose(current: str | None) -> str:
+        seen.append(current)
+        return sticky(f"night {len(seen)}")
+
+    publish(github, compose)
+    publish(github, compose)
+    assert seen == [None, sticky("night 1")]
+    with pytest.raises(UsageError, match="does not start with its marker"):
+        publish(github, lambda current: "no marker")

@@ -219,12 +219,14 @@ def entry_point_problems(
     workflow: Mapping[Any, Any], tasks: set[str], sessions: set[str]
 ) -> list[str]:
     """Each job's commands, installs aside, are one call to an entry point a developer runs
-    too (`.ci/run`, `invoke TASK`, `nox -s SESSION...`), never the tools spelled out again."""
+    too (`.ci/run`, `invoke TASK`, `nox -s SESSION...`, or this repository's action, `uses:
+    ./`, which runs `model-bisect` itself), never the tools spelled out again."""
     problems = []
     for job_id, job in workflow["jobs"].items():
         commands = [step["run"].strip() for step in job.get("steps", ()) if "run" in step]
         entries = [command for command in commands if not _is_install(command)]
-        if len(entries) != 1:
+        actions = [step for step in job.get("steps", ()) if step.get("uses") == "./"]
+        if len(entries) + len(actions) != 1:
             problems.append(f"job {job_id} has {len(entries)} entry points: {entries}")
         for command in entries:
             if re.search(r"&&|\|\||;|\n", command):
@@ -420,7 +422,7 @@ def install_problems(commands: list[str]) -> list[str]:
     resolve the same versions a developer's `pip install -c ...` does."""
     problems = []
     for command in commands:
-        for line in re.split(r"\n|&&|;", command):
+        for line in re.split(r"\n|&&|;", command.replace("\\\n", " ")):
             if not _is_install(line):
                 continue
             words = shlex.split(line)
@@ -428,14 +430,18 @@ def install_problems(commands: list[str]) -> list[str]:
             if not constraints:
                 problems.append(f"unconstrained: {line.strip()}")
             for path in constraints:
-                if not (REPO_ROOT / path).is_file():
+                # the action's own checkout is this repository
+                if not (REPO_ROOT / path.removeprefix("$GITHUB_ACTION_PATH/")).is_file():
                     problems.append(f"no such constraints file {path}: {line.strip()}")
     return problems
 
 
 @pytest.mark.parametrize("name", ALL)
 def test_every_workflow_install_uses_the_constraints(name: str) -> None:
-    commands = [step["run"] for step in _steps(_load(WORKFLOWS / name)) if "run" in step]
+    steps = _steps(_load(WORKFLOWS / name))
+    if any(step.get("uses") == "./" for step in steps):  # the action installs the tool
+        steps += _load(REPO_ROOT / "action.yml")["runs"]["steps"]
+    commands = [step["run"] for step in steps if "run" in step]
     assert any(_is_install(command) for command in commands)
     assert install_problems(commands) == []
 

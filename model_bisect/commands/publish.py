@@ -1,29 +1,61 @@
 """`model-bisect publish`: keep the one sticky comment on the tracking issue current.
 
 ghapi and rich are imported inside `main`, so building the parser for `--help` stays instant.
+
+Inputs are untrusted and outputs must not clobber: the report and the error log are read only
+when they are regular files, and boundedly; `--body-out` and the job summary are checked
+before anything is rendered or sent, and may never be the report or the log themselves.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import re
+import stat
 import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..errors import InputError, UsageError
+from ..config import TABLE, load_config
+from ..errors import BisectError, InputError, UsageError, first_line
 from ..exitcodes import ExitCode
+from .run import DEFAULT_MARKER, add_config_flag
 
-__all__ = ["add_parser", "main"]
+if TYPE_CHECKING:
+    from ..history import Run
+    from ..report import Report
 
-_REPO = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
+__all__ = ["MAX_LOG_BYTES", "MAX_REPORT_BYTES", "STDOUT", "add_parser", "main"]
+
+STDOUT = "-"  # --body-out - writes the body to standard output
+MAX_ISSUE = 2**31 - 1  # GitHub's issue numbers are 32-bit
+MAX_REPORT_BYTES = 64 << 20  # a report of 10,000 models is about 5 MB
+MAX_LOG_BYTES = 4 << 20  # only the log's tail is shown; its last 4 MiB are plenty
 
 
 def _issue_number(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"issue must be a positive number, not {text!r}")
+    digits = text.isascii() and text.isdigit() and len(text) <= len(str(MAX_ISSUE))
+    if not digits or not 1 <= int(text) <= MAX_ISSUE:
+        shown = repr(text) if len(text) <= 40 else repr(text[:37]) + "..."
+        raise argparse.ArgumentTypeError(f"issue must be a positive number, not {shown}")
     return int(text)
+
+
+def _run_date(text: str) -> str:
+    """An ISO date or date-time; without a zone it is taken as UTC."""
+    from ..history import iso_date
+
+    try:
+        moment = datetime.fromisoformat(text)
+        # At the calendar's edges the shift to UTC leaves it (9999-12-31T23:59-01:00).
+        return iso_date(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+    except (ValueError, OverflowError):
+        shown = repr(text) if len(text) <= 40 else repr(text[:37]) + "..."
+        raise argparse.ArgumentTypeError(
+            f"date must be ISO 8601 like 2026-11-26T03:00:00Z, not {shown}"
+        ) from None
 
 
 def add_parser(sub: Any) -> None:
@@ -49,78 +81,337 @@ def add_parser(sub: Any) -> None:
     parser.add_argument(
         "--api-url", metavar="URL", help="default: $GITHUB_API_URL or https://api.github.com"
     )
-    parser.add_argument("--marker", default="nightly", metavar="KEY", help="sticky-comment key")
+    parser.add_argument("--marker", metavar="KEY", help="sticky-comment key (default: nightly)")
     parser.add_argument(
         "--author", metavar="LOGIN", help="whose marker comments to edit (default: the token's)"
     )
-    parser.add_argument("--dry-run", action="store_true", help="print the body, send nothing")
+    parser.add_argument(
+        "--date",
+        type=_run_date,
+        metavar="ISO",
+        help="the run's date in the comment's history (UTC; default: now)",
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the body (its history holds tonight only), send nothing",
+    )
     parser.add_argument("--body-out", type=Path, metavar="FILE", help="also save the body here")
+    add_config_flag(parser)
+
+
+def _shown(path: Path | str) -> str:
+    """A path fit for a one-line message: undecodable bytes and control characters escaped."""
+    text = repr(str(path))[1:-1]
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _special(path: Path) -> str | None:
+    """What ``path`` is when it is not a regular file (symlinks followed), else None; reading
+    a FIFO blocks forever and a device like /dev/zero never ends."""
+    mode = os.stat(path).st_mode
+    if stat.S_ISREG(mode):
+        return None
+    kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"))
+    return next((kind for test, kind in kinds if test(mode)), "a device")
 
 
 def _log_text(path: Path) -> str:
-    """The error log; an unreadable one still yields a body, so the comment never goes stale."""
+    """The error log's tail (at most MAX_LOG_BYTES); an unreadable or special one still
+    yields a body, so the comment never goes stale."""
     try:
-        return path.read_text(encoding="utf-8", errors="replace")
-    except OSError as exc:
-        print(f"warning: cannot read the error log {path}: {exc.strerror}", file=sys.stderr)
-        return f"(the error log {path} could not be read: {exc.strerror})"
+        kind = _special(path)
+        if kind is not None:
+            problem = f"it is {kind}, not a regular file"
+        else:
+            with path.open("rb") as handle:
+                size = os.fstat(handle.fileno()).st_size
+                handle.seek(max(size - MAX_LOG_BYTES, 0))
+                return handle.read(MAX_LOG_BYTES).decode("utf-8", errors="replace")
+    except (OSError, ValueError) as exc:
+        problem = exc.strerror if isinstance(exc, OSError) and exc.strerror else first_line(exc)
+    print(f"warning: cannot read the error log {_shown(path)}: {problem}", file=sys.stderr)
+    return f"(the error log {_shown(path)} could not be read: {problem})"
 
 
-def _render(args: argparse.Namespace, run_url: str | None, secrets: tuple[str, ...]) -> str:
-    from ..comment import marker, render_markdown, render_wiring_broke
+def _read_report(path: Path) -> Report:
+    """``read_report``, after making sure the file is regular and of a sane size, with every
+    way a hostile file can fail (nesting 100,000 deep, odd types) turned into one line."""
     from ..report import read_report
+
+    fix = "pass the JSON written by `model-bisect run --json`"
+    try:
+        kind = _special(path)
+        size = path.stat().st_size
+    except FileNotFoundError:
+        kind, size = None, 0  # read_report names it
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot read the report ({first_line(exc)})", _shown(path), fix) from None
+    if kind is not None:
+        raise InputError(f"the report is {kind}, not a regular file", _shown(path), fix)
+    if size > MAX_REPORT_BYTES:
+        raise InputError(
+            f"the report has {size:,} bytes, more than the {MAX_REPORT_BYTES:,} allowed",
+            _shown(path),
+            fix,
+        )
+    try:
+        report = read_report(path)
+    except BisectError as exc:
+        raise InputError(first_line(str(exc)), None, None) from None
+    except (RecursionError, AttributeError, OverflowError, UnicodeError, ValueError) as exc:
+        raise InputError(
+            f"not a model-bisect report ({exc.__class__.__name__}: {first_line(exc)})",
+            _shown(path),
+            fix,
+        ) from None
+    # Lone surrogates (labels from file names that are not UTF-8) could not be encoded into
+    # the body, the history line or the request: they become "?" here, once, for all three.
+    data = report.to_json()
+    clean = _valid_unicode(data)
+    return report if clean == data else type(report).from_json(clean)
+
+
+def _valid_unicode(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.encode("utf-8", errors="replace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_valid_unicode(k): _valid_unicode(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_valid_unicode(item) for item in value]
+    return value
+
+
+def _unwritable(path: Path) -> str | None:
+    """Why an atomic write (a sibling file renamed over ``path``, symlinks followed) cannot
+    land at ``path``, or None when it can; checked before any work is done."""
+    try:
+        info: os.stat_result | None = os.stat(path)
+    except FileNotFoundError:
+        info = None
+    except NotADirectoryError:
+        return "a folder above it is a file"
+    except (OSError, ValueError) as exc:
+        return f"cannot be looked up ({first_line(exc)})"
+    if info is not None and stat.S_ISDIR(info.st_mode):
+        return "is a directory"
+    if info is not None and stat.S_ISFIFO(info.st_mode):
+        try:  # a FIFO with no reader would block the write forever
+            os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:
+            return "is a FIFO that nothing reads"
+    if info is not None and not os.access(path, os.W_OK):
+        return "is not writable"
+    if info is not None and not stat.S_ISREG(info.st_mode):
+        return None  # a device or a pipe is written straight into
+    folder = Path(os.path.realpath(path)).parent
+    for candidate in (folder, *folder.parents):  # missing folders are created on write
+        try:
+            found = os.stat(candidate)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            return f"cannot be looked up ({first_line(exc)})"
+        if not stat.S_ISDIR(found.st_mode):
+            return f"a folder above it, {_shown(candidate)}, is a file"
+        if not os.access(candidate, os.W_OK | os.X_OK):
+            return f"its folder {_shown(candidate)} is not writable"
+        return None
+    return "has no existing folder above it"
+
+
+def _identity(path: Path | str) -> tuple[object, ...] | None:
+    """Which file ``path`` is: device and inode (so symlinks and hard links match), else its
+    resolved name; None for a name the OS refuses outright."""
+    try:
+        info = os.stat(path)
+        return ("inode", info.st_dev, info.st_ino)
+    except (OSError, ValueError):
+        try:
+            return ("name", os.path.realpath(path))
+        except (OSError, ValueError):
+            return None
+
+
+def _check_outputs(outputs: Sequence[tuple[str, Path]], inputs: Iterable[Path | str]) -> None:
+    """Refuse an output that cannot be written, or that is one of the inputs: the body must
+    never replace the report (or the log, or a file the report names) it came from."""
+    known = {_identity(path): path for path in inputs}
+    known.pop(None, None)
+    for flag, path in outputs:
+        if str(path) == STDOUT and flag == "--body-out":
+            continue
+        problem = _unwritable(path)
+        if problem is not None:
+            raise InputError(
+                f"{flag} target {problem}", _shown(path), "pass a file path you can write"
+            )
+        clash = known.get(_identity(path))
+        if clash is not None:
+            raise InputError(
+                f"{flag} would overwrite the input {_shown(clash)}",
+                _shown(path),
+                "write the body to another file",
+            )
+
+
+Renderer = Callable[[Sequence["Run"]], str]  # the history to show (tonight last) -> body
+
+
+def _prepare(
+    args: argparse.Namespace, run_url: str | None, secrets: tuple[str, ...], date: str
+) -> tuple[Run, Renderer]:
+    """Tonight's history entry, and the body as a function of the history it will carry."""
+    from ..comment import marker, render_markdown, render_wiring_broke
+    from ..history import run_from_report, wiring_broke_run
+    from ..redact import redact_report
 
     marker(args.marker)  # a bad key is a usage error before any file is read
     if args.wiring_broke:
         if args.error_log is None:
             raise UsageError("--wiring-broke needs --error-log", "publish", "add --error-log FILE")
-        return render_wiring_broke(
-            _log_text(args.error_log),
+        log = _log_text(args.error_log)
+        return wiring_broke_run(date), lambda runs: render_wiring_broke(
+            log,
             marker_key=args.marker,
             run_url=run_url,
             stage=args.stage,
             secrets=secrets,
+            history=runs,
         )
     if args.error_log is not None or args.stage is not None:
         raise UsageError(
             "--error-log and --stage go with --wiring-broke", "publish", "drop them or add it"
         )
-    report = read_report(args.report)
-    return render_markdown(report, marker_key=args.marker, run_url=run_url, secrets=secrets)
+    report = _read_report(args.report)
+    named = [report.features.path, *(entry.path for entry in report.timeline)]
+    outputs = [("--body-out", args.body_out)] if args.body_out is not None else []
+    _check_outputs(outputs, named)  # the features and models the report was computed from
+    # The history keeps labels as they are, so they are redacted before they are stored.
+    tonight = run_from_report(redact_report(report, secrets), date)
+    return tonight, lambda runs: render_markdown(
+        report, marker_key=args.marker, run_url=run_url, secrets=secrets, history=runs
+    )
 
 
-def _append_summary(path: str, body: str) -> None:
-    """GitHub's job summary is appended to by every step, so append rather than replace."""
-    try:
-        with open(path, "a", encoding="utf-8") as handle:
-            handle.write(body if body.endswith("\n") else body + "\n")
-    except OSError as exc:
-        raise InputError(
-            f"cannot append to the job summary ({exc.strerror})",
-            path,
-            "check GITHUB_STEP_SUMMARY",
-        ) from None
+def _tell_actions(
+    body: str, *, action: str, url: str | None, where: str, wiring_broke: bool, to_stdout: bool
+) -> None:
+    """Inside GitHub Actions: a summary with the body folded away, `comment_url`, and an
+    error annotation when the nightly's own wiring broke. With `--body-out -` standard output
+    holds the body alone, so the annotations go to stderr (the runner reads both)."""
+    from .. import github_actions
+
+    result = github_actions.publish_result(
+        body, action=action, url=url, where=where, wiring_broke=wiring_broke
+    )
+    for line in github_actions.deliver(result, os.environ):
+        print(line, file=sys.stderr if to_stdout else sys.stdout)
+
+
+def _plain(body: str) -> str:
+    """The body as valid UTF-8: a lone surrogate (a file name that is not UTF-8, a hostile
+    label) would make every write and the HTTP request fail."""
+    return body.encode("utf-8", errors="replace").decode("utf-8")
 
 
 def main(args: argparse.Namespace) -> int:
     from ..comment import run_url_from_env
     from ..files import write_text_atomic
-    from ..publish import DEFAULT_API_URL, publish_comment, resolve_token
+    from ..github_actions import in_actions
+    from ..history import append_run, iso_date, read_history
+    from ..publish import resolve_token
+    from ..redact import redact_body
 
     env = os.environ
+    config = load_config(args.config, Path.cwd())
+    args.marker = args.marker or config.marker or DEFAULT_MARKER
+    if args.issue is None:
+        args.issue = config.tracker_issue
     token = resolve_token(env)
     # A log or a label could carry the token; it must reach neither GitHub nor a file.
     secrets = (token,) if token else ()
-    body = _render(args, run_url_from_env(env), secrets)
-    if token:  # belt and braces: the renderers already redacted before escaping
-        body = body.replace(token, "***")
-    if args.body_out is not None:
-        write_text_atomic(args.body_out, body)
-    if env.get("GITHUB_STEP_SUMMARY"):
-        _append_summary(env["GITHUB_STEP_SUMMARY"], body)
-    if args.dry_run:
-        sys.stdout.write(body)
+    # Only inside Actions is the job summary written, so only there is its path checked.
+    summary = env.get("GITHUB_STEP_SUMMARY", "") if in_actions(env) else ""
+    outputs = [("--body-out", args.body_out)] if args.body_out is not None else []
+    if summary:
+        outputs.append(("GITHUB_STEP_SUMMARY", Path(summary)))
+    inputs = [path for path in (args.report, args.error_log) if path is not None]
+    _check_outputs(outputs, inputs)  # before anything is read, rendered or sent
+    to_stdout = args.body_out is not None and str(args.body_out) == STDOUT
+    date = args.date or iso_date(datetime.now(UTC))
+    tonight, render = _prepare(args, run_url_from_env(env), secrets, date)
+    composed: list[str] = []
+
+    def compose(current: str | None) -> str:
+        """Tonight appended to the history read from our own comment (None: a new one)."""
+        history = append_run(read_history(current), tonight)
+        if current is not None and history.restarted in ("corrupt", "too large"):
+            print(
+                f"warning: the sticky comment's history line is {history.restarted};"
+                " starting a new history",
+                file=sys.stderr,
+            )
+        # Belt and braces: the renderers already redacted before escaping.
+        body = _plain(redact_body(render(history.runs), secrets))
+        composed.append(body)
+        return body
+
+    # (action, url, issue) once publish_comment returned; empty when it never did
+    sent: list[tuple[str, str | None, str]] = []
+
+    def save_outputs() -> None:
+        """The body sent, or (publish failed first) the one a new comment would get."""
+        body = composed[-1] if composed else compose(None)
+        if to_stdout:
+            sys.stdout.write(body)
+        elif args.body_out is not None:
+            _write_body(args.body_out, body, write_text_atomic)
+        action, url, where = sent[-1] if sent else ("failed", None, "the issue")
+        if args.dry_run:
+            action, where = "rendered", "dry run"
+        _tell_actions(
+            body,
+            action=action,
+            url=url,
+            where=where,
+            wiring_broke=args.wiring_broke,
+            to_stdout=to_stdout,
+        )
+
+    if args.dry_run:  # no comment is read: the history shown holds tonight alone
+        body = compose(None)
+        if not to_stdout:
+            sys.stdout.write(body)
+        save_outputs()
         return ExitCode.OK
+    try:
+        return _publish(args, env, token, compose, to_stdout, sent)
+    finally:
+        save_outputs()
+
+
+def _write_body(path: Path, body: str, write: Callable[[Path, str], None]) -> None:
+    try:
+        write(path, body)
+    except (OSError, ValueError) as exc:  # a full disk, an I/O error
+        problem = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise InputError(
+            f"cannot write --body-out ({first_line(str(problem))})",
+            _shown(path),
+            "pass a file path you can write",
+        ) from None
+
+
+def _publish(
+    args: argparse.Namespace,
+    env: Mapping[str, str],
+    token: str | None,
+    compose: Callable[[str | None], str],
+    to_stdout: bool,
+    sent: list[tuple[str, str | None, str]],
+) -> int:
+    from ..publish import DEFAULT_API_URL, check_api_url, check_repo, check_token, publish_comment
 
     if token is None:
         raise UsageError(
@@ -128,18 +419,26 @@ def main(args: argparse.Namespace) -> int:
             "the environment (GH_TOKEN, GITHUB_TOKEN)",
             "set GH_TOKEN to a token with `issues: write`, or pass --dry-run",
         )
+    check_token(token)
     repo = args.repo or env.get("GITHUB_REPOSITORY", "").strip()
     if not repo:
         raise UsageError(
             "no repository", "publish", "pass --repo OWNER/NAME or set GITHUB_REPOSITORY"
         )
-    if not _REPO.fullmatch(repo):
-        raise UsageError(f"invalid repository {repo!r}", "--repo", "use OWNER/NAME")
+    check_repo(repo, "--repo" if args.repo else "GITHUB_REPOSITORY")
     if args.issue is None:
-        raise UsageError("no tracking issue", "publish", "pass --issue N (or --dry-run)")
-    api_url = args.api_url or env.get("GITHUB_API_URL", "").strip() or DEFAULT_API_URL
+        raise UsageError(
+            "no tracking issue",
+            "publish",
+            f"pass --issue N, set tracker-issue in [{TABLE}], or pass --dry-run",
+        )
+    from_env = env.get("GITHUB_API_URL", "").strip()
+    api_url = check_api_url(
+        args.api_url or from_env or DEFAULT_API_URL,
+        "--api-url" if args.api_url else "GITHUB_API_URL",
+    )
     result = publish_comment(
-        body,
+        compose,
         repo=repo,
         issue=args.issue,
         token=token,
@@ -149,5 +448,8 @@ def main(args: argparse.Namespace) -> int:
     )
     removed = f"; removed {len(result.deleted)} duplicate(s)" if result.deleted else ""
     where = result.url or f"{repo}#{args.issue} comment {result.comment_id}"
-    print(f"{result.action} the sticky comment: {where}{removed}")
+    # With --body-out - standard output holds the body alone, so the status line moves aside.
+    status = sys.stderr if to_stdout else sys.stdout
+    print(f"{result.action} the sticky comment: {where}{removed}", file=status)
+    sent.append((result.action, result.url, f"{repo}#{args.issue}"))
     return ExitCode.OK

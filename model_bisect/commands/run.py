@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..catalogue import CATALOGUE, MappingName
+from ..config import TABLE, Config, load_config
 from ..errors import UsageError
 from ..exitcodes import ExitCode
 
@@ -21,7 +22,9 @@ if TYPE_CHECKING:
     from ..report import Report, Step
     from ..timeline import TimelineEntry
 
-__all__ = ["add_parser", "exit_code_for", "main"]
+__all__ = ["DEFAULT_MARKER", "add_config_flag", "add_parser", "exit_code_for", "main"]
+
+DEFAULT_MARKER = "nightly"
 
 
 def add_parser(sub: Any) -> None:
@@ -42,7 +45,7 @@ def add_parser(sub: Any) -> None:
     source.add_argument("--rev-range", help="with --git-path: only commits in A..B")
 
     data = parser.add_argument_group("data")
-    data.add_argument("--features", type=Path, required=True, help="feature cache (parquet)")
+    data.add_argument("--features", type=Path, help="feature cache (parquet)")
     data.add_argument("--target", default="mos", help="target column (default: mos)")
     data.add_argument("--input-name", help="model input to feed (default: auto-detect)")
 
@@ -59,7 +62,6 @@ def add_parser(sub: Any) -> None:
     gates.add_argument(
         "--mapping",
         choices=[m.value for m in MappingName],
-        default=MappingName.NONE.value,
         help="fit a P.1401-style mapping before PLCC and RMSE (default: none)",
     )
     gates.add_argument(
@@ -85,17 +87,50 @@ def add_parser(sub: Any) -> None:
     out = parser.add_argument_group("output")
     out.add_argument("--json", type=Path, metavar="FILE", help="write the report (JSON)")
     out.add_argument("--markdown", type=Path, metavar="FILE", help="write the comment body")
-    out.add_argument("--marker", default="nightly", metavar="KEY", help="sticky-comment key")
+    out.add_argument("--marker", metavar="KEY", help="sticky-comment key (default: nightly)")
     out.add_argument("--quiet", action="store_true", help="no table on stdout")
+    add_config_flag(parser)
+
+
+def add_config_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="settings file (default: the nearest pyproject.toml with [tool.model-bisect])",
+    )
+
+
+def _apply_config(args: argparse.Namespace, config: Config) -> None:
+    """Fill what the command line left out from the file: flags always win. The timeline and
+    the gates are each one setting: any timeline source or gate flag replaces the file's."""
+    if not (args.models or args.timeline is not None or args.git_path is not None):
+        args.models = list(config.models)
+        args.timeline, args.git_path = config.timeline, config.git_path
+    gate_flags = any(getattr(args, spec.dest) is not None for spec in CATALOGUE) or args.max_drop
+    if not gate_flags:
+        for spec in CATALOGUE:
+            setattr(args, spec.dest, config.thresholds.get(spec.name))
+        args.max_drop = list(config.max_drop)
+    args.features = args.features or config.features
+    args.mapping = args.mapping or config.mapping or MappingName.NONE.value
+    args.marker = args.marker or config.marker or DEFAULT_MARKER
 
 
 def _validate(args: argparse.Namespace) -> None:
+    if args.features is None:
+        raise UsageError(
+            "no feature cache",
+            "model-bisect run",
+            f"pass --features PARQUET or set features in [{TABLE}]",
+        )
     sources = [bool(args.models), args.timeline is not None, args.git_path is not None]
     if sum(sources) != 1:
         raise UsageError(
             "give the timeline exactly one way",
             "model-bisect run",
-            "pass MODEL arguments, or --timeline FILE, or --git-path PATH",
+            "pass MODEL arguments, or --timeline FILE, or --git-path PATH "
+            f"(or set one in [{TABLE}])",
         )
     if args.rev_range and args.git_path is None:
         raise UsageError("--rev-range needs --git-path", "model-bisect run", "add --git-path PATH")
@@ -147,6 +182,7 @@ def exit_code_for(report: Report, *, fail_on_first_bad: bool) -> ExitCode:
 
 
 def main(args: argparse.Namespace) -> int:
+    _apply_config(args, load_config(args.config, Path.cwd()))
     _validate(args)
     from rich.console import Console
 
@@ -183,7 +219,35 @@ def main(args: argparse.Namespace) -> int:
         write_text_atomic(args.markdown, body)
     if not args.quiet:
         print_report(report, Console(file=sys.stdout))
+    _tell_actions(report, args.json)
     return exit_code_for(report, fail_on_first_bad=args.fail_on_first_bad)
+
+
+def _tell_actions(report: Report, json_path: Path | None) -> None:
+    """Inside GitHub Actions: summary, outputs, annotations. Without --json the report goes
+    to a new file under $RUNNER_TEMP, so the `report` output always names one."""
+    from .. import github_actions
+    from ..files import write_text_atomic
+    from ..report import dumps
+
+    env = os.environ
+    if not github_actions.in_actions(env):
+        return
+    path, problem = json_path, None
+    if path is None:
+        folder = Path(env.get("RUNNER_TEMP") or tempfile.gettempdir())
+        try:
+            handle, name = tempfile.mkstemp(prefix="model-bisect-", suffix=".json", dir=folder)
+            os.close(handle)
+            path = Path(name)
+            write_text_atomic(path, dumps(report))
+        except OSError as exc:
+            problem = f"cannot write the report under {folder}: {exc.strerror or exc}"
+    result = github_actions.run_result(report, path, env)
+    for line in github_actions.deliver(result, env):
+        print(line)
+    if problem is not None:
+        print(github_actions.Annotation(github_actions.Level.WARNING, problem).command())
 
 
 def _run_with_progress(

@@ -1,0 +1,214 @@
+"""`[tool.model-bisect]` in pyproject.toml: the settings a nightly repeats every night.
+
+The table is found from the working directory upwards (the nearest pyproject.toml that has
+one), or named with ``--config FILE``. Paths in it are relative to the file's folder, so the
+same table works from any subfolder and from a GitHub Action's workspace. Validation is
+strict: a misspelt key would otherwise silently leave a gate unset. Standard library only,
+so the CLI can read it before anything heavy is imported.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .catalogue import CATALOGUE, METRIC_NAMES, MappingName
+from .errors import InputError
+
+__all__ = ["KEYS", "TABLE", "Config", "find_config", "load_config", "read_config"]
+
+TABLE = "tool.model-bisect"
+PYPROJECT = "pyproject.toml"
+_THRESHOLD_KEYS = {spec.flag.removeprefix("--"): spec for spec in CATALOGUE}
+# Every key the table accepts, each named like the command-line flag it stands in for.
+KEYS = (
+    "models",
+    "timeline",
+    "git-path",
+    "features",
+    *_THRESHOLD_KEYS,
+    "max-drop",
+    "mapping",
+    "marker",
+    "tracker-issue",
+)
+
+
+@dataclass(frozen=True)
+class Config:
+    """The validated table; empty (``source`` None) when there is none. ``thresholds`` maps a
+    metric name to its ``min-``/``max-`` value, ``max_drop`` holds ``METRIC=DELTA`` texts."""
+
+    source: Path | None = None
+    models: tuple[str, ...] = ()
+    timeline: Path | None = None
+    git_path: Path | None = None
+    features: Path | None = None
+    thresholds: Mapping[str, float] = field(default_factory=dict)
+    max_drop: tuple[str, ...] = ()
+    mapping: str | None = None
+    marker: str | None = None
+    tracker_issue: int | None = None
+
+    @property
+    def has_gates(self) -> bool:
+        return bool(self.thresholds or self.max_drop)
+
+
+def _table(path: Path, required: bool) -> Mapping[str, Any] | None:
+    """The `[tool.model-bisect]` table of one TOML file (None when it has none)."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError("configuration file not found", str(path), "check the path") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(
+            f"unreadable configuration file ({exc.__class__.__name__})",
+            str(path),
+            "pass a readable UTF-8 TOML file",
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"invalid TOML ({exc})", str(path), "fix the syntax") from None
+    tool = data.get("tool")
+    table = tool.get("model-bisect") if isinstance(tool, dict) else None
+    if table is None:
+        if required:
+            raise InputError(
+                f"no [{TABLE}] table", str(path), f"add a [{TABLE}] table or drop --config"
+            )
+        return None
+    if not isinstance(table, dict):
+        raise InputError(f"[{TABLE}] is not a table", str(path), f"write it as [{TABLE}]")
+    return table
+
+
+def find_config(start: Path) -> Path | None:
+    """The nearest pyproject.toml at or above ``start`` that has a `[tool.model-bisect]`."""
+    for folder in (start, *start.parents):
+        candidate = folder / PYPROJECT
+        if candidate.is_file() and _table(candidate, required=False) is not None:
+            return candidate
+    return None
+
+
+def load_config(explicit: Path | None, cwd: Path) -> Config:
+    """The table of ``--config FILE`` if given, else the one found from ``cwd`` upwards."""
+    if explicit is not None:
+        return read_config(explicit)
+    found = find_config(cwd.resolve())
+    return Config() if found is None else read_config(found)
+
+
+def read_config(path: Path) -> Config:
+    """Validate one file's table; the first unknown key or bad value is an InputError."""
+    table = _table(path, required=True)
+    assert table is not None
+    checker = _Checker(path)
+    unknown = sorted(set(table) - set(KEYS))
+    if unknown:
+        raise InputError(
+            f"unknown key {unknown[0]!r}", checker.where, f"use only {', '.join(KEYS)}"
+        )
+    thresholds = {
+        spec.name: checker.threshold(key, table[key], spec.threshold_range, spec.threshold_hint)
+        for key, spec in _THRESHOLD_KEYS.items()
+        if key in table
+    }
+    return Config(
+        source=path,
+        models=checker.models(table.get("models")),
+        timeline=checker.path("timeline", table.get("timeline")),
+        git_path=checker.path("git-path", table.get("git-path")),
+        features=checker.path("features", table.get("features")),
+        thresholds=thresholds,
+        max_drop=checker.max_drop(table.get("max-drop")),
+        mapping=checker.choice("mapping", table.get("mapping"), [m.value for m in MappingName]),
+        marker=checker.marker(table.get("marker")),
+        tracker_issue=checker.issue(table.get("tracker-issue")),
+    )
+
+
+class _Checker:
+    """One bad value -> an InputError naming the key, its value and what would be valid."""
+
+    def __init__(self, path: Path) -> None:
+        self.folder = path.resolve().parent
+        self.where = f"{path} [{TABLE}]"
+
+    def bad(self, key: str, value: object, fix: str) -> InputError:
+        return InputError(f"bad value {key} = {value!r}", self.where, fix)
+
+    def text(self, key: str, value: object) -> str:
+        if not isinstance(value, str) or not value.strip():
+            raise self.bad(key, value, "use a non-empty string")
+        return value
+
+    def path(self, key: str, value: object) -> Path | None:
+        """Relative to the file's folder, not to wherever the command was started."""
+        if value is None:
+            return None
+        return self.folder / self.text(key, value)
+
+    def models(self, value: object) -> tuple[str, ...]:
+        if value is None:
+            return ()
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, list) or not items:
+            raise self.bad("models", value, "use a path, a glob or a list of them")
+        return tuple(str(self.folder / self.text("models", item)) for item in items)
+
+    def threshold(self, key: str, value: object, bounds: tuple[float, float], hint: str) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.bad(key, value, f"use a number: {hint}")
+        low, high = bounds
+        if not low <= value <= high:
+            raise self.bad(key, value, f"use a number in [{low:g}, {high:g}]: {hint}")
+        return float(value)
+
+    def max_drop(self, value: object) -> tuple[str, ...]:
+        fix = f"write a table of METRIC = DELTA with METRIC one of {', '.join(METRIC_NAMES)}"
+        if value is None:
+            return ()
+        if not isinstance(value, dict) or not value:
+            raise self.bad("max-drop", value, f"{fix}, e.g. max-drop = {{ plcc = 0.05 }}")
+        drops = []
+        for metric, delta in value.items():
+            key = f"max-drop.{metric}"
+            if metric not in METRIC_NAMES:
+                raise self.bad(key, delta, fix)
+            ok = isinstance(delta, int | float) and not isinstance(delta, bool)
+            if not ok or not math.isfinite(delta) or delta < 0:
+                raise self.bad(key, delta, "use a finite number >= 0, e.g. 0.05")
+            drops.append(f"{metric}={float(delta)!r}")
+        return tuple(drops)
+
+    def choice(self, key: str, value: object, allowed: list[str]) -> str | None:
+        if value is None:
+            return None
+        if value not in allowed:
+            raise self.bad(key, value, f"use one of {', '.join(allowed)}")
+        return str(value)
+
+    def marker(self, value: object) -> str | None:
+        from .comment import marker
+        from .errors import UsageError
+
+        if value is None:
+            return None
+        text = self.text("marker", value)
+        try:
+            marker(text)
+        except UsageError:
+            raise self.bad("marker", value, "use letters, digits, '.', '_' or '-'") from None
+        return text
+
+    def issue(self, value: object) -> int | None:
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise self.bad("tracker-issue", value, "use the issue's number, e.g. 12")
+        return value

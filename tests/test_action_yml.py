@@ -1,0 +1,351 @@
+"""The composite action (action.yml): its wiring held to rules, and its scripts run for real.
+
+`action_problems` is a policy over the action's text, so a test shows both that the committed
+action passes and that a crafted bad one is caught. `run_composite` plays the runner's part
+for the shell steps (expressions in `env:`, $GITHUB_OUTPUT between steps) and runs each script
+with bash as GitHub does; only the Python set-up and the pip install are stood in for.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from model_bisect.catalogue import CATALOGUE
+from model_bisect.github_actions import PUBLISH_OUTPUTS, RUN_OUTPUTS
+from tests.conftest import FIXTURE_DIR, REPO_ROOT
+from tests.fake_github import FakeGitHub
+from tests.modelkit import bad_weights, linear_model
+
+ACTION = REPO_ROOT / "action.yml"
+WORKFLOWS = REPO_ROOT / ".github" / "workflows"
+REPO, ISSUE = "acme/models", 1
+BASH = shutil.which("bash")
+needs_bash = pytest.mark.skipif(BASH is None, reason="bash is not installed")
+
+_INPUT = re.compile(r"\$\{\{\s*inputs\.([\w-]+)\s*\}\}")
+_STEP_OUTPUT = re.compile(r"\$\{\{\s*steps\.([\w-]+)\.outputs\.([\w-]+)\s*\}\}")
+_EXPRESSION = re.compile(r"\$\{\{\s*(inputs|steps|github)\.([\w-]+)(?:\.outputs\.([\w-]+))?\s*\}\}")
+_PIN = re.compile(r"[\w.-]+/[\w./-]+@[0-9a-f]{40}")
+# Variables the tool itself reads from its environment (the token), not the script.
+_READ_BY_THE_TOOL = frozenset({"GH_TOKEN"})
+# What each entry point writes to $GITHUB_OUTPUT, by the subcommand a step calls.
+_WRITES = {"run": set(RUN_OUTPUTS), "publish": set(PUBLISH_OUTPUTS)}
+
+
+def _subcommand(script: str) -> str | None:
+    found = re.search(r'"\$MODEL_BISECT" (\w+)', script)
+    return found.group(1) if found else None
+
+
+def _written(step: Mapping[str, Any]) -> set[str]:
+    """The outputs a step sets: its entry point's, and its own `echo NAME=... >> $GITHUB_OUTPUT`."""
+    script = step.get("run", "")
+    names = set(re.findall(r'echo "([\w-]+)=[^"]*" >> "\$GITHUB_OUTPUT"', script))
+    return names | _WRITES.get(_subcommand(script) or "", set())
+
+
+def action_problems(text: str) -> list[str]:
+    """What is wrong with an action's text: required keys, inputs unused or spliced into a
+    script, outputs no step sets, actions not pinned to a commit."""
+    try:
+        action = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        return [f"invalid YAML: {exc}"]
+    if not isinstance(action, dict):
+        return ["not a mapping"]
+    problems = [f"no {key}" for key in ("name", "description", "inputs", "outputs", "runs")]
+    problems = [p for p in problems if p[3:] not in action]
+    runs = action.get("runs") or {}
+    if runs.get("using") != "composite":
+        problems.append(f"runs.using is {runs.get('using')!r}, not 'composite'")
+    steps = runs.get("steps") or []
+    ids = {step["id"]: step for step in steps if "id" in step}
+    used: set[str] = set()
+    for step in steps:
+        script = step.get("run")
+        if script is not None:
+            if "${{" in script:
+                problems.append(f"step {step.get('id')}: an expression inside run:")
+            if "shell" not in step:
+                problems.append(f"step {step.get('id')}: no shell")
+        for name, value in {**step.get("env", {}), **step.get("with", {})}.items():
+            inputs = _INPUT.findall(str(value))
+            used.update(inputs)
+            in_env = name in step.get("env", {})
+            if name in _READ_BY_THE_TOOL:
+                continue
+            if inputs and in_env and not re.search(rf"\$\{{?{re.escape(name)}\b", script or ""):
+                problems.append(f"step {step.get('id')}: env {name} is never read")
+        uses = step.get("uses")
+        if uses is not None and not uses.startswith("./") and not _PIN.fullmatch(uses):
+            problems.append(f"not pinned to a commit: {uses}")
+    for name in action.get("inputs") or {}:
+        if name not in used:
+            problems.append(f"input {name} is never used")
+    for name, output in (action.get("outputs") or {}).items():
+        found = _STEP_OUTPUT.fullmatch(str(output.get("value", "")).strip())
+        if found is None:
+            problems.append(f"output {name} is not a step's output")
+        elif found.group(1) not in ids:
+            problems.append(f"output {name}: no step {found.group(1)}")
+        elif found.group(2) not in _written(ids[found.group(1)]):
+            problems.append(f"output {name}: step {found.group(1)} never sets {found.group(2)}")
+    return problems
+
+
+def _action() -> dict[str, Any]:
+    loaded = yaml.safe_load(ACTION.read_text(encoding="utf-8"))
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+def test_the_committed_action_passes_every_rule() -> None:
+    assert action_problems(ACTION.read_text(encoding="utf-8")) == []
+
+
+def _break(old: str, new: str) -> str:
+    text = ACTION.read_text(encoding="utf-8")
+    assert old in text
+    return text.replace(old, new, 1)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "problem"),
+    [
+        ("  token:\n", "  knob:\n    description: x\n  token:\n", "input knob is never used"),
+        ("MB_MAPPING: ${{ inputs.mapping }}", "MB_MAPPING: x", "input mapping is never used"),
+        ('option --mapping "$MB_MAPPING"', "true", "env MB_MAPPING is never read"),
+        ('"$MB_PYTHON" -m venv', '"${{ inputs.python-version }}" -m venv', "inside run:"),
+        ("steps.publish.outputs.comment_url", "steps.post.outputs.comment_url", "no step post"),
+        ("steps.run.outputs.verdict", "steps.run.outputs.verdikt", "never sets verdikt"),
+        ("steps.run.outputs.report", "steps.publish.outputs.report", "never sets report"),
+        ("@a26af69be951a213d495a4c3e4e4022e16d87065", "@v5", "not pinned to a commit"),
+        ("using: composite", "using: node20", "not 'composite'"),
+        ("description: Find", "summary: Find", "no description"),
+        ("shell: bash\n      env:\n        MB_PYTHON", "env:\n        MB_PYTHON", "no shell"),
+        ("inputs:\n", "inputs: [\n", "invalid YAML"),
+    ],
+)  # fmt: skip
+def test_a_broken_action_is_caught(old: str, new: str, problem: str) -> None:
+    problems = action_problems(_break(old, new))
+    assert any(problem in found for found in problems), problems
+
+
+def test_the_inputs_cover_every_timeline_source_gate_and_publish_setting() -> None:
+    inputs = set(_action()["inputs"])
+    gates = {spec.flag.removeprefix("--") for spec in CATALOGUE} | {"max-drop"}
+    assert gates <= inputs
+    assert {"models", "timeline", "git-path", "features", "mapping"} <= inputs
+    assert {"tracker-issue", "marker", "python-version", "token"} <= inputs
+    assert _action()["inputs"]["token"]["default"] == "${{ github.token }}"
+
+
+def test_the_outputs_are_the_verdict_and_the_comment() -> None:
+    outputs = set(_action()["outputs"])
+    assert {"verdict", "first_bad_index", "comment_url"} <= outputs
+    assert outputs <= set(RUN_OUTPUTS) | set(PUBLISH_OUTPUTS)
+
+
+def test_the_action_sets_up_python_with_the_pin_the_workflows_use() -> None:
+    (setup,) = [s for s in _action()["runs"]["steps"] if "setup-python" in s.get("uses", "")]
+    pins = {
+        match
+        for path in WORKFLOWS.glob("*.yml")
+        for match in re.findall(r"actions/setup-python@[0-9a-f]{40}", path.read_text("utf-8"))
+    }
+    assert pins == {setup["uses"]}
+    assert setup["with"]["python-version"] == "${{ inputs.python-version }}"
+
+
+def test_the_action_installs_itself_from_its_own_checkout_with_the_constraints() -> None:
+    (install,) = [s for s in _action()["runs"]["steps"] if "pip install" in s.get("run", "")]
+    command = " ".join(install["run"].replace("\\\n", " ").split())
+    constrained = r'pip install [^>]*-c "\$GITHUB_ACTION_PATH/constraints/toolchain\.txt"'
+    assert re.search(constrained + r' "\$GITHUB_ACTION_PATH"(\s|$)', command), command
+    assert (REPO_ROOT / "constraints" / "toolchain.txt").is_file()
+
+
+def test_a_workflow_in_the_repository_uses_the_action() -> None:
+    users = [
+        path.name
+        for path in WORKFLOWS.glob("*.yml")
+        if any(
+            step.get("uses") == "./"
+            for job in yaml.safe_load(path.read_text("utf-8"))["jobs"].values()
+            for step in job.get("steps", ())
+        )
+    ]
+    assert users
+
+
+# --- the scripts, run -------------------------------------------------------------------
+
+
+def _parse_outputs(text: str) -> dict[str, str]:
+    """$GITHUB_OUTPUT as the runner reads it: `NAME=VALUE` or the heredoc form."""
+    found, lines = {}, iter(text.splitlines())
+    for line in lines:
+        if "<<" in line:
+            name, delimiter = line.split("<<", 1)
+            value = []
+            for item in lines:
+                if item == delimiter:
+                    break
+                value.append(item)
+            found[name] = "\n".join(value)
+        elif "=" in line:
+            name, value_text = line.split("=", 1)
+            found[name] = value_text
+    return found
+
+
+def run_composite(
+    inputs: Mapping[str, str], env: Mapping[str, str], temp: Path, model_bisect: Path
+) -> dict[str, tuple[int, dict[str, str]]]:
+    """The action's shell steps in order, each with bash as GitHub runs it; the set-up steps
+    are stood in for by this interpreter's environment. Returns each step's exit code and
+    outputs. A step runs after a failure only when its `if:` asks for it."""
+    action = _action()
+    given = {n: inputs.get(n, str(spec.get("default", ""))) for n, spec in action["inputs"].items()}
+    done: dict[str, tuple[int, dict[str, str]]] = {
+        "python": (0, {"python-path": sys.executable}),
+        "install": (0, {"model-bisect": str(model_bisect)}),
+    }
+    failed = False
+    for step in action["runs"]["steps"]:
+        if step["id"] in done:
+            continue
+        if failed and "!cancelled()" not in str(step.get("if", "")):
+            continue
+
+        def value(match: re.Match[str]) -> str:
+            kind, name, output = match.groups()
+            if kind == "inputs":
+                return given[name]
+            if kind == "github":
+                return env.get("GITHUB_TOKEN_FOR_TEST", "")
+            return done.get(name, (0, {}))[1].get(output, "")
+
+        step_env = {k: _EXPRESSION.sub(value, str(v)) for k, v in step.get("env", {}).items()}
+        given["token"] = _EXPRESSION.sub(value, given["token"])
+        output_file = temp / f"{step['id']}.output"
+        output_file.touch()
+        assert BASH is not None
+        proc = subprocess.run(
+            [BASH, "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]],
+            env={**env, **step_env, "GITHUB_OUTPUT": str(output_file), "RUNNER_TEMP": str(temp)},
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        outputs = _parse_outputs(output_file.read_text(encoding="utf-8"))
+        done[step["id"]] = (proc.returncode, {**outputs, "_log": proc.stdout + proc.stderr})
+        failed = failed or proc.returncode != 0
+    return done
+
+
+def _runner_env(github: FakeGitHub, summary: Path) -> dict[str, str]:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GH_", "GITHUB_"))}
+    return {
+        **env,
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_STEP_SUMMARY": str(summary),
+        "GITHUB_REPOSITORY": REPO,
+        "GITHUB_API_URL": github.url,
+        "GITHUB_TOKEN_FOR_TEST": github.token,  # what ${{ github.token }} stands for
+    }
+
+
+def _model_bisect() -> Path:
+    script = Path(sys.executable).parent / "model-bisect"
+    if not script.is_file():
+        pytest.skip("the model-bisect script is not installed beside this interpreter")
+    return script
+
+
+@needs_bash
+def test_the_action_bisects_the_configured_fixture_and_publishes_the_comment(
+    tmp_path: Path, fake_github: FakeGitHub
+) -> None:
+    summary = tmp_path / "summary.md"
+    done = run_composite(
+        {"tracker-issue": str(ISSUE)},
+        _runner_env(fake_github, summary),
+        tmp_path,
+        _model_bisect(),
+    )
+    run_code, run = done["run"]
+    assert run_code == 0, run["_log"]
+    # timeline, features and gate all came from [tool.model-bisect] in pyproject.toml
+    assert (run["verdict"], run["first_bad_index"], run["last_good_index"]) == (
+        "no_regression",
+        "",
+        "7",
+    )
+    report = json.loads(Path(run["report"]).read_text(encoding="utf-8"))
+    assert [g["threshold"] for g in report["gates"]] == [0.85]
+    publish_code, publish = done["publish"]
+    assert publish_code == 0, publish["_log"]
+    (comment,) = fake_github.comments(REPO, ISSUE)
+    assert publish["comment_url"] == comment["html_url"]
+    assert fake_github.token not in summary.read_text("utf-8") + run["_log"] + publish["_log"]
+
+
+@needs_bash
+def test_a_regression_fails_the_step_yet_the_comment_and_outputs_still_come(
+    tmp_path: Path, fake_github: FakeGitHub
+) -> None:
+    models = tmp_path / "models"
+    shutil.copytree(FIXTURE_DIR / "models", models)
+    for i in range(5, 8):
+        linear_model(models / f"model_{i:02d}.onnx", bad_weights(6, seed=100 + i))
+    inputs = {"models": f"{models}/model_0[0-4].onnx\n{models}/model_0[5-7].onnx\n"}
+    inputs |= {"tracker-issue": str(ISSUE), "min-srocc": "0.8", "marker": "selftest"}
+    done = run_composite(
+        inputs, _runner_env(fake_github, tmp_path / "summary.md"), tmp_path, _model_bisect()
+    )
+    run_code, run = done["run"]
+    assert run_code == 2, run["_log"]
+    assert (run["verdict"], run["first_bad_index"], run["first_bad_label"]) == (
+        "regression",
+        "5",
+        "model_05.onnx",
+    )
+    assert "::error title=model-bisect::regression at #5 model_05.onnx" in run["_log"]
+    report = json.loads(Path(run["report"]).read_text(encoding="utf-8"))
+    assert [(g["metric"], g["threshold"]) for g in report["gates"]] == [("srocc", 0.8)]
+    assert done["publish"][0] == 0, done["publish"][1]["_log"]
+    (comment,) = fake_github.comments(REPO, ISSUE)
+    assert comment["body"].startswith("<!-- model-bisect:selftest -->")
+    assert "Regression at index 5" in comment["body"]
+
+
+@needs_bash
+def test_a_bisect_that_breaks_publishes_wiring_broke_with_its_log(
+    tmp_path: Path, fake_github: FakeGitHub
+) -> None:
+    inputs = {"features": str(tmp_path / "gone.parquet"), "tracker-issue": str(ISSUE)}
+    done = run_composite(
+        inputs, _runner_env(fake_github, tmp_path / "summary.md"), tmp_path, _model_bisect()
+    )
+    assert done["run"][0] == 3
+    assert done["run"][1].get("verdict", "") == ""
+    publish_code, publish = done["publish"]
+    assert publish_code == 0, publish["_log"]
+    assert "::error title=model-bisect::the nightly's wiring broke" in publish["_log"]
+    (comment,) = fake_github.comments(REPO, ISSUE)
+    assert "gone.parquet" in comment["body"]

@@ -1,0 +1,234 @@
+"""`[tool.model-bisect]` in pyproject.toml: found from the working directory upwards, paths
+relative to the file, flags win over it, and a wrong key or value is exit 3 naming it."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from model_bisect.config import KEYS, find_config, load_config, read_config
+from model_bisect.errors import InputError
+from model_bisect.exitcodes import ExitCode
+from tests.clirun import run_module
+from tests.conftest import FIXTURE_DIR, REPO_ROOT
+from tests.fake_github import FakeGitHub
+
+REPO, ISSUE = "acme/models", 1
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A project holding a copy of the fixture and a pyproject.toml that describes it."""
+    root = tmp_path / "project"
+    shutil.copytree(FIXTURE_DIR, root / "data")
+    (root / "src" / "deep").mkdir(parents=True)
+    write_table(
+        root,
+        'models = "data/models"\nfeatures = "data/features.parquet"\nmin-plcc = 0.85\n'
+        'marker = "quality"\n',
+    )
+    return root
+
+
+def write_table(root: Path, body: str) -> Path:
+    path = root / "pyproject.toml"
+    path.write_text(f'[project]\nname = "x"\n\n[tool.model-bisect]\n{body}', encoding="utf-8")
+    return path
+
+
+def run_in(folder: Path, *args: str | Path, env: dict[str, str] | None = None) -> Any:
+    return run_module("model_bisect", *args, cwd=folder, env=env)
+
+
+def gates_of(report: Path) -> list[tuple[str, str, float]]:
+    data = json.loads(report.read_text(encoding="utf-8"))
+    return [(g["metric"], g["kind"], g["threshold"]) for g in data["gates"]]
+
+
+def test_run_from_a_subfolder_takes_timeline_features_and_gates_from_the_table(
+    project: Path, tmp_path: Path
+) -> None:
+    report = tmp_path / "r.json"
+    ran = run_in(project / "src" / "deep", "run", "--quiet", "--json", report)
+    assert ran.code == ExitCode.OK, ran.err
+    assert gates_of(report) == [("plcc", "min", 0.85)]
+    data = json.loads(report.read_text(encoding="utf-8"))
+    assert Path(data["timeline"][0]["path"]).parent == project / "data" / "models"
+
+
+def test_a_gate_flag_replaces_the_files_gates(project: Path, tmp_path: Path) -> None:
+    report = tmp_path / "r.json"
+    ran = run_in(project, "run", "--min-srocc", "0.8", "--quiet", "--json", report)
+    assert ran.code == ExitCode.OK, ran.err
+    assert gates_of(report) == [("srocc", "min", 0.8)]
+    # the same metric from a flag: the flag's threshold decides (the head fails 0.999)
+    ran = run_in(project, "run", "--min-plcc", "0.999", "--quiet", "--json", report)
+    assert ran.code == ExitCode.REGRESSION
+    assert gates_of(report) == [("plcc", "min", 0.999)]
+
+
+def test_timeline_and_features_flags_win_over_the_file(project: Path, tmp_path: Path) -> None:
+    write_table(project, 'models = "nowhere/*.onnx"\nfeatures = "gone.parquet"\nmin-plcc = 0.85\n')
+    report = tmp_path / "r.json"
+    models, features = project / "data" / "models", project / "data" / "features.parquet"
+    ran = run_in(project, "run", models, "--features", features, "--quiet", "--json", report)
+    assert ran.code == ExitCode.OK, ran.err
+    ran = run_in(project, "run", models, "--quiet")  # the file's features, which are gone
+    assert ran.code == ExitCode.INPUT
+    assert f"features file not found in {project / 'gone.parquet'}" in ran.err
+    ran = run_in(project, "run", "--features", features, "--quiet")  # the file's timeline
+    assert ran.code == ExitCode.INPUT
+    assert "nowhere/*.onnx" in ran.err
+
+
+def test_publish_takes_the_marker_and_tracker_issue_from_the_table(
+    project: Path, tmp_path: Path, fake_github: FakeGitHub
+) -> None:
+    report = tmp_path / "r.json"
+    assert run_in(project, "run", "--quiet", "--json", report).code == ExitCode.OK
+    write_table(project, f'marker = "quality"\ntracker-issue = {ISSUE}\n')
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "GH_TOKEN": fake_github.token,
+        "GITHUB_REPOSITORY": REPO,
+        "GITHUB_API_URL": fake_github.url,
+    }
+    ran = run_in(project, "publish", "--report", report, env=env)
+    assert ran.code == ExitCode.OK, ran.err
+    (comment,) = fake_github.comments(REPO, ISSUE)
+    assert comment["body"].startswith("<!-- model-bisect:quality -->")
+    ran = run_in(project, "publish", "--report", report, "--marker", "other", "--dry-run")
+    assert ran.out.startswith("<!-- model-bisect:other -->")
+
+
+def test_an_explicit_config_file_is_used_instead_of_the_nearest(
+    project: Path, tmp_path: Path
+) -> None:
+    other = tmp_path / "elsewhere.toml"
+    other.write_text("[tool.model-bisect]\nmin-srocc = 0.5\n", encoding="utf-8")
+    report = tmp_path / "r.json"
+    ran = run_in(project, "run", "--config", other, "data/models", "--features",
+                 "data/features.parquet", "--quiet", "--json", report)  # fmt: skip
+    assert ran.code == ExitCode.OK, ran.err
+    assert gates_of(report) == [("srocc", "min", 0.5)]
+
+
+def test_the_nearest_pyproject_without_the_table_is_passed_over(project: Path) -> None:
+    inner = project / "src"
+    (inner / "pyproject.toml").write_text('[project]\nname = "inner"\n', encoding="utf-8")
+    assert find_config(inner / "deep") == project / "pyproject.toml"
+    assert load_config(None, inner / "deep").marker == "quality"
+    assert find_config(Path("/")) is None
+
+
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        ("min-plc = 0.85\n", "unknown key 'min-plc'"),
+        ("min_plcc = 0.85\n", "unknown key 'min_plcc'"),
+        ("min-plcc = 1.5\n", "min-plcc = 1.5"),
+        ('min-plcc = "high"\n', "min-plcc = 'high'"),
+        ("min-plcc = true\n", "min-plcc = True"),
+        ("max-rmse = -1\n", "max-rmse = -1"),
+        ('mapping = "cubicle"\n', "mapping = 'cubicle'"),
+        ("tracker-issue = 0\n", "tracker-issue = 0"),
+        ('tracker-issue = "12"\n', "tracker-issue = '12'"),
+        ("max-drop = { vmaf = 0.1 }\n", "max-drop.vmaf = 0.1"),
+        ("max-drop = { plcc = -0.1 }\n", "max-drop.plcc = -0.1"),
+        ('max-drop = "plcc=0.1"\n', "max-drop = 'plcc=0.1'"),
+        ('marker = "a b"\n', "marker = 'a b'"),
+        ("models = []\n", "models = []"),
+        ("features = 3\n", "features = 3"),
+    ],
+)
+def test_a_bad_key_or_value_exits_3_naming_it(project: Path, body: str, named: str) -> None:
+    write_table(project, body)
+    ran = run_in(project, "run", "--quiet")
+    assert ran.code == ExitCode.INPUT
+    (line,) = ran.err.splitlines()
+    assert line.startswith("error: ")
+    assert named in line
+    assert f"{project / 'pyproject.toml'} [tool.model-bisect]" in line
+    if "unknown key" in named:
+        assert "min-plcc" in line  # the fix lists the keys that exist
+
+
+def test_invalid_toml_or_a_config_without_the_table_exits_3_naming_the_file(
+    tmp_path: Path,
+) -> None:
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[tool.model-bisect\n", encoding="utf-8")
+    empty = tmp_path / "empty.toml"
+    empty.write_text("[tool.other]\n", encoding="utf-8")
+    for path, problem in ((broken, "invalid TOML"), (empty, "no [tool.model-bisect] table")):
+        ran = run_in(tmp_path, "run", "--config", path, "--quiet")
+        assert ran.code == ExitCode.INPUT
+        assert ran.err.startswith(f"error: {problem}")
+        assert str(path) in ran.err
+    ran = run_in(tmp_path, "publish", "--config", tmp_path / "gone.toml", "--dry-run",
+                 "--report", tmp_path / "r.json")  # fmt: skip
+    assert ran.code == ExitCode.INPUT
+    assert ran.err.startswith("error: configuration file not found")
+
+
+def test_every_key_has_a_command_line_flag_of_the_same_name() -> None:
+    run_help = run_module("model_bisect", "run", "--help").out
+    publish_help = run_module("model_bisect", "publish", "--help").out
+    for key in KEYS:
+        flag = {"models": "MODEL", "tracker-issue": "--issue"}.get(key, f"--{key}")
+        assert flag in run_help + publish_help, key
+
+
+def test_the_repositorys_own_table_is_valid_and_its_paths_exist() -> None:
+    config = read_config(REPO_ROOT / "pyproject.toml")
+    assert config.has_gates
+    assert config.features is not None
+    assert config.features.is_file()
+    assert config.models
+    assert all(Path(model).exists() for model in config.models)
+
+
+def test_read_config_raises_input_error_for_the_library_callers(tmp_path: Path) -> None:
+    path = write_table(tmp_path, "min-krocc = 2\n")
+    with pytest.raises(InputError, match="min-krocc = 2"):
+        read_config(path)
+
+
+# --- invoke ---------------------------------------------------------------------------------
+
+
+def _tasks() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("tasks_for_config", REPO_ROOT / "tasks.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_invoke_bisect_leaves_gates_to_the_table_and_options_still_win(tmp_path: Path) -> None:
+    tasks = _tasks()
+    assert not hasattr(tasks, "NIGHTLY_GATE")
+    plain = tasks._bisect_cmd(None, None, tmp_path)
+    assert f"--config {REPO_ROOT / 'pyproject.toml'}" in plain
+    assert "--min-" not in plain
+    assert "--features" not in plain
+    other = tasks._bisect_cmd(tmp_path / "fixture", None, tmp_path)
+    assert f"{tmp_path / 'fixture' / 'models'} --features {tmp_path / 'fixture'}" in other
+
+
+def test_invoke_takes_the_tracker_issue_from_the_table_after_option_and_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tasks = _tasks()
+    monkeypatch.setattr(tasks, "CONFIG", write_table(tmp_path, "tracker-issue = 12\n"))
+    assert tasks._issue(None) == "12"
+    monkeypatch.setenv("BISECT_TRACKER_ISSUE", "34")
+    assert tasks._issue(None) == "34"
+    assert tasks._issue("56") == "56"
