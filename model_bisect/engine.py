@@ -35,6 +35,7 @@ from .report import (
     Step,
     Verdict,
 )
+from .safetext import unicode_safe
 from .search import SearchResult, bisect, scan, verdict_message
 from .timeline import TimelineEntry, require_two
 from .toolchain import toolchain_versions
@@ -43,7 +44,17 @@ if TYPE_CHECKING:
     from .evaluate import Evaluator
     from .ranks import TargetRanks
 
-__all__ = ["RunOptions", "run"]
+__all__ = ["MAX_JOBS", "RunOptions", "effective_jobs", "run"]
+
+# Parallel probes beyond this buy nothing (each probe already uses several ORT threads) and
+# each holds a model's batch buffers: --jobs is clamped to min(models, 4 x CPUs, MAX_JOBS).
+MAX_JOBS = 32
+
+
+def effective_jobs(requested: int, models: int) -> int:
+    """How many probes run at once: ``--jobs`` clamped to the number of models, to four per
+    CPU and to ``MAX_JOBS``, and at least one."""
+    return max(1, min(requested, models, 4 * (os.cpu_count() or 1), MAX_JOBS))
 
 
 @dataclass(frozen=True)
@@ -136,6 +147,7 @@ class _Session:
         self.evaluations = 0
         self.anchor: _Measure | None = None
         self.lock = threading.Lock()
+        self._key_toolchain: dict[str, str] | None = None
         self.needs_predictions = options.alpha is not None and any(
             g.kind == "max_drop" for g in options.gates
         )
@@ -147,7 +159,7 @@ class _Session:
             if self._evaluator is None:
                 from .evaluate import Evaluator
 
-                jobs = self.options.jobs
+                jobs = effective_jobs(self.options.jobs, len(self.entries))
                 threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
                 self._evaluator = Evaluator(
                     self.features, input_name=self.options.input_name, threads=threads
@@ -155,12 +167,23 @@ class _Session:
             return self._evaluator
 
     def _cache_key(self, entry: TimelineEntry) -> str:
+        """Everything the metrics depend on: the model with its weights, the feature file and
+        the rows of it this run kept (they depend on every model's columns), what the model is
+        fed (its inputs' columns), the target, the mapping, the input name, and the versions
+        that compute them."""
+        with self.lock:
+            if self._key_toolchain is None:
+                self._key_toolchain = toolchain_versions()
+            versions = self._key_toolchain
         return EvalCache.key(
-            model=entry.content_sha256 or entry.sha256,
+            model=entry.weights_sha256 or entry.content_sha256 or entry.sha256,
             features=self.features.sha256,
+            rows=self.features.rows_sha256,
             inputs=self.descriptions[entry.index].key(),
             target=self.features.target_name,
             mapping=self.options.mapping,
+            input_name=self.options.input_name,
+            toolchain=versions,
             version=__version__,
         )
 
@@ -271,6 +294,7 @@ class _Session:
             )
         if found.note:
             reason = f"{reason}; {found.note}" if reason else found.note
+        reason = unicode_safe(reason)  # may quote a file name that is not UTF-8
         if duplicate:
             note = "same bytes as an earlier model: evaluated once"
             reason = f"{reason}; {note}" if reason else note
@@ -325,7 +349,7 @@ def run(
     if any(g.kind == "max_drop" for g in options.gates):
         session.set_anchor()
 
-    jobs = max(1, options.jobs)
+    jobs = effective_jobs(options.jobs, len(entries))
     pool = ThreadPoolExecutor(max_workers=jobs) if jobs > 1 else None
 
     def probe(indices: Sequence[int]) -> Mapping[int, Status]:
@@ -362,15 +386,18 @@ def _build_report(
         "target": features.target_name,
         "mapping": options.mapping,
         "significance": options.alpha,
-        "jobs": options.jobs,
+        "jobs": effective_jobs(options.jobs, len(entries)),
         "mode": "scan" if options.scan else "bisect",
         "cache": options.cache is not None,
     }
     return Report(
         tool_version=__version__,
-        timeline=tuple(ModelRef(e.index, e.label, str(e.path), e.sha256) for e in entries),
+        timeline=tuple(
+            ModelRef(e.index, unicode_safe(e.label), unicode_safe(str(e.path)), e.sha256)
+            for e in entries
+        ),
         features=FeaturesRef(
-            path=str(features.path),
+            path=unicode_safe(str(features.path)),
             sha256=features.sha256,
             rows=int(features.matrix.shape[0]),
             columns=features.names,

@@ -14,6 +14,7 @@ import io
 import json
 import os
 import re
+import secrets
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path, PurePath
@@ -22,7 +23,8 @@ from typing import Any, TypeVar, overload
 import numpy as np
 
 from .errors import InputError
-from .files import write_bytes_atomic, write_text_atomic
+from .files import open_regular, read_bytes_bounded, write_bytes_atomic, write_text_atomic
+from .safetext import unicode_safe
 
 __all__ = ["CACHE_FORMAT", "EvalCache"]
 
@@ -30,6 +32,7 @@ __all__ = ["CACHE_FORMAT", "EvalCache"]
 CACHE_FORMAT = 1
 _T = TypeVar("_T")
 _KEY = re.compile(r"[0-9a-f]{64}")
+_MAX_RECORD_BYTES = 16 << 20  # a record is a few kB of metrics
 
 
 def _canonical(value: object) -> object:
@@ -80,6 +83,24 @@ class EvalCache:
         )
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
+    def check_usable(self) -> None:
+        """Fail before any work when the folder cannot hold entries (it is a file, cannot be
+        created, or is not writable), instead of after a whole bisect."""
+        fix = "choose another with --cache-dir or MODEL_BISECT_CACHE_DIR, or pass --no-cache"
+        where = unicode_safe(str(self.folder))[:300]
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            probe = self.folder / f".probe-{os.getpid()}-{secrets.token_hex(4)}"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except (OSError, ValueError) as exc:
+            problem = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise InputError(
+                f"the evaluation cache folder cannot be used ({unicode_safe(problem)})",
+                where,
+                fix,
+            ) from None
+
     def _paths(self, key: str) -> tuple[Path, Path]:
         if not _KEY.fullmatch(key):
             raise ValueError(f"not a cache key: {key!r}")  # keys come from EvalCache.key only
@@ -104,10 +125,11 @@ class EvalCache:
         """
         meta_path, npy_path = self._paths(key)
         try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            # Only regular files, bounded: a shared cache folder is as untrusted as a model's.
+            meta = json.loads(read_bytes_bounded(meta_path, _MAX_RECORD_BYTES).decode("utf-8"))
         except FileNotFoundError:
             return None
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             self._remove(key)
             return None
         try:
@@ -115,7 +137,8 @@ class EvalCache:
                 raise ValueError("layout")
             predictions = None
             if meta["rows"] is not None:
-                predictions = np.load(npy_path, allow_pickle=False)
+                with open_regular(npy_path) as handle:
+                    predictions = np.load(handle, allow_pickle=False)
                 if (
                     predictions.dtype != np.float64
                     or predictions.shape != (int(meta["rows"]),)
@@ -123,7 +146,15 @@ class EvalCache:
                 ):
                     raise ValueError("predictions")
             record = meta["record"] if decode is None else decode(meta["record"])
-        except (OSError, ValueError, LookupError, TypeError, AttributeError, EOFError):
+        except (
+            OSError,
+            ValueError,
+            LookupError,
+            TypeError,
+            AttributeError,
+            EOFError,
+            RecursionError,
+        ):
             self._remove(key)
             return None
         return record, predictions

@@ -8,6 +8,7 @@ anything, so a model cannot make us read files outside its own folder.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,8 +18,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import first_line
+from .files import NotRegularFileError, TooLargeError, read_bytes_bounded, special_file_kind
 from .inputs import Feed, InputDescription, default_description, unknown_rows
-from .onnxfile import external_data_locations, unsafe_location_reason
+from .onnxfile import (
+    MAX_MODEL_BYTES,
+    external_data_locations,
+    parse_model,
+    unsafe_location_reason,
+)
+from .safetext import unicode_safe
 
 if TYPE_CHECKING:
     from .features import FeatureTable
@@ -47,6 +55,25 @@ class Evaluation:
     seconds: float
     unknown_rows: int = 0  # rows whose one-hot value is outside the layout
     note: str = ""  # the sentence saying so, for the report ("" when none)
+
+
+def _listed(names: Sequence[str], limit: int = 12) -> str:
+    """Quoted names for a one-line skip reason: a sidecar may list thousands."""
+    shown = ", ".join(repr(n[:80]) for n in names[:limit])
+    return shown if len(names) <= limit else f"{shown} and {len(names) - limit} more"
+
+
+def _external_problem(path: Path) -> str | None:
+    """Why ONNX Runtime must not open an external-data file ("missing", "a FIFO, ..."), or
+    None for a regular file. Checked with ``os.stat`` (symlinks followed) before ORT opens it:
+    a FIFO would block the load forever and ``/dev/zero`` never ends."""
+    try:
+        kind = special_file_kind(os.stat(path))
+    except FileNotFoundError:
+        return "missing"
+    except (OSError, ValueError) as exc:
+        return f"unreadable ({exc.__class__.__name__})"
+    return None if kind is None else f"{kind}, not a regular file"
 
 
 class _Skip(Exception):
@@ -93,38 +120,60 @@ class Evaluator:
         return Evaluation(True, predictions, "", time.perf_counter() - start, count, note)
 
     def _predict(self, path: Path, description: InputDescription) -> np.ndarray:
+        shown = unicode_safe(str(path))
         try:
-            data = path.read_bytes()
+            data = read_bytes_bounded(path, MAX_MODEL_BYTES)
         except FileNotFoundError:
-            raise _Skip(f"model file not found: {path}") from None
-        except OSError as exc:
-            raise _Skip(f"unreadable model file ({exc.__class__.__name__}: {path})") from None
+            raise _Skip(f"model file not found: {shown}") from None
+        except NotRegularFileError as exc:
+            raise _Skip(f"model file is {exc.kind}, not a regular file: {shown}") from None
+        except TooLargeError:
+            raise _Skip(
+                f"model file is 2 GiB or larger, beyond what ONNX can parse: {shown}"
+            ) from None
+        except (OSError, ValueError) as exc:
+            raise _Skip(f"unreadable model file ({exc.__class__.__name__}: {shown})") from None
         lacking = description.lacking(self.features)
         if lacking:
             raise _Skip(
                 f"needs feature column{'s' if len(lacking) > 1 else ''} "
-                f"{', '.join(map(repr, lacking))} that the feature cache lacks"
+                f"{_listed(lacking)} that the feature cache lacks"
             )
         feeds = [Feed.build(spec, self.features) for spec in description.inputs]
-        try:  # parses only bytes that could name external data; ORT judges the rest
-            locations = external_data_locations(data)
+        try:
+            proto = parse_model(data)
         except Exception as exc:  # protobuf DecodeError and friends
             raise _Skip(f"invalid ONNX ({first_line(exc)})") from None
+        locations = external_data_locations(proto)
         for location in locations:
             reason = unsafe_location_reason(location, path.parent)
             if reason is not None:
                 raise _Skip(reason)
         for location in locations:
-            if not (path.parent / location).is_file():
-                raise _Skip(f"missing external-data file {location!r} beside {path.name}")
+            problem = _external_problem(path.parent / location)
+            if problem is not None:
+                name = unicode_safe(path.name)
+                if problem == "missing":
+                    raise _Skip(f"missing external-data file {location!r} beside {name}")
+                raise _Skip(f"external-data file {location!r} beside {name} is {problem}")
+        if not proto.graph.output:
+            raise _Skip("model declares no outputs: nothing to score")
+        del proto
         session = self._session(path, None if locations else data)
         if len(feeds) == 1 and feeds[0].spec.name is None:
             feed_name, dtype, batch = self._choose_input(session, feeds[0].width)
             bound = [(feed_name, feeds[0], dtype)]
         else:
             bound, batch = self._bind(session, feeds, description.named)
-        output = session.get_outputs()[0].name
+        output = self._first_output(session)
         return self._run(session, bound, output, batch)
+
+    @staticmethod
+    def _first_output(session: Any) -> str:
+        outputs = session.get_outputs()
+        if not outputs:
+            raise _Skip("model has no outputs: nothing to score")
+        return str(outputs[0].name)
 
     def _session(self, path: Path, data: bytes | None) -> Any:
         import onnxruntime as ort  # here, not at the top: a fully cached rerun never needs it

@@ -6,7 +6,9 @@ functions that need them.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -14,7 +16,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import InputError, first_line
-from .files import file_sha256
+from .files import (
+    NotRegularFileError,
+    TooLargeError,
+    file_sha256,
+    read_bytes_bounded,
+    special_file_kind,
+)
+from .safetext import unicode_safe
 
 if TYPE_CHECKING:
     import numpy as np
@@ -42,6 +51,11 @@ CANONICAL_FEATURES: tuple[str, ...] = (
     "motion2",
 )
 TARGET_COLUMN = "mos"
+# A sidecar lists feature names: a few MB is thousands of them, and the bound keeps a huge
+# or endless file (/dev/zero behind a symlink) from filling memory.
+MAX_SIDECAR_BYTES = 4 << 20
+# PLCC, SROCC and their intervals need at least three rows; fewer is no measurement at all.
+MIN_ROWS = 3
 
 
 @dataclass(frozen=True, eq=False)
@@ -56,7 +70,12 @@ class StringColumn:
 @dataclass(frozen=True, eq=False)
 class FeatureTable:
     """The loaded cache: ``matrix`` holds ``names`` as float32 columns, rows with any
-    non-finite needed value already removed (``dropped_rows`` counts them)."""
+    non-finite needed value already removed (``dropped_rows`` counts them).
+
+    Which rows were kept depends on every column the run loads, not only one model's, so
+    ``rows_sha256`` (a digest of the kept-row mask) is part of every evaluation-cache key:
+    without it a model would reuse metrics computed on other rows.
+    """
 
     path: Path
     sha256: str
@@ -65,6 +84,7 @@ class FeatureTable:
     target: np.ndarray  # float64 [rows], read-only
     target_name: str
     dropped_rows: int
+    rows_sha256: str = ""
     strings: Mapping[str, StringColumn] = field(default_factory=dict)  # read only when needed
     absent: tuple[str, ...] = ()  # requested with allow_missing, but not in the file
     _subsets: dict[tuple[str, ...], np.ndarray] = field(
@@ -105,6 +125,13 @@ class FeatureTable:
             return subset
 
 
+def _listed(names: Sequence[str], limit: int = 12) -> str:
+    """Names for a one-line message: a file with thousands of columns must not make the
+    error line megabytes long."""
+    shown = ", ".join(unicode_safe(str(n))[:80] for n in names[:limit])
+    return shown if len(names) <= limit else f"{shown} and {len(names) - limit} more"
+
+
 def sidecar_path(model_path: Path) -> Path:
     """``model_03.onnx`` -> ``model_03.json``, the file VMAF-style tiny models ship beside them."""
     return model_path.with_suffix(".json")
@@ -115,42 +142,56 @@ def read_sidecar(model_path: Path) -> dict[str, Any] | None:
     cannot be trusted is an InputError, never a silent fall-back that would feed the model
     the wrong columns."""
     sidecar = sidecar_path(model_path)
+    where = unicode_safe(str(sidecar))
     try:
-        text = sidecar.read_text(encoding="utf-8")
+        text = read_bytes_bounded(sidecar, MAX_SIDECAR_BYTES).decode("utf-8")
     except FileNotFoundError:
         return None
-    except (OSError, UnicodeDecodeError) as exc:
+    except NotRegularFileError as exc:
+        raise InputError(
+            f"sidecar is not a regular file ({exc.kind})",
+            where,
+            "make it a JSON file or remove it",
+        ) from None
+    except TooLargeError:
+        raise InputError(
+            f"sidecar is larger than {MAX_SIDECAR_BYTES >> 20} MB",
+            where,
+            "list only the feature names in it",
+        ) from None
+    except (OSError, ValueError) as exc:  # ValueError: UnicodeDecodeError, a NUL in the name
         raise InputError(
             f"unreadable sidecar ({exc.__class__.__name__})",
-            str(sidecar),
+            where,
             "make it a UTF-8 JSON file or remove it",
         ) from None
     try:
         data: Any = json.loads(text)
+    except RecursionError:
+        raise InputError("sidecar nests too deeply to parse", where, "fix or remove it") from None
     except ValueError as exc:
         raise InputError(
-            f"sidecar is not valid JSON ({exc})", str(sidecar), "fix or remove it"
+            f"sidecar is not valid JSON ({unicode_safe(first_line(exc))})",
+            where,
+            "fix or remove it",
         ) from None
     if not isinstance(data, dict):
-        raise InputError(
-            "sidecar is not a JSON object", str(sidecar), 'write {"features": ["adm2", ...]}'
-        )
+        raise InputError("sidecar is not a JSON object", where, 'write {"features": ["adm2", ...]}')
     return data
 
 
 def sidecar_names(data: Mapping[str, Any], key: str, sidecar: Path) -> tuple[str, ...]:
     """The sidecar's ``key`` as a non-empty list of distinct non-empty names."""
     names = data[key]
+    where = unicode_safe(str(sidecar))
     fix = f'make "{key}" a list of distinct column names, e.g. ["adm2", "motion2"]'
     if not isinstance(names, list) or not names:
-        raise InputError(f'sidecar "{key}" is not a non-empty list', str(sidecar), fix)
+        raise InputError(f'sidecar "{key}" is not a non-empty list', where, fix)
     if not all(isinstance(n, str) and n for n in names):
-        raise InputError(f'sidecar "{key}" holds a non-string or empty name', str(sidecar), fix)
+        raise InputError(f'sidecar "{key}" holds a non-string or empty name', where, fix)
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
-        raise InputError(
-            f'sidecar "{key}" repeats {", ".join(map(repr, duplicates))}', str(sidecar), fix
-        )
+        raise InputError(f'sidecar "{key}" repeats {", ".join(map(repr, duplicates))}', where, fix)
     return tuple(names)
 
 
@@ -215,11 +256,22 @@ def load_features(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    where = str(path)
-    if not path.exists():
-        raise InputError("features file not found", where, "pass an existing parquet file")
-    if not path.is_file():
-        raise InputError("features path is not a file", where, "pass a parquet file")
+    where = unicode_safe(str(path))
+    try:
+        kind = special_file_kind(os.stat(path))
+    except FileNotFoundError:
+        raise InputError(
+            "features file not found", where, "pass an existing parquet file"
+        ) from None
+    except (OSError, ValueError) as exc:
+        problem = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise InputError(
+            f"features file cannot be opened ({unicode_safe(problem)})",
+            where[:300],
+            "pass an existing parquet file",
+        ) from None
+    if kind is not None:
+        raise InputError(f"features path is {kind}, not a file", where, "pass a parquet file")
     try:
         parquet = pq.ParquetFile(path)
         schema = parquet.schema_arrow
@@ -230,8 +282,15 @@ def load_features(
             "pass a parquet file with float feature columns and a target column",
         ) from None
     available = list(schema.names)
-    shown = ", ".join(available) or "(none)"
+    shown = _listed(available) or "(none)"
     wanted = list(dict.fromkeys(columns))
+    repeated = sorted({n for n in [*wanted, *strings, target] if available.count(n) > 1})
+    if repeated:
+        raise InputError(
+            f"column {_listed(list(map(repr, repeated)))} appears more than once",
+            where,
+            "give every column of the features file a distinct name",
+        )
     if target not in available:
         raise InputError(
             f"no target column {target!r}",
@@ -242,7 +301,7 @@ def load_features(
     missing = [name for name in [*wanted, *wanted_strings] if name not in available]
     if missing and not allow_missing:
         raise InputError(
-            f"missing feature column{'s' if len(missing) > 1 else ''} {', '.join(missing)}",
+            f"missing feature column{'s' if len(missing) > 1 else ''} {_listed(missing)}",
             where,
             f"the file has {shown}; add the columns or list the model's in a sidecar JSON",
         )
@@ -261,8 +320,15 @@ def load_features(
     # read plus float64 casts would hold several copies of the data at once (peak memory is
     # benchmarked: `nox -s bench`).
     total = parquet.metadata.num_rows
-    matrix = np.empty((total, len(names)), dtype=np.float32)
-    target_values = np.empty(total, dtype=np.float64)
+    try:  # the row count comes from the file's footer: untrusted until the rows are read
+        matrix = np.empty((total, len(names)), dtype=np.float32)
+        target_values = np.empty(total, dtype=np.float64)
+    except (MemoryError, ValueError):
+        raise InputError(
+            f"the file claims {total} rows, more than memory holds",
+            where,
+            "check the file, or split it",
+        ) from None
     filled = 0
     try:
         for group in range(parquet.num_row_groups):
@@ -300,12 +366,15 @@ def load_features(
         }
     for column in string_columns.values():
         column.codes.setflags(write=False)
-    if matrix.shape[0] == 0:
+    if matrix.shape[0] < MIN_ROWS:
         raise InputError(
-            f"no usable rows ({total} rows, all with a missing or non-finite value)",
+            f"too few rows: {matrix.shape[0]} usable of {total}, at least {MIN_ROWS} needed "
+            "(a row is usable when every needed column is finite)",
             where,
-            f"fill in the columns {', '.join([*names, target])}",
+            f"fill in the columns {_listed([*names, target])}",
         )
+    mask = hashlib.sha256(f"{total}\n".encode())
+    mask.update(np.packbits(keep).tobytes())
     matrix.setflags(write=False)
     target_values.setflags(write=False)
     return FeatureTable(
@@ -316,6 +385,7 @@ def load_features(
         target=target_values,
         target_name=target,
         dropped_rows=dropped,
+        rows_sha256=mask.hexdigest(),
         strings=string_columns,
         absent=tuple(missing),
     )

@@ -12,16 +12,89 @@ import hashlib
 import os
 import secrets
 import stat
+from io import BufferedReader
 from pathlib import Path
 
-__all__ = ["file_sha256", "write_bytes_atomic", "write_text_atomic"]
+__all__ = [
+    "NotRegularFileError",
+    "TooLargeError",
+    "file_sha256",
+    "open_regular",
+    "read_bytes_bounded",
+    "special_file_kind",
+    "write_bytes_atomic",
+    "write_text_atomic",
+]
 
 _NEW_FILE_MODE = 0o666  # the kernel applies the umask, as for any file the user creates
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+class NotRegularFileError(OSError):
+    """The path is a FIFO, device, socket or directory: opening or reading it could block
+    forever or never end (``/dev/zero``), so nothing untrusted is read from one."""
+
+    def __init__(self, path: Path, kind: str) -> None:
+        super().__init__(f"{path} is {kind}, not a regular file")
+        self.kind = kind
+
+
+class TooLargeError(OSError):
+    """A file meant to be small (a sidecar, a timeline) is bigger than its bound."""
+
+
+def special_file_kind(info: os.stat_result) -> str | None:
+    """What a non-regular file is ("a FIFO", ...), or None for a regular file."""
+    if stat.S_ISREG(info.st_mode):
+        return None
+    for test, kind in _KINDS:
+        if test(info.st_mode):
+            return kind
+    return "not a regular file"
+
+
+def open_regular(path: Path) -> BufferedReader:
+    """Open ``path`` for reading only if it is a regular file, symlinks followed.
+
+    Checked twice: ``os.stat`` before the open (a FIFO blocks in ``open`` itself), then
+    ``fstat`` on the descriptor opened non-blocking, so a file swapped in between is caught.
+    """
+    kind = special_file_kind(os.stat(path))
+    if kind is not None:
+        raise NotRegularFileError(path, kind)
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        kind = special_file_kind(os.fstat(fd))
+        if kind is not None:
+            raise NotRegularFileError(path, kind)
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_bytes_bounded(path: Path, limit: int) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes (``TooLargeError`` beyond);
+    reads at most ``limit + 1`` bytes even if the file grows meanwhile."""
+    with open_regular(path) as handle:
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise TooLargeError(f"{path} is larger than {limit} bytes")
+    return data
 
 
 def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file, streamed, so a large model or cache never sits in memory."""
-    with path.open("rb") as handle:
+    """Hex sha256 of a regular file, streamed, so a large model or cache never sits in memory
+    (``NotRegularFileError`` for a FIFO or device, which could block or never end)."""
+    with open_regular(path) as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 

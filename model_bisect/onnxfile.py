@@ -13,15 +13,28 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import TYPE_CHECKING
 
+from .files import read_bytes_bounded
+from .safetext import unicode_safe
+
 if TYPE_CHECKING:
     import onnx
 
 __all__ = [
+    "MAX_MODEL_BYTES",
     "external_data_locations",
     "names_no_external_data",
     "parse_model",
     "unsafe_location_reason",
 ]
+
+# protobuf cannot parse a message of 2 GiB or more, so a larger .onnx file is no model (big
+# weights live in external-data files, which are never read whole by us).
+MAX_MODEL_BYTES = (2 << 30) - 1
+
+# Common file-system limits (PATH_MAX, NAME_MAX): a longer location cannot name a real file,
+# and asking the OS about it raises instead of answering.
+_MAX_LOCATION_BYTES = 4096
+_MAX_NAME_BYTES = 255
 
 
 def parse_model(data: bytes) -> onnx.ModelProto:
@@ -48,7 +61,7 @@ def external_data_locations(model: Path | bytes | onnx.ModelProto) -> list[str]:
     (the model file only is parsed, and only when its bytes could name one; no external
     data is opened). Raises what protobuf raises for bytes that it must parse and cannot."""
     if isinstance(model, Path):
-        model = model.read_bytes()
+        model = read_bytes_bounded(model, MAX_MODEL_BYTES)
     if isinstance(model, bytes):
         if names_no_external_data(model):
             return []
@@ -76,6 +89,15 @@ def unsafe_location_reason(location: str, folder: Path) -> str | None:
     """
     if not location:
         return "unsafe external-data location '' (empty)"
+    shown = unicode_safe(repr(location[:80] + ("..." if len(location) > 80 else "")))
+    if "\0" in location:
+        return f"unsafe external-data location {shown}: holds a NUL byte"
+    encoded = location.encode("utf-8", "surrogateescape")
+    if len(encoded) > _MAX_LOCATION_BYTES or any(
+        len(part.encode("utf-8", "surrogateescape")) > _MAX_NAME_BYTES
+        for part in PureWindowsPath(location).parts
+    ):
+        return f"unsafe external-data location {shown}: name too long"
     if (
         PurePosixPath(location).is_absolute()
         or PureWindowsPath(location).is_absolute()
@@ -85,8 +107,12 @@ def unsafe_location_reason(location: str, folder: Path) -> str | None:
         return f"unsafe external-data location {location!r}: absolute path"
     if ".." in PureWindowsPath(location).parts:  # splits on both / and \
         return f"unsafe external-data location {location!r}: leaves the model's folder via '..'"
-    base = os.path.realpath(folder)
-    resolved = os.path.realpath(os.path.join(base, location))
+    try:
+        base = os.path.realpath(folder)
+        resolved = os.path.realpath(os.path.join(base, location))
+    except (OSError, ValueError) as exc:
+        problem = exc.__class__.__name__
+        return f"unsafe external-data location {shown}: cannot be resolved ({problem})"
     if os.path.commonpath([base, resolved]) != base:
         return f"unsafe external-data location {location!r}: resolves outside the model's folder"
     return None

@@ -14,6 +14,7 @@ from typing import NoReturn
 
 from .errors import BisectError, UsageError
 from .exitcodes import ExitCode
+from .safetext import printable
 
 __all__ = ["DEBUG_FLAG", "Parser", "add_debug_flag", "speak", "split_debug"]
 
@@ -60,7 +61,7 @@ def speak(action: Callable[[list[str]], int], argv: Sequence[str] | None = None)
     except BisectError as exc:
         if debug:
             traceback.print_exc(file=sys.stderr)
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {printable(str(exc))}", file=sys.stderr)  # one line, whatever it quotes
         return int(exc.exit_code)
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

@@ -17,9 +17,16 @@ from typing import Any
 
 from .errors import InputError, first_line
 from .features import sidecar_path
-from .files import file_sha256
+from .files import (
+    NotRegularFileError,
+    TooLargeError,
+    file_sha256,
+    read_bytes_bounded,
+    special_file_kind,
+)
 from .inputs import InputDescription, from_timeline_table
 from .onnxfile import external_data_locations, unsafe_location_reason
+from .safetext import unicode_safe
 
 __all__ = [
     "TimelineEntry",
@@ -37,10 +44,13 @@ class TimelineEntry:
 
     ``sha256`` is the model file's own hash (the report shows it). ``content_sha256`` also
     covers its external-data files and sidecar JSON, which decide its predictions as much as
-    the graph does (a retrained model often changes only ``model.onnx.data``): deduplicate and
-    key the evaluation cache on it. Both are None when the model file cannot be read.
+    the graph does (a retrained model often changes only ``model.onnx.data``): deduplicate on
+    it. ``weights_sha256`` covers the model and its external data but not the sidecar: the
+    evaluation cache keys on it plus the model's inputs (its sidecar's column list), so a
+    sidecar edit that keeps them still hits. All are None when the model file cannot be read.
     ``inputs`` is the timeline file's description of the model's inputs, which overrides its
-    sidecar (None: the sidecar or the default rule decides).
+    sidecar (None: the sidecar or the default rule decides). ``companions`` are the sidecar
+    and external-data files that exist beside it (outputs must not replace them).
     """
 
     index: int
@@ -49,6 +59,8 @@ class TimelineEntry:
     sha256: str | None
     content_sha256: str | None = None
     inputs: InputDescription | None = None
+    weights_sha256: str | None = None
+    companions: tuple[Path, ...] = ()
 
 
 def natural_key(text: str) -> tuple[tuple[int, int | str], ...]:
@@ -65,29 +77,46 @@ def _safe_locations(model: Path | bytes, folder: Path) -> list[str]:
     """External-data locations of a model that stay inside ``folder``; [] when unparsable."""
     try:
         locations = external_data_locations(model)
+        return [loc for loc in locations if unsafe_location_reason(loc, folder) is None]
     except Exception:  # not a model we can parse: the evaluator will skip it and say why
         return []
-    return [loc for loc in locations if unsafe_location_reason(loc, folder) is None]
 
 
-def _hashes(path: Path) -> tuple[str | None, str | None]:
-    """The model file's sha256 and the sha256 of the model with its companions."""
+@dataclass(frozen=True)
+class _Hashes:
+    own: str | None = None
+    content: str | None = None
+    weights: str | None = None
+    companions: tuple[Path, ...] = ()
+
+
+def _hashes(path: Path) -> _Hashes:
+    """The model file's sha256, the sha256 of the model with its companions, and of the model
+    with its external data only. A FIFO or device is never opened (it could block forever):
+    ``file_sha256`` refuses it, and the evaluator skips the model with the reason."""
     try:
         own = file_sha256(path)
-    except OSError:
-        return None, None  # the evaluator will skip it with the reason
-    digest = hashlib.sha256(f"model {own}\n".encode())
+    except (OSError, ValueError):
+        return _Hashes()
+    content = hashlib.sha256(f"model {own}\n".encode())
+    weights = hashlib.sha256(f"model {own}\n".encode())
     # The sidecar is named after the model, so it is keyed by role, not name: two copies of
     # one model under different names must hash alike.
     companions = [("sidecar", sidecar_path(path).name)]
     companions += [(name, name) for name in sorted(set(_safe_locations(path, path.parent)))]
+    present = []
     for role, name in companions:
         try:
             part = file_sha256(path.parent / name)
-        except OSError:
+            present.append(path.parent / name)
+        except FileNotFoundError:
             part = "absent"
-        digest.update(f"{role} {part}\n".encode())
-    return own, digest.hexdigest()
+        except (OSError, ValueError) as exc:
+            part = f"unreadable {exc.__class__.__name__}"
+        content.update(f"{role} {part}\n".encode())
+        if role != "sidecar":
+            weights.update(f"{role} {part}\n".encode())
+    return _Hashes(own, content.hexdigest(), weights.hexdigest(), tuple(present))
 
 
 def _entries(
@@ -97,37 +126,77 @@ def _entries(
     described = list(inputs) if inputs is not None else [None] * len(items)
     entries = []
     for index, ((path, label), given) in enumerate(zip(items, described, strict=True)):
-        own, content = _hashes(path)
-        entries.append(TimelineEntry(index, label, path, own, content, given))
+        found = _hashes(path)
+        entries.append(
+            TimelineEntry(
+                index,
+                unicode_safe(label),
+                path,
+                found.own,
+                found.content,
+                given,
+                weights_sha256=found.weights,
+                companions=found.companions,
+            )
+        )
     return entries
+
+
+def _kind(path: Path, where: str) -> str | None:
+    """None when ``path`` is missing, "file" for a regular file, else what it is ("a FIFO",
+    "a directory", ...); a name the OS refuses to look up (too long, ...) is an InputError."""
+    try:
+        info = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except ValueError:  # an embedded NUL byte
+        return None
+    except OSError as exc:
+        raise InputError(
+            f"cannot look up {unicode_safe(str(path)[:200])!r} ({exc.strerror or exc})",
+            where,
+            "pass an existing model file, folder or glob",
+        ) from None
+    return special_file_kind(info) or "file"
 
 
 def _expand(argument: str) -> list[Path]:
     path = Path(argument)
-    if path.is_dir():
-        found = [p for p in path.glob("*.onnx") if p.is_file()]
+    kind = _kind(path, unicode_safe(argument))
+    if kind == "a directory":
+        # A FIFO or device named *.onnx is kept: the evaluator skips it and says what it is.
+        found = [p for p in path.glob("*.onnx") if not p.is_dir()]
         if not found:
             raise InputError(
                 "folder holds no *.onnx model", argument, "pass a folder of .onnx files"
             )
         return _sorted_naturally(found)
-    if path.exists():
+    if kind is not None:  # a FIFO or device too: the evaluator skips it, saying what it is
         return [path]
     if glob.has_magic(argument):
         matches = [Path(m) for m in glob.glob(argument)]
-        files = [m for m in matches if m.is_file()]
+        files = [m for m in matches if not m.is_dir()]
         if not files:
             raise InputError(
-                "glob matches no model file", argument, "check the pattern and the folder"
+                "glob matches no model file",
+                unicode_safe(argument),
+                "check the pattern and the folder",
             )
         return _sorted_naturally(files)
-    raise InputError("model not found", argument, "pass an existing file, folder or glob")
+    raise InputError(
+        "model not found", unicode_safe(argument), "pass an existing file, folder or glob"
+    )
 
 
 def from_arguments(models: Sequence[str]) -> list[TimelineEntry]:
     """MODEL arguments in the order given; each glob or folder expands in natural order."""
     paths = [p for argument in models for p in _expand(argument)]
     return _entries([(p, p.name) for p in paths])
+
+
+# A timeline lists paths and labels: even 100,000 models fit in a few MB, and a bound keeps
+# /dev/zero or a runaway file from filling memory.
+MAX_TIMELINE_BYTES = 8 << 20
 
 
 def _parse_timeline(path: Path, text: str) -> Any:
@@ -145,21 +214,35 @@ def from_file(path: Path) -> list[TimelineEntry]:
     """A TOML ``[[models]]`` / JSON ``{"models": [...]}`` manifest, oldest first; entries are
     ``{path, label?, inputs?}`` with paths relative to the manifest's folder (``inputs``: see
     ``inputs.from_timeline_table``)."""
-    where = str(path)
+    where = unicode_safe(str(path))
     example = 'list entries as [[models]] path = "model_00.onnx" (TOML) or {"models": [...]}'
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_bytes_bounded(path, MAX_TIMELINE_BYTES).decode("utf-8")
     except FileNotFoundError:
         raise InputError("timeline file not found", where, "pass an existing file") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except NotRegularFileError as exc:
+        raise InputError(
+            f"timeline is not a regular file ({exc.kind})",
+            where,
+            "pass a TOML or JSON file",
+        ) from None
+    except TooLargeError:
+        raise InputError(
+            f"timeline file is larger than {MAX_TIMELINE_BYTES >> 20} MB",
+            where,
+            "list only paths and labels in it",
+        ) from None
+    except (OSError, ValueError) as exc:  # ValueError: UnicodeDecodeError, a NUL in the name
         raise InputError(
             f"unreadable timeline file ({exc.__class__.__name__})", where, "pass a UTF-8 file"
         ) from None
     try:
         data = _parse_timeline(path, text)
+    except RecursionError:
+        raise InputError("timeline nests too deeply to parse", where, example) from None
     except (ValueError, tomllib.TOMLDecodeError) as exc:
         raise InputError(
-            f"timeline does not parse ({first_line(exc)})",
+            f"timeline does not parse ({unicode_safe(first_line(exc))})",
             where,
             example,
         ) from None
@@ -187,9 +270,11 @@ def from_file(path: Path) -> list[TimelineEntry]:
             raise InputError(f"entry {number} has a non-string label", where, "quote the label")
         model = Path(entry["path"])
         resolved = model if model.is_absolute() else path.parent / model
-        if not resolved.is_file():
+        kind = _kind(resolved, where)
+        if kind is None or kind == "a directory":
+            missing = "a folder, not a" if kind else "a missing"
             raise InputError(
-                f"entry {number} names a missing model {entry['path']!r}",
+                f"entry {number} names {missing} model {unicode_safe(repr(entry['path'][:200]))}",
                 where,
                 "paths are relative to the timeline file's folder",
             )

@@ -197,6 +197,19 @@ def test_unsafe_locations_are_recognised_without_touching_files(
     assert unsafe_location_reason(location, tmp_path) is not None
 
 
+@pytest.mark.parametrize(
+    ("location", "says"),
+    [("w\x00.bin", "NUL byte"), ("w" * 300, "name too long"), ("d/" * 2100 + "w", "too long")],
+)
+def test_locations_no_file_system_accepts_are_unsafe_not_exceptions(
+    tmp_path: Path, location: str, says: str
+) -> None:
+    reason = unsafe_location_reason(location, tmp_path)
+    assert reason is not None
+    assert says in reason
+    assert len(reason) < 200
+
+
 @pytest.mark.parametrize("location", ["m.onnx.data", "weights/w.bin", "./w.bin"])
 def test_locations_inside_the_folder_are_safe(tmp_path: Path, location: str) -> None:
     assert unsafe_location_reason(location, tmp_path) is None

@@ -53,10 +53,10 @@ def test_loads_requested_columns_as_float32_in_the_order_asked(tmp_path: Path) -
 def test_an_unrequested_string_column_does_not_stop_loading(tmp_path: Path) -> None:
     path = _write(
         tmp_path / "f.parquet",
-        {"clip": ["x", "y"], "adm2": [0.9, 0.8], "mos": [4.0, 3.5]},
+        {"clip": ["x", "y", "z"], "adm2": [0.9, 0.8, 0.7], "mos": [4.0, 3.5, 3.0]},
     )
     table = load_features(path, ["adm2"])
-    np.testing.assert_allclose(table.matrix[:, 0], [0.9, 0.8], rtol=1e-6)
+    np.testing.assert_allclose(table.matrix[:, 0], [0.9, 0.8, 0.7], rtol=1e-6)
 
 
 def test_rows_with_any_missing_or_non_finite_needed_value_are_dropped_and_counted(
@@ -65,23 +65,23 @@ def test_rows_with_any_missing_or_non_finite_needed_value_are_dropped_and_counte
     path = _write(
         tmp_path / "f.parquet",
         {
-            "a": [1.0, float("nan"), 3.0, 4.0, 5.0, 6.0],
-            "b": [1.0, 2.0, float("inf"), 4.0, None, 1e300],  # 1e300 overflows float32
-            "ignored": [float("nan")] * 6,
-            "mos": [1.0, 2.0, 3.0, None, 5.0, 6.0],
+            "a": [1.0, float("nan"), 3.0, 4.0, 5.0, 6.0, 7.0, 8.0],
+            "b": [1.0, 2.0, float("inf"), 4.0, None, 1e300, 7.0, 8.0],  # 1e300 overflows f32
+            "ignored": [float("nan")] * 8,
+            "mos": [1.0, 2.0, 3.0, None, 5.0, 6.0, 7.0, 8.0],
         },
     )
     table = load_features(path, ["a", "b"])
     assert table.dropped_rows == 5
-    np.testing.assert_array_equal(table.matrix, [[1.0, 1.0]])
-    np.testing.assert_array_equal(table.target, [1.0])
+    np.testing.assert_array_equal(table.matrix, [[1.0, 1.0], [7.0, 7.0], [8.0, 8.0]])
+    np.testing.assert_array_equal(table.target, [1.0, 7.0, 8.0])
 
 
 def test_target_name_can_be_changed(tmp_path: Path) -> None:
-    path = _write(tmp_path / "f.parquet", {"a": [1.0, 2.0], "dmos": [70.0, 60.0]})
+    path = _write(tmp_path / "f.parquet", {"a": [1.0, 2.0, 3.0], "dmos": [70.0, 60.0, 50.0]})
     table = load_features(path, ["a"], target="dmos")
     assert table.target_name == "dmos"
-    np.testing.assert_array_equal(table.target, [70.0, 60.0])
+    np.testing.assert_array_equal(table.target, [70.0, 60.0, 50.0])
 
 
 def test_columns_returns_each_order_once_and_shares_it_between_threads(tmp_path: Path) -> None:
@@ -162,11 +162,46 @@ def test_non_numeric_needed_column(tmp_path: Path) -> None:
     assert _one_line(exc).startswith(f"column 'adm2' is string, not numeric in {path}: ")
 
 
-def test_zero_usable_rows(tmp_path: Path) -> None:
-    path = _write(tmp_path / "f.parquet", {"adm2": [1.0, 2.0], "mos": [None, float("nan")]})
+@pytest.mark.parametrize("usable", [0, 1, 2])
+def test_fewer_than_three_usable_rows_is_too_few_rows(tmp_path: Path, usable: int) -> None:
+    mos = [1.0] * usable + [None, float("nan")]
+    path = _write(tmp_path / "f.parquet", {"adm2": [1.0] * len(mos), "mos": mos})
     with pytest.raises(InputError) as exc:
         load_features(path, ["adm2"])
-    assert _one_line(exc).startswith("no usable rows (2 rows, all with a missing")
+    assert _one_line(exc).startswith(f"too few rows: {usable} usable of {usable + 2}")
+
+
+def test_three_usable_rows_are_enough(tmp_path: Path) -> None:
+    path = _write(tmp_path / "f.parquet", {"adm2": [1.0, 2.0, 3.0, 4.0], "mos": [1, 2, 3, None]})
+    assert load_features(path, ["adm2"]).rows == 3
+
+
+def test_the_kept_row_digest_follows_which_rows_the_loaded_columns_keep(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path / "f.parquet",
+        {
+            "a": [1.0, 2.0, 3.0, 4.0, 5.0],
+            "b": [1.0, float("nan"), 3.0, 4.0, 5.0],
+            "mos": [1.0, 2.0, 3.0, 4.0, 5.0],
+        },
+    )
+    alone = load_features(path, ["a"])
+    with_b = load_features(path, ["a", "b"])
+    assert alone.sha256 == with_b.sha256  # same file...
+    assert alone.rows_sha256 != with_b.rows_sha256  # ...but other rows
+    assert load_features(path, ["a"]).rows_sha256 == alone.rows_sha256
+
+
+def test_a_duplicated_needed_column_name_is_one_line_not_a_key_error(tmp_path: Path) -> None:
+    table = pa.Table.from_arrays(
+        [pa.array([1.0, 2.0, 3.0]), pa.array([4.0, 5.0, 6.0]), pa.array([1.0, 2.0, 3.0])],
+        names=["adm2", "adm2", "mos"],
+    )
+    path = tmp_path / "dup.parquet"
+    pq.write_table(table, path)
+    with pytest.raises(InputError) as exc:
+        load_features(path, ["adm2"])
+    assert _one_line(exc).startswith("column 'adm2' appears more than once")
 
 
 # --- sidecar JSON ---------------------------------------------------------------------------

@@ -12,7 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from model_bisect.files import file_sha256, write_bytes_atomic, write_text_atomic
+from model_bisect.files import (
+    NotRegularFileError,
+    TooLargeError,
+    file_sha256,
+    read_bytes_bounded,
+    write_bytes_atomic,
+    write_text_atomic,
+)
 
 POSIX_ONLY = pytest.mark.skipif(os.name != "posix", reason="needs POSIX file modes and FIFOs")
 
@@ -136,3 +143,31 @@ def test_file_sha256_matches_hashlib_over_several_chunks(tmp_path: Path) -> None
     path = tmp_path / "blob"
     path.write_bytes(data)
     assert file_sha256(path) == hashlib.sha256(data).hexdigest()
+
+
+@POSIX_ONLY
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("kind", ["fifo", "dev_zero_link", "directory"])
+def test_hashing_or_reading_a_special_file_is_refused_not_blocked(
+    tmp_path: Path, kind: str
+) -> None:
+    path = tmp_path / "special"
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "directory":
+        path.mkdir()
+    else:
+        path.symlink_to("/dev/zero")
+    with pytest.raises(NotRegularFileError) as exc:
+        file_sha256(path)
+    assert exc.value.kind in ("a FIFO", "a character device", "a directory")
+    with pytest.raises(NotRegularFileError):
+        read_bytes_bounded(path, 100)
+
+
+def test_a_bounded_read_refuses_a_file_over_its_bound(tmp_path: Path) -> None:
+    path = tmp_path / "big"
+    path.write_bytes(b"x" * 101)
+    assert read_bytes_bounded(path, 101) == b"x" * 101
+    with pytest.raises(TooLargeError):
+        read_bytes_bounded(path, 100)

@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 from ..catalogue import CATALOGUE, MappingName
 from ..config import TABLE, Config, load_config
-from ..errors import UsageError
+from ..errors import BisectError, InputError, UsageError, first_line
 from ..exitcodes import ExitCode
+from ..outputs import STDOUT, check_outputs, refuse_inputs
+from ..safetext import printable, unicode_safe
 
 if TYPE_CHECKING:
     from ..report import Report, Step
@@ -73,7 +75,13 @@ def add_parser(sub: Any) -> None:
 
     search = parser.add_argument_group("search")
     search.add_argument("--scan", action="store_true", help="evaluate every model, check order")
-    search.add_argument("--jobs", type=int, default=1, metavar="N", help="parallel probes")
+    search.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="parallel probes (clamped to min(models, 4 x CPUs, 32))",
+    )
     search.add_argument(
         "--fail-on-first-bad", action="store_true", help="exit 2 when a regression is found"
     )
@@ -85,8 +93,12 @@ def add_parser(sub: Any) -> None:
     )
 
     out = parser.add_argument_group("output")
-    out.add_argument("--json", type=Path, metavar="FILE", help="write the report (JSON)")
-    out.add_argument("--markdown", type=Path, metavar="FILE", help="write the comment body")
+    out.add_argument(
+        "--json", type=Path, metavar="FILE", help="write the report (JSON); - for stdout"
+    )
+    out.add_argument(
+        "--markdown", type=Path, metavar="FILE", help="write the comment body; - for stdout"
+    )
     out.add_argument("--marker", metavar="KEY", help="sticky-comment key (default: nightly)")
     out.add_argument("--quiet", action="store_true", help="no table on stdout")
     add_config_flag(parser)
@@ -182,8 +194,32 @@ def exit_code_for(report: Report, *, fail_on_first_bad: bool) -> ExitCode:
 
 
 def main(args: argparse.Namespace) -> int:
-    _apply_config(args, load_config(args.config, Path.cwd()))
+    config = load_config(args.config, Path.cwd())
+    _apply_config(args, config)
     _validate(args)
+    check_outputs(_outputs(args))
+    args.config_source = config.source  # an input too: no output may replace it
+    try:
+        return _main(args)
+    except BisectError:
+        raise
+    except Exception as exc:  # a last net: whatever a hostile input provokes, one line
+        raise InputError(
+            f"unexpected {exc.__class__.__name__} ({unicode_safe(first_line(exc))})",
+            "model-bisect run",
+            "rerun with --debug for the traceback and report it",
+        ) from exc
+
+
+def _outputs(args: argparse.Namespace) -> list[tuple[str, Path]]:
+    return [
+        (flag, path)
+        for flag, path in (("--json", args.json), ("--markdown", args.markdown))
+        if path is not None
+    ]
+
+
+def _main(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from ..comment import render_markdown, run_url_from_env
@@ -197,6 +233,8 @@ def main(args: argparse.Namespace) -> int:
     thresholds = {spec.name: getattr(args, spec.dest) for spec in CATALOGUE}
     gates = gate_specs(thresholds, args.max_drop)
     cache = None if args.no_cache else EvalCache(args.cache_dir or EvalCache.default_folder())
+    if cache is not None:
+        cache.check_usable()
     options = RunOptions(
         gates=gates,
         target=args.target,
@@ -210,20 +248,56 @@ def main(args: argparse.Namespace) -> int:
     err = Console(stderr=True)
     with tempfile.TemporaryDirectory(prefix="model-bisect-") as tmp:
         entries = _entries(args, Path(tmp))
+        inputs = [args.features, args.timeline, args.git_path, args.config_source]
+        inputs += [p for e in entries for p in (e.path, *e.companions)]
+        refuse_inputs(_outputs(args), [p for p in inputs if p is not None])
         report = _run_with_progress(entries, args.features, options, err)
 
+    texts: dict[str, str] = {}
     if args.json is not None:
-        write_text_atomic(args.json, dumps(report))
+        texts["--json"] = dumps(report)
     if args.markdown is not None:
-        body = render_markdown(report, marker_key=args.marker, run_url=run_url_from_env(os.environ))
-        write_text_atomic(args.markdown, body)
+        texts["--markdown"] = render_markdown(
+            report, marker_key=args.marker, run_url=run_url_from_env(os.environ)
+        )
+    table_stream = sys.stdout
+    for flag, path in _outputs(args):
+        if str(path) == STDOUT:
+            table_stream = sys.stderr  # stdout carries the document: `--json - | jq` works
+            _to_stdout(texts[flag])
+        else:
+            _write(flag, path, texts[flag], write_text_atomic)
     if not args.quiet:
-        print_report(report, Console(file=sys.stdout))
-    _tell_actions(report, args.json)
+        print_report(report, Console(file=table_stream))
+    # With `--json -` the report went to stdout: Actions gets one written under $RUNNER_TEMP,
+    # and its lines go where the table went, so stdout stays one JSON document.
+    _tell_actions(report, args.json if str(args.json) != STDOUT else None, table_stream)
     return exit_code_for(report, fail_on_first_bad=args.fail_on_first_bad)
 
 
-def _tell_actions(report: Report, json_path: Path | None) -> None:
+def _to_stdout(text: str) -> None:
+    """UTF-8 bytes whatever the locale; a plain text stream when stdout has no buffer."""
+    buffer = getattr(sys.stdout, "buffer", None)
+    if buffer is None:
+        sys.stdout.write(text)
+        return
+    sys.stdout.flush()
+    buffer.write(text.encode("utf-8"))
+    buffer.flush()
+
+
+def _write(flag: str, path: Path, text: str, write: Any) -> None:
+    try:
+        write(path, text)
+    except OSError as exc:
+        raise InputError(
+            f"cannot write {flag} ({exc.strerror or exc.__class__.__name__})",
+            unicode_safe(str(path)),
+            "choose a writable file path",
+        ) from None
+
+
+def _tell_actions(report: Report, json_path: Path | None, stream: Any) -> None:
     """Inside GitHub Actions: summary, outputs, annotations. Without --json the report goes
     to a new file under $RUNNER_TEMP, so the `report` output always names one."""
     from .. import github_actions
@@ -245,9 +319,12 @@ def _tell_actions(report: Report, json_path: Path | None) -> None:
             problem = f"cannot write the report under {folder}: {exc.strerror or exc}"
     result = github_actions.run_result(report, path, env)
     for line in github_actions.deliver(result, env):
-        print(line)
+        print(line, file=stream)
     if problem is not None:
-        print(github_actions.Annotation(github_actions.Level.WARNING, problem).command())
+        print(
+            github_actions.Annotation(github_actions.Level.WARNING, problem).command(),
+            file=stream,
+        )
 
 
 def _run_with_progress(
@@ -258,6 +335,7 @@ def _run_with_progress(
 
     if not err.is_terminal:
         return run(entries, features, options)
+    from rich.markup import escape
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     with Progress(
@@ -269,9 +347,10 @@ def _run_with_progress(
         def on_step(step: Step) -> None:
             nonlocal visited
             visited += 1
+            label = escape(printable(step.label))  # the column reads rich markup: "[/]" fails
             progress.update(
                 task,
-                description=f"{visited} visited; #{step.index} {step.label}: {step.status.value}",
+                description=f"{visited} visited; #{step.index} {label}: {step.status.value}",
             )
 
         return run(entries, features, options, on_step=on_step)

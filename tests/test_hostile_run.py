@@ -1,0 +1,843 @@
+"""`model-bisect run` on hostile inputs, through real processes: nothing hangs (every run has a
+timeout), nothing is clobbered (inputs are compared by sha256), nothing escapes as a
+traceback, and the evaluation cache never answers for other rows, mapping, target or columns.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from model_bisect.engine import MAX_JOBS, RunOptions, run
+from model_bisect.evalcache import EvalCache
+from model_bisect.features import CANONICAL_FEATURES
+from model_bisect.gates import gate_specs
+from model_bisect.report import Report
+from model_bisect.timeline import from_arguments
+from tests.clirun import CliRun, call_main
+from tests.hostilekit import (
+    Ran,
+    assert_one_line_error,
+    external_location_model,
+    fifo,
+    no_output_model,
+    run_cli,
+    sha256s,
+)
+from tests.modelkit import (
+    features_parquet,
+    linear_model,
+    sidecar_json,
+    timeline_dir,
+)
+
+POSIX_ONLY = pytest.mark.skipif(os.name != "posix", reason="needs FIFOs, devices and symlinks")
+pytestmark = POSIX_ONLY
+
+GATE = ("--min-plcc", "0.85")
+SIX = len(CANONICAL_FEATURES)
+
+
+@dataclass(frozen=True)
+class World:
+    folder: Path
+    models: list[Path]
+    features: Path
+    weights: list[float]
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> World:
+    features, weights = features_parquet(tmp_path / "features.parquet", rows=200, seed=5)
+    good = [float(w) for w in weights]
+    models = timeline_dir(tmp_path / "models", 4, None, weights=good, seed=4)
+    return World(tmp_path / "models", models, features, good)
+
+
+def _in_process(*args: str | Path) -> CliRun:
+    """`model-bisect run` in this process: for cache semantics, where no input can block."""
+    return call_main("model_bisect", "run", *args)
+
+
+def _report(path: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return data
+
+
+def _scan(world: World, *models: str | Path, extra: tuple[str | Path, ...] = ()) -> Ran:
+    out = world.folder.parent / "report.json"
+    out.unlink(missing_ok=True)
+    return run_cli(*models, "--features", world.features, *GATE, "--scan", "--json", out, *extra)
+
+
+def _skip_reason(world: World, index: int) -> str:
+    body = _report(world.folder.parent / "report.json")
+    step = next(s for s in body["steps"] if s["index"] == index)
+    assert step["status"] == "skip", step
+    reason: str = step["reason"]
+    return reason
+
+
+# --- 1. special files never block ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev_zero_link", "dev_null_link"])
+def test_a_special_file_as_a_model_is_a_skip_not_a_hang(world: World, kind: str) -> None:
+    target = world.models[1]
+    target.unlink()
+    if kind == "fifo":
+        fifo(target)
+    else:
+        target.symlink_to("/dev/zero" if kind == "dev_zero_link" else "/dev/null")
+    ran = _scan(world, *world.models)
+    assert "Traceback" not in ran.err
+    assert ran.code in (0, 4), ran.err
+    reason = _skip_reason(world, 1)
+    expected = "a FIFO" if kind == "fifo" else "a character device"
+    assert expected in reason
+    assert "not a regular file" in reason
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev_zero_link"])
+def test_a_special_file_as_a_sidecar_is_a_skip_not_a_hang(world: World, kind: str) -> None:
+    sidecar = world.models[2].with_suffix(".json")
+    if kind == "fifo":
+        fifo(sidecar)
+    else:
+        sidecar.symlink_to("/dev/zero")
+    ran = _scan(world, world.folder)
+    assert ran.code in (0, 4), ran.err
+    assert "sidecar is not a regular file" in _skip_reason(world, 2)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev_zero_inside", "directory"])
+def test_a_special_external_data_file_is_a_skip_not_a_hang(world: World, kind: str) -> None:
+    model = linear_model(world.models[1], world.weights, external_data=True)
+    data = model.with_name(model.name + ".data")
+    data.unlink()
+    if kind == "fifo":
+        fifo(data)
+    elif kind == "directory":
+        data.mkdir()
+    else:  # a device node reached through a link that stays inside the folder
+        inner = world.folder / "zero"
+        inner.symlink_to("/dev/zero")
+        data.symlink_to("zero")
+    ran = _scan(world, world.folder)
+    assert ran.code in (0, 4), ran.err
+    reason = _skip_reason(world, 1)
+    assert ("not a regular file" in reason) or ("outside the model's folder" in reason), reason
+
+
+def test_a_fifo_in_a_model_folder_is_listed_and_skipped(world: World) -> None:
+    fifo(world.folder / "model_01b.onnx")
+    ran = _scan(world, world.folder)
+    assert ran.code in (0, 4), ran.err
+    assert "a FIFO" in _skip_reason(world, 2)
+
+
+def test_a_timeline_entry_naming_a_fifo_is_a_skip(world: World) -> None:
+    fifo(world.folder / "pipe.onnx")
+    timeline = world.folder / "t.json"
+    names = [world.models[0].name, "pipe.onnx", world.models[2].name, world.models[3].name]
+    timeline.write_text(json.dumps({"models": names}), encoding="utf-8")
+    ran = _scan(world, "--timeline", timeline)
+    assert ran.code in (0, 4), ran.err
+    assert "a FIFO" in _skip_reason(world, 1)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev_zero_link", "directory"])
+def test_features_that_are_not_a_regular_file_are_exit_3(world: World, kind: str) -> None:
+    features = world.folder.parent / "special.parquet"
+    if kind == "fifo":
+        fifo(features)
+    elif kind == "directory":
+        features.mkdir()
+    else:
+        features.symlink_to("/dev/zero")
+    ran = run_cli(world.folder, "--features", features, *GATE)
+    assert_one_line_error(ran, "features path is a")
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev_zero_link"])
+def test_a_timeline_file_that_is_not_a_regular_file_is_exit_3(world: World, kind: str) -> None:
+    timeline = world.folder.parent / "timeline.json"
+    if kind == "fifo":
+        fifo(timeline)
+    else:
+        timeline.symlink_to("/dev/zero")
+    ran = run_cli("--timeline", timeline, "--features", world.features, *GATE)
+    assert_one_line_error(ran, "timeline is not a regular file")
+
+
+def test_a_huge_sidecar_is_a_skip_with_its_size(world: World) -> None:
+    sidecar = world.models[1].with_suffix(".json")
+    with sidecar.open("wb") as handle:
+        handle.write(b'{"note": "')
+        handle.write(b"x" * (5 << 20))
+        handle.write(b'"}')
+    ran = _scan(world, world.folder)
+    assert ran.code in (0, 4), ran.err
+    assert "sidecar is larger than" in _skip_reason(world, 1)
+
+
+# --- 2. no traceback, whatever the input ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("location", "says"),
+    [
+        ("weights\x00.bin", "NUL byte"),
+        ("w" * 5000, "name too long"),
+        ("/".join(["d"] * 2100), "name too long"),
+    ],
+    ids=["nul", "overlong_name", "overlong_path"],
+)
+def test_a_hostile_external_data_location_is_a_skip(world: World, location: str, says: str) -> None:
+    external_location_model(world.models[2], world.weights, location)
+    ran = _scan(world, world.folder)
+    assert "Traceback" not in ran.err
+    assert ran.code in (0, 4), ran.err
+    assert says in _skip_reason(world, 2)
+
+
+def test_non_utf8_file_names_reach_json_markdown_and_terminal(world: World) -> None:
+    raw = os.fsencode(world.models[1])
+    hostile = raw.replace(b"model_01", b"model_01_\xff\xfe")
+    os.rename(raw, hostile)
+    out, md = world.folder.parent / "r.json", world.folder.parent / "r.md"
+    ran = run_cli(world.folder, "--features", world.features, *GATE, "--scan")
+    assert ran.code == 0, ran.err
+    ran = run_cli(
+        *(world.folder, "--features", world.features, *GATE, "--scan"),
+        *("--json", out, "--markdown", md),
+    )
+    assert ran.code == 0, ran.err
+    labels = [m["label"] for m in _report(out)["timeline"]]
+    assert "model_01_\\xff\\xfe.onnx" in labels
+    assert "xff" in md.read_text(encoding="utf-8")  # valid UTF-8, the byte shown escaped
+    assert "model_01_\\xf" in ran.out  # the table printed it (rich may cut the label)
+
+
+def test_lone_surrogates_in_timeline_labels_are_escaped_not_fatal(world: World) -> None:
+    timeline = world.folder / "t.json"
+    text = json.dumps(
+        {"models": [{"path": m.name, "label": f"v{i}"} for i, m in enumerate(world.models)]}
+    )
+    timeline.write_text(text.replace('"v1"', '"v1 \\ud800 \\udfff"'), encoding="utf-8")
+    out, md = world.folder.parent / "r.json", world.folder.parent / "r.md"
+    ran = run_cli(
+        *("--timeline", timeline, "--features", world.features, *GATE, "--scan"),
+        *("--json", out, "--markdown", md),
+    )
+    assert ran.code == 0, ran.err
+    assert _report(out)["timeline"][1]["label"] == "v1 \\ud800 \\udfff"
+    assert "ud800" in md.read_text(encoding="utf-8")
+
+
+def test_duplicated_feature_columns_are_exit_3(world: World) -> None:
+    table = pq.read_table(world.features)
+    arrays = [*table.columns, table.column("adm2")]
+    doubled = pa.Table.from_arrays(arrays, names=[*table.column_names, "adm2"])
+    features = world.folder.parent / "dup.parquet"
+    pq.write_table(doubled, features)
+    ran = run_cli(world.folder, "--features", features, *GATE)
+    assert_one_line_error(ran, "column 'adm2' appears more than once")
+
+
+@pytest.mark.parametrize("suffix", [".json", ".toml"])
+def test_a_timeline_nested_100000_levels_deep_is_exit_3(world: World, suffix: str) -> None:
+    deep = "[" * 100_000 + "]" * 100_000
+    timeline = world.folder / f"deep{suffix}"
+    text = f'{{"models": {deep}}}' if suffix == ".json" else f"models = {deep}\n"
+    timeline.write_text(text, encoding="utf-8")
+    ran = run_cli("--timeline", timeline, "--features", world.features, *GATE)
+    assert_one_line_error(ran, "timeline nests too deeply")
+
+
+def test_a_sidecar_nested_100000_levels_deep_is_a_skip(world: World) -> None:
+    sidecar = world.models[1].with_suffix(".json")
+    sidecar.write_text('{"features": ' + "[" * 100_000 + "]" * 100_000 + "}", encoding="utf-8")
+    ran = _scan(world, world.folder)
+    assert ran.code in (0, 4), ran.err
+    assert "nests too deeply" in _skip_reason(world, 1)
+
+
+def test_a_model_with_no_outputs_is_a_skip_with_that_reason(world: World) -> None:
+    no_output_model(world.models[2], SIX)
+    ran = _scan(world, world.folder)
+    assert ran.code in (0, 4), ran.err
+    assert "no outputs" in _skip_reason(world, 2)
+
+
+@pytest.mark.parametrize("kind", ["a_file", "under_a_file"])
+def test_an_unusable_cache_folder_is_exit_3_before_any_work(world: World, kind: str) -> None:
+    blocker = world.folder.parent / "blocker"
+    blocker.write_text("not a folder")
+    folder = blocker if kind == "a_file" else blocker / "cache"
+    env = {**os.environ, "MODEL_BISECT_CACHE_DIR": str(folder)}
+    out = world.folder.parent / "never.json"
+    ran = run_cli(world.folder, "--features", world.features, *GATE, "--json", out, env=env)
+    assert_one_line_error(ran, "the evaluation cache folder cannot be used")
+    assert not out.exists()
+    assert blocker.read_text() == "not a folder"
+
+
+def test_an_overlong_features_path_is_exit_3(world: World) -> None:
+    ran = run_cli(world.folder, "--features", "f" * 5000 + ".parquet", *GATE)
+    assert_one_line_error(ran, "features file cannot be opened")
+
+
+@pytest.mark.parametrize("name", ["new\nline", "esc\x1b[2Jape", "bell\x07"])
+def test_a_missing_model_with_control_characters_in_its_name_is_one_line(
+    world: World, name: str
+) -> None:
+    ran = run_cli(world.folder / name, world.models[0], "--features", world.features, *GATE)
+    line = assert_one_line_error(ran)  # "model not found", or "glob matches no model file"
+    assert "\x1b" not in line
+    assert "\x07" not in line
+
+
+# --- 3. the evaluation cache is never wrong -----------------------------------------------
+
+
+def _comparable(report: Report) -> dict[str, Any]:
+    """The report minus what may differ between a cached and an uncached run."""
+    body = report.to_json()
+    for step in body["steps"]:
+        step.pop("seconds", None)
+        step.pop("cached", None)
+    body.pop("evaluations", None)
+    body["settings"].pop("cache", None)
+    return body
+
+
+def _spotty_features(path: Path, rows: int, nan_rows: dict[str, list[int]]) -> Path:
+    rng = np.random.default_rng(11)
+    names = ["c0", "c1", "c2", "n0", "n1"]
+    x = rng.uniform(0, 1, size=(rows, len(names)))
+    columns: dict[str, Any] = {}
+    for i, name in enumerate(names):
+        values = x[:, i].copy()
+        values[nan_rows.get(name, [])] = np.nan
+        columns[name] = values.astype(np.float32)
+    columns["mos"] = x[:, :3].sum(axis=1) + 0.3 * x[:, 3] + rng.normal(0, 0.05, rows)
+    pq.write_table(pa.table(columns), path)
+    return path
+
+
+def _model_with(folder: Path, name: str, columns: list[str], seed: int) -> Path:
+    rng = np.random.default_rng(seed)
+    model = linear_model(folder / name, [float(w) for w in rng.uniform(0.2, 1.0, len(columns))])
+    sidecar_json(model, columns)
+    return model
+
+
+@st.composite
+def _cache_cases(
+    draw: st.DrawFn,
+) -> tuple[dict[str, list[int]], list[list[str]], list[int], list[int]]:
+    rows = 24
+    nan_rows = {
+        name: draw(st.lists(st.integers(0, rows - 1), max_size=6, unique=True))
+        for name in ("n0", "n1")
+    }
+    pool = ["c0", "c1", "c2", "n0", "n1"]
+    n = draw(st.integers(3, 4))
+    columns = [
+        draw(st.lists(st.sampled_from(pool), min_size=1, max_size=3, unique=True)) for _ in range(n)
+    ]
+    first = draw(st.lists(st.integers(0, n - 1), min_size=2, max_size=4))
+    second = draw(st.lists(st.integers(0, n - 1), min_size=2, max_size=4))
+    return nan_rows, columns, first, second
+
+
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(case=_cache_cases(), mapping=st.sampled_from(["none", "linear"]))
+def test_a_cached_report_equals_an_uncached_one_for_any_timelines_and_nan_patterns(
+    case: tuple[dict[str, list[int]], list[list[str]], list[int], list[int]], mapping: str
+) -> None:
+    nan_rows, columns, first, second = case
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        features = _spotty_features(root / "f.parquet", 24, nan_rows)
+        models = [
+            _model_with(root / "m", f"model_{i}.onnx", cols, seed=i)
+            for i, cols in enumerate(columns)
+        ]
+        cache = EvalCache(root / "cache")
+        gates = gate_specs({"plcc": 0.1}, [])
+
+        def report(order: list[int], with_cache: bool) -> Report:
+            entries = from_arguments([str(models[i]) for i in order])
+            options = RunOptions(
+                gates=gates, mapping=mapping, scan=True, cache=cache if with_cache else None
+            )
+            return run(entries, features, options)
+
+        report(first, True)  # fills the cache with the first timeline's rows
+        cached = report(second, True)
+        fresh = report(second, False)
+        assert _comparable(cached) == _comparable(fresh)
+
+
+def test_rows_dropped_for_another_models_column_do_not_leak_through_the_cache(
+    tmp_path: Path,
+) -> None:
+    features = _spotty_features(tmp_path / "f.parquet", 60, {"n0": list(range(0, 60, 3))})
+    a = _model_with(tmp_path / "m", "a.onnx", ["c0", "c1"], seed=1)
+    b = _model_with(tmp_path / "m", "b.onnx", ["c0", "c2"], seed=2)
+    spotty = _model_with(tmp_path / "m", "c.onnx", ["n0"], seed=3)
+    out = tmp_path / "r.json"
+
+    def rmse(*models: Path, cache: bool = True) -> tuple[float, bool]:
+        flags = () if cache else ("--no-cache",)
+        ran = _in_process(
+            *models, "--features", features, "--min-plcc", "0.1", "--scan", "--json", out, *flags
+        )
+        assert ran.code in (0, 2), ran.err
+        step = _report(out)["steps"][0]
+        return step["metrics"]["rmse"], step["cached"]
+
+    rmse(a, b, spotty)  # a is measured on the rows n0 leaves
+    value, cached = rmse(a, b)
+    truth, _ = rmse(a, b, cache=False)
+    assert not cached
+    assert value == truth
+
+
+@pytest.fixture
+def cache_world(tmp_path: Path) -> tuple[Path, list[Path]]:
+    features, weights = features_parquet(
+        tmp_path / "f.parquet",
+        rows=150,
+        seed=9,
+        columns=[
+            "adm2",
+            "vif_scale0",
+            "vif_scale1",
+            "vif_scale2",
+            "vif_scale3",
+            "motion2",
+            "extra",
+        ],
+    )
+    table = pq.read_table(features)
+    table = table.append_column("dmos", pa.array(table.column("mos").to_numpy() * -10 + 100))
+    pq.write_table(table, features)
+    six = [float(w) for w in weights[:6]]
+    models = timeline_dir(tmp_path / "models", 3, None, weights=six, seed=2)
+    return features, models
+
+
+def _cached_flags(out: Path) -> list[bool]:
+    return [bool(s["cached"]) for s in _report(out)["steps"]]
+
+
+@pytest.mark.parametrize("change", ["mapping", "target", "sidecar_columns"])
+def test_changing_one_thing_that_decides_the_metrics_misses_the_cache(
+    cache_world: tuple[Path, list[Path]], tmp_path: Path, change: str
+) -> None:
+    features, models = cache_world
+    out = tmp_path / "r.json"
+    base: list[str | Path] = [*models, "--features", features, "--min-srocc", "0.5", "--scan"]
+    first = _in_process(*base, "--json", out)
+    assert first.code == 0, first.err
+    again = _in_process(*base, "--json", out)
+    assert again.code == 0, again.err
+    assert all(_cached_flags(out)), "an unchanged rerun must hit the cache"
+
+    extra: list[str | Path] = []
+    if change == "mapping":
+        extra = ["--mapping", "linear"]
+    elif change == "target":
+        extra = ["--target", "dmos", "--min-srocc", "-1"]
+    else:
+        names = ["adm2", "vif_scale0", "vif_scale1", "vif_scale2", "vif_scale3", "extra"]
+        for model in models:
+            sidecar_json(model, names)
+    changed = _in_process(*base, *extra, "--json", out)
+    assert changed.code in (0, 2), changed.err
+    assert not any(_cached_flags(out)), f"changing {change} must miss the cache"
+
+
+def test_a_sidecar_edit_that_keeps_the_columns_still_hits(
+    cache_world: tuple[Path, list[Path]], tmp_path: Path
+) -> None:
+    features, models = cache_world
+    out = tmp_path / "r.json"
+    names = ["adm2", "vif_scale0", "vif_scale1", "vif_scale2", "vif_scale3", "motion2"]
+    for model in models:
+        sidecar_json(model, names)
+    base: list[str | Path] = [*models, "--features", features, *GATE, "--scan", "--json", out]
+    assert _in_process(*base).code == 0
+    for model in models:
+        model.with_suffix(".json").write_text(json.dumps({"features": names, "note": "edited"}))
+    assert _in_process(*base).code == 0
+    assert all(_cached_flags(out))
+
+
+@pytest.mark.parametrize("kind", ["nested_100000_deep", "fifo", "dev_zero_link"])
+def test_a_hostile_cache_entry_is_a_miss_not_a_crash_or_a_hang(world: World, kind: str) -> None:
+    out = world.folder.parent / "r.json"
+    base = (world.folder, "--features", world.features, *GATE, "--scan", "--json", out)
+    assert run_cli(*base).code == 0
+    cache = Path(os.environ["MODEL_BISECT_CACHE_DIR"])
+    entries = sorted(cache.glob("*.json"))
+    assert entries
+    for entry in entries:
+        if kind == "fifo":
+            fifo(entry)
+        elif kind == "dev_zero_link":
+            entry.unlink()
+            entry.symlink_to("/dev/zero")
+        else:
+            entry.write_text("[" * 100_000 + "]" * 100_000)
+    ran = run_cli(*base)
+    assert ran.code == 0, ran.err
+    assert not any(_cached_flags(out))
+
+
+# --- 4. outputs never clobber --------------------------------------------------------------
+
+
+def _inputs_world(world: World) -> dict[str, Path]:
+    external = linear_model(world.models[3], world.weights, external_data=True)
+    sidecar = sidecar_json(
+        world.models[2], ["adm2", "vif_scale0", "vif_scale1", "vif_scale2", "vif_scale3", "motion2"]
+    )
+    timeline = world.folder / "timeline.json"
+    timeline.write_text(json.dumps({"models": [m.name for m in world.models]}), encoding="utf-8")
+    hard = world.folder.parent / "hard.parquet"
+    os.link(world.features, hard)
+    soft = world.folder.parent / "soft.parquet"
+    soft.symlink_to(world.features)
+    return {
+        "features": world.features,
+        "model": world.models[1],
+        "sidecar": sidecar,
+        "external_data": external.with_name(external.name + ".data"),
+        "timeline": timeline,
+        "hard_link_to_features": hard,
+        "symlink_to_features": soft,
+    }
+
+
+@pytest.mark.parametrize("flag", ["--json", "--markdown"])
+@pytest.mark.parametrize(
+    "which",
+    [
+        "features",
+        "model",
+        "sidecar",
+        "external_data",
+        "timeline",
+        "hard_link_to_features",
+        "symlink_to_features",
+    ],
+)
+def test_an_output_that_is_one_of_the_inputs_is_refused(
+    world: World, flag: str, which: str
+) -> None:
+    inputs = _inputs_world(world)
+    before = sha256s({*inputs.values(), *world.models})
+    ran = run_cli(
+        "--timeline", inputs["timeline"], "--features", world.features, *GATE, flag, inputs[which]
+    )
+    assert_one_line_error(ran, f"{flag} would overwrite the run's input")
+    assert sha256s(before) == before
+    assert inputs["symlink_to_features"].is_symlink()
+
+
+@pytest.mark.parametrize(
+    "kind", ["directory", "parent_is_a_file", "same_file_twice", "both_stdout"]
+)
+def test_an_unusable_output_is_exit_3_before_any_work(world: World, kind: str) -> None:
+    blocker = world.folder.parent / "plain.txt"
+    blocker.write_text("x")
+    targets = {
+        "directory": ("--json", world.folder),
+        "parent_is_a_file": ("--json", blocker / "r.json"),
+        "same_file_twice": ("--json", blocker, "--markdown", blocker),
+        "both_stdout": ("--json", "-", "--markdown", "-"),
+    }[kind]
+    cache = Path(os.environ["MODEL_BISECT_CACHE_DIR"])
+    # The model folder holds a FIFO: any work at all would report on it; none is done.
+    fifo(world.folder / "model_00b.onnx")
+    ran = run_cli(world.folder, "--features", world.features, *GATE, *targets)
+    assert_one_line_error(ran)
+    assert "--json" in ran.err or "--markdown" in ran.err
+    assert blocker.read_text() == "x"
+    assert not list(cache.glob("*.json")), "no model may be evaluated"
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root writes anywhere")
+def test_an_output_in_a_read_only_folder_is_exit_3_before_any_work(world: World) -> None:
+    locked = world.folder.parent / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        ran = run_cli(world.folder, "--features", world.features, *GATE, "--json", locked / "r")
+        assert_one_line_error(ran, "--json target is in a read-only folder")
+    finally:
+        locked.chmod(0o755)
+
+
+def test_an_output_through_a_symlink_keeps_the_link(world: World) -> None:
+    real = world.folder.parent / "reports" / "real.json"
+    real.parent.mkdir()
+    real.write_text("{}")
+    link = world.folder.parent / "latest.json"
+    link.symlink_to(real)
+    ran = run_cli(world.folder, "--features", world.features, *GATE, "--json", link)
+    assert ran.code == 0, ran.err
+    assert link.is_symlink()
+    assert os.readlink(link) == str(real)
+    assert _report(real)["verdict"]["kind"] == "no_regression"
+
+
+def test_new_outputs_get_the_umask_mode(world: World) -> None:
+    out, md = world.folder.parent / "r.json", world.folder.parent / "r.md"
+    ran = run_cli(
+        *(world.folder, "--features", world.features, *GATE, "--json", out, "--markdown", md),
+        umask=0o027,
+    )
+    assert ran.code == 0, ran.err
+    assert stat.S_IMODE(out.stat().st_mode) == 0o640
+    assert stat.S_IMODE(md.stat().st_mode) == 0o640
+
+
+@pytest.mark.parametrize("flag", ["--json", "--markdown"])
+def test_dash_sends_the_output_to_stdout_and_the_table_to_stderr(world: World, flag: str) -> None:
+    ran = run_cli(world.folder, "--features", world.features, *GATE, flag, "-")
+    assert ran.code == 0, ran.err
+    assert not (world.folder.parent / "-").exists()
+    if flag == "--json":
+        assert json.loads(ran.out)["verdict"]["kind"] == "no_regression"
+    else:
+        assert ran.out.startswith("<!--") or "no regression" in ran.out.lower()
+    assert "model_00.onnx" in ran.err  # the table moved to stderr
+
+
+@pytest.mark.skipif(not os.path.islink("/dev/stdout"), reason="/dev/stdout is not a link here")
+def test_dev_stdout_as_output_stays_a_device_link(world: World) -> None:
+    before = os.lstat("/dev/stdout")
+    ran = run_cli(
+        world.folder, "--features", world.features, *GATE, "--json", "/dev/stdout", "--quiet"
+    )
+    assert ran.code == 0, ran.err
+    assert json.loads(ran.out)["verdict"]["kind"] == "no_regression"
+    after = os.lstat("/dev/stdout")
+    assert (stat.S_IFMT(after.st_mode), after.st_ino) == (
+        stat.S_IFMT(before.st_mode),
+        before.st_ino,
+    )
+
+
+# --- 7. terminal safety --------------------------------------------------------------------
+
+
+ESCAPES = {
+    "csi_clear": "\x1b[2J\x1b[H",
+    "osc_title": "\x1b]0;pwned\x07",
+    "c1_csi": "\x9b31m",
+    "bell_backspace": "\x07\x08\x08",
+    "bidi_override": "\u202eexe.onnx",
+}
+
+
+@pytest.mark.parametrize("name", sorted(ESCAPES))
+def test_labels_and_reasons_reach_the_terminal_without_escape_sequences(
+    world: World, name: str
+) -> None:
+    code = ESCAPES[name]
+    # In a timeline label, in a file name (the label of a folder run), and in a skip reason
+    # (a model that cannot run, named after its path).
+    timeline = world.folder / "t.json"
+    entries = [{"path": m.name, "label": f"m{i}{code}end"} for i, m in enumerate(world.models)]
+    timeline.write_text(json.dumps({"models": entries}), encoding="utf-8")
+    ran = run_cli("--timeline", timeline, "--features", world.features, *GATE, "--scan")
+    assert ran.code == 0, ran.err
+    assert all(f"m{i}" in ran.out for i in range(len(world.models)))
+    hostile = world.folder / f"model_01{code}.onnx"
+    world.models[1].rename(hostile)
+    hostile.write_bytes(b"not a model")
+    ran2 = run_cli(world.folder, "--features", world.features, *GATE, "--scan")
+    assert ran2.code in (0, 4), ran2.err
+    assert "invalid ONNX" in ran2.out
+    for output in (ran.out, ran.err, ran2.out, ran2.err):
+        for char in ("\x1b", "\x07", "\x08", "\x9b", "\u202e"):
+            assert char not in output, (name, repr(char))
+
+
+def test_commit_subjects_reach_the_terminal_without_escape_sequences(tmp_path: Path) -> None:
+    git = shutil.which("git")
+    if git is None:
+        pytest.skip("git not installed")
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    features, weights = features_parquet(tmp_path / "f.parquet", rows=120, seed=1)
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t.invalid",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t.invalid",
+    }
+    subprocess.run([git, "init", "-q"], cwd=repo, check=True, env=env)
+    for i, subject in enumerate(["first \x1b]0;owned\x07", "second \x1b[2Jclear"]):
+        linear_model(repo / "m.onnx", [float(w) + 0.01 * i for w in weights])
+        subprocess.run([git, "add", "m.onnx"], cwd=repo, check=True, env=env)
+        subprocess.run([git, "commit", "-qm", subject], cwd=repo, check=True, env=env)
+    ran = run_cli("--git-path", repo / "m.onnx", "--features", features, *GATE, "--scan")
+    assert ran.code == 0, ran.err
+    assert "first" in ran.out
+    assert "second" in ran.out
+    assert "\x1b" not in ran.out
+    assert "\x07" not in ran.out
+
+
+# --- 8. bounded resources ------------------------------------------------------------------
+
+
+def test_jobs_far_above_the_model_count_is_clamped(world: World) -> None:
+    out = world.folder.parent / "r.json"
+    ran = run_cli(
+        world.folder,
+        "--features",
+        world.features,
+        *GATE,
+        "--scan",
+        "--jobs",
+        "100000",
+        "--json",
+        out,
+    )
+    assert ran.code == 0, ran.err
+    jobs = _report(out)["settings"]["jobs"]
+    assert jobs == min(len(world.models), 4 * (os.cpu_count() or 1), MAX_JOBS)
+
+
+@pytest.mark.parametrize("usable", [1, 2])
+def test_a_feature_cache_with_one_or_two_usable_rows_is_too_few_rows(
+    world: World, usable: int
+) -> None:
+    table = pq.read_table(world.features).slice(0, 5)
+    mos = table.column("mos").to_numpy().copy()
+    mos[usable:] = np.nan
+    table = table.set_column(table.column_names.index("mos"), "mos", pa.array(mos))
+    small = world.folder.parent / "small.parquet"
+    pq.write_table(table, small)
+    ran = run_cli(world.folder, "--features", small, *GATE)
+    assert_one_line_error(ran, "too few rows")
+
+
+def test_a_label_that_looks_like_rich_markup_is_shown_literally_on_the_progress_line(
+    world: World,
+) -> None:
+    import pty
+
+    timeline = world.folder / "t.json"
+    # The last model's label is on screen when the progress line is drawn for the last time.
+    labels = ["[/]", "[bold]open", "\\[/]", "[link=https://example.invalid]click"]
+    entries = [{"path": m.name, "label": lab} for m, lab in zip(world.models, labels, strict=True)]
+    timeline.write_text(json.dumps({"models": entries}), encoding="utf-8")
+    leader, follower = pty.openpty()  # stderr is a terminal: the progress line is drawn
+    seen = bytearray()
+
+    def drain() -> None:
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:
+                return
+            if not chunk:
+                return
+            seen.extend(chunk)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        done = subprocess.run(
+            [
+                *(sys.executable, "-m", "model_bisect", "run", "--timeline", timeline),
+                *("--features", world.features, *GATE, "--scan"),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=follower,
+            timeout=90,
+            check=False,
+            cwd=Path(__file__).resolve().parent.parent,
+        )
+    finally:
+        os.close(follower)
+    reader.join(timeout=5)
+    os.close(leader)
+    assert done.returncode == 0, bytes(seen).decode("utf-8", "replace")
+    assert b"Traceback" not in seen
+    assert b"MarkupError" not in seen
+    assert b"\x1b]8;" not in seen  # a label became a terminal hyperlink
+    assert b"[link=https://example.invalid]click" in seen
+
+
+def test_a_sidecar_naming_thousands_of_missing_columns_keeps_messages_short(
+    world: World,
+) -> None:
+    for model in world.models:
+        sidecar_json(model, [f"no_such_column_{i:05d}" for i in range(5000)])
+    ran = run_cli(world.folder, "--features", world.features, *GATE)
+    line = assert_one_line_error(ran, "missing feature columns no_such_column_00000")
+    assert "and 4988 more" in line
+    assert len(line) < 2000
+    sidecar_json(world.models[1], [f"no_such_column_{i:05d}" for i in range(5000)])
+    for model in (world.models[0], world.models[2], world.models[3]):
+        model.with_suffix(".json").unlink()
+    ran = _scan(world, world.folder)
+    assert ran.code in (0, 4), ran.err
+    reason = _skip_reason(world, 1)
+    assert "and 4988 more" in reason
+    assert len(reason) < 2000
+
+
+def test_json_to_stdout_inside_actions_keeps_stdout_one_json_document(
+    world: World, tmp_path: Path
+) -> None:
+    # A failing head gives Actions something to annotate; its lines must not join the JSON.
+    linear_model(world.models[0], [-w for w in world.weights])
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GH_", "GITHUB_"))}
+    (tmp_path / "runner-temp").mkdir()
+    env.update(
+        GITHUB_ACTIONS="true",
+        GITHUB_OUTPUT=str(tmp_path / "output"),
+        GITHUB_STEP_SUMMARY=str(tmp_path / "summary.md"),
+        RUNNER_TEMP=str(tmp_path / "runner-temp"),
+    )
+    ran = run_cli(world.folder, "--features", world.features, *GATE, "--json", "-", env=env)
+    assert ran.code == 2, ran.err
+    assert json.loads(ran.out)["verdict"]["kind"] == "head_bad"
+    assert "::" in ran.err  # the workflow commands went to stderr with the table
+    report_line = next(
+        line for line in (tmp_path / "output").read_text().splitlines() if "runner-temp" in line
+    )
+    assert report_line.endswith(".json")
