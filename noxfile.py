@@ -111,7 +111,8 @@ def drift_matrix_summary(session: nox.Session) -> None:
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
     """Benchmark model-bisect alone and against benchmarks/baseline.py (`-- --only baseline`)."""
-    session.install("-c", TOOLCHAIN, "-e", ".")
+    # pandas for benchmarks/baseline.py only: model-bisect itself never imports it.
+    session.install("-c", TOOLCHAIN, "-e", ".", "pandas")
     session.run("python", "benchmarks/bench.py", *session.posargs)
 
 

@@ -53,7 +53,7 @@ class Interval(StrEnum):
     """How the 95% interval is computed."""
 
     FISHER_Z = "fisher_z"  # correlation through Fisher's z, with a per-metric variance
-    BOOTSTRAP = "bootstrap"  # seeded percentile bootstrap of the rows
+    MSE_NORMAL = "mse_normal"  # normal interval of the mean squared error, square-rooted
 
 
 class DropTest(StrEnum):
@@ -157,7 +157,7 @@ CATALOGUE: tuple[MetricSpec, ...] = (
         name="rmse",
         label="RMSE",
         direction=Direction.LOWER_IS_BETTER,
-        interval=Interval.BOOTSTRAP,
+        interval=Interval.MSE_NORMAL,
         drop_test=DropTest.PAIRED_BOOTSTRAP,
         mapped=True,
         threshold_range=(0.0, math.inf),

@@ -43,6 +43,7 @@ from .toolchain import toolchain_versions
 
 if TYPE_CHECKING:
     from .evaluate import Evaluator
+    from .ranks import TargetRanks
 
 __all__ = ["MAX_JOBS", "Judged", "RunOptions", "effective_jobs", "judge_model", "run"]
 
@@ -148,7 +149,7 @@ class _Session:
         self.broken = broken
         self.on_step = on_step
         self._evaluator: Evaluator | None = None
-        self._target_ranks: np.ndarray | None = None
+        self._target_ranks: TargetRanks | None = None
         self.measured: dict[str, tuple[_Measure, int]] = {}  # by sha256: result, first index
         self.steps: dict[int, Step] = {}
         self.evaluations = 0
@@ -254,7 +255,7 @@ class _Session:
         )
 
     def _compute_metrics(self, predictions: np.ndarray) -> Metrics:
-        from .metrics import compute_metrics, target_ranks  # scipy: only on a cache miss
+        from .metrics import compute_metrics, target_ranks  # only on a cache miss
 
         with self.lock:
             if self._target_ranks is None:  # every model is ranked against one target

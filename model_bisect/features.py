@@ -27,6 +27,7 @@ from .safetext import unicode_safe
 
 if TYPE_CHECKING:
     import numpy as np
+    import pyarrow as pa
 
 __all__ = [
     "CANONICAL_FEATURES",
@@ -203,6 +204,39 @@ def columns_for(model_path: Path) -> tuple[str, ...]:
     return sidecar_names(data, "features", sidecar_path(model_path))
 
 
+def _copy_floats(column: pa.ChunkedArray, out: np.ndarray) -> None:
+    """Write a numeric Arrow column into ``out`` (nulls as NaN). Float chunks are read from
+    their buffers: no float64 copy of a float32 column, and no pyarrow.compute, whose import
+    costs a quarter of a second; other types go through ``float_values``'s cast."""
+    import numpy as np
+    import pyarrow as pa
+
+    from .arrow import float_values
+
+    start = 0
+    for chunk in column.chunks:
+        count = len(chunk)
+        target = out[start : start + count]
+        start += count
+        kind = chunk.type
+        if count == 0:
+            continue
+        if not (pa.types.is_float32(kind) or pa.types.is_float64(kind)):
+            with np.errstate(over="ignore"):
+                target[:] = float_values(chunk)
+            continue
+        dtype = np.float32 if pa.types.is_float32(kind) else np.float64
+        validity, data = chunk.buffers()
+        size = np.dtype(dtype).itemsize
+        values = np.frombuffer(data, dtype=dtype, count=count, offset=chunk.offset * size)
+        # float32 overflow turns an out-of-range value into inf: its row drops.
+        with np.errstate(over="ignore"):
+            target[:] = values
+        if chunk.null_count:
+            bits = np.unpackbits(np.frombuffer(validity, dtype=np.uint8), bitorder="little")
+            target[bits[chunk.offset : chunk.offset + count] == 0] = np.nan
+
+
 def load_features(
     path: Path,
     columns: Sequence[str],
@@ -221,8 +255,6 @@ def load_features(
     import numpy as np
     import pyarrow as pa
     import pyarrow.parquet as pq
-
-    from .arrow import float_values
 
     where = unicode_safe(str(path))
     try:
@@ -303,14 +335,9 @@ def load_features(
             stop = filled + parquet.metadata.row_group(group).num_rows
             for i, name in enumerate([*names, target]):
                 column = parquet.read_row_group(group, columns=[name], use_threads=False)
-                values = float_values(column.column(0))  # nulls become NaN
-                if name == target:
-                    target_values[filled:stop] = values
-                else:
-                    # float32 overflow turns an out-of-range value into inf: its row drops.
-                    with np.errstate(over="ignore"):
-                        matrix[filled:stop, i] = values
-                del column, values
+                out = target_values[filled:stop] if name == target else matrix[filled:stop, i]
+                _copy_floats(column.column(0), out)
+                del column
             filled = stop
     except (OSError, pa.ArrowException) as exc:
         raise InputError(

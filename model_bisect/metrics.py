@@ -4,17 +4,22 @@ Following ITU-T P.1401 and the VQEG reports, PLCC and RMSE are computed after an
 fitted mapping of the predictions onto the target's scale, so a model whose output scale
 differs is judged fairly; SROCC and KROCC are rank-based and use the raw predictions.
 Every function takes arrays and returns numbers: no files, no models.
+
+The common path (no mapping, linear or cubic) needs no scipy: correlations and intervals are
+closed form, ranks come from ranks.py. scipy is imported only to fit the logistic. Sums over
+rows run in float64 chunks, so float32 predictions are never copied whole to float64.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import numpy as np
-from scipy import optimize, special, stats
 
 from .catalogue import CATALOGUE, Interval, MappingName, metric_spec
 from .errors import UsageError
+from .ranks import TargetRanks, rank_correlations, rank_target
 from .report import Metrics
 
 __all__ = [
@@ -26,20 +31,17 @@ __all__ = [
     "fit_mapping",
     "kendall",
     "pearson",
+    "rmse_interval",
     "spearman",
     "target_ranks",
 ]
 
 MAPPINGS: tuple[str, ...] = tuple(m.value for m in MappingName)
 
-_Z95 = float(stats.norm.ppf(0.975))
-
-# The RMSE interval is a percentile bootstrap with a fixed seed. 1000 resamples of 1M rows
-# would be 1e9 draws per model, so above _BOOT_ROWS rows it resamples a fixed-seed subsample
-# of that size and shrinks the spread by sqrt(m/n) around the full-data RMSE (the m-out-of-n
-# bootstrap, valid because the mean squared error is asymptotically normal).
-_BOOT_ROWS = 10_000
-_BOOT_RESAMPLES = 1000
+# The standard normal's 97.5% quantile (scipy.stats.norm.ppf(0.975); a test pins it), so that
+# the intervals need not import scipy.stats.
+_Z95 = 1.959963984540054
+_CHUNK = 1 << 16  # rows per float64 chunk of a sum over rows
 
 # The logistic is fitted on at most this many rows (fixed-seed subsample): its four
 # parameters are pinned long before 1M rows, and each optimiser step costs a pass over them.
@@ -47,16 +49,39 @@ _LOGISTIC_FIT_ROWS = 20_000
 _LOGISTIC_MAX_EVALS = 100  # a real S converges in tens; a straight line drifts for hundreds
 
 
-def as_vectors(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
-    """The arrays as finite float64 vectors of one length (float32 sums lose digits at 1M)."""
-    out = tuple(np.asarray(a, dtype=np.float64).reshape(-1) for a in arrays)
-    sizes = {a.size for a in out}
+def _checked(arrays: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+    sizes = {a.size for a in arrays}
     if len(sizes) > 1:
         raise ValueError(f"arrays differ in length: {sorted(sizes)}")
-    for a in out:
+    for a in arrays:
         if not np.isfinite(a).all():
             raise ValueError("arrays hold NaN or infinite values")
-    return out
+    return arrays
+
+
+def as_vectors(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The arrays as finite float64 vectors of one length (float32 sums lose digits at 1M)."""
+    return _checked(tuple(np.asarray(a, dtype=np.float64).reshape(-1) for a in arrays))
+
+
+def _as_floats(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Like ``as_vectors``, but float32 stays float32 (no copy); sums go through _chunks."""
+    out = []
+    for a in arrays:
+        v = np.asarray(a).reshape(-1)
+        out.append(v if v.dtype in (np.float32, np.float64) else v.astype(np.float64))
+    return _checked(tuple(out))
+
+
+def _chunks(*arrays: np.ndarray) -> Iterator[tuple[np.ndarray, ...]]:
+    """The arrays a block of rows at a time, as float64 copies (the caller may write them)."""
+    n = arrays[0].size
+    for start in range(0, n, _CHUNK):
+        yield tuple(np.array(a[start : start + _CHUNK], dtype=np.float64) for a in arrays)
+
+
+def _mean(x: np.ndarray) -> float:
+    return float(np.mean(x, dtype=np.float64)) if x.size else math.nan
 
 
 def _constant(x: np.ndarray) -> bool:
@@ -69,29 +94,38 @@ def pearson(x: np.ndarray, y: np.ndarray) -> float:
     """Pearson's r, NaN when fewer than 3 rows or either side is constant."""
     if x.size < 3 or _constant(x) or _constant(y):
         return math.nan
-    xm = x - x.mean()
-    ym = y - y.mean()
-    denom = math.sqrt(float(xm @ xm) * float(ym @ ym))
+    # Centred sums in float64 chunks (not `@`: a BLAS call wakes its threads, which then
+    # compete with ONNX Runtime's).
+    mx, my = _mean(x), _mean(y)
+    sxx = syy = sxy = 0.0
+    for xc, yc in _chunks(x, y):
+        xc -= mx
+        yc -= my
+        sxx += float((xc * xc).sum())
+        syy += float((yc * yc).sum())
+        sxy += float((xc * yc).sum())
+    denom = math.sqrt(sxx * syy)
     if denom == 0.0:  # underflow of a nearly constant side
         return math.nan
-    return max(-1.0, min(1.0, float(xm @ ym) / denom))
+    return max(-1.0, min(1.0, sxy / denom))
 
 
-def spearman(x: np.ndarray, y: np.ndarray, *, y_ranks: np.ndarray | None = None) -> float:
+def spearman(x: np.ndarray, y: np.ndarray, *, y_ranks: TargetRanks | None = None) -> float:
     """Spearman's rho: Pearson's r of mid-ranks (ties share their average rank).
 
-    ``y_ranks`` lets a caller that scores many models against one target rank it once.
+    ``y_ranks`` (``target_ranks(y)``) lets a caller that scores many models against one
+    target rank it once.
     """
     if x.size < 3 or _constant(x) or _constant(y):
         return math.nan
-    return pearson(stats.rankdata(x), stats.rankdata(y) if y_ranks is None else y_ranks)
+    return rank_correlations(x, rank_target(y) if y_ranks is None else y_ranks)[0]
 
 
-def kendall(x: np.ndarray, y: np.ndarray) -> float:
-    """Kendall's tau-b (tie-corrected), scipy's O(n log n) algorithm."""
+def kendall(x: np.ndarray, y: np.ndarray, *, y_ranks: TargetRanks | None = None) -> float:
+    """Kendall's tau-b (tie-corrected), in one O(n log n) pass (see ranks.py)."""
     if x.size < 3 or _constant(x) or _constant(y):
         return math.nan
-    return float(stats.kendalltau(x, y).statistic)
+    return rank_correlations(x, rank_target(y) if y_ranks is None else y_ranks)[1]
 
 
 def fisher_interval(metric: str, r: float, n: int) -> tuple[float, float]:
@@ -110,23 +144,35 @@ def fisher_interval(metric: str, r: float, n: int) -> tuple[float, float]:
     return (math.tanh(z - half), math.tanh(z + half))
 
 
-def _rmse_interval(sq_err: np.ndarray, seed: int) -> tuple[float, float]:
-    n = sq_err.size
-    if n < 2:
+def _squared_errors(mapped: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Mean of the squared errors and their variance (divisor n), in float64 chunks."""
+    n = mapped.size
+    total = 0.0
+    for mc, yc in _chunks(mapped, y):
+        mc -= yc
+        total += float((mc * mc).sum())
+    mse = total / n
+    spread = 0.0
+    for mc, yc in _chunks(mapped, y):
+        mc -= yc
+        mc *= mc
+        mc -= mse
+        spread += float((mc * mc).sum())
+    return mse, spread / n
+
+
+def rmse_interval(mse: float, variance: float, n: int) -> tuple[float, float]:
+    """95% interval of the RMSE, closed form: the normal interval of the mean squared error
+    (the central limit theorem: its standard error is the squared errors' standard deviation
+    over sqrt(n)), taken through the square root. The square root is monotonic, so the RMSE
+    interval covers exactly when the MSE interval does, and it is never negative. O(n), no
+    resampling; like every normal interval it is optimistic for a few dozen rows with
+    heavy-tailed errors. NaN below 2 rows.
+    """
+    if n < 2 or not math.isfinite(mse):
         return (math.nan, math.nan)
-    rng = np.random.default_rng(seed)
-    sub = sq_err if n <= _BOOT_ROWS else sq_err[rng.choice(n, size=_BOOT_ROWS, replace=False)]
-    m = sub.size
-    boot = np.empty(_BOOT_RESAMPLES)
-    chunk = max(1, 1_000_000 // m)  # about 8 MB of indices at a time
-    for start in range(0, _BOOT_RESAMPLES, chunk):
-        stop = min(start + chunk, _BOOT_RESAMPLES)
-        idx = rng.integers(0, m, size=(stop - start, m))
-        boot[start:stop] = np.sqrt(sub[idx].mean(axis=1))
-    full = math.sqrt(float(sq_err.mean()))
-    shift = (boot - math.sqrt(float(sub.mean()))) * math.sqrt(m / n)
-    low, high = np.quantile(shift, [0.025, 0.975])
-    return (max(0.0, full + float(low)), full + float(high))
+    half = _Z95 * math.sqrt(variance / n)
+    return (math.sqrt(max(0.0, mse - half)), math.sqrt(mse + half))
 
 
 def _linear(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -166,9 +212,14 @@ def _cubic(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.asarray(design @ coef)
 
 
+def _expit(z: np.ndarray) -> np.ndarray:
+    """1 / (1 + exp(-z)) as 0.5 (1 + tanh(z / 2)): exp overflows (and warns) for steep fits
+    far from the centre; tanh saturates quietly."""
+    return np.asarray(0.5 * (1.0 + np.tanh(0.5 * z)))
+
+
 def _logistic_curve(p: np.ndarray, t: np.ndarray) -> np.ndarray:
-    # expit, not 1/(1+exp(-z)): exp overflows (and warns) for steep fits far from the centre.
-    return np.asarray(p[0] + p[1] * special.expit(p[2] * (t - p[3])))
+    return np.asarray(p[0] + p[1] * _expit(p[2] * (t - p[3])))
 
 
 def _logistic(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -207,9 +258,11 @@ def _logistic(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         return _logistic_curve(p, t) - u
 
     def jacobian(p: np.ndarray) -> np.ndarray:
-        e = special.expit(p[2] * (t - p[3]))
+        e = _expit(p[2] * (t - p[3]))
         de = e * (1.0 - e)
         return np.column_stack([np.ones_like(t), e, p[1] * de * (t - p[3]), -p[1] * de * p[2]])
+
+    from scipy import optimize  # only the logistic needs scipy
 
     try:
         fit = optimize.least_squares(
@@ -234,6 +287,11 @@ def apply_mapping(pred: np.ndarray, target: np.ndarray, kind: str) -> np.ndarray
             f"unknown mapping {kind!r}", "--mapping", f"use one of {', '.join(MAPPINGS)}"
         )
     x, y = as_vectors(pred, target)
+    return _mapped(x, y, kind)
+
+
+def _mapped(x: np.ndarray, y: np.ndarray, kind: str) -> np.ndarray:
+    """``apply_mapping`` on checked vectors; no mapping returns ``x`` itself (float32 too)."""
     if kind == MappingName.LINEAR:
         return _linear(x, y)
     if kind == MappingName.CUBIC:
@@ -247,16 +305,22 @@ def fit_mapping(pred: np.ndarray, target: np.ndarray, kind: str) -> tuple[np.nda
     """``apply_mapping``'s values and the mapping that produced them: a cubic that would bend
     back, or a logistic that does not converge, is the straight line, and the report says so."""
     mapped = apply_mapping(pred, target, kind)
+    x, y = as_vectors(pred, target)
+    return mapped, _used_mapping(x, y, kind, mapped)
+
+
+def _used_mapping(x: np.ndarray, y: np.ndarray, kind: str, mapped: np.ndarray) -> str:
     # Every fallback returns exactly _linear's values (same code, same inputs).
     fitted = kind in (MappingName.CUBIC, MappingName.LOGISTIC)
-    if fitted and np.array_equal(mapped, _linear(*as_vectors(pred, target))):
-        return mapped, MappingName.LINEAR.value
-    return mapped, MappingName(kind).value
+    if fitted and np.array_equal(mapped, _linear(x, y)):
+        return MappingName.LINEAR.value
+    return MappingName(kind).value
 
 
-def target_ranks(target: np.ndarray) -> np.ndarray:
-    """Mid-ranks of the target, to pass to every ``compute_metrics`` call of one run."""
-    return np.asarray(stats.rankdata(target), dtype=np.float64)
+def target_ranks(target: np.ndarray) -> TargetRanks:
+    """The target's ranks, to pass to every ``compute_metrics`` call of one run."""
+    (y,) = _as_floats(target)
+    return rank_target(y)
 
 
 def compute_metrics(
@@ -264,28 +328,41 @@ def compute_metrics(
     target: np.ndarray,
     *,
     mapping: str = MappingName.NONE.value,
-    seed: int = 0,
-    ranks: np.ndarray | None = None,
+    ranks: TargetRanks | None = None,
 ) -> Metrics:
     """Every catalogue metric with its 95% interval; NaN correlations for constant input or
     n < 3. ``ci`` holds every metric; a bound that cannot be computed is NaN.
+
+    float32 input is not copied to float64 (10M rows: 40 MB saved per array); every sum runs
+    in float64.
     """
-    x, y = as_vectors(pred, target)
-    mapped, used = fit_mapping(x, y, mapping)
+    if mapping not in MAPPINGS:
+        raise UsageError(
+            f"unknown mapping {mapping!r}", "--mapping", f"use one of {', '.join(MAPPINGS)}"
+        )
+    x, y = _as_floats(pred, target)
     n = int(x.size)
-    sq_err = (mapped - y) ** 2
-    values = {
-        "plcc": pearson(mapped, y),
-        "srocc": spearman(x, y, y_ranks=ranks),
-        "krocc": kendall(x, y),
-        "rmse": math.sqrt(float(sq_err.mean())) if n else math.nan,
-    }
+    used = MappingName(mapping).value  # what the report records: a fit may fall back
+    if mapping == MappingName.NONE:
+        mapped = x
+    else:
+        x64, y64 = as_vectors(x, y)
+        mapped = _mapped(x64, y64, mapping)
+        used = _used_mapping(x64, y64, mapping, mapped)
+        del x64, y64
+    mse, variance = _squared_errors(mapped, y) if n else (math.nan, math.nan)
+    plcc = pearson(mapped, y)
+    del mapped  # a mapped copy is 8 bytes per row; the rank statistics need only x
+    srocc = krocc = math.nan
+    if n >= 3 and not _constant(x) and not _constant(y):
+        srocc, krocc = rank_correlations(x, rank_target(y) if ranks is None else ranks)
+    values = {"plcc": plcc, "srocc": srocc, "krocc": krocc, "rmse": math.sqrt(mse)}
     ci = {}
     for spec in CATALOGUE:
         if spec.interval is Interval.FISHER_Z:
             ci[spec.name] = fisher_interval(spec.name, values[spec.name], n)
-        elif spec.name == "rmse":
-            ci[spec.name] = _rmse_interval(sq_err, seed)
+        elif spec.interval is Interval.MSE_NORMAL:
+            ci[spec.name] = rmse_interval(mse, variance, n)
         else:
             raise ValueError(f"no {spec.interval.value} interval is implemented for {spec.name}")
     return Metrics(values=values, n=n, ci=ci, mapping=used)

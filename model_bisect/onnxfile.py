@@ -19,7 +19,13 @@ from .safetext import unicode_safe
 if TYPE_CHECKING:
     import onnx
 
-__all__ = ["MAX_MODEL_BYTES", "external_data_locations", "parse_model", "unsafe_location_reason"]
+__all__ = [
+    "MAX_MODEL_BYTES",
+    "external_data_locations",
+    "names_no_external_data",
+    "parse_model",
+    "unsafe_location_reason",
+]
 
 # protobuf cannot parse a message of 2 GiB or more, so a larger .onnx file is no model (big
 # weights live in external-data files, which are never read whole by us).
@@ -38,12 +44,27 @@ def parse_model(data: bytes) -> onnx.ModelProto:
     return onnx.load_model_from_string(data)
 
 
+def names_no_external_data(data: bytes) -> bool:
+    """True when the bytes cannot name external data, so parsing them can be skipped.
+
+    A tensor names its external file in a key/value entry whose key is the string
+    "location"; protobuf stores strings as their plain bytes, so a file without the bytes
+    b"location" has no such entry. (The converse does not hold: a doc string may say
+    "location". Such files are parsed.) Parsing costs the import of onnx and a pass over
+    every weight; most models are self-contained.
+    """
+    return b"location" not in data
+
+
 def external_data_locations(model: Path | bytes | onnx.ModelProto) -> list[str]:
     """The distinct external-data ``location`` strings a model's tensors name, unchecked
-    (the model file only is parsed; no external data is opened)."""
+    (the model file only is parsed, and only when its bytes could name one; no external
+    data is opened). Raises what protobuf raises for bytes that it must parse and cannot."""
     if isinstance(model, Path):
         model = read_bytes_bounded(model, MAX_MODEL_BYTES)
     if isinstance(model, bytes):
+        if names_no_external_data(model):
+            return []
         model = parse_model(model)
     import onnx
 

@@ -241,3 +241,27 @@ def test_malformed_sidecar_is_an_input_error(tmp_path: Path, text: str, problem:
         columns_for(tmp_path / "m.onnx")
     assert problem in _one_line(exc)
     assert str(sidecar) in str(exc.value)
+
+
+def test_float32_int_and_null_values_survive_several_row_groups(tmp_path: Path) -> None:
+    # Several row groups and a null in each type: the float buffers are read with their
+    # offsets and validity bits, integers go through the cast.
+    table = pa.table(
+        {
+            "a": pa.array([0.5, None, 1.25, 2.0, -3.5, 4.0, 1e-3], type=pa.float32()),
+            "b": pa.array([1, 2, 3, None, 5, 6, 7], type=pa.int16()),
+            "mos": pa.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 2**0.5], type=pa.float64()),
+        }
+    )
+    path = tmp_path / "f.parquet"
+    pq.write_table(table, path, row_group_size=3)
+    loaded = load_features(path, ["a", "b"])
+    assert loaded.dropped_rows == 2
+    assert loaded.matrix.tolist() == [
+        [0.5, 1.0],
+        [1.25, 3.0],
+        [-3.5, 5.0],
+        [4.0, 6.0],
+        [np.float32(1e-3), 7.0],
+    ]
+    assert loaded.target.tolist() == [1.0, 3.0, 5.0, 6.0, 2**0.5]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 from itertools import combinations
 
 import numpy as np
@@ -95,29 +97,44 @@ def test_correlation_intervals_follow_fisher_z() -> None:
         assert m.ci[name][0] < r < m.ci[name][1]
 
 
-def test_rmse_interval_is_the_percentile_bootstrap_with_the_seed() -> None:
+def test_rmse_interval_is_the_normal_interval_of_the_mse_through_the_square_root() -> None:
+    pred, target = sample(300, 3)
+    sq = [(p - t) ** 2 for p, t in zip(pred.tolist(), target.tolist(), strict=True)]
+    mse = sum(sq) / 300
+    variance = sum((e - mse) ** 2 for e in sq) / 300
+    half = Z975 * math.sqrt(variance / 300)
+    expected = (math.sqrt(mse - half), math.sqrt(mse + half))
+    assert compute_metrics(pred, target).ci["rmse"] == pytest.approx(expected, rel=1e-12)
+
+
+def test_rmse_interval_agrees_with_the_percentile_bootstrap() -> None:
     pred, target = sample(300, 3)
     sq = (pred - target) ** 2
     rng = np.random.default_rng(11)
-    boots = [math.sqrt(sq[rng.integers(0, 300, size=300)].mean()) for _ in range(1000)]
-    expected = np.quantile(boots, [0.025, 0.975])
-    assert compute_metrics(pred, target, seed=11).ci["rmse"] == pytest.approx(tuple(expected))
+    boots = [math.sqrt(sq[rng.integers(0, 300, size=300)].mean()) for _ in range(2000)]
+    low, high = np.quantile(boots, [0.025, 0.975])
+    got = compute_metrics(pred, target).ci["rmse"]
+    width = high - low
+    assert got == pytest.approx((low, high), abs=0.1 * width)
 
 
-def test_rmse_interval_on_many_rows_has_the_normal_theory_width() -> None:
-    pred, target = sample(60_000, 4)
-    m = compute_metrics(pred, target)
-    sq = (pred - target) ** 2
-    # Delta method: sd(RMSE) = sd(squared error) / (2 RMSE sqrt(n)).
-    sd = float(sq.std()) / (2 * m.values["rmse"] * math.sqrt(sq.size))
-    low, high = m.ci["rmse"]
-    assert low < m.values["rmse"] < high
-    assert high - low == pytest.approx(2 * Z975 * sd, rel=0.15)
+def test_rmse_interval_covers_the_true_rmse_about_95_percent_of_the_time() -> None:
+    # Errors with standard deviation 0.5 around the target: the true RMSE is 0.5.
+    rng = np.random.default_rng(16)
+    covered = 0
+    for _ in range(400):
+        target = rng.uniform(1.0, 5.0, 100)
+        low, high = compute_metrics(target + rng.normal(0.0, 0.5, 100), target).ci["rmse"]
+        covered += low <= 0.5 <= high
+    assert 0.92 <= covered / 400 <= 0.98
 
 
-def test_seed_makes_the_rmse_interval_reproducible() -> None:
-    pred, target = sample(100, 5)
-    assert compute_metrics(pred, target, seed=3) == compute_metrics(pred, target, seed=3)
+def test_rmse_interval_never_goes_below_zero() -> None:
+    target = np.arange(10.0)
+    pred = target.copy()
+    pred[0] += 3.0  # one large error: the MSE's normal interval would dip below zero
+    low, high = compute_metrics(pred, target).ci["rmse"]
+    assert low == 0.0 < high
 
 
 def test_scaled_model_gets_same_plcc_and_after_linear_mapping_same_rmse() -> None:
@@ -300,3 +317,70 @@ def test_a_logistic_on_constant_predictions_reports_the_line() -> None:
     target = np.linspace(1.0, 5.0, 50)
     assert fit_mapping(pred, target, "logistic")[1] == "linear"
     assert fit_mapping(pred, target, "none")[1] == "none"
+
+
+def test_z975_is_the_standard_normal_quantile() -> None:
+    from scipy import stats
+
+    from model_bisect import metrics
+
+    assert float(stats.norm.ppf(0.975)) == pytest.approx(metrics._Z95, abs=1e-15)
+
+
+def _corpus() -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """Predictions and targets of the shapes a quality model meets, ties above all."""
+    rng = np.random.default_rng(17)
+    mos = rng.uniform(1.0, 5.0, 3000)
+    coarse = np.round(mos * 2) / 2  # MOS on a half-point grid: heavy ties
+    return [
+        ("continuous", mos + rng.normal(0.0, 0.4, 3000), mos),
+        ("float32 predictions", (mos + rng.normal(0.0, 0.4, 3000)).astype(np.float32), mos),
+        ("ties on both sides", np.round(mos + rng.normal(0.0, 0.4, 3000), 1), coarse),
+        ("int8-like predictions", np.clip(np.round(mos * 3), -128, 127).astype(np.int8), mos),
+        ("three distinct predictions", rng.integers(0, 3, 3000).astype(float), coarse),
+        ("anti-correlated", -mos + rng.normal(0.0, 0.2, 3000), mos),
+        ("tiny n", np.array([2.0, 1.0, 3.0]), np.array([1.0, 2.0, 3.0])),
+        ("tiny n with a tie", np.array([1.0, 1.0, 2.0, 0.5]), np.array([3.0, 1.0, 2.0, 2.0])),
+        ("negative zero ties zero", np.array([-0.0, 0.0, 1.0, -1.0, 0.0]), np.arange(5.0)),
+        ("float64 beyond float32", 1.0 + np.arange(50) * 1e-12, np.sin(np.arange(50.0))),
+    ]
+
+
+@pytest.mark.parametrize("name", [case[0] for case in _corpus()])
+def test_correlations_agree_with_scipy_stats(name: str) -> None:
+    from scipy import stats
+
+    pred, target = next((p, t) for n, p, t in _corpus() if n == name)
+    m = compute_metrics(pred, target)
+    x = pred.astype(np.float64)
+    assert m.values["plcc"] == pytest.approx(stats.pearsonr(x, target).statistic, abs=1e-6)
+    assert m.values["srocc"] == pytest.approx(stats.spearmanr(x, target).statistic, abs=1e-6)
+    assert m.values["krocc"] == pytest.approx(stats.kendalltau(x, target).statistic, abs=1e-6)
+
+
+@pytest.mark.filterwarnings("ignore")  # scipy warns about constant input; we only compare
+@pytest.mark.parametrize("side", ["predictions", "target"])
+def test_constant_input_is_nan_where_scipy_says_nan(side: str) -> None:
+    from scipy import stats
+
+    varying, constant = np.arange(20.0), np.full(20, 4.0)
+    pred, target = (constant, varying) if side == "predictions" else (varying, constant)
+    m = compute_metrics(pred, target)
+    assert math.isnan(stats.spearmanr(pred, target).statistic)
+    assert math.isnan(stats.kendalltau(pred, target).statistic)
+    assert math.isnan(m.values["srocc"])
+    assert math.isnan(m.values["krocc"])
+
+
+@pytest.mark.parametrize(
+    ("mapping", "loads_scipy"), [("none", False), ("cubic", False), ("logistic", True)]
+)
+def test_only_the_logistic_mapping_imports_scipy(mapping: str, loads_scipy: bool) -> None:
+    probe = (
+        "import sys, numpy as np; from model_bisect.metrics import compute_metrics; "
+        "r = np.random.default_rng(0); t = r.uniform(1, 5, 500); "
+        f"compute_metrics(t + r.normal(0, .3, 500), t, mapping={mapping!r}); "
+        "print('scipy' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == str(loads_scipy)
