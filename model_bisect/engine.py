@@ -189,7 +189,10 @@ class _Session:
                 jobs = effective_jobs(self.options.jobs, len(self.entries))
                 threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
                 self._evaluator = Evaluator(
-                    self.features, input_name=self.options.input_name, threads=threads
+                    self.features,
+                    input_name=self.options.input_name,
+                    threads=threads,
+                    spin=not self.overlap,
                 )
             return self._evaluator
 

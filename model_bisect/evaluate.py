@@ -94,10 +94,12 @@ class Evaluator:
         input_name: str | None = None,
         threads: int | None = None,
         batch_rows: int = DEFAULT_BATCH_ROWS,
+        spin: bool = True,
     ) -> None:
         if batch_rows < 1:
             raise ValueError("batch_rows must be positive")
         self.features = features
+        self.spin = spin
         self.input_name = input_name
         self.threads = threads
         self.batch_rows = batch_rows
@@ -186,6 +188,10 @@ class Evaluator:
         if self.threads is not None:
             options.intra_op_num_threads = self.threads
             options.inter_op_num_threads = 1
+        if not self.spin:
+            # Idle pool threads otherwise busy-wait for the next run, taking the core that
+            # another thread of ours (the engine's ranking thread) is working on.
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             # From bytes when self-contained (what we checked is what runs); from the path when
             # ORT must find external data beside it.
