@@ -132,7 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _main(argv)
     except Terminated as stop:
         print(f"error: terminated by {stop}", file=sys.stderr)
-        return 128 + stop.signum
+        return ExitCode.signalled(stop.signum)
 
 
 def _main(argv: Sequence[str] | None = None) -> int:
