@@ -432,15 +432,7 @@ def cache_world(tmp_path: Path) -> tuple[Path, list[Path]]:
         tmp_path / "f.parquet",
         rows=150,
         seed=9,
-        columns=[
-            "adm2",
-            "vif_scale0",
-            "vif_scale1",
-            "vif_scale2",
-            "vif_scale3",
-            "motion2",
-            "extra",
-        ],
+        columns=[*CANONICAL_FEATURES, "extra"],
     )
     table = pq.read_table(features)
     table = table.append_column("dmos", pa.array(table.column("mos").to_numpy() * -10 + 100))
