@@ -11,7 +11,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import __version__
+from .catalogue import metric_spec
 from .errors import InputError
 from .evalcache import EvalCache
 from .features import FeatureTable, load_features
@@ -52,6 +53,13 @@ __all__ = ["MAX_JOBS", "Judged", "RunOptions", "effective_jobs", "judge_model", 
 MAX_JOBS = 32
 
 
+# With one probe at a time, SROCC and KROCC (a sort and a merge count, about half of a
+# model's cost) are computed on a second thread while the search runs the next model, when no
+# gate reads them. The pending model's predictions stay alive meanwhile: above this many rows
+# that extra array would cost more memory than the overlap saves time, so they run in line.
+OVERLAP_MAX_ROWS = 2_000_000
+
+
 def effective_jobs(requested: int, models: int) -> int:
     """How many probes run at once: ``--jobs`` clamped to the number of models, to four per
     CPU and to ``MAX_JOBS``, and at least one."""
@@ -81,6 +89,9 @@ class _Measure:
     predictions: np.ndarray | None
     unknown_rows: int = 0
     note: str = ""
+    # The complete metrics when the rank-based ones are still being computed (``metrics``
+    # then holds every gated metric, and NaN for those).
+    pending: Future[Metrics] | None = None
 
 
 def _describe_inputs(
@@ -159,6 +170,14 @@ class _Session:
         self.needs_predictions = options.alpha is not None and any(
             g.kind == "max_drop" for g in options.gates
         )
+        self.visited: dict[int, _Measure] = {}
+        self._ranker: ThreadPoolExecutor | None = None
+        self._ranking: Future[Metrics] | None = None
+        self.overlap = (
+            effective_jobs(options.jobs, len(entries)) == 1
+            and features.rows <= OVERLAP_MAX_ROWS
+            and all(metric_spec(g.metric).mapped for g in options.gates)
+        )
 
     @property
     def evaluator(self) -> Evaluator:
@@ -231,19 +250,19 @@ class _Session:
             return _Measure(None, evaluation.reason, evaluation.seconds, False, None)
         with self.lock:
             self.evaluations += 1
-        metrics = self._compute_metrics(evaluation.predictions)
+        predictions = evaluation.predictions
+        record = {"unknown_rows": evaluation.unknown_rows, "note": evaluation.note}
+        store = key if cache is not None else None
+        if self.overlap:
+            metrics = self._compute_metrics(predictions, ranked=False)
+            pending: Future[Metrics] | None = self._rank_later(predictions, metrics, store, record)
+        else:
+            metrics = self._store(self._compute_metrics(predictions), predictions, store, record)
+            pending = None
         seconds = time.perf_counter() - started
-        if cache is not None and key is not None:
-            kept = evaluation.predictions.astype(np.float32) if self.needs_predictions else None
-            record = {
-                "metrics": metrics.to_json(),
-                "unknown_rows": evaluation.unknown_rows,
-                "note": evaluation.note,
-            }
-            cache.put(key, record, kept)
         # Predictions (8 MB per million rows) are kept only for the significance test; holding
         # them for every model of a 512-model scan would cost gigabytes.
-        kept_predictions = evaluation.predictions if self.needs_predictions else None
+        kept_predictions = predictions if self.needs_predictions else None
         return _Measure(
             metrics,
             "",
@@ -252,17 +271,78 @@ class _Session:
             kept_predictions,
             evaluation.unknown_rows,
             evaluation.note,
+            pending,
         )
 
-    def _compute_metrics(self, predictions: np.ndarray) -> Metrics:
-        from .metrics import compute_metrics, target_ranks  # only on a cache miss
+    def _store(
+        self,
+        metrics: Metrics,
+        predictions: np.ndarray,
+        key: str | None,
+        record: Mapping[str, Any],
+    ) -> Metrics:
+        """Put complete metrics in the evaluation cache (when on) and return them."""
+        if self.options.cache is not None and key is not None:
+            kept = predictions.astype(np.float32) if self.needs_predictions else None
+            self.options.cache.put(key, {"metrics": metrics.to_json(), **record}, kept)
+        return metrics
+
+    def _rank_later(
+        self,
+        predictions: np.ndarray,
+        metrics: Metrics,
+        key: str | None,
+        record: Mapping[str, Any],
+    ) -> Future[Metrics]:
+        """Complete ``metrics`` with the rank-based ones on the ranking thread. One model at a
+        time: the previous one is finished first, so at most one extra predictions array is
+        alive, and an error there surfaces here."""
+        from .metrics import with_rank_metrics
+
+        if self._ranking is not None:
+            self._ranking.result()
+        if self._ranker is None:
+            self._ranker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ranks")
+
+        def finish() -> Metrics:
+            target = self.features.target
+            full = with_rank_metrics(metrics, predictions, target, ranks=self._ranks())
+            return self._store(full, predictions, key, record)
+
+        self._ranking = self._ranker.submit(finish)
+        return self._ranking
+
+    def finish(self) -> None:
+        """Wait for the ranking thread and put the complete metrics into every visited step."""
+        try:
+            for index, found in self.visited.items():
+                if found.pending is not None:
+                    self.steps[index] = replace(self.steps[index], metrics=found.pending.result())
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self._ranker is not None:
+            self._ranker.shutdown(wait=True, cancel_futures=True)
+            self._ranker = None
+
+    def _ranks(self) -> TargetRanks:
+        from .metrics import target_ranks
 
         with self.lock:
             if self._target_ranks is None:  # every model is ranked against one target
                 self._target_ranks = target_ranks(self.features.target)
-            ranks = self._target_ranks
+            return self._target_ranks
+
+    def _compute_metrics(self, predictions: np.ndarray, *, ranked: bool = True) -> Metrics:
+        from .metrics import compute_metrics  # only on a cache miss
+
         return compute_metrics(
-            predictions, self.features.target, mapping=self.options.mapping, ranks=ranks
+            predictions,
+            self.features.target,
+            mapping=self.options.mapping,
+            ranks=self._ranks() if ranked else None,
+            ranked=ranked,
         )
 
     def _p_values(self, predictions: np.ndarray | None) -> dict[str, float]:
@@ -321,6 +401,7 @@ class _Session:
         )
         with self.lock:
             self.steps[index] = step
+            self.visited[index] = found
         if self.on_step is not None:
             self.on_step(step)
         return status
@@ -389,9 +470,12 @@ def judge_model(
         step = Step(mine.index, mine.label, Status.SKIP, None, broken[mine.index], 0.0)
         return Judged(step, None)
     session = _open_session(entries, features_path, options, None, one_model=True)
-    session.visit(mine.index)
-    if anchor is not None:
-        session.visit(0)
+    try:
+        session.visit(mine.index)
+        if anchor is not None:
+            session.visit(0)
+    finally:
+        session.finish()
     return Judged(session.steps[mine.index], session.steps.get(0) if anchor else None)
 
 
@@ -418,7 +502,9 @@ def run(
     try:
         n = len(entries)
         result = scan(n, probe, jobs=jobs) if options.scan else bisect(n, probe, jobs=jobs)
+        session.finish()
     finally:
+        session.close()
         if pool is not None:
             pool.shutdown()
 

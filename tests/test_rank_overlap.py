@@ -1,0 +1,67 @@
+"""SROCC and KROCC computed beside the search (when no gate reads them) change nothing in
+the report, and what reaches the evaluation cache is complete."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from model_bisect import engine, timeline
+from model_bisect.evalcache import EvalCache
+from model_bisect.gates import gate_specs
+from model_bisect.report import dumps
+
+from .conftest import REPO_ROOT
+
+FIXTURE = REPO_ROOT / "testdata" / "bisect"
+
+
+def _report(
+    monkeypatch: pytest.MonkeyPatch,
+    overlap_rows: int,
+    thresholds: dict[str, float | None],
+    **options: Any,
+) -> dict[str, Any]:
+    monkeypatch.setattr(engine, "OVERLAP_MAX_ROWS", overlap_rows)
+    entries = timeline.from_arguments([str(FIXTURE / "models")])
+    opts = engine.RunOptions(gates=gate_specs(thresholds, []), **options)
+    data: dict[str, Any] = json.loads(
+        dumps(engine.run(entries, FIXTURE / "features.parquet", opts))
+    )
+    for step in data["steps"]:
+        step["seconds"] = 0.0
+    return data
+
+
+@pytest.mark.parametrize("scan", [False, True], ids=["bisect", "scan"])
+@pytest.mark.parametrize(
+    "thresholds",
+    [{"plcc": 0.85}, {"rmse": 0.15}, {"srocc": 0.9}],
+    ids=["plcc-gate", "rmse-gate", "srocc-gate"],
+)
+def test_rank_metrics_beside_the_search_give_the_report_computed_in_line(
+    monkeypatch: pytest.MonkeyPatch, scan: bool, thresholds: dict[str, float | None]
+) -> None:
+    beside = _report(monkeypatch, 10**9, thresholds, scan=scan)
+    in_line = _report(monkeypatch, 0, thresholds, scan=scan)
+    assert beside == in_line
+    for step in beside["steps"]:
+        assert step["metrics"] is not None
+        assert math.isfinite(step["metrics"]["srocc"]), step
+        assert math.isfinite(step["metrics"]["krocc"]), step
+
+
+def test_cache_entries_written_beside_the_search_hold_the_rank_metrics(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    cache = EvalCache(tmp_path / "cache")
+    cold = _report(monkeypatch, 10**9, {"plcc": 0.85}, scan=True, cache=cache)
+    warm = _report(monkeypatch, 10**9, {"plcc": 0.85}, scan=True, cache=cache)
+    assert warm["evaluations"] == 0
+    assert all(step["cached"] for step in warm["steps"])
+    for a, b in zip(cold["steps"], warm["steps"], strict=True):
+        assert a["metrics"] == b["metrics"]
