@@ -12,7 +12,6 @@ import contextlib
 import json
 import os
 import signal
-import stat
 import sys
 import threading
 from collections.abc import Iterator, Sequence
@@ -27,6 +26,7 @@ from model_bisect import __version__
 from model_bisect.errors import InputError, UsageError
 from model_bisect.exitcodes import ExitCode
 from model_bisect.files import write_text_atomic
+from model_bisect.outputs import check_writable, refuse_inputs
 from model_bisect.speaking import Parser, add_debug_flag, speak
 
 from .layout import DEFAULT_OUT
@@ -132,7 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _main(argv)
     except Terminated as stop:
         print(f"error: terminated by {stop}", file=sys.stderr)
-        return 128 + stop.signum
+        return ExitCode.signalled(stop.signum)
 
 
 def _main(argv: Sequence[str] | None = None) -> int:
@@ -167,34 +167,8 @@ def _refuse_output(flag: str, path: Path, inputs: Sequence[Path]) -> None:
     """Before any work: a JSON target must be writable and must not be one of the files the
     command reads (an artifact of the fixture, its manifest, the source, a result file)."""
     fix = f"pass {flag} a new or regular file outside the inputs"
-    try:
-        info: os.stat_result | None = os.stat(path)
-    except FileNotFoundError:
-        info = None
-    except OSError as exc:
-        problem = "a folder above it is a file" if isinstance(exc, NotADirectoryError) else None
-        raise InputError(
-            f"{flag} target {problem or f'cannot be looked up ({exc.strerror})'}", str(path), fix
-        ) from None
-    if info is not None and stat.S_ISDIR(info.st_mode):
-        raise InputError(f"{flag} target is a directory", str(path), fix)
-    if info is not None and stat.S_ISFIFO(info.st_mode):
-        try:  # nobody reading it would block the write forever
-            os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
-        except OSError:
-            problem = "is a FIFO that nothing reads"
-            raise InputError(f"{flag} target {problem}", str(path), fix) from None
-    for folder in Path(os.path.realpath(path)).parents:
-        if folder.exists():
-            if not folder.is_dir():
-                raise InputError(f"{flag} target has a file for a folder", str(path), fix)
-            break
-    if info is None:
-        return
-    for source in inputs:
-        with contextlib.suppress(OSError):
-            if os.path.samefile(source, path):
-                raise InputError(f"{flag} would overwrite the input {source}", str(path), fix)
+    check_writable(flag, path, fix)
+    refuse_inputs([(flag, path)], inputs, noun="the input", fix=fix)
 
 
 def _fixture_files(folder: Path) -> list[Path]:

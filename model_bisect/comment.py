@@ -26,6 +26,8 @@ __all__ = [
     "render_markdown",
     "render_wiring_broke",
     "run_url_from_env",
+    "summary_lines",
+    "verdict_lines",
 ]
 
 GITHUB_COMMENT_LIMIT = 65536  # GitHub answers 422 above this many characters
@@ -142,7 +144,7 @@ def _model(report: Report, index: int | None) -> str:
     return f"#{index} {_code(_label_of(report, index))}"
 
 
-def _verdict(report: Report) -> list[str]:
+def verdict_lines(report: Report) -> list[str]:
     """The headline and its evidence: what a reader of the issue must see first."""
     v = report.verdict
     skipped = sum(1 for s in report.steps if s.status is Status.SKIP)
@@ -191,7 +193,8 @@ def _oldest(report: Report) -> int | None:
     return report.timeline[0].index if report.timeline else None
 
 
-def _summary(report: Report) -> list[str]:
+def summary_lines(report: Report) -> list[str]:
+    """Gates, model counts, features and the scan under the headline; the job summary too."""
     gates = " · ".join(_text(g.describe()) for g in report.gates) or "none"
     mapping = report.settings.get("mapping")
     lines = [
@@ -409,8 +412,8 @@ def render_markdown(
     ``limit`` its oldest nights go first, before any table row or the verdict.
     """
     report = redact_report(report, secrets)
-    head = [marker(marker_key), *_verdict(report)]
-    summary = _summary(report)
+    head = [marker(marker_key), *verdict_lines(report)]
+    summary = summary_lines(report)
     ordered = _row_order(report)
     with_p = _has_p(report.steps)
     rows = {s.index: _row(s, with_p) for s in ordered}

@@ -3,6 +3,11 @@
 CI reads these numbers, so each means one thing everywhere. argparse's own usage exit (2) would
 read as "regression found", which is why usage errors are mapped to INPUT instead.
 
+A signal that ends a run is reported the shell's way, 128 + the signal's number: Ctrl-C is
+INTERRUPTED (130); `cache_builder` also unwinds on SIGTERM (143) and SIGHUP (129), cleaning up
+as it goes, and ends with ``ExitCode.signalled(signum)``. These are not verdicts CI acts on,
+so the README's table leaves them out.
+
 `model-bisect judge` is the exception: `git bisect run` calls it and reads its status by git's
 own contract (0 good, 1 bad, 125 skip, above 127 abort), so it ends with a `JudgeExit` instead.
 """
@@ -34,6 +39,14 @@ class ExitCode(enum.IntEnum):
     INPUT = 3, "unusable input or a usage error: one `error: ...` line naming the file and fix"
     INCONCLUSIVE = 4, "skipped models hide where the first bad one is"
     INTERRUPTED = 130, "stopped with Ctrl-C (the shell's 128 + SIGINT)"
+
+    @staticmethod
+    def signalled(signum: int) -> int:
+        """The status after the signal ``signum`` ended the run: 128 + its number, as a shell
+        reports a process the signal killed (143 for SIGTERM, 129 for SIGHUP)."""
+        if not 0 < signum < 128:
+            raise ValueError(f"signal number {signum} is outside 1..127")
+        return 128 + signum
 
 
 class JudgeExit(enum.IntEnum):

@@ -163,7 +163,7 @@ def _plain(text: str, env: Mapping[str, str]) -> str:
 def run_result(report: Report, report_path: Path | None, env: Mapping[str, str]) -> StepResult:
     """`model-bisect run`: the verdict block of the comment as the summary, the verdict's
     numbers as outputs, and an annotation unless the timeline is green."""
-    from .comment import _summary, _verdict  # the comment's own headline and facts
+    from .comment import summary_lines, verdict_lines  # the comment's own headline and facts
     from .redact import redact_report
     from .report import VerdictKind
 
@@ -186,7 +186,7 @@ def run_result(report: Report, report_path: Path | None, env: Mapping[str, str])
     }
     path = _plain(outputs["report"], env).replace("`", "")
     where = [f"Report: `{path}`", ""] if path else []
-    summary = [*_verdict(clean), "", *_summary(clean), "", *where]
+    summary = [*verdict_lines(clean), "", *summary_lines(clean), "", *where]
     message = _plain(verdict.message, env)
     annotations: tuple[Annotation, ...] = ()
     if verdict.kind is VerdictKind.REGRESSION:

@@ -1,5 +1,6 @@
-"""Where a run may write: output paths are checked before any work, so a bad one costs a
-second, not a whole bisect, and a report never overwrites the run's own inputs.
+"""Where a command may write: output paths are checked before any work, so a bad one costs a
+second, not a whole bisect, and an output never overwrites the files it is computed from.
+`model-bisect run`, `model-bisect publish` and `cache_builder` all check here.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 from .errors import InputError, UsageError
 from .safetext import unicode_safe
 
-__all__ = ["STDOUT", "check_outputs", "refuse_inputs"]
+__all__ = ["STDOUT", "check_outputs", "check_writable", "refuse_inputs"]
 
 STDOUT = "-"  # an output path meaning standard output
 
@@ -29,17 +30,21 @@ def _unwritable(path: Path) -> str | None:
     except FileNotFoundError:
         info = None
     except NotADirectoryError:
-        return "is below a file, not a folder"
+        return "a folder above it is a file"
     except (OSError, ValueError) as exc:
         problem = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         return f"cannot be looked up ({problem})"
     if info is not None and stat.S_ISDIR(info.st_mode):
         return "is a directory"
-    if info is not None and not stat.S_ISREG(info.st_mode):
-        # A FIFO or a device (/dev/stdout) is written straight into, not replaced.
-        return None if os.access(path, os.W_OK) else "is not writable"
+    if info is not None and stat.S_ISFIFO(info.st_mode):
+        try:  # a FIFO with no reader would block the write forever; this probe does not
+            os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:
+            return "is a FIFO that nothing reads"
     if info is not None and not os.access(path, os.W_OK):
         return "is not writable"
+    if info is not None and not stat.S_ISREG(info.st_mode):
+        return None  # a FIFO or a device (/dev/stdout) is written straight into, not replaced
     try:
         folder = Path(os.path.realpath(path)).parent
     except (OSError, ValueError) as exc:
@@ -52,11 +57,22 @@ def _unwritable(path: Path) -> str | None:
         except OSError as exc:
             return f"cannot be looked up ({exc.strerror or exc.__class__.__name__})"
         if not stat.S_ISDIR(found.st_mode):
-            return f"is below {_shown(candidate)}, a file, not a folder"
+            return f"a folder above it, {_shown(candidate)}, is a file"
         if not os.access(candidate, os.W_OK | os.X_OK):
             return f"is in a read-only folder, {_shown(candidate)}"
         return None
     return "has no existing folder above it"
+
+
+WRITABLE_FIX = "pass a file path you can write"
+
+
+def check_writable(flag: str, path: Path, fix: str = WRITABLE_FIX) -> None:
+    """Refuse a file path (not ``-``) that an atomic write could not land at: a directory, a
+    FIFO nobody reads, a read-only file or folder, a file used as a folder."""
+    problem = _unwritable(path)
+    if problem is not None:
+        raise InputError(f"{flag} target {problem}", _shown(path), fix)
 
 
 def check_outputs(outputs: Sequence[tuple[str, Path]]) -> None:
@@ -71,11 +87,7 @@ def check_outputs(outputs: Sequence[tuple[str, Path]]) -> None:
         )
     files = [(flag, path) for flag, path in outputs if str(path) != STDOUT]
     for flag, path in files:
-        problem = _unwritable(path)
-        if problem is not None:
-            raise InputError(
-                f"{flag} target {problem}", _shown(path), "pass a file path you can write"
-            )
+        check_writable(flag, path)
     if len(files) == 2 and _identity(files[0][1]) == _identity(files[1][1]):
         raise UsageError(
             "--json and --markdown name the same file",
@@ -84,7 +96,7 @@ def check_outputs(outputs: Sequence[tuple[str, Path]]) -> None:
         )
 
 
-def _identity(path: Path) -> tuple[object, ...]:
+def _identity(path: Path | str) -> tuple[object, ...]:
     """The file ``path`` is (device and inode, so hard links and symlinks match), or its
     resolved name when it does not exist yet."""
     try:
@@ -97,10 +109,16 @@ def _identity(path: Path) -> tuple[object, ...]:
             return ("name", os.path.abspath(path))
 
 
-def refuse_inputs(outputs: Sequence[tuple[str, Path]], inputs: Iterable[Path]) -> None:
-    """Refuse an output path that is one of the run's inputs (features, a model, its sidecar
-    or external data, the timeline file), through a symlink or a hard link too: writing the
-    report must never destroy what it was computed from."""
+def refuse_inputs(
+    outputs: Sequence[tuple[str, Path]],
+    inputs: Iterable[Path | str],
+    *,
+    noun: str = "the run's input",
+    fix: str = "write the output to another file",
+) -> None:
+    """Refuse an output path that is one of the inputs (for a run: features, a model, its
+    sidecar or external data, the timeline file), through a symlink or a hard link too:
+    writing the output must never destroy what it was computed from."""
     files = [(flag, path) for flag, path in outputs if str(path) != STDOUT]
     if not files:
         return
@@ -109,7 +127,5 @@ def refuse_inputs(outputs: Sequence[tuple[str, Path]], inputs: Iterable[Path]) -
         found = known.get(_identity(path))
         if found is not None:
             raise InputError(
-                f"{flag} would overwrite the run's input {_shown(found)}",
-                _shown(path),
-                "write the output to another file",
+                f"{flag} would overwrite {noun} {_shown(Path(found))}", _shown(path), fix
             )

@@ -16,12 +16,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
 from tests.clirun import REPO_ROOT
-from tests.modelkit import IR_VERSION, linear_proto
+from tests.modelkit import IR_VERSION, linear_proto, save_with_external_weights
 
 __all__ = [
     "Ran",
@@ -93,18 +92,7 @@ def fifo(path: Path) -> Path:
 def external_location_model(path: Path, weights: Sequence[float], location: str) -> Path:
     """A linear model whose weights claim to live at ``location`` (written verbatim into
     the protobuf: NUL bytes, 5,000-character names, anything)."""
-    model = linear_proto(weights)
-    w = next(t for t in model.graph.initializer if t.name == "W")
-    raw = numpy_helper.to_array(w).astype(np.float32).tobytes()
-    w.ClearField("raw_data")
-    w.ClearField("float_data")
-    w.data_location = TensorProto.EXTERNAL
-    for key, value in (("location", location), ("offset", "0"), ("length", str(len(raw)))):
-        entry = w.external_data.add()
-        entry.key = key
-        entry.value = value
-    path.write_bytes(model.SerializeToString())
-    return path
+    return save_with_external_weights(path, linear_proto(weights), location)
 
 
 def no_output_model(path: Path, n_features: int) -> Path:

@@ -43,6 +43,7 @@ __all__ = [
     "nan_model",
     "published_sidecar",
     "quantized_model",
+    "save_with_external_weights",
     "second_input_model",
     "sidecar_json",
     "timeline_dir",
@@ -320,9 +321,7 @@ def unsafe_external_data_model(
     path.parent.mkdir(parents=True, exist_ok=True)
     outside.parent.mkdir(parents=True, exist_ok=True)
     model = linear_proto(weights)
-    w = next(t for t in model.graph.initializer if t.name == "W")
-    raw = numpy_helper.to_array(w).astype(np.float32).tobytes()
-    outside.write_bytes(raw)
+    outside.write_bytes(_weights_w(model)[1])
     if kind == "parent":
         location = os.path.relpath(outside, path.parent)
         assert ".." in Path(location).parts, "outside must be outside the model's folder"
@@ -331,6 +330,20 @@ def unsafe_external_data_model(
     else:
         location = path.name + ".data"
         (path.parent / location).symlink_to(outside.resolve())
+    return save_with_external_weights(path, model, location)
+
+
+def _weights_w(model: onnx.ModelProto) -> tuple[onnx.TensorProto, bytes]:
+    """The linear model's weight tensor W and its float32 bytes."""
+    w = next(t for t in model.graph.initializer if t.name == "W")
+    return w, numpy_helper.to_array(w).astype(np.float32).tobytes()
+
+
+def save_with_external_weights(path: Path, model: onnx.ModelProto, location: str) -> Path:
+    """Save a linear model whose weights W are declared to live at ``location``, written
+    verbatim into the protobuf (a path outside the folder, NUL bytes, anything); no data file
+    is written."""
+    w, raw = _weights_w(model)
     w.ClearField("raw_data")
     w.ClearField("float_data")
     w.data_location = TensorProto.EXTERNAL

@@ -3,7 +3,6 @@ relative to the file, flags win over it, and a wrong key or value is exit 3 nami
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -18,6 +17,7 @@ from model_bisect.exitcodes import ExitCode
 from tests.clirun import run_module
 from tests.conftest import FIXTURE_DIR, REPO_ROOT
 from tests.fake_github import FakeGitHub
+from tests.repokit import load_root_module
 
 REPO, ISSUE = "acme/models", 1
 
@@ -204,12 +204,7 @@ def test_read_config_raises_input_error_for_the_library_callers(tmp_path: Path) 
 
 
 def _tasks() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("tasks_for_config", REPO_ROOT / "tasks.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_root_module("tasks.py", "tasks_for_config")
 
 
 def test_invoke_bisect_leaves_gates_to_the_table_and_options_still_win(tmp_path: Path) -> None:

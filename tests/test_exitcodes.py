@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import signal
 
 import pytest
 
@@ -29,6 +30,15 @@ def test_every_code_is_distinct_and_says_what_it_means() -> None:
     for code in ExitCode:
         assert code.meaning.strip(), code.name
     assert ExitCode(2) is ExitCode.REGRESSION  # argparse's usage exit would read as this
+
+
+def test_a_signal_exit_is_128_plus_its_number_as_a_shell_reports_it() -> None:
+    assert ExitCode.signalled(signal.SIGTERM) == 143
+    assert ExitCode.signalled(signal.SIGINT) == ExitCode.INTERRUPTED
+    assert ExitCode.signalled(signal.SIGHUP) == 129
+    for outside in (0, 128, -15):  # 256 would wrap to 0, "success", in a real exit status
+        with pytest.raises(ValueError, match=r"outside 1\.\.127"):
+            ExitCode.signalled(outside)
 
 
 @pytest.mark.parametrize(

@@ -432,15 +432,7 @@ def cache_world(tmp_path: Path) -> tuple[Path, list[Path]]:
         tmp_path / "f.parquet",
         rows=150,
         seed=9,
-        columns=[
-            "adm2",
-            "vif_scale0",
-            "vif_scale1",
-            "vif_scale2",
-            "vif_scale3",
-            "motion2",
-            "extra",
-        ],
+        columns=[*CANONICAL_FEATURES, "extra"],
     )
     table = pq.read_table(features)
     table = table.append_column("dmos", pa.array(table.column("mos").to_numpy() * -10 + 100))
@@ -570,7 +562,8 @@ def test_an_output_that_is_one_of_the_inputs_is_refused(
 
 
 @pytest.mark.parametrize(
-    "kind", ["directory", "parent_is_a_file", "same_file_twice", "both_stdout"]
+    "kind",
+    ["directory", "parent_is_a_file", "same_file_twice", "both_stdout", "fifo_nobody_reads"],
 )
 def test_an_unusable_output_is_exit_3_before_any_work(world: World, kind: str) -> None:
     blocker = world.folder.parent / "plain.txt"
@@ -580,7 +573,11 @@ def test_an_unusable_output_is_exit_3_before_any_work(world: World, kind: str) -
         "parent_is_a_file": ("--json", blocker / "r.json"),
         "same_file_twice": ("--json", blocker, "--markdown", blocker),
         "both_stdout": ("--json", "-", "--markdown", "-"),
+        # Writing the report into it would block forever; it is refused like the others.
+        "fifo_nobody_reads": ("--markdown", world.folder.parent / "nobody-reads.md"),
     }[kind]
+    if kind == "fifo_nobody_reads":
+        fifo(world.folder.parent / "nobody-reads.md")
     cache = Path(os.environ["MODEL_BISECT_CACHE_DIR"])
     # The model folder holds a FIFO: any work at all would report on it; none is done.
     fifo(world.folder / "model_00b.onnx")

@@ -19,6 +19,7 @@ from tests.modelkit import (
     linear_model,
     sidecar_json,
 )
+from tests.repokit import git
 
 GATE = ("--min-plcc", "0.85")
 
@@ -142,23 +143,12 @@ def test_judge_codes_are_gits_and_apart_from_the_run_codes() -> None:
 # --- a real `git bisect run` ----------------------------------------------------------------
 
 
-def _git(repo: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false", *args],
-        cwd=repo,
-        capture_output=True,
-        check=True,
-        text=True,
-    )
-    return done.stdout
-
-
 def test_git_bisect_run_with_judge_skips_a_corrupt_commit_and_finds_the_first_bad(
     tmp_path: Path, features: Path
 ) -> None:
     repo = tmp_path / "repo"
     (repo / "models").mkdir(parents=True)
-    _git(repo, "init", "-q")
+    git(repo, "init", "-q")
     model = repo / "models" / "m.onnx"
     shas = []
     first_bad, corrupt = 6, (3, 4)
@@ -169,11 +159,11 @@ def test_git_bisect_run_with_judge_skips_a_corrupt_commit_and_finds_the_first_ba
             linear_model(model, bad_weights(6, i))
         else:
             linear_model(model, [w + 0.01 * i for w in default_weights(6)])
-        _git(repo, "add", "models")
-        _git(repo, "commit", "-q", "-m", f"train step {i}")
-        shas.append(_git(repo, "rev-parse", "HEAD").strip())
+        git(repo, "add", "models")
+        git(repo, "commit", "-q", "-m", f"train step {i}")
+        shas.append(git(repo, "rev-parse", "HEAD").strip())
 
-    _git(repo, "bisect", "start", shas[-1], shas[0])
+    git(repo, "bisect", "start", shas[-1], shas[0])
     command = [sys.executable, "-m", "model_bisect", "judge", "models/m.onnx"]
     command += ["--features", str(features), *GATE]
     done = subprocess.run(
@@ -184,7 +174,7 @@ def test_git_bisect_run_with_judge_skips_a_corrupt_commit_and_finds_the_first_ba
         check=False,
         timeout=300,
     )
-    log = _git(repo, "bisect", "log")
+    log = git(repo, "bisect", "log")
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"{shas[first_bad]} is the first bad commit" in done.stdout
     assert "# skip:" in log  # the corrupt commit was met and skipped, not blamed
@@ -194,12 +184,12 @@ def test_git_bisect_run_with_judge_skips_a_corrupt_commit_and_finds_the_first_ba
 def test_git_bisect_run_stops_when_the_features_are_unusable(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     repo.mkdir()
-    _git(repo, "init", "-q")
+    git(repo, "init", "-q")
     for i in range(3):
         linear_model(repo / "m.onnx", [w + i for w in default_weights(6)])
-        _git(repo, "add", ".")
-        _git(repo, "commit", "-q", "-m", f"step {i}")
-    _git(repo, "bisect", "start", "HEAD", "HEAD~2")
+        git(repo, "add", ".")
+        git(repo, "commit", "-q", "-m", f"step {i}")
+    git(repo, "bisect", "start", "HEAD", "HEAD~2")
     command = [sys.executable, "-m", "model_bisect", "judge", "m.onnx"]
     command += ["--features", str(tmp_path / "missing.parquet"), *GATE]
     done = subprocess.run(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shlex
-import subprocess
 from pathlib import Path
 
 from model_bisect import __version__
@@ -12,6 +11,7 @@ from model_bisect.provenance import invocation, repository_root
 from model_bisect.redact import MASK
 from tests.clirun import run_module
 from tests.modelkit import bad_weights, features_parquet, linear_model
+from tests.repokit import git
 
 
 def test_working_directory_is_relative_to_the_repository_inside_one(tmp_path: Path) -> None:
@@ -53,14 +53,7 @@ def test_the_command_is_the_wrapper_when_one_is_named() -> None:
 
 
 def _git(repo: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false", *args],
-        cwd=repo,
-        capture_output=True,
-        check=True,
-        text=True,
-    )
-    return done.stdout.strip()
+    return git(repo, *args).strip()
 
 
 def test_a_git_path_report_has_full_shas_repository_paths_and_its_command(

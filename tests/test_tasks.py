@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import tomllib
-import warnings
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -18,6 +16,7 @@ from packaging.specifiers import SpecifierSet
 
 from model_bisect.exitcodes import ExitCode
 from tests.clirun import run_module
+from tests.repokit import load_root_module
 
 from .conftest import REPO_ROOT
 
@@ -40,23 +39,11 @@ def _pins(path: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def noxfile() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("noxfile_under_test", REPO_ROOT / "noxfile.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    with warnings.catch_warnings():  # another test module may have registered the sessions
-        warnings.simplefilter("ignore", FutureWarning)
-        spec.loader.exec_module(module)
-    return module
+    return load_root_module("noxfile.py", "noxfile_under_test")
 
 
 def _load_tasks() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("tasks_under_test", REPO_ROOT / "tasks.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_root_module("tasks.py", "tasks_under_test")
 
 
 def test_nox_falls_back_to_a_backend_it_always_has(noxfile: ModuleType) -> None:

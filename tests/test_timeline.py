@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
 from pathlib import Path
 
 import onnx
@@ -21,6 +20,7 @@ from model_bisect.timeline import (
     unique_labels,
 )
 from tests.modelkit import default_weights, linear_model, sidecar_json
+from tests.repokit import git
 
 
 def _touch(folder: Path, *names: str) -> list[Path]:
@@ -161,14 +161,7 @@ def test_missing_timeline_file_is_an_input_error(tmp_path: Path) -> None:
 
 
 def _git(repo: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false", *args],
-        cwd=repo,
-        capture_output=True,
-        check=True,
-        text=True,
-    )
-    return done.stdout.strip()
+    return git(repo, *args).strip()
 
 
 @pytest.fixture

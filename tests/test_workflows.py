@@ -7,14 +7,12 @@ committed workflows pass and that a workflow breaking the rule is caught.
 from __future__ import annotations
 
 import functools
-import importlib.util
 import json
 import re
 import shlex
 import shutil
 import subprocess
 import sys
-import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import ModuleType
@@ -24,6 +22,8 @@ import nox
 import pytest
 import yaml
 from invoke.tasks import Task
+
+from tests.repokit import load_root_module
 
 from .conftest import FIXTURE_DIR, REPO_ROOT
 
@@ -192,14 +192,7 @@ def test_a_write_shared_by_several_jobs_is_rejected_even_when_one_needs_it() -> 
 def _module(name: str) -> ModuleType:
     """Load tasks.py or noxfile.py from the repository root (loading the noxfile registers its
     sessions with nox, and sets its options)."""
-    spec = importlib.util.spec_from_file_location(f"{name}_for_workflows", REPO_ROOT / f"{name}.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    with warnings.catch_warnings():  # another test module may have registered the sessions
-        warnings.simplefilter("ignore", FutureWarning)
-        spec.loader.exec_module(module)
-    return module
+    return load_root_module(f"{name}.py", f"{name}_for_workflows")
 
 
 def _tasks() -> set[str]:

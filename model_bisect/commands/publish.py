@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ..config import TABLE, load_config
 from ..errors import BisectError, InputError, UsageError, first_line
 from ..exitcodes import ExitCode
+from ..outputs import STDOUT, check_writable, refuse_inputs  # --body-out - is standard output
 from .run import DEFAULT_MARKER, add_config_flag
 
 if TYPE_CHECKING:
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
 
 __all__ = ["MAX_LOG_BYTES", "MAX_REPORT_BYTES", "STDOUT", "add_parser", "main"]
 
-STDOUT = "-"  # --body-out - writes the body to standard output
 MAX_ISSUE = 2**31 - 1  # GitHub's issue numbers are 32-bit
 MAX_REPORT_BYTES = 64 << 20  # a report of 10,000 models is about 5 MB
 MAX_LOG_BYTES = 4 << 20  # only the log's tail is shown; its last 4 MiB are plenty
@@ -182,77 +182,13 @@ def _valid_unicode(value: Any) -> Any:
     return value
 
 
-def _unwritable(path: Path) -> str | None:
-    """Why an atomic write (a sibling file renamed over ``path``, symlinks followed) cannot
-    land at ``path``, or None when it can; checked before any work is done."""
-    try:
-        info: os.stat_result | None = os.stat(path)
-    except FileNotFoundError:
-        info = None
-    except NotADirectoryError:
-        return "a folder above it is a file"
-    except (OSError, ValueError) as exc:
-        return f"cannot be looked up ({first_line(exc)})"
-    if info is not None and stat.S_ISDIR(info.st_mode):
-        return "is a directory"
-    if info is not None and stat.S_ISFIFO(info.st_mode):
-        try:  # a FIFO with no reader would block the write forever
-            os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
-        except OSError:
-            return "is a FIFO that nothing reads"
-    if info is not None and not os.access(path, os.W_OK):
-        return "is not writable"
-    if info is not None and not stat.S_ISREG(info.st_mode):
-        return None  # a device or a pipe is written straight into
-    folder = Path(os.path.realpath(path)).parent
-    for candidate in (folder, *folder.parents):  # missing folders are created on write
-        try:
-            found = os.stat(candidate)
-        except FileNotFoundError:
-            continue
-        except OSError as exc:
-            return f"cannot be looked up ({first_line(exc)})"
-        if not stat.S_ISDIR(found.st_mode):
-            return f"a folder above it, {_shown(candidate)}, is a file"
-        if not os.access(candidate, os.W_OK | os.X_OK):
-            return f"its folder {_shown(candidate)} is not writable"
-        return None
-    return "has no existing folder above it"
-
-
-def _identity(path: Path | str) -> tuple[object, ...] | None:
-    """Which file ``path`` is: device and inode (so symlinks and hard links match), else its
-    resolved name; None for a name the OS refuses outright."""
-    try:
-        info = os.stat(path)
-        return ("inode", info.st_dev, info.st_ino)
-    except (OSError, ValueError):
-        try:
-            return ("name", os.path.realpath(path))
-        except (OSError, ValueError):
-            return None
-
-
 def _check_outputs(outputs: Sequence[tuple[str, Path]], inputs: Iterable[Path | str]) -> None:
     """Refuse an output that cannot be written, or that is one of the inputs: the body must
     never replace the report (or the log, or a file the report names) it came from."""
-    known = {_identity(path): path for path in inputs}
-    known.pop(None, None)
-    for flag, path in outputs:
-        if str(path) == STDOUT and flag == "--body-out":
-            continue
-        problem = _unwritable(path)
-        if problem is not None:
-            raise InputError(
-                f"{flag} target {problem}", _shown(path), "pass a file path you can write"
-            )
-        clash = known.get(_identity(path))
-        if clash is not None:
-            raise InputError(
-                f"{flag} would overwrite the input {_shown(clash)}",
-                _shown(path),
-                "write the body to another file",
-            )
+    files = [(flag, path) for flag, path in outputs if (flag, str(path)) != ("--body-out", STDOUT)]
+    for flag, path in files:
+        check_writable(flag, path)
+    refuse_inputs(files, inputs, noun="the input", fix="write the body to another file")
 
 
 Renderer = Callable[[Sequence["Run"]], str]  # the history to show (tonight last) -> body
