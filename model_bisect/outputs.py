@@ -15,6 +15,9 @@ from .safetext import unicode_safe
 
 __all__ = ["STDOUT", "check_outputs", "check_writable", "refuse_inputs"]
 
+# Write ends of FIFOs that passed the reader probe (see _unwritable).
+_HELD_WRITERS: list[int] = []
+
 STDOUT = "-"  # an output path meaning standard output
 
 
@@ -38,9 +41,12 @@ def _unwritable(path: Path) -> str | None:
         return "is a directory"
     if info is not None and stat.S_ISFIFO(info.st_mode):
         try:  # a FIFO with no reader would block the write forever; this probe does not
-            os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+            probe = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
         except OSError:
             return "is a FIFO that nothing reads"
+        # Held open until the process ends: closing it now would be the reader's end of
+        # file when we are its only writer, and the real write would then find no reader.
+        _HELD_WRITERS.append(probe)
     if info is not None and not os.access(path, os.W_OK):
         return "is not writable"
     if info is not None and not stat.S_ISREG(info.st_mode):
