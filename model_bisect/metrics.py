@@ -362,9 +362,7 @@ def compute_metrics(
     values = {"plcc": plcc, "srocc": math.nan, "krocc": math.nan, "rmse": math.sqrt(mse)}
     ci = {spec.name: _interval(spec, values[spec.name], n, mse, variance) for spec in CATALOGUE}
     metrics = Metrics(values=values, n=n, ci=ci, mapping=used)
-    if not ranked:
-        return metrics
-    return with_rank_metrics(metrics, pred, target, ranks=ranks)
+    return _with_ranks(metrics, x, y, ranks) if ranked else metrics
 
 
 def with_rank_metrics(
@@ -377,6 +375,13 @@ def with_rank_metrics(
     """``metrics`` (from ``compute_metrics(ranked=False)`` on the same arrays) with SROCC and
     KROCC and their intervals filled in."""
     x, y = _as_floats(pred, target)
+    return _with_ranks(metrics, x, y, ranks)
+
+
+def _with_ranks(
+    metrics: Metrics, x: np.ndarray, y: np.ndarray, ranks: TargetRanks | None
+) -> Metrics:
+    """``with_rank_metrics`` on vectors ``_as_floats`` already checked."""
     n = int(x.size)
     srocc = krocc = math.nan
     if n >= 3 and not _constant(x) and not _constant(y):
