@@ -173,8 +173,9 @@ class _Session:
         self.visited: dict[int, _Measure] = {}
         self._ranker: ThreadPoolExecutor | None = None
         self._ranking: Future[Metrics] | None = None
+        self.jobs = effective_jobs(options.jobs, len(entries))  # probes at once
         self.overlap = (
-            effective_jobs(options.jobs, len(entries)) == 1
+            self.jobs == 1
             and features.rows <= OVERLAP_MAX_ROWS
             and all(metric_spec(g.metric).mapped for g in options.gates)
         )
@@ -186,7 +187,7 @@ class _Session:
             if self._evaluator is None:
                 from .evaluate import Evaluator
 
-                jobs = effective_jobs(self.options.jobs, len(self.entries))
+                jobs = self.jobs
                 threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
                 self._evaluator = Evaluator(
                     self.features,
@@ -255,12 +256,11 @@ class _Session:
             self.evaluations += 1
         predictions = evaluation.predictions
         record = {"unknown_rows": evaluation.unknown_rows, "note": evaluation.note}
-        store = key if cache is not None else None
         if self.overlap:
             metrics = self._compute_metrics(predictions, ranked=False)
-            pending: Future[Metrics] | None = self._rank_later(predictions, metrics, store, record)
+            pending: Future[Metrics] | None = self._rank_later(predictions, metrics, key, record)
         else:
-            metrics = self._store(self._compute_metrics(predictions), predictions, store, record)
+            metrics = self._store(self._compute_metrics(predictions), predictions, key, record)
             pending = None
         seconds = time.perf_counter() - started
         # Predictions (8 MB per million rows) are kept only for the significance test; holding
@@ -494,7 +494,7 @@ def run(
     require_two(entries)
     session = _open_session(entries, features_path, options, on_step)
 
-    jobs = effective_jobs(options.jobs, len(entries))
+    jobs = session.jobs
     pool = ThreadPoolExecutor(max_workers=jobs) if jobs > 1 else None
 
     def probe(indices: Sequence[int]) -> Mapping[int, Status]:
@@ -534,7 +534,7 @@ def _build_report(
         "target": features.target_name,
         "mapping": options.mapping,
         "significance": options.alpha,
-        "jobs": effective_jobs(options.jobs, len(entries)),
+        "jobs": session.jobs,
         "mode": "scan" if options.scan else "bisect",
         "cache": options.cache is not None,
     }
