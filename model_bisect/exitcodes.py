@@ -19,16 +19,21 @@ import enum
 __all__ = ["ExitCode", "JudgeExit"]
 
 
-class ExitCode(enum.IntEnum):
-    """What a run ended with; the value is the process exit status, ``meaning`` says why."""
+class _Status(enum.IntEnum):
+    """A process exit status that says what it means (``meaning``); members are declared as
+    ``NAME = value, meaning``."""
 
     meaning: str
 
-    def __new__(cls, value: int, meaning: str) -> ExitCode:
+    def __new__(cls, value: int, meaning: str) -> _Status:
         member = int.__new__(cls, value)
         member._value_ = value
         member.meaning = meaning
         return member
+
+
+class ExitCode(_Status):
+    """What a run ended with; the value is the process exit status, ``meaning`` says why."""
 
     OK = 0, "success: the fixture matches, no regression in range, the comment is published"
     DRIFT = 1, "`cache_builder check` or `matrix` found a difference the required level forbids"
@@ -49,21 +54,13 @@ class ExitCode(enum.IntEnum):
         return 128 + signum
 
 
-class JudgeExit(enum.IntEnum):
+class JudgeExit(_Status):
     """What `model-bisect judge` ends with: the statuses `git bisect run` understands.
 
     Kept apart from ExitCode on purpose: git reads 1..127 (but 125) as "this commit is bad",
     so a usage or input error must never end with ExitCode.INPUT (3) here; it aborts the
     bisect with ABORT instead of silently blaming the commit.
     """
-
-    meaning: str
-
-    def __new__(cls, value: int, meaning: str) -> JudgeExit:
-        member = int.__new__(cls, value)
-        member._value_ = value
-        member.meaning = meaning
-        return member
 
     GOOD = 0, "every gate holds: git marks the commit good"
     BAD = 1, "a gate fails: git marks the commit bad"
