@@ -74,24 +74,15 @@ def add_parser(sub: Any) -> None:
 
 
 def _validate(args: argparse.Namespace) -> None:
+    from .run import check_gate_arguments
+
     if args.max_drop and args.anchor is None:
         raise UsageError(
             "--max-drop needs a model to compare with",
             "model-bisect judge",
             "add --anchor MODEL (a copy of the known-good model outside the repository)",
         )
-    if args.significance is not None and not args.max_drop:
-        raise UsageError(
-            "--significance applies to --max-drop gates, and none was given",
-            "model-bisect judge",
-            "add --max-drop METRIC=DELTA or drop --significance",
-        )
-    if args.significance is not None and not 0.0 < args.significance < 1.0:
-        raise UsageError(
-            f"--significance must be between 0 and 1, not {args.significance}",
-            "model-bisect judge",
-            "use e.g. --significance 0.05",
-        )
+    check_gate_arguments(args, "model-bisect judge")
     if args.model.is_dir():
         raise UsageError("MODEL is a folder", str(args.model), "pass one .onnx file")
 

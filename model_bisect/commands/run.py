@@ -29,6 +29,7 @@ __all__ = [
     "add_config_flag",
     "add_gate_arguments",
     "add_parser",
+    "check_gate_arguments",
     "exit_code_for",
     "main",
 ]
@@ -60,6 +61,24 @@ def add_gate_arguments(parser: argparse.ArgumentParser, anchor: str) -> None:
         metavar="ALPHA",
         help="with --max-drop: a drop counts only when significant at this level",
     )
+
+
+def check_gate_arguments(args: argparse.Namespace, where: str) -> None:
+    """The rules of the flags ``add_gate_arguments`` adds, for `run` and `judge` alike."""
+    if args.significance is None:
+        return
+    if not 0.0 < args.significance < 1.0:
+        raise UsageError(
+            f"--significance must be between 0 and 1, not {args.significance}",
+            where,
+            "use e.g. --significance 0.05",
+        )
+    if not args.max_drop:
+        raise UsageError(
+            "--significance applies to --max-drop gates, and none was given",
+            where,
+            "add --max-drop METRIC=DELTA or drop --significance",
+        )
 
 
 def add_parser(sub: Any) -> None:
@@ -170,19 +189,7 @@ def _validate(args: argparse.Namespace) -> None:
             "model-bisect run",
             "use --jobs 1 or more",
         )
-    if args.significance is not None:
-        if not 0.0 < args.significance < 1.0:
-            raise UsageError(
-                f"--significance must be between 0 and 1, not {args.significance}",
-                "model-bisect run",
-                "use e.g. --significance 0.05",
-            )
-        if not args.max_drop:
-            raise UsageError(
-                "--significance applies to --max-drop gates, and none was given",
-                "model-bisect run",
-                "add --max-drop METRIC=DELTA or drop --significance",
-            )
+    check_gate_arguments(args, "model-bisect run")
 
 
 def _entries(args: argparse.Namespace, workdir: Path) -> list[TimelineEntry]:
