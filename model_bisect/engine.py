@@ -429,9 +429,11 @@ def _open_session(
     on_step: Callable[[Step], None] | None,
     *,
     one_model: bool = False,
+    described: tuple[dict[int, InputDescription], dict[int, str]] | None = None,
 ) -> _Session:
-    """Describe each model's inputs, load the features they need, and measure the anchor."""
-    descriptions, broken = _describe_inputs(entries)
+    """Describe each model's inputs (unless ``described`` already holds them), load the
+    features they need, and measure the anchor."""
+    descriptions, broken = described if described is not None else _describe_inputs(entries)
     if not descriptions:
         raise InputError(
             "no model of the timeline has a usable feature list",
@@ -468,11 +470,14 @@ def judge_model(
     """
     entries = [replace(e, index=i) for i, e in enumerate([*([anchor] if anchor else []), model])]
     mine = entries[-1]
-    _, broken = _describe_inputs([mine])
+    described = _describe_inputs(entries)
+    broken = described[1]
     if mine.index in broken and anchor is None:  # nothing to load features for
         step = Step(mine.index, mine.label, Status.SKIP, None, broken[mine.index], 0.0)
         return Judged(step, None)
-    session = _open_session(entries, features_path, options, None, one_model=True)
+    session = _open_session(
+        entries, features_path, options, None, one_model=True, described=described
+    )
     try:
         session.visit(mine.index)
         if anchor is not None:
