@@ -23,6 +23,7 @@ from .inputs import Feed, InputDescription, default_description, unknown_rows
 from .onnxfile import (
     MAX_MODEL_BYTES,
     external_data_locations,
+    names_no_external_data,
     parse_model,
     unsafe_location_reason,
 )
@@ -78,6 +79,14 @@ def _external_problem(path: Path) -> str | None:
 
 class _Skip(Exception):
     """Internal: stop evaluating this model, with the reason the report will show."""
+
+
+def _parsed(data: bytes) -> Any:
+    """The model proto, or a skip when the bytes are not ONNX."""
+    try:
+        return parse_model(data)
+    except Exception as exc:  # protobuf DecodeError and friends
+        raise _Skip(f"invalid ONNX ({first_line(exc)})") from None
 
 
 class Evaluator:
@@ -142,11 +151,10 @@ class Evaluator:
                 f"{_listed(lacking)} that the feature cache lacks"
             )
         feeds = [Feed.build(spec, self.features) for spec in description.inputs]
-        try:
-            proto = parse_model(data)
-        except Exception as exc:  # protobuf DecodeError and friends
-            raise _Skip(f"invalid ONNX ({first_line(exc)})") from None
-        locations = external_data_locations(proto)
+        # Parsed here only when the bytes could name external data, whose locations must be
+        # checked before ONNX Runtime opens them; otherwise ONNX Runtime's own load is the
+        # parse, and `onnx` is not imported on the common path.
+        locations = [] if names_no_external_data(data) else external_data_locations(_parsed(data))
         for location in locations:
             reason = unsafe_location_reason(location, path.parent)
             if reason is not None:
@@ -158,9 +166,6 @@ class Evaluator:
                 if problem == "missing":
                     raise _Skip(f"missing external-data file {location!r} beside {name}")
                 raise _Skip(f"external-data file {location!r} beside {name} is {problem}")
-        if not proto.graph.output:
-            raise _Skip("model declares no outputs: nothing to score")
-        del proto
         session = self._session(path, None if locations else data)
         if len(feeds) == 1 and feeds[0].spec.name is None:
             feed_name, dtype, batch = self._choose_input(session, feeds[0].width)
@@ -174,7 +179,7 @@ class Evaluator:
     def _first_output(session: Any) -> str:
         outputs = session.get_outputs()
         if not outputs:
-            raise _Skip("model has no outputs: nothing to score")
+            raise _Skip("model declares no outputs: nothing to score")
         return str(outputs[0].name)
 
     def _session(self, path: Path, data: bytes | None) -> Any:
@@ -201,6 +206,8 @@ class Evaluator:
                 providers=["CPUExecutionProvider"],
             )
         except Exception as exc:
+            if data is not None:
+                _parsed(data)  # bytes that are no ONNX at all say so, not how ORT failed
             raise _Skip(f"ONNX Runtime cannot load the model ({first_line(exc)})") from None
 
     def _choose_input(self, session: Any, n_columns: int) -> tuple[str, Any, int | None]:
