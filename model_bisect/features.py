@@ -340,18 +340,10 @@ def load_features(
                 del column
             filled = stop
     except (OSError, pa.ArrowException) as exc:
-        raise InputError(
-            f"corrupt parquet file ({first_line(exc)})",
-            where,
-            "regenerate or re-export the features file",
-        ) from None
+        raise _corrupt(where, first_line(exc)) from None
     pa.default_memory_pool().release_unused()  # give decoded pages back before evaluating
     if filled != total:
-        raise InputError(
-            f"corrupt parquet file ({filled} of {total} rows readable)",
-            where,
-            "regenerate or re-export the features file",
-        )
+        raise _corrupt(where, f"{filled} of {total} rows readable")
 
     string_columns = _read_strings(path, string_names, total) if string_names else {}
 
@@ -406,6 +398,12 @@ def _check_string_columns(schema: Any, names: Sequence[str], where: str) -> None
             )
 
 
+def _corrupt(where: str, detail: str) -> InputError:
+    return InputError(
+        f"corrupt parquet file ({detail})", where, "regenerate or re-export the features file"
+    )
+
+
 def _read_strings(path: Path, names: Sequence[str], total: int) -> dict[str, StringColumn]:
     """Each string column as int32 codes into one vocabulary, a row group at a time: pyarrow
     hands back each group's dictionary, so no row's string is ever built in Python."""
@@ -435,17 +433,9 @@ def _read_strings(path: Path, names: Sequence[str], total: int) -> dict[str, Str
                     codes[filled : filled + len(chunk)] = remap[int32_values(chunk.indices)]
                     filled += len(chunk)
             if filled != total:
-                raise InputError(
-                    f"corrupt parquet file ({filled} of {total} rows of {name!r} readable)",
-                    where,
-                    "regenerate or re-export the features file",
-                )
+                raise _corrupt(where, f"{filled} of {total} rows of {name!r} readable")
             found[name] = StringColumn(codes, tuple(vocabulary))
     except (OSError, pa.ArrowException) as exc:
-        raise InputError(
-            f"corrupt parquet file ({first_line(exc)})",
-            where,
-            "regenerate or re-export the features file",
-        ) from None
+        raise _corrupt(where, first_line(exc)) from None
     pa.default_memory_pool().release_unused()
     return found
