@@ -66,6 +66,18 @@ def effective_jobs(requested: int, models: int) -> int:
     return max(1, min(requested, models, 4 * (os.cpu_count() or 1), MAX_JOBS))
 
 
+def inference_threads(jobs: int, overlap: bool, cpus: int) -> int | None:
+    """ONNX Runtime's intra-op threads per session (None: its default, one per core).
+
+    Parallel probes share the cores between them. With the rank metrics computed beside the
+    search, inference leaves one core to the ranking thread: on two cores, one inference
+    thread is faster than two contending with it (measured with `nox -s bench`).
+    """
+    if jobs > 1:
+        return max(1, cpus // jobs)
+    return max(1, cpus - 1) if overlap else None
+
+
 @dataclass(frozen=True)
 class RunOptions:
     gates: tuple[GateSpec, ...]
@@ -187,12 +199,10 @@ class _Session:
             if self._evaluator is None:
                 from .evaluate import Evaluator
 
-                jobs = self.jobs
-                threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
                 self._evaluator = Evaluator(
                     self.features,
                     input_name=self.options.input_name,
-                    threads=threads,
+                    threads=inference_threads(self.jobs, self.overlap, os.cpu_count() or 1),
                     spin=not self.overlap,
                 )
             return self._evaluator

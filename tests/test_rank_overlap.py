@@ -65,3 +65,20 @@ def test_cache_entries_written_beside_the_search_hold_the_rank_metrics(
     assert all(step["cached"] for step in warm["steps"])
     for a, b in zip(cold["steps"], warm["steps"], strict=True):
         assert a["metrics"] == b["metrics"]
+
+
+@pytest.mark.parametrize(
+    ("jobs", "overlap", "cpus", "threads"),
+    [
+        (1, False, 8, None),  # ONNX Runtime's own default: every core
+        (1, True, 2, 1),  # one core left to the ranking thread
+        (1, True, 8, 7),
+        (1, True, 1, 1),
+        (2, False, 8, 4),  # parallel probes share the cores
+        (4, False, 2, 1),
+    ],
+)
+def test_inference_leaves_a_core_to_the_ranking_thread(
+    jobs: int, overlap: bool, cpus: int, threads: int | None
+) -> None:
+    assert engine.inference_threads(jobs, overlap, cpus) == threads
