@@ -111,8 +111,9 @@ def drift_matrix_summary(session: nox.Session) -> None:
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
     """Benchmark model-bisect alone and against benchmarks/baseline.py (`-- --only baseline`)."""
+    # Installed as users install it (not editable: byte-compiled like every dependency), and
     # pandas for benchmarks/baseline.py only: model-bisect itself never imports it.
-    session.install("-c", TOOLCHAIN, "-e", ".", "pandas")
+    session.install("-c", TOOLCHAIN, ".", "pandas")
     session.run("python", "benchmarks/bench.py", *session.posargs)
 
 

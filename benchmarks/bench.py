@@ -173,7 +173,11 @@ def spawn(command: Sequence[str], log: Path) -> tuple[int, float, float]:
     measured = log.with_suffix(".rusage.json")
     launcher = [sys.executable, "-I", "-S", "-c", LAUNCHER, str(measured), *command]
     with log.open("wb") as sink:
-        code = subprocess.run(launcher, stdout=sink, stderr=subprocess.STDOUT).returncode
+        # Run from the log's folder, not the checkout: `python -m model_bisect` must import
+        # the installed package, as a user's would, not the source tree beside it.
+        code = subprocess.run(
+            launcher, stdout=sink, stderr=subprocess.STDOUT, cwd=log.parent
+        ).returncode
     if code != 0 or not measured.is_file():
         raise _failed(launcher, code, log)
     data = json.loads(measured.read_text(encoding="utf-8"))
