@@ -519,7 +519,11 @@ def run(
 
     try:
         n = len(entries)
-        result = scan(n, probe, jobs=jobs) if options.scan else bisect(n, probe, jobs=jobs)
+        if options.scan:
+            result = scan(n, probe, jobs=jobs)
+        else:  # the --max-drop anchor is measured already: it is a step, not a new probe
+            known = {0: session.visit(0)} if session.anchor is not None else None
+            result = bisect(n, probe, jobs=jobs, known=known)
         session.finish()
     finally:
         session.close()

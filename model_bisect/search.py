@@ -124,18 +124,27 @@ def _round(lo: int, hi: int, unprobed: Sequence[int], jobs: int) -> list[int]:
     return sorted(chosen)
 
 
-def bisect(n: int, probe: Probe, *, jobs: int = 1) -> SearchResult:
-    """Find the first bad index, probing head and tail first and then ``jobs`` indices a round.
+def bisect(
+    n: int, probe: Probe, *, jobs: int = 1, known: Mapping[int, Status] | None = None
+) -> SearchResult:
+    """Find the first bad index: the tail first, since a passing tail ends the search (the
+    common nightly answer), then ``jobs`` indices a round between the last good and the first
+    bad. ``known`` holds outcomes measured before the search (the --max-drop anchor).
 
-    Without skips, ``jobs=1`` probes at most ceil(log2(n)) + 2 indices; larger ``jobs``
-    gives the same verdict in fewer rounds (each round is one ``probe`` call).
+    Without skips, ``jobs=1`` probes at most ceil(log2(n)) + 1 indices; larger ``jobs``
+    gives the same verdict in fewer rounds (each round is one ``probe`` call). A bad head
+    is found where the halving ends, so the head is never probed for its own sake.
     """
     if n < 2:
         raise ValueError(f"a timeline needs at least two models, got {n}")
     if jobs < 1:
         raise ValueError(f"jobs must be at least 1, got {jobs}")
-    outcomes: dict[int, Status] = {}
-    _ask(probe, (0, n - 1), outcomes)
+    outcomes: dict[int, Status] = dict(known or {})
+    lo, hi = _bounds(n, outcomes)
+    if hi == n and n - 1 not in outcomes:
+        # The tail with jobs - 1 cuts of the rest: more probes would be wasted if it passes.
+        rest = [i for i in range(lo + 1, n - 1) if i not in outcomes]
+        _ask(probe, [*_round(lo, n - 1, rest, jobs - 1), n - 1], outcomes)
     while True:
         lo, hi = _bounds(n, outcomes)
         unprobed = [i for i in range(lo + 1, hi) if i not in outcomes]

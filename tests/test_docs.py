@@ -118,3 +118,34 @@ def test_every_flag_in_help_is_documented_in_usage(command: tuple[str, ...]) -> 
     documented = set(_FLAG.findall(USAGE.read_text(encoding="utf-8")))
     missing = sorted(flags - documented)
     assert not missing, f"docs/usage.md does not mention {missing} of `{' '.join(command)}`"
+
+
+def test_readme_terminal_sample_is_what_its_command_prints() -> None:
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("## One bisect") :]
+    command = re.search(r"```sh\n(.*?)```", section, re.DOTALL)
+    sample = re.search(r"```text\n(.*?)```", section, re.DOTALL)
+    assert command
+    assert sample
+    argv = command.group(1).replace("\\\n", " ").split()
+    assert argv[:2] == ["model-bisect", "run"]
+    # The sample shows the terminal, not the files: drop --json/--markdown and their paths.
+    kept: list[str] = []
+    for arg in argv[2:]:
+        if kept and kept[-1] in ("--json", "--markdown"):
+            kept.pop()
+        else:
+            kept.append(arg)
+    env = {**os.environ, "COLUMNS": "100", "NO_COLOR": "1", "TERM": "dumb"}
+    env.pop("GITHUB_ACTIONS", None)
+    ran = subprocess.run(
+        [sys.executable, "-m", "model_bisect", "run", *kept, "--no-cache"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert ran.returncode == 0, ran.stderr
+    printed = [line.rstrip() for line in (ran.stdout + ran.stderr).splitlines() if line.strip()]
+    assert printed == [line.rstrip() for line in sample.group(1).splitlines()]

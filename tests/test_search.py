@@ -92,9 +92,9 @@ def test_bisect_matches_linear_oracle_on_monotone_timelines(
     assert all(len(call) <= max(2, jobs) for call in probe.calls)
     assert dict(result.outcomes) == {i: outcomes[i] for i in probe.probed}
     if not skips:
-        assert len(probe.calls) <= 1 + rounds_needed(n - 1, jobs + 1)
+        assert len(probe.calls) <= 1 + rounds_needed(n, jobs + 1)
         if jobs == 1:
-            assert len(probe.probed) <= ceil_log2(n) + 2
+            assert len(probe.probed) <= ceil_log2(n) + 1
 
 
 @settings(max_examples=150, deadline=None)
@@ -113,26 +113,51 @@ def test_more_jobs_give_the_verdict_of_one_job_in_no_more_rounds(
             assert len(probe.calls) <= len(one.calls)
 
 
-def test_first_round_probes_head_and_tail_together() -> None:
+def test_first_round_probes_the_tail_alone() -> None:
     probe = Timeline(monotone(10, 6, set()))
     bisect(10, probe)
-    assert probe.calls[0] == (0, 9)
+    assert probe.calls[0] == (9,)
 
 
-def test_head_bad_stops_after_the_first_round() -> None:
-    probe = Timeline([B, G, G, B, B])
+def test_bad_head_is_found_where_the_halving_ends() -> None:
+    probe = Timeline([B] * 5)
     result = bisect(5, probe)
     assert result.kind is VerdictKind.HEAD_BAD
     assert (result.first_bad, result.last_good, result.candidates) == (0, None, (0,))
-    assert probe.calls == [(0, 4)]
+    assert probe.calls[0] == (4,)
+    assert probe.calls[-1] == (0,)
+    assert len(probe.calls) <= ceil_log2(5) + 1
 
 
-def test_tail_good_is_no_regression_after_two_probes() -> None:
+def test_tail_good_is_no_regression_after_one_probe() -> None:
     probe = Timeline([G] * 8)
     result = bisect(8, probe)
     assert result.kind is VerdictKind.NO_REGRESSION
     assert (result.first_bad, result.last_good, result.candidates) == (None, 7, ())
-    assert probe.calls == [(0, 7)]
+    assert probe.calls == [(7,)]
+
+
+def test_passing_tail_ends_the_search_even_after_a_failing_head() -> None:
+    # The bisect trusts the timeline to read good...bad; --scan is what checks that.
+    probe = Timeline([B, B, G])
+    assert bisect(3, probe).kind is VerdictKind.NO_REGRESSION
+    assert probe.calls == [(2,)]
+    assert linear_verdict([B, B, G]).kind is VerdictKind.HEAD_BAD
+
+
+def test_known_outcomes_are_not_probed_again_and_count_in_the_verdict() -> None:
+    probe = Timeline(monotone(8, 5, set()))
+    result = bisect(8, probe, known={0: G})
+    assert 0 not in probe.probed
+    assert result.outcomes[0] is G
+    assert (result.kind, result.first_bad, result.last_good) == (VerdictKind.REGRESSION, 5, 4)
+
+
+def test_known_bad_head_is_head_bad_without_a_probe() -> None:
+    probe = Timeline([B] * 6)
+    result = bisect(6, probe, known={0: B})
+    assert result.kind is VerdictKind.HEAD_BAD
+    assert probe.calls == []
 
 
 def test_regression_names_first_bad_and_last_good() -> None:
@@ -189,7 +214,6 @@ def test_all_skipped_probes_every_index_once_and_names_no_candidate() -> None:
         ([G, B], VerdictKind.REGRESSION, 1, 0, (1,)),
         ([G, G], VerdictKind.NO_REGRESSION, None, 1, ()),
         ([B, B], VerdictKind.HEAD_BAD, 0, None, (0,)),
-        ([B, G], VerdictKind.HEAD_BAD, 0, None, (0,)),
         ([G, S], VerdictKind.INCONCLUSIVE, None, 0, (1,)),
         ([S, B], VerdictKind.INCONCLUSIVE, None, None, (0, 1)),
         ([S, S], VerdictKind.INCONCLUSIVE, None, None, ()),
@@ -211,26 +235,27 @@ def test_two_model_timelines(
         last_good,
         candidates,
     )
-    assert probe.calls == [(0, 1)]
+    assert probe.calls[0] == (1,)
 
 
-def test_second_probe_is_the_midpoint() -> None:
+def test_second_probe_is_the_midpoint_below_the_bad_tail() -> None:
     probe = Timeline(monotone(9, 7, set()))
     bisect(9, probe)
-    assert probe.calls[1] == (4,)
+    assert probe.calls[1] == (3,)  # the middle of the nine places the first bad can be: 0..8
 
 
 def test_skipped_midpoint_moves_to_an_adjacent_index() -> None:
-    probe = Timeline(monotone(9, 7, {4}))
+    probe = Timeline(monotone(9, 7, {3}))
     bisect(9, probe)
-    assert probe.calls[1] == (4,)
-    assert probe.calls[2] in ((3,), (5,))
+    assert probe.calls[1] == (3,)
+    assert probe.calls[2] in ((2,), (4,))
 
 
-def test_two_jobs_split_the_gap_in_thirds_in_one_call() -> None:
+def test_two_jobs_probe_the_tail_with_the_midpoint_then_split_the_gap_in_thirds() -> None:
     probe = Timeline(monotone(10, 8, set()))
     bisect(10, probe, jobs=2)
-    assert probe.calls[1] == (3, 6)
+    assert probe.calls[0] == (4, 9)
+    assert probe.calls[1] == (5, 7)  # (4, 9) cut in thirds
 
 
 def test_probe_that_omits_an_index_is_an_error() -> None:
@@ -323,7 +348,7 @@ def test_message_shortens_a_long_candidate_list() -> None:
 
 
 def test_no_regression_after_a_skipped_head_names_the_skip_and_the_passing_model() -> None:
-    text = verdict_message(bisect(2, Timeline([S, G])), LABELS)
+    text = verdict_message(bisect(2, Timeline([S, G]), jobs=2), LABELS)
     assert (
         text == "the last model #1 (model_01) passes the gates; #0 (model_00) could not be tested"
     )
