@@ -173,6 +173,7 @@ class _Session:
         self.on_step = on_step
         self._evaluator: Evaluator | None = None
         self._target_ranks: TargetRanks | None = None
+        self._target_lock = threading.Lock()  # apart: ranking the target takes a while
         self.measured: dict[str, tuple[_Measure, int]] = {}  # by sha256: result, first index
         self.steps: dict[int, Step] = {}
         self.evaluations = 0
@@ -205,6 +206,8 @@ class _Session:
                     threads=inference_threads(self.jobs, self.overlap, os.cpu_count() or 1),
                     spin=not self.overlap,
                 )
+                if self.overlap:  # the target's ranks are ready when this model's are due
+                    self._ranking_thread().submit(self._ranks)
             return self._evaluator
 
     def _cache_key(self, entry: TimelineEntry) -> str:
@@ -314,16 +317,19 @@ class _Session:
 
         if self._ranking is not None:
             self._ranking.result()
-        if self._ranker is None:
-            self._ranker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ranks")
 
         def finish() -> Metrics:
             target = self.features.target
             full = with_rank_metrics(metrics, predictions, target, ranks=self._ranks())
             return self._store(full, predictions, key, record)
 
-        self._ranking = self._ranker.submit(finish)
+        self._ranking = self._ranking_thread().submit(finish)
         return self._ranking
+
+    def _ranking_thread(self) -> ThreadPoolExecutor:
+        if self._ranker is None:
+            self._ranker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ranks")
+        return self._ranker
 
     def finish(self) -> None:
         """Wait for the ranking thread and put the complete metrics into every visited step."""
@@ -342,7 +348,7 @@ class _Session:
     def _ranks(self) -> TargetRanks:
         from .metrics import target_ranks
 
-        with self.lock:
+        with self._target_lock:
             if self._target_ranks is None:  # every model is ranked against one target
                 self._target_ranks = target_ranks(self.features.target)
             return self._target_ranks

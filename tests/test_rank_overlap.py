@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import math
+import sys
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from model_bisect import engine, timeline
+from model_bisect import engine, metrics, timeline
 from model_bisect.evalcache import EvalCache
 from model_bisect.gates import gate_specs
 from model_bisect.report import dumps
@@ -65,6 +67,35 @@ def test_cache_entries_written_beside_the_search_hold_the_rank_metrics(
     assert all(step["cached"] for step in warm["steps"])
     for a, b in zip(cold["steps"], warm["steps"], strict=True):
         assert a["metrics"] == b["metrics"]
+
+
+def test_target_is_ranked_once_on_the_ranking_thread_and_never_on_a_cached_rerun(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Ranked on the main thread, or under the session's lock that every probe takes, it
+    # would stall the search.
+    threads: list[str] = []
+    free_while_ranking: list[bool] = []
+    real = metrics.target_ranks
+
+    def recording(values: Any) -> Any:
+        threads.append(threading.current_thread().name)
+        lock = sys._getframe(1).f_locals["self"].lock  # the _Session's, taken by every probe
+        free = lock.acquire(timeout=5)
+        if free:
+            lock.release()
+        free_while_ranking.append(free)
+        return real(values)
+
+    monkeypatch.setattr(metrics, "target_ranks", recording)
+    cache = EvalCache(tmp_path / "cache")
+    _report(monkeypatch, 10**9, {"plcc": 0.85}, scan=True, cache=cache)
+    assert len(threads) == 1
+    assert threads[0].startswith("ranks")
+    assert free_while_ranking == [True]
+    threads.clear()
+    _report(monkeypatch, 10**9, {"plcc": 0.85}, scan=True, cache=cache)
+    assert threads == []
 
 
 @pytest.mark.parametrize(
