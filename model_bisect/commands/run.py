@@ -245,9 +245,6 @@ def _outputs(args: argparse.Namespace) -> list[tuple[str, Path]]:
 
 
 def _main(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
-    from ..comment import render_markdown, run_url_from_env
     from ..engine import RunOptions
     from ..evalcache import EvalCache
     from ..files import write_text_atomic
@@ -271,7 +268,6 @@ def _main(args: argparse.Namespace) -> int:
         input_name=args.input_name,
         cache=cache,
     )
-    err = Console(stderr=True)
     invoked = invocation(
         args.argv,  # set by cli.main: the words this command was given
         cwd=Path.cwd(),
@@ -283,12 +279,14 @@ def _main(args: argparse.Namespace) -> int:
         inputs = [args.features, args.timeline, args.git_path, args.config_source]
         inputs += [p for e in entries for p in (e.path, *e.companions)]
         refuse_inputs(_outputs(args), [p for p in inputs if p is not None])
-        report = _run_with_progress(entries, args.features, options, err, invoked)
+        report = _run_with_progress(entries, args.features, options, invoked)
 
     texts: dict[str, str] = {}
     if args.json is not None:
         texts["--json"] = dumps(report)
     if args.markdown is not None:
+        from ..comment import render_markdown, run_url_from_env
+
         texts["--markdown"] = render_markdown(
             report, marker_key=args.marker, run_url=run_url_from_env(os.environ)
         )
@@ -300,6 +298,8 @@ def _main(args: argparse.Namespace) -> int:
         else:
             _write(flag, path, texts[flag], write_text_atomic)
     if not args.quiet:
+        from rich.console import Console
+
         print_report(report, Console(file=table_stream))
     # With `--json -` the report went to stdout: Actions gets one written under $RUNNER_TEMP,
     # and its lines go where the table went, so stdout stays one JSON document.
@@ -359,13 +359,32 @@ def _tell_actions(report: Report, json_path: Path | None, stream: Any) -> None:
         )
 
 
+def _watched_stderr() -> Any:
+    """A rich console on stderr when a person is watching it, else None. Every setting that
+    can make rich call stderr a terminal is checked first, so an unwatched run (CI, a pipe)
+    never imports rich."""
+    overrides = ("FORCE_TERMINAL", "TTY_COMPATIBLE", "FORCE_COLOR")
+    isatty = getattr(sys.stderr, "isatty", None)
+    try:
+        tty = bool(isatty and isatty())
+    except ValueError:  # a closed stream
+        tty = False
+    if not tty and not any(name in os.environ for name in overrides):
+        return None
+    from rich.console import Console
+
+    err = Console(stderr=True)
+    return err if err.is_terminal else None
+
+
 def _run_with_progress(
-    entries: list[TimelineEntry], features: Path, options: Any, err: Any, invoked: Invocation
+    entries: list[TimelineEntry], features: Path, options: Any, invoked: Invocation
 ) -> Report:
     """A progress line on stderr while models are evaluated, only when a person is watching."""
     from ..engine import run
 
-    if not err.is_terminal:
+    err = _watched_stderr()
+    if err is None:
         return run(entries, features, options, invocation=invoked)
     from rich.markup import escape
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn

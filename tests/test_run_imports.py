@@ -1,12 +1,15 @@
-"""A fully cached rerun evaluates nothing, so it must not pay for ONNX Runtime or scipy.
+"""A run imports only what it uses: a fully cached rerun evaluates nothing, so it must not
+pay for ONNX Runtime or scipy; a run nobody watches prints no table or progress, so it must
+not pay for rich.
 
-Pinned on a real process with ``-X importtime``: an import anywhere on the rerun's path (a
+Pinned on a real process with ``-X importtime``: an import anywhere on the run's path (a
 module-level ``import onnxruntime`` one module away, say) shows up in its stderr.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -25,7 +28,15 @@ def _imported(stderr: str) -> set[str]:
     return names
 
 
-def _run(folder: Path, cache: Path, report: Path) -> tuple[set[str], dict[str, object]]:
+def _run(
+    folder: Path, cache: Path, report: Path, *extra: str, cwd: Path = REPO_ROOT
+) -> tuple[set[str], dict[str, object]]:
+    # stderr is a pipe here; these would make rich call it a terminal anyway.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("FORCE_TERMINAL", "TTY_COMPATIBLE", "FORCE_COLOR")
+    }
     done = subprocess.run(
         [
             sys.executable,
@@ -43,9 +54,10 @@ def _run(folder: Path, cache: Path, report: Path) -> tuple[set[str], dict[str, o
             str(cache),
             "--json",
             str(report),
-            "--quiet",
+            *(extra or ("--quiet",)),
         ],
-        cwd=REPO_ROOT,
+        cwd=cwd,
+        env=env,
         capture_output=True,
         text=True,
         timeout=300,
@@ -75,3 +87,24 @@ def test_fully_cached_rerun_imports_neither_onnxruntime_nor_scipy(tmp_path: Path
     assert second["verdict"] == first["verdict"]
     assert "model_bisect.engine" in warm  # the rerun did go through the engine
     assert _heavy(warm) == set()
+
+
+def _rich(modules: set[str]) -> set[str]:
+    return {m for m in modules if m.split(".")[0] == "rich" or m == "model_bisect.comment"}
+
+
+def test_unwatched_quiet_run_imports_no_terminal_or_markdown_rendering(tmp_path: Path) -> None:
+    # Outside the checkout: its pyproject.toml's [tool.model-bisect] marker needs the comment
+    # module to be checked.
+    def run(name: str, *extra: str) -> set[str]:
+        return _run(FIXTURE, tmp_path / "cache", tmp_path / name, *extra, cwd=tmp_path)[0]
+
+    quiet = run("quiet.json")
+    assert "model_bisect.engine" in quiet
+    assert _rich(quiet) == set()
+    shown = run("shown.json", "--no-cache")
+    assert "rich.console" in shown  # the table is printed with rich
+    assert "model_bisect.comment" not in shown
+    markdown = tmp_path / "result.md"
+    assert "model_bisect.comment" in run("md.json", "--quiet", "--markdown", str(markdown))
+    assert markdown.read_text(encoding="utf-8").startswith("<!--")
