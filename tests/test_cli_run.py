@@ -513,3 +513,34 @@ def test_git_path_finds_the_commit_that_brought_the_regression(
     assert body["verdict"]["first_bad_index"] == 3
     assert body["timeline"][3]["label"].endswith("new loss")
     assert len(body["timeline"]) == 5
+
+
+def test_max_drop_anchor_is_a_step_of_the_bisect_and_a_failing_one_ends_it(
+    tmp_path: Path, data: tuple[Path, list[float]]
+) -> None:
+    import numpy as np
+
+    features, weights = data
+    folder = tmp_path / "m"
+    noise = np.random.default_rng(7).normal(size=len(weights))
+    for i in range(9):
+        linear_model(folder / f"model_{i}.onnx", list(np.asarray(weights) + 0.35 * i * noise))
+
+    def bisect(name: str, *gates: str) -> dict[str, Any]:
+        out = tmp_path / name
+        args = ("run", folder, "--features", features, *gates, "--json", out, "--no-cache")
+        assert call_main("model_bisect", *args).code in (ExitCode.OK, ExitCode.REGRESSION)
+        return report(out)
+
+    scanned = bisect("scan.json", "--max-drop", "plcc=0.05", "--scan")
+    searched = bisect("bisect.json", "--max-drop", "plcc=0.05")
+    assert searched["verdict"] == scanned["verdict"]
+    indices = [s["index"] for s in searched["steps"]]
+    assert indices[0] == 0  # the anchor, measured before the search, once
+    assert searched["evaluations"] == len(indices) == len(set(indices))
+
+    assert float(scanned["steps"][0]["metrics"]["plcc"]) < 1.0
+    failing = bisect("head.json", "--max-drop", "plcc=0.05", "--min-plcc", "1")
+    assert failing["verdict"]["kind"] == "head_bad"
+    assert [s["index"] for s in failing["steps"]] == [0]
+    assert failing["evaluations"] == 1
