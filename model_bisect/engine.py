@@ -173,13 +173,16 @@ class _Session:
         self.on_step = on_step
         self._evaluator: Evaluator | None = None
         self._target_ranks: TargetRanks | None = None
-        self._target_lock = threading.Lock()  # apart: ranking the target takes a while
+        # Apart from self.lock, which every probe takes: ranking the target, or reading the
+        # library versions, takes a while.
+        self._target_lock = threading.Lock()
+        self._toolchain_lock = threading.Lock()
         self.measured: dict[str, tuple[_Measure, int]] = {}  # by sha256: result, first index
         self.steps: dict[int, Step] = {}
         self.evaluations = 0
         self.anchor: _Measure | None = None
         self.lock = threading.Lock()
-        self._key_toolchain: dict[str, str] | None = None
+        self._toolchain: dict[str, str] | None = None
         self.needs_predictions = options.alpha is not None and any(
             g.kind == "max_drop" for g in options.gates
         )
@@ -206,8 +209,9 @@ class _Session:
                     threads=inference_threads(self.jobs, self.overlap, os.cpu_count() or 1),
                     spin=not self.overlap,
                 )
-                if self.overlap:  # the target's ranks are ready when this model's are due
+                if self.overlap:  # ready when due, read while this model is inferred
                     self._ranking_thread().submit(self._ranks)
+                    self._ranking_thread().submit(self.toolchain)
             return self._evaluator
 
     def _cache_key(self, entry: TimelineEntry) -> str:
@@ -215,10 +219,7 @@ class _Session:
         the rows of it this run kept (they depend on every model's columns), what the model is
         fed (its inputs' columns), the target, the mapping, the input name, and the versions
         that compute them."""
-        with self.lock:
-            if self._key_toolchain is None:
-                self._key_toolchain = toolchain_versions()
-            versions = self._key_toolchain
+        versions = self.toolchain()
         return EvalCache.key(
             model=entry.weights_sha256 or entry.content_sha256 or entry.sha256,
             features=self.features.sha256,
@@ -344,6 +345,13 @@ class _Session:
         if self._ranker is not None:
             self._ranker.shutdown(wait=True, cancel_futures=True)
             self._ranker = None
+
+    def toolchain(self) -> dict[str, str]:
+        """The library versions, read once per run: the cache key and the report share them."""
+        with self._toolchain_lock:
+            if self._toolchain is None:
+                self._toolchain = toolchain_versions()
+            return self._toolchain
 
     def _ranks(self) -> TargetRanks:
         from .metrics import target_ranks
@@ -587,7 +595,7 @@ def _build_report(
         steps=tuple(session.steps[i] for i in sorted(session.steps)),
         evaluations=session.evaluations,
         verdict=verdict,
-        toolchain=toolchain_versions(),
+        toolchain=session.toolchain(),
         settings=settings,
         scan=(
             ScanSummary(monotone=not result.violations, violations=tuple(result.violations))

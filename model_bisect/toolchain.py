@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import platform
 from collections.abc import Sequence
-from importlib import metadata
 
 __all__ = ["FIXTURE_PACKAGES", "TOOLCHAIN_PACKAGES", "toolchain_versions"]
 
@@ -38,6 +37,8 @@ def toolchain_versions(
 ) -> dict[str, str]:
     """``{name: version}`` for ``packages`` ("absent" when not installed), led by
     ``"python"`` unless ``with_python`` is False (the manifest records Python apart)."""
+    from importlib import metadata  # here: its import alone outweighs the lookups
+
     versions = {"python": platform.python_version()} if with_python else {}
     for name in packages:
         try:

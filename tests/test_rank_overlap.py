@@ -98,6 +98,24 @@ def test_target_is_ranked_once_on_the_ranking_thread_and_never_on_a_cached_rerun
     assert threads == []
 
 
+@pytest.mark.parametrize("overlap_rows", [0, 10**9], ids=["in-line", "beside"])
+def test_library_versions_are_read_once_for_the_cache_keys_and_the_report(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, overlap_rows: int
+) -> None:
+    calls: list[str] = []
+    real = engine.toolchain_versions
+
+    def counting() -> dict[str, str]:
+        calls.append(threading.current_thread().name)
+        return {**real(), "numpy": "counted"}
+
+    monkeypatch.setattr(engine, "toolchain_versions", counting)
+    cache = EvalCache(tmp_path / "cache")
+    report = _report(monkeypatch, overlap_rows, {"plcc": 0.85}, scan=True, cache=cache)
+    assert len(calls) == 1
+    assert report["toolchain"]["numpy"] == "counted"
+
+
 @pytest.mark.parametrize(
     ("jobs", "overlap", "cpus", "threads"),
     [
