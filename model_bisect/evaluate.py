@@ -51,7 +51,7 @@ class Evaluation:
     """One model's predictions on every row of the cache, or why there are none."""
 
     ok: bool
-    predictions: np.ndarray | None  # float64 [rows] when ok
+    predictions: np.ndarray | None  # [rows] when ok: float32 from a float32 output, else float64
     reason: str  # why the model was skipped; "" when ok
     seconds: float
     unknown_rows: int = 0  # rows whose one-hot value is outside the layout
@@ -299,7 +299,7 @@ class Evaluator:
     ) -> np.ndarray:
         rows = self.features.rows
         step = fixed if fixed is not None else min(self.batch_rows, rows)
-        predictions = np.empty(rows, dtype=np.float64)
+        predictions: np.ndarray | None = None  # in the output's precision, made on first use
         for begin in range(0, rows, step):
             n = min(step, rows - begin)
             chunks = {}
@@ -322,7 +322,14 @@ class Evaluator:
                     f"wrong output size: output {output!r} has shape {list(values.shape)} for "
                     f"{expected} rows, expected [N] or [N, 1]"
                 )
+            if predictions is None:
+                # float32 outputs stay float32 (every metric sums in float64 chunks): at 10M
+                # rows a float64 copy would be 40 MB more; anything else becomes float64.
+                kept = np.float32 if values.dtype == np.float32 else np.float64
+                predictions = np.empty(rows, dtype=kept)
             predictions[begin : begin + n] = values.reshape(-1)[:n]
+        if predictions is None:  # no rows: nothing was run
+            return np.empty(0, dtype=np.float64)
         bad = int(np.count_nonzero(~np.isfinite(predictions)))
         if bad:
             raise _Skip(f"non-finite predictions: {bad} of {rows} rows are NaN or infinite")

@@ -262,6 +262,8 @@ def test_double_inputs_are_fed_as_float64(
         "features": _standardised(cols, ORDER, mean, std).astype(np.float64),
         "codec": _block(cols, CODEC_LAYOUT).astype(np.float64),
     }
+    assert result.predictions is not None
+    assert result.predictions.dtype == np.float64  # a double output keeps its precision
     np.testing.assert_array_equal(result.predictions, _by_hand(model, feeds))
 
 
