@@ -83,9 +83,22 @@ def open_regular(path: Path) -> BufferedReader:
 
 def read_bytes_bounded(path: Path, limit: int) -> bytes:
     """The bytes of a regular file of at most ``limit`` bytes (``TooLargeError`` beyond);
-    reads at most ``limit + 1`` bytes even if the file grows meanwhile."""
+    reads at most ``limit + 1`` bytes even if the file grows meanwhile.
+
+    Sized from the file, not the limit: ``read(limit + 1)`` would reserve the whole limit
+    (2 GiB for a model) up front, which fails under an address-space ulimit or strict
+    overcommit however small the file is."""
     with open_regular(path) as handle:
-        data = handle.read(limit + 1)
+        size = os.fstat(handle.fileno()).st_size
+        chunks = [handle.read(min(size, limit) + 1)]
+        total = len(chunks[0])
+        while total <= limit:  # a file that grew since fstat: the rest, a chunk at a time
+            more = handle.read(min(1 << 20, limit + 1 - total))
+            if not more:
+                break
+            chunks.append(more)
+            total += len(more)
+    data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
     if len(data) > limit:
         raise TooLargeError(f"{path} is larger than {limit} bytes")
     return data

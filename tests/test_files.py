@@ -171,3 +171,42 @@ def test_a_bounded_read_refuses_a_file_over_its_bound(tmp_path: Path) -> None:
     assert read_bytes_bounded(path, 101) == b"x" * 101
     with pytest.raises(TooLargeError):
         read_bytes_bounded(path, 100)
+
+
+def test_a_bounded_read_of_a_small_file_works_under_an_address_space_limit(
+    tmp_path: Path,
+) -> None:
+    # read(limit + 1) would reserve the 2 GiB limit up front: MemoryError under `ulimit -v`.
+    path = tmp_path / "small.onnx"
+    path.write_bytes(b"onnx" * 1000)
+    code = (
+        "import resource, sys\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))\n"
+        "from pathlib import Path\n"
+        "from model_bisect.files import read_bytes_bounded\n"
+        "data = read_bytes_bounded(Path(sys.argv[1]), (2 << 30) - 1)\n"
+        "print(len(data))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "4000"
+
+
+def test_a_bounded_read_follows_a_file_that_grew_after_its_size_was_taken(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "growing"
+    data = os.urandom(3 << 20)
+    path.write_bytes(data)
+    real = os.fstat
+
+    def stale(fd: int) -> os.stat_result:  # the size before the writer appended
+        info = real(fd)
+        return os.stat_result((*info[:6], 10, *info[7:]))
+
+    monkeypatch.setattr(os, "fstat", stale)
+    assert read_bytes_bounded(path, 3 << 20) == data
+    with pytest.raises(TooLargeError):
+        read_bytes_bounded(path, (3 << 20) - 1)
