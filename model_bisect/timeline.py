@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, BinaryIO
 
 from .errors import InputError, first_line
 from .features import sidecar_path
@@ -26,7 +26,7 @@ from .files import (
     special_file_kind,
 )
 from .inputs import InputDescription, from_timeline_table
-from .onnxfile import external_data_locations, unsafe_location_reason
+from .onnxfile import MAX_MODEL_BYTES, external_data_locations, unsafe_location_reason
 from .safetext import unicode_safe
 
 __all__ = [
@@ -317,17 +317,23 @@ def from_file(path: Path) -> list[TimelineEntry]:
     return _entries(list(zip(paths, labels, strict=True)), described)
 
 
-def _git(args: Sequence[str], cwd: Path, where: str) -> subprocess.CompletedProcess[bytes]:
+def _git(
+    args: Sequence[str], cwd: Path, where: str, *, sink: BinaryIO | None = None
+) -> subprocess.CompletedProcess[bytes]:
+    """Run git; its output is captured, or streamed into ``sink`` (a blob, never in memory)."""
     git = shutil.which("git")
     if git is None:
         raise InputError("git is not installed", where, "install git or pass the models directly")
+    output: dict[str, Any] = (
+        {"capture_output": True} if sink is None else {"stdout": sink, "stderr": subprocess.PIPE}
+    )
     try:
         return subprocess.run(
             [git, "--literal-pathspecs", "-c", "core.quotepath=off", *args],
             cwd=cwd,
-            capture_output=True,
             check=False,
             env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},
+            **output,
         )
     except OSError as exc:
         raise InputError(f"cannot run git ({exc})", where, "check the git installation") from None
@@ -341,21 +347,56 @@ def _existing_ancestor(path: Path) -> Path:
 
 
 class _History:
-    """Reads one model's versions out of a repository (blobs memoised per commit)."""
+    """Reads one model's versions out of a repository. Blobs go straight from git to files:
+    a history of large weights is never held in memory, only sizes and the external-data
+    locations each version of the model names."""
 
     def __init__(self, root: Path, relative: str, where: str) -> None:
         self.root = root
         self.relative = relative
         self.folder = PurePosixPath(relative).parent
         self.where = where
-        self._blobs: dict[tuple[str, str], bytes | None] = {}
+        self._sizes: dict[tuple[str, str], int | None] = {}
+        self._locations: dict[str, list[str]] = {}
 
-    def blob(self, commit: str, path: str) -> bytes | None:
+    def size(self, commit: str, path: str) -> int | None:
+        """The size of the file ``path`` at ``commit``; None when it has none there."""
         key = (commit, path)
-        if key not in self._blobs:
-            done = _git(["cat-file", "blob", f"{commit}:{path}"], self.root, self.where)
-            self._blobs[key] = done.stdout if done.returncode == 0 else None
-        return self._blobs[key]
+        if key not in self._sizes:
+            listed = _git(["ls-tree", "-l", "-z", commit, "--", path], self.root, self.where)
+            # "<mode> blob <sha> <size>\t<path>\0" for a file; nothing for a missing path.
+            fields = listed.stdout.split(b"\t", 1)[0].split()
+            found = listed.returncode == 0 and len(fields) == 4 and fields[1] == b"blob"
+            self._sizes[key] = int(fields[3]) if found else None
+        return self._sizes[key]
+
+    def write(self, commit: str, path: str, target: Path) -> None:
+        """The file ``path`` at ``commit`` copied to ``target``."""
+        with target.open("wb") as sink:
+            done = _git(["cat-file", "blob", f"{commit}:{path}"], self.root, self.where, sink=sink)
+        if done.returncode != 0:
+            problem = done.stderr.decode(errors="replace").strip().splitlines()
+            raise InputError(
+                f"git cannot read {path} at {commit[:12]} "
+                f"({problem[0] if problem else 'no message'})",
+                self.where,
+                "check the repository (git fsck)",
+            )
+
+    def _model_locations(self, commit: str) -> list[str]:
+        """The external-data locations the model names at ``commit`` (unchecked; [] when it
+        cannot be parsed: the evaluator will skip it and say why)."""
+        if commit not in self._locations:
+            size = self.size(commit, self.relative)
+            found: list[str] = []
+            if size is not None and size <= MAX_MODEL_BYTES:
+                done = _git(["cat-file", "blob", f"{commit}:{self.relative}"], self.root, "")
+                try:
+                    found = external_data_locations(done.stdout) if done.returncode == 0 else []
+                except Exception:  # not a model we can parse
+                    found = []
+            self._locations[commit] = found
+        return self._locations[commit]
 
     def commits(self, rev_range: str | None, paths: Iterable[str]) -> list[list[str]]:
         log = _git(
@@ -382,10 +423,12 @@ class _History:
 
     def companions(self, commit: str, scratch: Path) -> list[str]:
         """Repository paths of the sidecar and the safe external-data files of one version."""
-        model = self.blob(commit, self.relative)
         names = [sidecar_path(Path(self.relative)).name]
-        if model is not None:
-            names += _safe_locations(model, scratch)
+        names += [
+            location
+            for location in self._model_locations(commit)
+            if unsafe_location_reason(location, scratch) is None
+        ]
         return [(self.folder / name).as_posix() for name in dict.fromkeys(names)]
 
 
@@ -423,7 +466,7 @@ def from_git(path: Path, rev_range: str | None, workdir: Path) -> list[TimelineE
         if found <= tracked:
             break
         tracked |= found
-    versions = [c for c in commits if history.blob(c[0], relative) is not None]
+    versions = [c for c in commits if history.size(c[0], relative) is not None]
     if not versions:
         in_range = f" in {rev_range}" if rev_range else ""
         raise InputError(
@@ -437,13 +480,12 @@ def from_git(path: Path, rev_range: str | None, workdir: Path) -> list[TimelineE
         folder = workdir / f"{number:0{width}d}_{short}"
         model = folder / real.name
         folder.mkdir(parents=True, exist_ok=True)
-        model.write_bytes(history.blob(full, relative) or b"")
+        history.write(full, relative, model)
         for companion in history.companions(full, folder):
-            data = history.blob(full, companion)
-            if data is not None:
+            if history.size(full, companion) is not None:
                 target = folder / PurePosixPath(companion).relative_to(history.folder)
                 target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(data)
+                history.write(full, companion, target)
         items.append((model, f"{short} {subject}".strip()))
     return [
         replace(entry, commit=full, subject=subject, source=relative)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tracemalloc
 from pathlib import Path
 
+import numpy as np
 import onnx
 import pytest
 
@@ -304,3 +306,30 @@ def test_git_entries_record_full_sha_repository_path_and_subject(
     assert [(e.commit or "")[: len(sha)] for e, (sha, _) in zip(entries, history, strict=True)] == [
         sha for sha, _ in history
     ]
+
+
+def test_git_history_copies_blobs_to_files_without_holding_them_in_memory(
+    tmp_path: Path,
+) -> None:
+    # Three versions of 16 MB weights: read into Python (as the history once was, keeping
+    # every blob of every commit), they would show in tracemalloc's peak.
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q")
+    rng = np.random.default_rng(3)
+    sizes = []
+    for i in range(3):
+        linear_model(repo / "m.onnx", [w + i for w in default_weights(6)], external_data=True)
+        with (repo / "m.onnx.data").open("ab") as data:  # padding the model never reads
+            data.write(rng.bytes(16 << 20))
+        sizes.append((repo / "m.onnx.data").stat().st_size)
+        _git(repo, "add", ".")
+        _git(repo, "commit", "-q", "-m", f"step {i}")
+    tracemalloc.start()
+    try:
+        entries = from_git(repo / "m.onnx", None, tmp_path / "work")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert [(e.path.parent / "m.onnx.data").stat().st_size for e in entries] == sizes
+    assert peak < 4 << 20, f"{peak / 2**20:.1f} MB allocated while copying 48 MB of blobs"
