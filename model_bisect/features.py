@@ -320,6 +320,9 @@ def load_features(
     # read plus float64 casts would hold several copies of the data at once (peak memory is
     # benchmarked: `nox -s bench`).
     total = parquet.metadata.num_rows
+    in_groups = sum(parquet.metadata.row_group(g).num_rows for g in range(parquet.num_row_groups))
+    if in_groups != total:  # a forged or damaged footer: the arrays below are sized by it
+        raise _corrupt(where, f"its footer says {total} rows, its row groups {in_groups}")
     try:  # the row count comes from the file's footer: untrusted until the rows are read
         matrix = np.empty((total, len(names)), dtype=np.float32)
         target_values = np.empty(total, dtype=np.float64)
@@ -335,6 +338,12 @@ def load_features(
             stop = filled + parquet.metadata.row_group(group).num_rows
             for i, name in enumerate([*names, target]):
                 column = parquet.read_row_group(group, columns=[name], use_threads=False)
+                if len(column) != stop - filled:  # never leave rows of `out` unwritten
+                    raise _corrupt(
+                        where,
+                        f"row group {group} says {stop - filled} rows, column {name!r} holds "
+                        f"{len(column)}",
+                    )
                 out = target_values[filled:stop] if name == target else matrix[filled:stop, i]
                 _copy_floats(column.column(0), out)
                 del column

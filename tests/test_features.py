@@ -265,3 +265,65 @@ def test_float32_int_and_null_values_survive_several_row_groups(tmp_path: Path) 
         [np.float32(1e-3), 7.0],
     ]
     assert loaded.target.tolist() == [1.0, 3.0, 5.0, 6.0, 2**0.5]
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        low, n = n & 0x7F, n >> 7
+        out.append(low | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _forge_row_count(path: Path, real: int, claimed: int, *, row_group: bool = False) -> Path:
+    """``path`` with its footer's num_rows (FileMetaData field 3, a thrift-compact i64, the
+    first one encoding ``real``) replaced by ``claimed``, and with ``row_group`` the only row
+    group's too (the last one: it follows the column chunks' value counts); the footer
+    length is rewritten."""
+    raw = path.read_bytes()
+    length = int.from_bytes(raw[-8:-4], "little")
+    footer = raw[-8 - length : -8]
+    field = b"\x16"  # field id delta 1, type i64
+    old = field + _varint(real << 1)  # zigzag of a non-negative number
+    places = [footer.find(old)] + ([footer.rfind(old)] if row_group else [])
+    assert places[0] > 0, "no num_rows field found"
+    for at in reversed(places):
+        footer = footer[:at] + field + _varint(claimed << 1) + footer[at + len(old) :]
+    forged = path.with_name(f"claims-{claimed}.parquet")
+    forged.write_bytes(raw[: -8 - length] + footer + len(footer).to_bytes(4, "little") + b"PAR1")
+    metadata = pq.ParquetFile(forged).metadata
+    assert metadata.num_rows == claimed
+    assert (metadata.row_group(0).num_rows == claimed) is row_group
+    return forged
+
+
+@pytest.mark.parametrize(
+    ("claimed", "message"),
+    [
+        (0, "its footer says 0 rows, its row groups 777"),
+        (100, "its footer says 100 rows, its row groups 777"),
+        (10_000, "its footer says 10000 rows, its row groups 777"),
+        (1 << 62, f"its footer says {1 << 62} rows, its row groups 777"),
+    ],
+)
+def test_a_footer_whose_row_count_disagrees_with_its_row_groups_is_corrupt(
+    tmp_path: Path, claimed: int, message: str
+) -> None:
+    good = _write(tmp_path / "f.parquet", {"adm2": np.ones(777, np.float32), "mos": np.ones(777)})
+    forged = _forge_row_count(good, 777, claimed)
+    with pytest.raises(InputError) as exc:
+        load_features(forged, ["adm2"])
+    assert _one_line(exc).startswith(f"corrupt parquet file ({message}) in {forged}: ")
+
+
+def test_a_row_group_claiming_more_rows_than_its_columns_hold_is_corrupt(tmp_path: Path) -> None:
+    # Footer and row group agree on 800 rows, the columns hold 777: read as claimed, 23 rows
+    # of the feature matrix would be left as whatever memory held.
+    good = _write(tmp_path / "f.parquet", {"adm2": np.ones(777, np.float32), "mos": np.ones(777)})
+    forged = _forge_row_count(good, 777, 800, row_group=True)
+    with pytest.raises(InputError) as exc:
+        load_features(forged, ["adm2"])
+    assert _one_line(exc).startswith(
+        f"corrupt parquet file (row group 0 says 800 rows, column 'adm2' holds 777) in {forged}"
+    )
