@@ -367,7 +367,7 @@ def test_special_error_logs_never_block_and_still_publish(
     assert done.code == ExitCode.OK, done.err
     assert "Traceback" not in done.err
     assert "it is a FIFO, not a regular file" in github.comments(REPO, ISSUE)[0]["body"]
-    for log, kind in ((zero, "a device"), (tmp_path, "a directory")):
+    for log, kind in ((zero, "a character device"), (tmp_path, "a directory")):
         dry = run_module(
             "model_bisect", "publish", "--dry-run", "--wiring-broke", "--error-log", log,
             env=env_for(None), timeout=TIMEOUT,
@@ -403,7 +403,7 @@ def test_hostile_report_files_are_one_line_and_never_block(
     binary.write_bytes(b"\xff\xfe\x00{")
     cases = {
         fifo: "a FIFO, not a regular file",
-        Path("/dev/zero"): "a device, not a regular file",
+        Path("/dev/zero"): "a character device, not a regular file",
         tmp_path: "a directory, not a regular file",
         deep: "not a model-bisect report",
         odd: "not a model-bisect report",

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import stat
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from ..config import TABLE, load_config
 from ..errors import BisectError, InputError, UsageError, first_line
 from ..exitcodes import ExitCode
+from ..files import special_file_kind
 from ..outputs import STDOUT, check_writable, refuse_inputs  # --body-out - is standard output
 from .run import DEFAULT_MARKER, add_config_flag
 
@@ -106,21 +106,11 @@ def _shown(path: Path | str) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
-def _special(path: Path) -> str | None:
-    """What ``path`` is when it is not a regular file (symlinks followed), else None; reading
-    a FIFO blocks forever and a device like /dev/zero never ends."""
-    mode = os.stat(path).st_mode
-    if stat.S_ISREG(mode):
-        return None
-    kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"))
-    return next((kind for test, kind in kinds if test(mode)), "a device")
-
-
 def _log_text(path: Path) -> str:
     """The error log's tail (at most MAX_LOG_BYTES); an unreadable or special one still
     yields a body, so the comment never goes stale."""
     try:
-        kind = _special(path)
+        kind = special_file_kind(os.stat(path))
         if kind is not None:
             problem = f"it is {kind}, not a regular file"
         else:
@@ -141,7 +131,7 @@ def _read_report(path: Path) -> Report:
 
     fix = "pass the JSON written by `model-bisect run --json`"
     try:
-        kind = _special(path)
+        kind = special_file_kind(os.stat(path))
         size = path.stat().st_size
     except FileNotFoundError:
         kind, size = None, 0  # read_report names it
