@@ -46,7 +46,15 @@ if TYPE_CHECKING:
     from .evaluate import Evaluator
     from .ranks import TargetRanks
 
-__all__ = ["MAX_JOBS", "Judged", "RunOptions", "effective_jobs", "judge_model", "run"]
+__all__ = [
+    "MAX_JOBS",
+    "Judged",
+    "RunOptions",
+    "effective_jobs",
+    "inference_threads",
+    "judge_model",
+    "run",
+]
 
 # Parallel probes beyond this buy nothing (each probe already uses several ORT threads) and
 # each holds a model's batch buffers: --jobs is clamped to min(models, 4 x CPUs, MAX_JOBS).
