@@ -26,7 +26,7 @@ from .files import (
     special_file_kind,
 )
 from .inputs import InputDescription, from_timeline_table
-from .onnxfile import MAX_MODEL_BYTES, external_data_locations, unsafe_location_reason
+from .onnxfile import external_data_locations, unsafe_location_reason
 from .safetext import unicode_safe
 
 __all__ = [
@@ -82,13 +82,17 @@ def _sorted_naturally(paths: Iterable[Path]) -> list[Path]:
     return sorted(paths, key=lambda p: (natural_key(str(p)), str(p)))
 
 
-def _safe_locations(model: Path | bytes, folder: Path) -> list[str]:
-    """External-data locations of a model that stay inside ``folder``; [] when unparsable."""
+def _named_locations(model: Path) -> list[str]:
+    """The external-data locations a model names, unchecked; [] when unparsable."""
     try:
-        locations = external_data_locations(model)
-        return [loc for loc in locations if unsafe_location_reason(loc, folder) is None]
+        return external_data_locations(model)
     except Exception:  # not a model we can parse: the evaluator will skip it and say why
         return []
+
+
+def _inside(locations: Iterable[str], folder: Path) -> list[str]:
+    """The ``locations`` that stay inside ``folder``."""
+    return [loc for loc in locations if unsafe_location_reason(loc, folder) is None]
 
 
 @dataclass(frozen=True)
@@ -112,7 +116,9 @@ def _hashes(path: Path) -> _Hashes:
     # The sidecar is named after the model, so it is keyed by role, not name: two copies of
     # one model under different names must hash alike.
     companions = [("sidecar", sidecar_path(path).name)]
-    companions += [(name, name) for name in sorted(set(_safe_locations(path, path.parent)))]
+    companions += [
+        (name, name) for name in sorted(set(_inside(_named_locations(path), path.parent)))
+    ]
     present = []
     for role, name in companions:
         try:
@@ -339,6 +345,12 @@ def _git(
         raise InputError(f"cannot run git ({exc})", where, "check the git installation") from None
 
 
+def _first_error(done: subprocess.CompletedProcess[bytes]) -> str:
+    """git's first line on stderr, for a one-line message."""
+    lines = done.stderr.decode(errors="replace").strip().splitlines()
+    return lines[0] if lines else "no message"
+
+
 def _existing_ancestor(path: Path) -> Path:
     for candidate in [path, *path.parents]:
         if candidate.is_dir():
@@ -347,56 +359,69 @@ def _existing_ancestor(path: Path) -> Path:
 
 
 class _History:
-    """Reads one model's versions out of a repository. Blobs go straight from git to files:
-    a history of large weights is never held in memory, only sizes and the external-data
-    locations each version of the model names."""
+    """Reads one model's versions out of a repository. Each distinct blob goes from git into
+    a file in ``store`` once (a model file unchanged across commits is read once) and is
+    linked from there: a history of large weights is never held in memory."""
 
-    def __init__(self, root: Path, relative: str, where: str) -> None:
+    def __init__(self, root: Path, relative: str, where: str, store: Path) -> None:
         self.root = root
         self.relative = relative
         self.folder = PurePosixPath(relative).parent
         self.where = where
-        self._sizes: dict[tuple[str, str], int | None] = {}
-        self._locations: dict[str, list[str]] = {}
+        self.store = store
+        self._ids: dict[tuple[str, str], str | None] = {}  # (commit, path) -> blob id
+        self._locations: dict[str, list[str]] = {}  # model blob id -> locations it names
 
-    def size(self, commit: str, path: str) -> int | None:
-        """The size of the file ``path`` at ``commit``; None when it has none there."""
-        key = (commit, path)
-        if key not in self._sizes:
-            listed = _git(["ls-tree", "-l", "-z", commit, "--", path], self.root, self.where)
-            # "<mode> blob <sha> <size>\t<path>\0" for a file; nothing for a missing path.
-            fields = listed.stdout.split(b"\t", 1)[0].split()
-            found = listed.returncode == 0 and len(fields) == 4 and fields[1] == b"blob"
-            self._sizes[key] = int(fields[3]) if found else None
-        return self._sizes[key]
+    def blobs(self, commit: str, paths: Iterable[str]) -> list[str | None]:
+        """The blob ids of ``paths`` at ``commit`` (None: no file there), one git call for
+        those not known yet."""
+        wanted = list(paths)
+        todo = [p for p in dict.fromkeys(wanted) if (commit, p) not in self._ids]
+        if todo:
+            listed = _git(["ls-tree", "-z", commit, "--", *todo], self.root, self.where)
+            found: dict[str, str] = {}
+            for record in listed.stdout.split(b"\0") if listed.returncode == 0 else []:
+                meta, _, name = record.partition(b"\t")  # "<mode> blob <id>\t<path>"
+                fields = meta.split()
+                if len(fields) == 3 and fields[1] == b"blob":
+                    found[os.fsdecode(name)] = fields[2].decode()
+            for p in todo:
+                self._ids[(commit, p)] = found.get(p)
+        return [self._ids[(commit, p)] for p in wanted]
 
-    def write(self, commit: str, path: str, target: Path) -> None:
-        """The file ``path`` at ``commit`` copied to ``target``."""
-        with target.open("wb") as sink:
-            done = _git(["cat-file", "blob", f"{commit}:{path}"], self.root, self.where, sink=sink)
-        if done.returncode != 0:
-            problem = done.stderr.decode(errors="replace").strip().splitlines()
-            raise InputError(
-                f"git cannot read {path} at {commit[:12]} "
-                f"({problem[0] if problem else 'no message'})",
-                self.where,
-                "check the repository (git fsck)",
-            )
+    def _stored(self, blob: str) -> Path:
+        """The blob's bytes as a file of the store, streamed from git the first time."""
+        path = self.store / blob
+        if not path.exists():
+            self.store.mkdir(parents=True, exist_ok=True)
+            partial = path.with_suffix(".part")
+            with partial.open("wb") as sink:
+                done = _git(["cat-file", "blob", blob], self.root, self.where, sink=sink)
+            if done.returncode != 0:
+                raise InputError(
+                    f"git cannot read blob {blob[:12]} ({_first_error(done)})",
+                    self.where,
+                    "check the repository (git fsck)",
+                )
+            partial.replace(path)
+        return path
+
+    def copy(self, blob: str, target: Path) -> None:
+        """The blob as ``target``: a hard link into the store, or a copy where links fail."""
+        source = self._stored(blob)
+        try:
+            os.link(source, target)
+        except OSError:
+            shutil.copyfile(source, target)
 
     def _model_locations(self, commit: str) -> list[str]:
-        """The external-data locations the model names at ``commit`` (unchecked; [] when it
-        cannot be parsed: the evaluator will skip it and say why)."""
-        if commit not in self._locations:
-            size = self.size(commit, self.relative)
-            found: list[str] = []
-            if size is not None and size <= MAX_MODEL_BYTES:
-                done = _git(["cat-file", "blob", f"{commit}:{self.relative}"], self.root, "")
-                try:
-                    found = external_data_locations(done.stdout) if done.returncode == 0 else []
-                except Exception:  # not a model we can parse
-                    found = []
-            self._locations[commit] = found
-        return self._locations[commit]
+        """The external-data locations the model names at ``commit``, unchecked."""
+        (blob,) = self.blobs(commit, [self.relative])
+        if blob is None:
+            return []
+        if blob not in self._locations:
+            self._locations[blob] = _named_locations(self._stored(blob))
+        return self._locations[blob]
 
     def commits(self, rev_range: str | None, paths: Iterable[str]) -> list[list[str]]:
         log = _git(
@@ -412,9 +437,8 @@ class _History:
             self.where,
         )
         if log.returncode != 0:
-            problem = log.stderr.decode(errors="replace").strip().splitlines()
             raise InputError(
-                f"git log failed ({problem[0] if problem else 'no message'})",
+                f"git log failed ({_first_error(log)})",
                 self.where,
                 "check --rev-range (A..B with commits that exist)",
             )
@@ -424,11 +448,7 @@ class _History:
     def companions(self, commit: str, scratch: Path) -> list[str]:
         """Repository paths of the sidecar and the safe external-data files of one version."""
         names = [sidecar_path(Path(self.relative)).name]
-        names += [
-            location
-            for location in self._model_locations(commit)
-            if unsafe_location_reason(location, scratch) is None
-        ]
+        names += _inside(self._model_locations(commit), scratch)
         return [(self.folder / name).as_posix() for name in dict.fromkeys(names)]
 
 
@@ -457,16 +477,19 @@ def from_git(path: Path, rev_range: str | None, workdir: Path) -> list[TimelineE
         ) from None
     if rev_range is not None and (not rev_range or rev_range.startswith("-")):
         raise InputError(f"bad revision range {rev_range!r}", where, "pass --rev-range A..B")
-    history = _History(root, relative, where)
+    history = _History(root, relative, where, workdir / ".blobs")
     workdir.mkdir(parents=True, exist_ok=True)
     tracked = {relative, f"{relative}.data", (history.folder / sidecar_path(real).name).as_posix()}
     for _ in range(4):  # companions found in old versions may add commits: reach a fixed point
         commits = history.commits(rev_range, tracked)
-        found = {p for full, _, _ in commits for p in history.companions(full, workdir)}
+        found: set[str] = set()
+        for full, _, _ in commits:
+            history.blobs(full, sorted(tracked))  # one git listing per commit answers them all
+            found.update(history.companions(full, workdir))
         if found <= tracked:
             break
         tracked |= found
-    versions = [c for c in commits if history.size(c[0], relative) is not None]
+    versions = [c for c in commits if history.blobs(c[0], [relative])[0] is not None]
     if not versions:
         in_range = f" in {rev_range}" if rev_range else ""
         raise InputError(
@@ -480,13 +503,14 @@ def from_git(path: Path, rev_range: str | None, workdir: Path) -> list[TimelineE
         folder = workdir / f"{number:0{width}d}_{short}"
         model = folder / real.name
         folder.mkdir(parents=True, exist_ok=True)
-        history.write(full, relative, model)
-        for companion in history.companions(full, folder):
-            if history.size(full, companion) is not None:
-                target = folder / PurePosixPath(companion).relative_to(history.folder)
+        files = [relative, *history.companions(full, folder)]  # every version has the model
+        for name, blob in zip(files, history.blobs(full, files), strict=True):
+            if blob is not None:
+                target = folder / PurePosixPath(name).relative_to(history.folder)
                 target.parent.mkdir(parents=True, exist_ok=True)
-                history.write(full, companion, target)
+                history.copy(blob, target)
         items.append((model, f"{short} {subject}".strip()))
+    shutil.rmtree(history.store, ignore_errors=True)  # the versions keep their links
     return [
         replace(entry, commit=full, subject=subject, source=relative)
         for entry, (full, _, subject) in zip(_entries(items), versions, strict=True)
