@@ -172,15 +172,19 @@ class Evaluator:
             bound = [(feed_name, feeds[0], dtype)]
         else:
             bound, batch = self._bind(session, feeds, description.named)
-        output = self._first_output(session)
-        return self._run(session, bound, output, batch)
+        output, kept = self._first_output(session)
+        return self._run(session, bound, output, kept, batch)
 
     @staticmethod
-    def _first_output(session: Any) -> str:
+    def _first_output(session: Any) -> tuple[str, type[np.floating[Any]]]:
+        """The output scored, and the dtype its predictions are kept in: a float32 output stays
+        float32 (every metric sums in float64 chunks; at 10M rows a float64 copy would be 40 MB
+        more), anything else becomes float64."""
         outputs = session.get_outputs()
         if not outputs:
             raise _Skip("model declares no outputs: nothing to score")
-        return str(outputs[0].name)
+        first = outputs[0]
+        return str(first.name), np.float32 if first.type == "tensor(float)" else np.float64
 
     def _session(self, path: Path, data: bytes | None) -> Any:
         import onnxruntime as ort  # here, not at the top: a fully cached rerun never needs it
@@ -295,11 +299,12 @@ class Evaluator:
         session: Any,
         bound: Sequence[tuple[str, Feed, Any]],
         output: str,
+        kept: type[np.floating[Any]],
         fixed: int | None,
     ) -> np.ndarray:
         rows = self.features.rows
         step = fixed if fixed is not None else min(self.batch_rows, rows)
-        predictions: np.ndarray | None = None  # in the output's precision, made on first use
+        predictions = np.empty(rows, dtype=kept)
         for begin in range(0, rows, step):
             n = min(step, rows - begin)
             chunks = {}
@@ -322,14 +327,7 @@ class Evaluator:
                     f"wrong output size: output {output!r} has shape {list(values.shape)} for "
                     f"{expected} rows, expected [N] or [N, 1]"
                 )
-            if predictions is None:
-                # float32 outputs stay float32 (every metric sums in float64 chunks): at 10M
-                # rows a float64 copy would be 40 MB more; anything else becomes float64.
-                kept = np.float32 if values.dtype == np.float32 else np.float64
-                predictions = np.empty(rows, dtype=kept)
             predictions[begin : begin + n] = values.reshape(-1)[:n]
-        if predictions is None:  # no rows: nothing was run
-            return np.empty(0, dtype=np.float64)
         bad = int(np.count_nonzero(~np.isfinite(predictions)))
         if bad:
             raise _Skip(f"non-finite predictions: {bad} of {rows} rows are NaN or infinite")
