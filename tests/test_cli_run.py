@@ -145,7 +145,7 @@ def test_bad_from_k_is_found_within_the_log2_bound(
     body = report(out)
     assert code == ExitCode.REGRESSION
     assert body["verdict"]["first_bad_index"] == first_bad
-    assert body["evaluations"] <= math.ceil(math.log2(n)) + 2
+    assert body["evaluations"] <= math.ceil(math.log2(n)) + 1  # the tail, then halving
     statuses = {s["index"]: s["status"] for s in body["steps"]}
     assert statuses[first_bad] == "bad"
     assert statuses.get(first_bad - 1) == "good"
