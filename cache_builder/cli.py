@@ -23,11 +23,11 @@ from rich.console import Console
 from rich.table import Table
 
 from model_bisect import __version__
+from model_bisect.command_line import Parser, add_debug_flag, speak
 from model_bisect.errors import InputError, UsageError
 from model_bisect.exitcodes import ExitCode
 from model_bisect.files import write_text_atomic
 from model_bisect.outputs import check_writable, refuse_inputs
-from model_bisect.speaking import Parser, add_debug_flag, speak
 
 from .layout import DEFAULT_OUT
 
@@ -255,7 +255,7 @@ def _check(args: argparse.Namespace) -> int:
 
 def _tell_actions(out: Path, report: DriftReport, require: str, failed: bool) -> None:
     """Inside GitHub Actions: a summary table, and an annotation for any drift."""
-    from model_bisect import github_actions
+    from model_bisect.publishing import actions as github_actions
 
     rows = [(finding.path, finding.kind.value) for finding in report.findings]
     advice = [report.advice()] if report.drifted else []

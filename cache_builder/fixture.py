@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from model_bisect.features import CANONICAL_FEATURES, TARGET_COLUMN
+from model_bisect.evaluation.features import CANONICAL_FEATURES, TARGET_COLUMN
 
 from .layout import MODEL_COUNT
 from .limits import MAX_MODELS, MAX_ROWS, MAX_SEED, FieldError, integer, mapping, sha256, text

@@ -9,8 +9,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from model_bisect.arrow import float_values
 from model_bisect.errors import first_line
+from model_bisect.evaluation.arrow import float_values
 
 from .difference import Difference, short
 

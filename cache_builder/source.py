@@ -13,9 +13,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from model_bisect.arrow import float_values
 from model_bisect.errors import InputError, first_line
-from model_bisect.features import CANONICAL_FEATURES, TARGET_COLUMN
+from model_bisect.evaluation.arrow import float_values
+from model_bisect.evaluation.features import CANONICAL_FEATURES, TARGET_COLUMN
 from model_bisect.files import file_sha256
 
 from .fixture import TIMELINE_SEED, Fixture, FixtureData, LinearWeights, Origin, OriginKind, perturb

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from model_bisect.features import CANONICAL_FEATURES, TARGET_COLUMN
+from model_bisect.evaluation.features import CANONICAL_FEATURES, TARGET_COLUMN
 
 from .fixture import (
     TIMELINE_SEED,

@@ -22,9 +22,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from onnx import TensorProto, helper, numpy_helper
 
-from model_bisect.arrow import float_array
 from model_bisect.errors import InputError
-from model_bisect.features import CANONICAL_FEATURES, TARGET_COLUMN
+from model_bisect.evaluation.arrow import float_array
+from model_bisect.evaluation.features import CANONICAL_FEATURES, TARGET_COLUMN
 from model_bisect.files import write_bytes_atomic
 
 from .fixture import Fixture, FixtureData, LinearWeights

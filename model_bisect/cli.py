@@ -12,11 +12,11 @@ import sys
 from collections.abc import Sequence
 
 from . import __version__
+from .command_line import Parser, add_debug_flag, speak
 from .commands import judge as judge_cmd
 from .commands import publish as publish_cmd
 from .commands import run as run_cmd
 from .errors import BisectError
-from .speaking import Parser, add_debug_flag, speak
 
 __all__ = ["build_parser", "main"]
 

@@ -194,8 +194,8 @@ class _Checker:
         return str(value)
 
     def marker(self, value: object) -> str | None:
-        from .comment import marker
         from .errors import UsageError
+        from .publishing.comment import marker
 
         if value is None:
             return None

@@ -21,10 +21,10 @@ import numpy as np
 from . import __version__
 from .catalogue import metric_spec
 from .errors import InputError
-from .evalcache import EvalCache
-from .features import FeatureTable, load_features
+from .evaluation.cache import EvalCache
+from .evaluation.features import FeatureTable, load_features
+from .evaluation.inputs import InputDescription, describe
 from .gates import judge
-from .inputs import InputDescription, describe
 from .report import (
     FeaturesRef,
     GateSpec,
@@ -39,11 +39,11 @@ from .report import (
 )
 from .safetext import unicode_safe
 from .search import SearchResult, bisect, scan, verdict_message
-from .timeline import TimelineEntry, require_two
+from .timeline.sources import TimelineEntry, require_two
 from .toolchain import toolchain_versions
 
 if TYPE_CHECKING:
-    from .evaluate import Evaluator
+    from .evaluation.runner import Evaluator
     from .ranks import TargetRanks
 
 __all__ = [
@@ -209,7 +209,7 @@ class _Session:
         """Created on the first cache miss: a fully cached rerun never loads ONNX Runtime."""
         with self.lock:
             if self._evaluator is None:
-                from .evaluate import Evaluator
+                from .evaluation.runner import Evaluator
 
                 self._evaluator = Evaluator(
                     self.features,

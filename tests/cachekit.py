@@ -12,7 +12,7 @@ import onnx
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from model_bisect.features import CANONICAL_FEATURES
+from model_bisect.evaluation.features import CANONICAL_FEATURES
 
 __all__ = [
     "REPO_ROOT",

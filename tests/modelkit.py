@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from onnx import TensorProto, helper, numpy_helper
 
-from model_bisect.features import CANONICAL_FEATURES, TARGET_COLUMN
+from model_bisect.evaluation.features import CANONICAL_FEATURES, TARGET_COLUMN
 
 __all__ = [
     "CODEC_BLOCK_WEIGHTS",

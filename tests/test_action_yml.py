@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from model_bisect.catalogue import CATALOGUE
-from model_bisect.github_actions import PUBLISH_OUTPUTS, RUN_OUTPUTS
+from model_bisect.publishing.actions import PUBLISH_OUTPUTS, RUN_OUTPUTS
 from tests.conftest import FIXTURE_DIR, REPO_ROOT
 from tests.fake_github import FakeGitHub
 from tests.modelkit import bad_weights, linear_model

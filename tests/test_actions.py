@@ -17,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from model_bisect.exitcodes import ExitCode
-from model_bisect.github_actions import (
+from model_bisect.publishing.actions import (
     Annotation,
     Level,
     StepResult,

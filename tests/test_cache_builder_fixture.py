@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 from scipy.stats import pearsonr
 
-from model_bisect.features import CANONICAL_FEATURES, TARGET_COLUMN
+from model_bisect.evaluation.features import CANONICAL_FEATURES, TARGET_COLUMN
 from tests.cachekit import REPO_ROOT
 
 FIXTURE = REPO_ROOT / "testdata" / "bisect"

@@ -16,7 +16,7 @@ import pytest
 
 import cache_builder.writers as writers
 from cache_builder.cli import main
-from model_bisect.features import CANONICAL_FEATURES, TARGET_COLUMN
+from model_bisect.evaluation.features import CANONICAL_FEATURES, TARGET_COLUMN
 from model_bisect.toolchain import FIXTURE_PACKAGES
 from tests.cachekit import snapshot
 

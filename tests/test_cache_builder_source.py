@@ -12,7 +12,7 @@ import pytest
 
 from cache_builder.cli import main
 from cache_builder.source import fit_linear
-from model_bisect.features import CANONICAL_FEATURES
+from model_bisect.evaluation.features import CANONICAL_FEATURES
 from tests.cachekit import read_json, snapshot, source_columns, write_parquet
 from tests.clirun import run_module
 

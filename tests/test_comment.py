@@ -9,8 +9,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from model_bisect.comment import marker, render_markdown, render_wiring_broke, run_url_from_env
 from model_bisect.errors import UsageError
+from model_bisect.publishing.comment import (
+    marker,
+    render_markdown,
+    render_wiring_broke,
+    run_url_from_env,
+)
 from model_bisect.report import GateSpec, Invocation, Status, VerdictKind
 from tests.reportkit import HOSTILE, make_report
 

@@ -9,11 +9,16 @@ import numpy as np
 import pytest
 
 from model_bisect.engine import RunOptions, run
-from model_bisect.evaluate import Evaluation, Evaluator
-from model_bisect.features import CANONICAL_FEATURES, FeatureTable, columns_for, load_features
-from model_bisect.onnxfile import unsafe_location_reason
+from model_bisect.evaluation.features import (
+    CANONICAL_FEATURES,
+    FeatureTable,
+    columns_for,
+    load_features,
+)
+from model_bisect.evaluation.onnxfile import unsafe_location_reason
+from model_bisect.evaluation.runner import Evaluation, Evaluator
 from model_bisect.report import GateSpec, Status
-from model_bisect.timeline import TimelineEntry, from_arguments
+from model_bisect.timeline.sources import TimelineEntry, from_arguments
 from tests.modelkit import (
     default_weights,
     features_parquet,

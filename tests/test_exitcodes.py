@@ -7,8 +7,8 @@ import signal
 
 import pytest
 
+from model_bisect.command_line import split_debug
 from model_bisect.exitcodes import ExitCode
-from model_bisect.speaking import split_debug
 
 from .conftest import REPO_ROOT
 

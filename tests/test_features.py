@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from model_bisect.errors import InputError
-from model_bisect.features import (
+from model_bisect.evaluation.features import (
     CANONICAL_FEATURES,
     TARGET_COLUMN,
     columns_for,

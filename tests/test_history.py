@@ -10,8 +10,12 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from model_bisect.catalogue import GateKind
-from model_bisect.comment import GITHUB_COMMENT_LIMIT, render_markdown, render_wiring_broke
-from model_bisect.history import (
+from model_bisect.publishing.comment import (
+    GITHUB_COMMENT_LIMIT,
+    render_markdown,
+    render_wiring_broke,
+)
+from model_bisect.publishing.history import (
     MAX_RUNS,
     WIRING_BROKE,
     History,

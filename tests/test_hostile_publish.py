@@ -21,9 +21,9 @@ import pytest
 
 from model_bisect.errors import PublishError, UsageError
 from model_bisect.exitcodes import ExitCode
-from model_bisect.history import read_history
-from model_bisect.publish import MAX_PAGES, MAX_WAIT, publish_comment
-from model_bisect.redact import MASK, redact, redact_body, redact_report
+from model_bisect.publishing.github import MAX_PAGES, MAX_WAIT, publish_comment
+from model_bisect.publishing.history import read_history
+from model_bisect.publishing.redact import MASK, redact, redact_body, redact_report
 from model_bisect.report import Report, dumps
 from tests.clirun import CliRun, call_main, run_module
 from tests.fake_github import LOCKED_MESSAGE, FakeGitHub

@@ -25,11 +25,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from model_bisect.engine import MAX_JOBS, RunOptions, run
-from model_bisect.evalcache import EvalCache
-from model_bisect.features import CANONICAL_FEATURES
+from model_bisect.evaluation.cache import EvalCache
+from model_bisect.evaluation.features import CANONICAL_FEATURES
 from model_bisect.gates import gate_specs
 from model_bisect.report import Report
-from model_bisect.timeline import from_arguments
+from model_bisect.timeline.sources import from_arguments
 from tests.clirun import CliRun, call_main
 from tests.hostilekit import (
     Ran,

@@ -112,18 +112,20 @@ def test_no_import_cycle_in_either_package() -> None:
 
 def test_graph_sees_function_level_and_cross_package_imports() -> None:
     graph = import_graph()
-    assert "model_bisect.evaluate" in graph["model_bisect.engine"]  # inside a property
+    assert "model_bisect.evaluation.runner" in graph["model_bisect.engine"]  # inside a property
     assert "model_bisect.metrics" in graph["model_bisect.engine"]  # inside a method
     assert "model_bisect.files" in graph["cache_builder.writers"]
-    assert "model_bisect.timeline" not in graph["model_bisect.evaluate"]  # TYPE_CHECKING only
+    assert (
+        "model_bisect.timeline.sources" not in graph["model_bisect.evaluation.runner"]
+    )  # TYPE_CHECKING only
 
 
 def test_onnx_file_knowledge_depends_on_neither_timeline_nor_evaluate() -> None:
     assert (
-        _closure("model_bisect.onnxfile")
+        _closure("model_bisect.evaluation.onnxfile")
         & {
-            "model_bisect.timeline",
-            "model_bisect.evaluate",
+            "model_bisect.timeline.sources",
+            "model_bisect.evaluation.runner",
         }
         == set()
     )

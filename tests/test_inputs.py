@@ -17,11 +17,9 @@ from scipy import stats
 
 from model_bisect.engine import RunOptions, run
 from model_bisect.errors import InputError
-from model_bisect.evalcache import EvalCache
-from model_bisect.evaluate import Evaluator
-from model_bisect.exitcodes import ExitCode
-from model_bisect.features import CANONICAL_FEATURES, load_features
-from model_bisect.inputs import (
+from model_bisect.evaluation.cache import EvalCache
+from model_bisect.evaluation.features import CANONICAL_FEATURES, load_features
+from model_bisect.evaluation.inputs import (
     InputDescription,
     default_description,
     from_sidecar,
@@ -29,8 +27,10 @@ from model_bisect.inputs import (
     from_timeline_table,
     parse_spec,
 )
+from model_bisect.evaluation.runner import Evaluator
+from model_bisect.exitcodes import ExitCode
 from model_bisect.report import GateSpec, Report, Status, Step
-from model_bisect.timeline import TimelineEntry, from_arguments, from_file
+from model_bisect.timeline.sources import TimelineEntry, from_arguments, from_file
 from tests.clirun import call_main
 from tests.modelkit import (
     CODEC_ENCODERS,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from google.protobuf.message import DecodeError
 
-from model_bisect.onnxfile import external_data_locations, names_no_external_data
+from model_bisect.evaluation.onnxfile import external_data_locations, names_no_external_data
 from tests.modelkit import linear_model, linear_proto
 
 
@@ -17,7 +17,7 @@ def test_self_contained_model_is_answered_without_importing_onnx(tmp_path: Path)
     path = linear_model(tmp_path / "m.onnx", [0.5, 0.25])
     probe = (
         "import sys; from pathlib import Path; "
-        "from model_bisect.onnxfile import external_data_locations as f; "
+        "from model_bisect.evaluation.onnxfile import external_data_locations as f; "
         f"print(f(Path({str(path)!r})), 'onnx' in sys.modules)"
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)

@@ -7,8 +7,8 @@ import shlex
 from pathlib import Path
 
 from model_bisect import __version__
-from model_bisect.provenance import invocation, repository_root
-from model_bisect.redact import MASK
+from model_bisect.commands.provenance import invocation, repository_root
+from model_bisect.publishing.redact import MASK
 from tests.clirun import run_module
 from tests.modelkit import bad_weights, features_parquet, linear_model
 from tests.repokit import git

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from model_bisect.comment import render_markdown
 from model_bisect.errors import PublishError, UsageError
 from model_bisect.exitcodes import ExitCode
-from model_bisect.history import Run, encode_history, read_history
-from model_bisect.publish import MAX_WAIT, PublishResult, publish_comment, resolve_token
+from model_bisect.publishing.comment import render_markdown
+from model_bisect.publishing.github import MAX_WAIT, PublishResult, publish_comment, resolve_token
+from model_bisect.publishing.history import Run, encode_history, read_history
 from model_bisect.report import Report, VerdictKind, dumps
 from tests.clirun import CliRun, call_main, run_module
 from tests.fake_github import FakeGitHub

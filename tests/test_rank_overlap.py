@@ -12,10 +12,11 @@ from typing import Any
 
 import pytest
 
-from model_bisect import engine, metrics, timeline
-from model_bisect.evalcache import EvalCache
+from model_bisect import engine, metrics
+from model_bisect.evaluation.cache import EvalCache
 from model_bisect.gates import gate_specs
 from model_bisect.report import dumps
+from model_bisect.timeline import sources as timeline
 
 from .conftest import REPO_ROOT
 

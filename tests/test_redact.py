@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from model_bisect.redact import MASK, redact, redact_report
+from model_bisect.publishing.redact import MASK, redact, redact_report
 from tests.reportkit import make_report
 
 

@@ -90,7 +90,9 @@ def test_fully_cached_rerun_imports_neither_onnxruntime_nor_scipy(tmp_path: Path
 
 
 def _rich(modules: set[str]) -> set[str]:
-    return {m for m in modules if m.split(".")[0] == "rich" or m == "model_bisect.comment"}
+    return {
+        m for m in modules if m.split(".")[0] == "rich" or m == "model_bisect.publishing.comment"
+    }
 
 
 def test_unwatched_quiet_run_imports_no_terminal_or_markdown_rendering(tmp_path: Path) -> None:
@@ -104,7 +106,9 @@ def test_unwatched_quiet_run_imports_no_terminal_or_markdown_rendering(tmp_path:
     assert _rich(quiet) == set()
     shown = run("shown.json", "--no-cache")
     assert "rich.console" in shown  # the table is printed with rich
-    assert "model_bisect.comment" not in shown
+    assert "model_bisect.publishing.comment" not in shown
     markdown = tmp_path / "result.md"
-    assert "model_bisect.comment" in run("md.json", "--quiet", "--markdown", str(markdown))
+    assert "model_bisect.publishing.comment" in run(
+        "md.json", "--quiet", "--markdown", str(markdown)
+    )
     assert markdown.read_text(encoding="utf-8").startswith("<!--")

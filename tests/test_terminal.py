@@ -9,8 +9,8 @@ from dataclasses import replace
 import pytest
 from rich.console import Console
 
+from model_bisect.publishing.terminal import print_report
 from model_bisect.report import Report, ScanSummary, VerdictKind
-from model_bisect.terminal import print_report
 from tests.reportkit import make_report
 
 

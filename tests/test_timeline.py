@@ -12,7 +12,7 @@ import onnx
 import pytest
 
 from model_bisect.errors import InputError
-from model_bisect.timeline import (
+from model_bisect.timeline.sources import (
     TimelineEntry,
     from_arguments,
     from_file,

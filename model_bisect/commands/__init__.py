@@ -1,0 +1,1 @@
+"""The subcommands of `model-bisect`, one module each, and what they share."""

@@ -21,7 +21,7 @@ from ..safetext import printable
 
 if TYPE_CHECKING:
     from ..report import Step
-    from ..timeline import TimelineEntry
+    from ..timeline.sources import TimelineEntry
 
 __all__ = ["COMMAND", "JudgeAbort", "abort", "add_parser", "main", "requested", "verdict_line"]
 
@@ -88,7 +88,7 @@ def _validate(args: argparse.Namespace) -> None:
 
 
 def _entry(path: Path) -> TimelineEntry:
-    from ..timeline import from_arguments
+    from ..timeline.sources import from_arguments
 
     return from_arguments([str(path)])[0]
 
@@ -125,7 +125,7 @@ def main(args: argparse.Namespace) -> int:
 def _judge(args: argparse.Namespace) -> int:
     _validate(args)
     from ..engine import RunOptions, judge_model
-    from ..evalcache import EvalCache
+    from ..evaluation.cache import EvalCache
     from ..gates import gate_specs
     from ..report import Status, Step
 

@@ -25,7 +25,7 @@ from ..outputs import STDOUT, check_writable, refuse_inputs  # --body-out - is s
 from .run import DEFAULT_MARKER, add_config_flag
 
 if TYPE_CHECKING:
-    from ..history import Run
+    from ..publishing.history import Run
     from ..report import Report
 
 __all__ = ["MAX_LOG_BYTES", "MAX_REPORT_BYTES", "STDOUT", "add_parser", "main"]
@@ -45,7 +45,7 @@ def _issue_number(text: str) -> int:
 
 def _run_date(text: str) -> str:
     """An ISO date or date-time; without a zone it is taken as UTC."""
-    from ..history import iso_date
+    from ..publishing.history import iso_date
 
     try:
         moment = datetime.fromisoformat(text)
@@ -188,9 +188,9 @@ def _prepare(
     args: argparse.Namespace, run_url: str | None, secrets: tuple[str, ...], date: str
 ) -> tuple[Run, Renderer]:
     """Tonight's history entry, and the body as a function of the history it will carry."""
-    from ..comment import marker, render_markdown, render_wiring_broke
-    from ..history import run_from_report, wiring_broke_run
-    from ..redact import redact_report
+    from ..publishing.comment import marker, render_markdown, render_wiring_broke
+    from ..publishing.history import run_from_report, wiring_broke_run
+    from ..publishing.redact import redact_report
 
     marker(args.marker)  # a bad key is a usage error before any file is read
     if args.wiring_broke:
@@ -226,7 +226,7 @@ def _tell_actions(
     """Inside GitHub Actions: a summary with the body folded away, `comment_url`, and an
     error annotation when the nightly's own wiring broke. With `--body-out -` standard output
     holds the body alone, so the annotations go to stderr (the runner reads both)."""
-    from .. import github_actions
+    from ..publishing import actions as github_actions
 
     result = github_actions.publish_result(
         body, action=action, url=url, where=where, wiring_broke=wiring_broke
@@ -242,12 +242,12 @@ def _plain(body: str) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
-    from ..comment import run_url_from_env
     from ..files import write_text_atomic
-    from ..github_actions import in_actions
-    from ..history import append_run, iso_date, read_history
-    from ..publish import resolve_token
-    from ..redact import redact_body
+    from ..publishing.actions import in_actions
+    from ..publishing.comment import run_url_from_env
+    from ..publishing.github import resolve_token
+    from ..publishing.history import append_run, iso_date, read_history
+    from ..publishing.redact import redact_body
 
     env = os.environ
     config = load_config(args.config, Path.cwd())
@@ -337,7 +337,13 @@ def _publish(
     to_stdout: bool,
     sent: list[tuple[str, str | None, str]],
 ) -> int:
-    from ..publish import DEFAULT_API_URL, check_api_url, check_repo, check_token, publish_comment
+    from ..publishing.github import (
+        DEFAULT_API_URL,
+        check_api_url,
+        check_repo,
+        check_token,
+        publish_comment,
+    )
 
     if token is None:
         raise UsageError(

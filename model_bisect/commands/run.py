@@ -22,7 +22,7 @@ from ..safetext import printable, unicode_safe
 
 if TYPE_CHECKING:
     from ..report import Invocation, Report, Step
-    from ..timeline import TimelineEntry
+    from ..timeline.sources import TimelineEntry
 
 __all__ = [
     "DEFAULT_MARKER",
@@ -193,7 +193,7 @@ def _validate(args: argparse.Namespace) -> None:
 
 
 def _entries(args: argparse.Namespace, workdir: Path) -> list[TimelineEntry]:
-    from .. import timeline
+    from ..timeline import sources as timeline
 
     if args.timeline is not None:
         return timeline.from_file(args.timeline)
@@ -246,12 +246,12 @@ def _outputs(args: argparse.Namespace) -> list[tuple[str, Path]]:
 
 def _main(args: argparse.Namespace) -> int:
     from ..engine import RunOptions
-    from ..evalcache import EvalCache
+    from ..evaluation.cache import EvalCache
     from ..files import write_text_atomic
     from ..gates import gate_specs
-    from ..provenance import invocation
+    from ..publishing.terminal import print_report
     from ..report import dumps
-    from ..terminal import print_report
+    from .provenance import invocation
 
     thresholds = {spec.name: getattr(args, spec.dest) for spec in CATALOGUE}
     gates = gate_specs(thresholds, args.max_drop)
@@ -285,7 +285,7 @@ def _main(args: argparse.Namespace) -> int:
     if args.json is not None:
         texts["--json"] = dumps(report)
     if args.markdown is not None:
-        from ..comment import render_markdown, run_url_from_env
+        from ..publishing.comment import render_markdown, run_url_from_env
 
         texts["--markdown"] = render_markdown(
             report, marker_key=args.marker, run_url=run_url_from_env(os.environ)
@@ -332,8 +332,8 @@ def _write(flag: str, path: Path, text: str, write: Any) -> None:
 def _tell_actions(report: Report, json_path: Path | None, stream: Any) -> None:
     """Inside GitHub Actions: summary, outputs, annotations. Without --json the report goes
     to a new file under $RUNNER_TEMP, so the `report` output always names one."""
-    from .. import github_actions
     from ..files import write_text_atomic
+    from ..publishing import actions as github_actions
     from ..report import dumps
 
     env = os.environ

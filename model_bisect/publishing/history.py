@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from .catalogue import METRIC_NAMES
-from .report import Report
+from ..catalogue import METRIC_NAMES
+from ..report import Report
 
 __all__ = [
     "MAX_RUNS",

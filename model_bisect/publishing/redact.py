@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from .report import Report
+from ..report import Report
 
 __all__ = ["MASK", "MIN_SECRET_LENGTH", "redact", "redact_body", "redact_report"]
 

@@ -23,8 +23,8 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..errors import PublishError, UsageError, first_line
 from .comment import GITHUB_COMMENT_LIMIT, marker
-from .errors import PublishError, UsageError, first_line
 from .redact import redact
 
 __all__ = [

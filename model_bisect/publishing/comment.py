@@ -14,11 +14,11 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from urllib.parse import quote
 
-from .catalogue import CATALOGUE, GateKind
-from .errors import UsageError
+from ..catalogue import CATALOGUE, GateKind
+from ..errors import UsageError
+from ..report import GateSpec, Report, Status, Step, VerdictKind
 from .history import WIRING_BROKE, Run, encode_history
 from .redact import redact, redact_report
-from .report import GateSpec, Report, Status, Step, VerdictKind
 
 __all__ = [
     "GITHUB_COMMENT_LIMIT",

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .report import Report
+    from ..report import Report
 
 __all__ = [
     "CHECK_OUTPUTS",
@@ -163,9 +163,9 @@ def _plain(text: str, env: Mapping[str, str]) -> str:
 def run_result(report: Report, report_path: Path | None, env: Mapping[str, str]) -> StepResult:
     """`model-bisect run`: the verdict block of the comment as the summary, the verdict's
     numbers as outputs, and an annotation unless the timeline is green."""
+    from ..report import VerdictKind
     from .comment import summary_lines, verdict_lines  # the comment's own headline and facts
     from .redact import redact_report
-    from .report import VerdictKind
 
     clean = redact_report(report, _secrets(env))
     verdict = clean.verdict

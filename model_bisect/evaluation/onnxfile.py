@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import TYPE_CHECKING
 
-from .files import read_bytes_bounded
-from .safetext import unicode_safe
+from ..files import read_bytes_bounded
+from ..safetext import unicode_safe
 
 if TYPE_CHECKING:
     import onnx

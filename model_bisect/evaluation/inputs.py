@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from .errors import InputError
+from ..errors import InputError
 from .features import CANONICAL_FEATURES, read_sidecar, sidecar_names, sidecar_path
 
 if TYPE_CHECKING:

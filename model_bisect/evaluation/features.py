@@ -15,15 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import InputError, first_line
-from .files import (
+from ..errors import InputError, first_line
+from ..files import (
     NotRegularFileError,
     TooLargeError,
     file_sha256,
     read_bytes_bounded,
     special_file_kind,
 )
-from .safetext import unicode_safe
+from ..safetext import unicode_safe
 
 if TYPE_CHECKING:
     import numpy as np

@@ -11,9 +11,9 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-from . import __version__
-from .redact import redact
-from .report import Invocation
+from .. import __version__
+from ..publishing.redact import redact
+from ..report import Invocation
 
 __all__ = ["TOKEN_VARIABLES", "invocation", "repository_root"]
 

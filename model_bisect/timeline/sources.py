@@ -16,18 +16,18 @@ from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
-from .errors import InputError, first_line
-from .features import sidecar_path
-from .files import (
+from ..errors import InputError, first_line
+from ..evaluation.features import sidecar_path
+from ..evaluation.inputs import InputDescription, from_timeline_table
+from ..evaluation.onnxfile import external_data_locations, unsafe_location_reason
+from ..files import (
     NotRegularFileError,
     TooLargeError,
     file_sha256,
     read_bytes_bounded,
     special_file_kind,
 )
-from .inputs import InputDescription, from_timeline_table
-from .onnxfile import external_data_locations, unsafe_location_reason
-from .safetext import unicode_safe
+from ..safetext import unicode_safe
 
 __all__ = [
     "TimelineEntry",

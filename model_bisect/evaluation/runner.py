@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import first_line
-from .files import NotRegularFileError, TooLargeError, read_bytes_bounded, special_file_kind
+from ..errors import first_line
+from ..files import NotRegularFileError, TooLargeError, read_bytes_bounded, special_file_kind
+from ..safetext import unicode_safe
 from .inputs import Feed, InputDescription, default_description, unknown_rows
 from .onnxfile import (
     MAX_MODEL_BYTES,
@@ -27,11 +28,10 @@ from .onnxfile import (
     parse_model,
     unsafe_location_reason,
 )
-from .safetext import unicode_safe
 
 if TYPE_CHECKING:
+    from ..timeline.sources import TimelineEntry
     from .features import FeatureTable
-    from .timeline import TimelineEntry
 
 __all__ = ["DEFAULT_BATCH_ROWS", "Evaluation", "Evaluator"]
 

@@ -22,9 +22,9 @@ from typing import Any, TypeVar, overload
 
 import numpy as np
 
-from .errors import InputError
-from .files import open_regular, read_bytes_bounded, write_bytes_atomic, write_text_atomic
-from .safetext import unicode_safe
+from ..errors import InputError
+from ..files import open_regular, read_bytes_bounded, write_bytes_atomic, write_text_atomic
+from ..safetext import unicode_safe
 
 __all__ = ["CACHE_FORMAT", "EvalCache"]
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from .catalogue import CATALOGUE
-from .report import Report, Status, Step, VerdictKind
-from .safetext import printable
+from ..catalogue import CATALOGUE
+from ..report import Report, Status, Step, VerdictKind
+from ..safetext import printable
 
 if TYPE_CHECKING:
     from rich.console import Console

@@ -1,0 +1,1 @@
+"""Publishing: the comment body, its history, redaction, GitHub, Actions output, the terminal."""
