@@ -1,4 +1,5 @@
-"""No import cycles inside model_bisect or cache_builder, counting function-level imports.
+"""No import cycles, and no import from a lower layer to a higher one, counting function-level
+imports.
 
 A function-level import only hides a cycle until that function runs; ``if TYPE_CHECKING:``
 blocks never run, so they are the one place a back-reference may live.
@@ -103,6 +104,95 @@ def _closure(start: str) -> set[str]:
             seen.add(nxt)
             todo.append(nxt)
     return seen
+
+
+# The layers, lowest first; a module may import its own layer and those below it. The longest
+# matching prefix places a module, and a module no prefix places fails the test, so a new
+# module is given its layer on purpose (docs/architecture.md draws the same picture).
+LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (
+        "contracts",
+        (
+            "model_bisect",
+            "model_bisect.errors",
+            "model_bisect.exitcodes",
+            "model_bisect.catalogue",
+            "model_bisect.report",
+            "model_bisect.safetext",
+        ),
+    ),
+    (
+        "pure core",
+        (
+            "model_bisect.metrics",
+            "model_bisect.ranks",
+            "model_bisect.significance",
+            "model_bisect.gates",
+            "model_bisect.search",
+        ),
+    ),
+    ("files", ("model_bisect.files", "model_bisect.outputs", "model_bisect.toolchain")),
+    ("evaluation", ("model_bisect.evaluation",)),
+    ("timeline", ("model_bisect.timeline",)),
+    ("publishing", ("model_bisect.publishing",)),
+    ("glue", ("model_bisect.engine", "model_bisect.config")),
+    (
+        "front ends",
+        (
+            "model_bisect.command_line",
+            "model_bisect.commands",
+            "model_bisect.cli",
+            "model_bisect.__main__",
+            "cache_builder",
+        ),
+    ),
+)
+
+
+def layer_of(module: str) -> int:
+    """The index in LAYERS of the longest prefix naming ``module``; -1 when none does.
+
+    ``model_bisect`` itself places only the package's ``__init__`` (its version), not every
+    module under it.
+    """
+    best, length = -1, -1
+    for index, (_, prefixes) in enumerate(LAYERS):
+        for prefix in prefixes:
+            inside = prefix != "model_bisect" and module.startswith(prefix + ".")
+            if (module == prefix or inside) and len(prefix) > length:
+                best, length = index, len(prefix)
+    return best
+
+
+def upward_imports(graph: Mapping[str, set[str]]) -> list[str]:
+    """Every import of a higher layer, and every module no layer places, as readable lines."""
+    found = []
+    for module in sorted(graph):
+        here = layer_of(module)
+        if here < 0:
+            found.append(f"{module} is in no layer")
+            continue
+        for target in sorted(graph[module]):
+            there = layer_of(target)
+            if there > here:
+                found.append(f"{module} ({LAYERS[here][0]}) imports {target} ({LAYERS[there][0]})")
+    return found
+
+
+def test_no_module_imports_a_higher_layer() -> None:
+    assert upward_imports(import_graph()) == []
+
+
+def test_layer_check_reports_an_upward_import_and_an_unplaced_module() -> None:
+    graph = {
+        "model_bisect.metrics": {"model_bisect.evaluation.runner"},
+        "model_bisect.engine": {"model_bisect.metrics"},
+        "model_bisect.stray": set(),
+    }
+    assert upward_imports(graph) == [
+        "model_bisect.metrics (pure core) imports model_bisect.evaluation.runner (evaluation)",
+        "model_bisect.stray is in no layer",
+    ]
 
 
 def test_no_import_cycle_in_either_package() -> None:
