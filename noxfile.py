@@ -210,6 +210,9 @@ def wheel(session: nox.Session) -> None:
             expect(shown == f"model-bisect {version}", f"model-bisect --version said {shown!r}")
             shown = installed(python, "-m", "cache_builder", "--version").strip()
             expect(shown.endswith(version), f"cache_builder --version said {shown!r}")
+            builder = str(venv / "bin" / "cache-builder")
+            shown = installed(builder, "--version").strip()
+            expect(shown == f"cache-builder {version}", f"cache-builder --version said {shown!r}")
             installed(
                 cli, "run", "fixture/models", "--features", "fixture/features.parquet",
                 "--min-plcc", "0.85", "--cache-dir", "cache",
@@ -225,7 +228,7 @@ def wheel(session: nox.Session) -> None:
             )  # fmt: skip
             body = (work / "body.md").read_text(encoding="utf-8")
             expect(body.splitlines()[0] == comment.splitlines()[0], "publish body lacks marker")
-            installed(python, "-m", "cache_builder", "check", "--out", "fixture")
+            installed(builder, "check", "--out", "fixture")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 

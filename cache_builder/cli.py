@@ -45,11 +45,20 @@ _STYLE = {
 }
 
 
+# The console script installed by the wheel; `python -m cache_builder` is the other way in.
+SCRIPT = "cache-builder"
+
+
+def _prog() -> str:
+    """The name the user typed, so usage lines can be pasted back."""
+    return SCRIPT if Path(sys.argv[0]).name == SCRIPT else "python -m cache_builder"
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = Parser(add_help=False)
     common.add_argument("--out", type=Path, default=Path(DEFAULT_OUT), help="fixture folder")
     parser = Parser(
-        prog="python -m cache_builder",
+        prog=_prog(),
         description="Make the golden feature cache reproducibly, and check it for drift.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")

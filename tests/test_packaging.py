@@ -173,3 +173,24 @@ def test_declared_floors_install_and_pass_the_publish_and_run_tests() -> None:
     installed = re.findall(r"floor (\S+) \S+: installed", log)
     assert sorted(installed) == sorted(r.name for r in _runtime_requirements_of_pyproject())
     assert "match: only metadata differs" in log or "match: every artifact" in log
+
+
+def test_cache_builder_console_script_names_itself_in_version_and_usage(tmp_path: Path) -> None:
+    entry_points = metadata.distribution("model-bisect").entry_points
+    scripts = {
+        entry.name: entry.value for entry in entry_points if entry.group == "console_scripts"
+    }
+    assert scripts["cache-builder"] == "cache_builder.cli:main"
+    script = Path(sys.executable).parent / "cache-builder"  # what pip made of that entry point
+    version = subprocess.run(
+        [str(script), "--version"], capture_output=True, text=True, check=True, cwd=tmp_path
+    )
+    assert version.stdout.strip() == f"cache-builder {model_bisect.__version__}"
+    usage = subprocess.run(
+        [str(script), "check", "--require", "nonsense"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert usage.returncode == 3
+    assert "see `cache-builder check --help`" in usage.stderr  # a command the user can paste
