@@ -201,7 +201,7 @@ class _Session:
         self.overlap = (
             self.jobs == 1
             and features.rows <= OVERLAP_MAX_ROWS
-            and all(metric_spec(g.metric).mapped for g in options.gates)
+            and not any(metric_spec(g.metric).rank_based for g in options.gates)
         )
 
     @property

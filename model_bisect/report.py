@@ -15,7 +15,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from .catalogue import METRIC_NAMES, GateKind, MappingName, metric_spec
+from .catalogue import CATALOGUE, GateKind, MappingName, metric_spec
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -175,7 +175,8 @@ class Metrics:
     """Agreement of one model's predictions with the subjective target.
 
     ``values`` holds every catalogue metric by name; ``ci`` maps a metric name to its 95%
-    interval (computed as the catalogue says). Mapped metrics are computed after ``mapping``.
+    interval (computed as the catalogue says). Metrics that are not rank-based are computed
+    after ``mapping``.
     """
 
     values: Mapping[str, float]
@@ -184,18 +185,22 @@ class Metrics:
     mapping: str = MappingName.NONE.value
 
     def __post_init__(self) -> None:
-        if set(self.values) != set(METRIC_NAMES):
+        for name in (*self.values, *self.ci):
+            metric_spec(name)  # UnknownMetricError for a name outside the catalogue
+        names = CATALOGUE.names
+        if set(self.values) != set(names):
             raise ValueError(
-                f"metrics need exactly {', '.join(METRIC_NAMES)}, got {', '.join(self.values)}"
+                f"metrics need exactly {', '.join(names)}, got {', '.join(self.values)}"
             )
 
     def value(self, metric: str) -> float:
-        """The metric's value; KeyError for a name outside the catalogue."""
+        """The metric's value; UnknownMetricError (a KeyError) for a name outside the
+        catalogue."""
         return float(self.values[metric_spec(metric).name])
 
     def to_json(self) -> dict[str, Any]:
         return {
-            **{name: _finite_or_none(self.values[name]) for name in METRIC_NAMES},
+            **{name: _finite_or_none(self.values[name]) for name in CATALOGUE.names},
             "n": self.n,
             "ci": {
                 k: [_finite_or_none(lo), _finite_or_none(hi)] for k, (lo, hi) in self.ci.items()
@@ -208,7 +213,7 @@ class Metrics:
         """The record ``to_json`` wrote; ValueError naming the problem for anything else."""
         if not isinstance(data, Mapping):
             raise ValueError(f"a metrics record is a JSON object, not {type(data).__name__}")
-        missing = [k for k in (*METRIC_NAMES, "n") if k not in data]
+        missing = [k for k in (*CATALOGUE.names, "n") if k not in data]
         if missing:
             raise ValueError(f"metrics record lacks {', '.join(missing)}")
         ci = data.get("ci", {})
@@ -220,7 +225,7 @@ class Metrics:
                 low, high = bounds
                 intervals[str(k)] = (_float_or_nan(low), _float_or_nan(high))
             return cls(
-                values={name: _float_or_nan(data[name]) for name in METRIC_NAMES},
+                values={name: _float_or_nan(data[name]) for name in CATALOGUE.names},
                 n=int(data["n"]),
                 ci=intervals,
                 mapping=str(data.get("mapping", MappingName.NONE.value)),
@@ -238,8 +243,7 @@ class GateSpec:
     threshold: float
 
     def __post_init__(self) -> None:
-        if self.metric not in METRIC_NAMES:
-            raise ValueError(f"unknown metric {self.metric!r} in a gate")
+        metric_spec(self.metric)  # UnknownMetricError: a gate on a metric no one computes
         if self.kind not in tuple(GateKind):
             raise ValueError(f"unknown gate kind {self.kind!r}")
         object.__setattr__(self, "kind", GateKind(self.kind))

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from model_bisect.catalogue import GateKind
-from model_bisect.errors import InputError
+from model_bisect.errors import InputError, UnknownMetricError
 from model_bisect.report import (
     FeaturesRef,
     GateSpec,
@@ -121,6 +121,29 @@ def test_well_formed_metrics_record_reads_null_as_nan() -> None:
 def test_metrics_json_keeps_its_keys_and_order() -> None:
     metrics = Metrics({"rmse": 0.2, "krocc": 0.7, "srocc": 0.8, "plcc": 0.9}, 5)
     assert list(metrics.to_json()) == ["plcc", "srocc", "krocc", "rmse", "n", "ci", "mapping"]
+
+
+def test_a_metric_name_outside_the_catalogue_is_refused_in_memory() -> None:
+    every = {"plcc": 0.9, "srocc": 0.8, "krocc": 0.7, "rmse": 0.2}
+    with pytest.raises(UnknownMetricError, match="'mae'"):
+        Metrics({**every, "mae": 0.1}, 5)
+    with pytest.raises(UnknownMetricError, match="'mae'"):
+        Metrics(every, 5, {"mae": (0.0, 0.2)})
+    with pytest.raises(UnknownMetricError, match="'mae'"):
+        Metrics(every, 5).value("mae")
+    with pytest.raises(UnknownMetricError, match="'mae'"):
+        GateSpec("mae", GateKind.MAX, 0.1)
+
+
+def test_a_report_gated_on_a_metric_this_version_lacks_is_one_input_error(
+    tmp_path: Path,
+) -> None:
+    data = json.loads(dumps(_report(0.9)))
+    data["gates"][0]["metric"] = "mae"
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(InputError, match="unknown metric 'mae'"):
+        read_report(path)
 
 
 def test_metrics_without_every_catalogue_metric_is_refused() -> None:
