@@ -140,6 +140,7 @@ def test_a_metric_added_to_the_catalogue_reaches_values_flags_gates_and_reports(
     metrics = compute_metrics(pred, target, mapping="linear")
     mapped = apply_mapping(pred, target, "linear")
     assert metrics.value("mae") == pytest.approx(float(np.mean(np.abs(mapped - target))))
+    assert metrics.complete
     assert all(math.isnan(bound) for bound in metrics.ci["mae"])  # Interval.NONE
 
     # Its flag, named by the gate rule, and its gate.
@@ -181,6 +182,25 @@ def test_a_metric_added_to_the_catalogue_reaches_values_flags_gates_and_reports(
     # The report round-trip keeps it.
     assert [s.metrics.value("mae") for s in report.steps if s.metrics] == pytest.approx(maes)
     assert json.loads(dumps(report)) == json.loads(tight.read_text())
+
+
+def test_a_cache_entry_without_a_newly_added_metric_is_evaluated_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = tmp_path / "cache"
+    args = (*MODELS, "--cache-dir", cache, "--json")
+    first = call_main("model_bisect", "run", *args, tmp_path / "a.json")
+    assert first.code == ExitCode.OK, first.err
+    rerun = call_main("model_bisect", "run", *args, tmp_path / "b.json")
+    assert all(s["cached"] for s in json.loads((tmp_path / "b.json").read_text())["steps"])
+    add_metric(monkeypatch)
+    after = call_main("model_bisect", "run", *args, tmp_path / "c.json")
+    assert after.code == ExitCode.OK, after.err
+    body = json.loads((tmp_path / "c.json").read_text())
+    assert body["evaluations"] == json.loads((tmp_path / "a.json").read_text())["evaluations"]
+    assert not any(s["cached"] for s in body["steps"])
+    assert all(isinstance(s["metrics"]["mae"], float) for s in body["steps"])
+    assert rerun.code == ExitCode.OK
 
 
 def test_mapping_choices_of_the_cli_are_the_mapping_names() -> None:
