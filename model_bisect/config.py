@@ -16,21 +16,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .catalogue import CATALOGUE, METRIC_NAMES, MappingName
+from .catalogue import CATALOGUE, MappingName, MetricSpec
 from .errors import InputError
 
 __all__ = ["KEYS", "TABLE", "Config", "find_config", "load_config", "read_config"]
 
 TABLE = "tool.model-bisect"
 PYPROJECT = "pyproject.toml"
-_THRESHOLD_KEYS = {spec.flag.removeprefix("--"): spec for spec in CATALOGUE}
+
+
+def _threshold_keys() -> dict[str, MetricSpec]:
+    """The ``min-``/``max-`` key of each catalogue metric, named like its flag."""
+    return {spec.flag.removeprefix("--"): spec for spec in CATALOGUE}
+
+
 # Every key the table accepts, each named like the command-line flag it stands in for.
 KEYS = (
     "models",
     "timeline",
     "git-path",
     "features",
-    *_THRESHOLD_KEYS,
+    *_threshold_keys(),
     "max-drop",
     "mapping",
     "marker",
@@ -108,14 +114,15 @@ def read_config(path: Path) -> Config:
     table = _table(path, required=True)
     assert table is not None
     checker = _Checker(path)
-    unknown = sorted(set(table) - set(KEYS))
+    threshold_keys = _threshold_keys()
+    unknown = sorted(set(table) - set(KEYS) - set(threshold_keys))
     if unknown:
         raise InputError(
             f"unknown key {unknown[0]!r}", checker.where, f"use only {', '.join(KEYS)}"
         )
     thresholds = {
         spec.name: checker.threshold(key, table[key], spec.threshold_range, spec.threshold_hint)
-        for key, spec in _THRESHOLD_KEYS.items()
+        for key, spec in threshold_keys.items()
         if key in table
     }
     return Config(
@@ -170,7 +177,7 @@ class _Checker:
         return float(value)
 
     def max_drop(self, value: object) -> tuple[str, ...]:
-        fix = f"write a table of METRIC = DELTA with METRIC one of {', '.join(METRIC_NAMES)}"
+        fix = f"write a table of METRIC = DELTA with METRIC one of {', '.join(CATALOGUE.names)}"
         if value is None:
             return ()
         if not isinstance(value, dict) or not value:
@@ -178,7 +185,7 @@ class _Checker:
         drops = []
         for metric, delta in value.items():
             key = f"max-drop.{metric}"
-            if metric not in METRIC_NAMES:
+            if metric not in CATALOGUE:
                 raise self.bad(key, delta, fix)
             ok = isinstance(delta, int | float) and not isinstance(delta, bool)
             if not ok or not math.isfinite(delta) or delta < 0:

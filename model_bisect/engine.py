@@ -153,9 +153,14 @@ def _load_for(
 
 def _cached_record(record: Mapping[str, Any]) -> tuple[Metrics, int, str]:
     """Metrics and unknown-value count of a cache record; raises (KeyError, TypeError, ...)
-    on a record of another shape, which the cache then treats as a miss."""
+    on a record of another shape, which the cache then treats as a miss. So is a record
+    written before a catalogue metric was added: it parses, but the model is evaluated again
+    to compute the metric rather than gate on a value no one computed."""
+    metrics = Metrics.from_json(record["metrics"])
+    if not metrics.complete:
+        raise KeyError("the cached metrics lack a catalogue metric")
     return (
-        Metrics.from_json(record["metrics"]),
+        metrics,
         int(record.get("unknown_rows", 0)),
         str(record.get("note", "")),
     )
@@ -201,7 +206,7 @@ class _Session:
         self.overlap = (
             self.jobs == 1
             and features.rows <= OVERLAP_MAX_ROWS
-            and all(metric_spec(g.metric).mapped for g in options.gates)
+            and not any(metric_spec(g.metric).rank_based for g in options.gates)
         )
 
     @property

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from .exitcodes import ExitCode
 
-__all__ = ["BisectError", "InputError", "PublishError", "UsageError", "first_line"]
+__all__ = [
+    "BisectError",
+    "InputError",
+    "PublishError",
+    "UnknownMetricError",
+    "UsageError",
+    "first_line",
+]
 
 _LINE_LIMIT = 300
 
@@ -54,3 +61,12 @@ class UsageError(BisectError):
 
 class PublishError(BisectError):
     """GitHub refused or failed the publish; the message names the token, permission or issue."""
+
+
+class UnknownMetricError(UsageError, KeyError):
+    """A metric name outside the catalogue: a gate, a test or a record asked for a metric the
+    tool does not compute. Also a KeyError, since it is a failed look-up by name."""
+
+    def __init__(self, name: str, known: tuple[str, ...]) -> None:
+        self.name = name
+        super().__init__(f"unknown metric {name!r}", None, f"use one of {', '.join(known)}")

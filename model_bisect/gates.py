@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-from .catalogue import CATALOGUE, METRIC_NAMES, GateKind, gate_flags_text, metric_spec
+from .catalogue import CATALOGUE, GateKind, gate_flags_text, metric_spec
 from .errors import UsageError
 from .report import GateSpec, Metrics, Status
 
@@ -18,14 +18,14 @@ __all__ = ["gate_specs", "judge", "parse_max_drop"]
 
 def parse_max_drop(text: str) -> GateSpec:
     """``"plcc=0.05"`` -> the gate "plcc may drop at most 0.05 below the first model"."""
-    valid = ", ".join(METRIC_NAMES)
+    valid = ", ".join(CATALOGUE.names)
     fix = f"write METRIC=DELTA with METRIC one of {valid} and DELTA >= 0, e.g. plcc=0.05"
     where = f"--max-drop {text}"
     name, sep, value = text.partition("=")
     metric = name.strip().lower()
     if not sep or not metric or not value.strip():
         raise UsageError(f"malformed gate {text!r}", where, fix)
-    if metric not in METRIC_NAMES:
+    if metric not in CATALOGUE:
         raise UsageError(f"unknown metric {name.strip()!r}", where, fix)
     try:
         delta = float(value)
@@ -50,7 +50,7 @@ def gate_specs(
     ``thresholds`` maps a metric name to its ``--min-``/``--max-`` flag's value (None or
     absent when the flag was not given).
     """
-    unknown = set(thresholds) - set(METRIC_NAMES)
+    unknown = set(thresholds) - set(CATALOGUE.names)
     if unknown:
         raise ValueError(f"no threshold flag exists for {', '.join(sorted(unknown))}")
     specs: list[GateSpec] = []
@@ -117,8 +117,7 @@ def judge(
     held: list[str] = []
     failed: list[str] = []
     for gate in gates:
-        if gate.metric not in METRIC_NAMES:
-            raise ValueError(f"unknown metric in gate {gate}")
+        metric_spec(gate.metric)  # UnknownMetricError, never another metric's verdict
         if gate.kind is GateKind.MAX_DROP:
             ok, text = _drop_verdict(gate, metrics, anchor, p_values, alpha)
         elif gate.kind in (GateKind.MIN, GateKind.MAX):

@@ -1,4 +1,4 @@
-"""How well predictions agree with the subjective target: PLCC, SROCC, KROCC and RMSE.
+"""How well predictions agree with the subjective target: the catalogue's metrics.
 
 Following ITU-T P.1401 and the VQEG reports, PLCC and RMSE are computed after an optional
 fitted mapping of the predictions onto the target's scale, so a model whose output scale
@@ -324,6 +324,71 @@ def target_ranks(target: np.ndarray) -> TargetRanks:
     return rank_target(y)
 
 
+class _Sample:
+    """The catalogue's ``Sample`` over vectors ``_as_floats`` checked: the squared errors and
+    the rank correlations are computed at most once, however many metrics read them."""
+
+    def __init__(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        mapped: np.ndarray | None,
+        ranks: TargetRanks | None,
+    ) -> None:
+        self._x, self._y, self._mapped, self._ranks = x, y, mapped, ranks
+        self._squared: tuple[float, float] | None = None
+        self._ranked: tuple[float, float] | None = None
+
+    @property
+    def n(self) -> int:
+        return int(self._x.size)
+
+    @property
+    def predictions(self) -> np.ndarray:
+        return self._x
+
+    @property
+    def mapped(self) -> np.ndarray:
+        if self._mapped is None:
+            raise ValueError("a rank-based metric reads the raw predictions, not the mapped ones")
+        return self._mapped
+
+    @property
+    def target(self) -> np.ndarray:
+        return self._y
+
+    def pearson(self) -> float:
+        return pearson(self.mapped, self._y)
+
+    def squared_errors(self) -> tuple[float, float]:
+        """Mean and variance of the mapped predictions' squared errors."""
+        if self._squared is None:
+            n = self.n
+            self._squared = _squared_errors(self.mapped, self._y) if n else (math.nan, math.nan)
+        return self._squared
+
+    def rank_correlations(self) -> tuple[float, float]:
+        """Spearman's rho and Kendall's tau-b of the raw predictions, from one sort."""
+        if self._ranked is None:
+            x, y = self._x, self._y
+            ranked = (math.nan, math.nan)
+            if x.size >= 3 and not _constant(x) and not _constant(y):
+                ranked = rank_correlations(
+                    x, rank_target(y) if self._ranks is None else self._ranks
+                )
+            self._ranked = ranked
+        return self._ranked
+
+
+def _scored(
+    specs: tuple[MetricSpec, ...], sample: _Sample
+) -> tuple[dict[str, float], dict[str, tuple[float, float]]]:
+    """The values of ``specs`` on ``sample`` and their intervals."""
+    values = {spec.name: float(spec.value(sample)) for spec in specs}
+    ci = {spec.name: _interval(spec, values[spec.name], sample) for spec in specs}
+    return values, ci
+
+
 def compute_metrics(
     pred: np.ndarray,
     target: np.ndarray,
@@ -356,12 +421,21 @@ def compute_metrics(
         mapped = _mapped(x64, y64, mapping)
         used = _used_mapping(x64, y64, mapping, mapped)
         del x64, y64
-    mse, variance = _squared_errors(mapped, y) if n else (math.nan, math.nan)
-    plcc = pearson(mapped, y)
+    specs = CATALOGUE.specs
+    on_mapped = tuple(spec for spec in specs if not spec.rank_based)
+    values, ci = _scored(on_mapped, _Sample(x, y, mapped, None))
     del mapped  # a mapped copy is 8 bytes per row; the rank statistics need only x
-    values = {"plcc": plcc, "srocc": math.nan, "krocc": math.nan, "rmse": math.sqrt(mse)}
-    ci = {spec.name: _interval(spec, values[spec.name], n, mse, variance) for spec in CATALOGUE}
-    metrics = Metrics(values=values, n=n, ci=ci, mapping=used)
+    for spec in specs:
+        if spec.rank_based:
+            values[spec.name] = math.nan
+            ci[spec.name] = (math.nan, math.nan)
+    # Catalogue order, as the report writes them.
+    metrics = Metrics(
+        values={spec.name: values[spec.name] for spec in specs},
+        n=n,
+        ci={spec.name: ci[spec.name] for spec in specs},
+        mapping=used,
+    )
     return _with_ranks(metrics, x, y, ranks) if ranked else metrics
 
 
@@ -372,8 +446,8 @@ def with_rank_metrics(
     *,
     ranks: TargetRanks | None = None,
 ) -> Metrics:
-    """``metrics`` (from ``compute_metrics(ranked=False)`` on the same arrays) with SROCC and
-    KROCC and their intervals filled in."""
+    """``metrics`` (from ``compute_metrics(ranked=False)`` on the same arrays) with the
+    rank-based metrics and their intervals filled in."""
     x, y = _as_floats(pred, target)
     return _with_ranks(metrics, x, y, ranks)
 
@@ -382,24 +456,22 @@ def _with_ranks(
     metrics: Metrics, x: np.ndarray, y: np.ndarray, ranks: TargetRanks | None
 ) -> Metrics:
     """``with_rank_metrics`` on vectors ``_as_floats`` already checked."""
-    n = int(x.size)
-    srocc = krocc = math.nan
-    if n >= 3 and not _constant(x) and not _constant(y):
-        srocc, krocc = rank_correlations(x, rank_target(y) if ranks is None else ranks)
-    ranked = {"srocc": srocc, "krocc": krocc}
-    ci = {**metrics.ci}
-    for name, value in ranked.items():
-        ci[name] = _interval(metric_spec(name), value, n, math.nan, math.nan)
-    values = {**metrics.values, **ranked}
-    return Metrics(values=values, n=metrics.n, ci=ci, mapping=metrics.mapping)
+    rank_based = tuple(spec for spec in CATALOGUE.specs if spec.rank_based)
+    values, ci = _scored(rank_based, _Sample(x, y, None, ranks))
+    return Metrics(
+        values={**metrics.values, **values},
+        n=metrics.n,
+        ci={**metrics.ci, **ci},
+        mapping=metrics.mapping,
+    )
 
 
-def _interval(
-    spec: MetricSpec, value: float, n: int, mse: float, variance: float
-) -> tuple[float, float]:
+def _interval(spec: MetricSpec, value: float, sample: _Sample) -> tuple[float, float]:
     """The 95% interval the catalogue names for ``spec``."""
     if spec.interval is Interval.FISHER_Z:
-        return fisher_interval(spec.name, value, n)
+        return fisher_interval(spec.name, value, sample.n)
     if spec.interval is Interval.MSE_NORMAL:
-        return rmse_interval(mse, variance, n)
+        return rmse_interval(*sample.squared_errors(), sample.n)
+    if spec.interval is Interval.NONE:
+        return (math.nan, math.nan)
     raise ValueError(f"no {spec.interval.value} interval is implemented for {spec.name}")

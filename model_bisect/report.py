@@ -15,7 +15,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from .catalogue import METRIC_NAMES, GateKind, MappingName, metric_spec
+from .catalogue import CATALOGUE, GateKind, MappingName, metric_spec
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -174,8 +174,11 @@ def _float_or_nan(value: Any) -> float:
 class Metrics:
     """Agreement of one model's predictions with the subjective target.
 
-    ``values`` holds every catalogue metric by name; ``ci`` maps a metric name to its 95%
-    interval (computed as the catalogue says). Mapped metrics are computed after ``mapping``.
+    ``values`` holds catalogue metrics by name: every one when this version computed them, a
+    subset when read from a report or cache entry written before a metric was added (absent
+    = not computed; ``value`` gives NaN, as for a metric that could not be computed). ``ci``
+    maps a metric name to its 95% interval (computed as the catalogue says). Metrics that are
+    not rank-based are computed after ``mapping``.
     """
 
     values: Mapping[str, float]
@@ -184,18 +187,27 @@ class Metrics:
     mapping: str = MappingName.NONE.value
 
     def __post_init__(self) -> None:
-        if set(self.values) != set(METRIC_NAMES):
-            raise ValueError(
-                f"metrics need exactly {', '.join(METRIC_NAMES)}, got {', '.join(self.values)}"
-            )
+        for name in (*self.values, *self.ci):
+            metric_spec(name)  # UnknownMetricError for a name outside the catalogue
+
+    @property
+    def complete(self) -> bool:
+        """Whether every catalogue metric was computed (a record from an older version may
+        lack one added since)."""
+        return all(name in self.values for name in CATALOGUE.names)
 
     def value(self, metric: str) -> float:
-        """The metric's value; KeyError for a name outside the catalogue."""
-        return float(self.values[metric_spec(metric).name])
+        """The metric's value, NaN when it was not computed; UnknownMetricError (a KeyError)
+        for a name outside the catalogue."""
+        return float(self.values.get(metric_spec(metric).name, math.nan))
 
     def to_json(self) -> dict[str, Any]:
         return {
-            **{name: _finite_or_none(self.values[name]) for name in METRIC_NAMES},
+            **{
+                name: _finite_or_none(self.values[name])
+                for name in CATALOGUE.names
+                if name in self.values
+            },
             "n": self.n,
             "ci": {
                 k: [_finite_or_none(lo), _finite_or_none(hi)] for k, (lo, hi) in self.ci.items()
@@ -205,22 +217,25 @@ class Metrics:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Metrics:
-        """The record ``to_json`` wrote; ValueError naming the problem for anything else."""
+        """The record ``to_json`` wrote, by this or another version: a catalogue metric it
+        lacks was not computed, a metric name this version does not know is left out.
+        ValueError naming the problem for anything else."""
         if not isinstance(data, Mapping):
             raise ValueError(f"a metrics record is a JSON object, not {type(data).__name__}")
-        missing = [k for k in (*METRIC_NAMES, "n") if k not in data]
-        if missing:
-            raise ValueError(f"metrics record lacks {', '.join(missing)}")
+        if "n" not in data:
+            raise ValueError("metrics record lacks n")
         ci = data.get("ci", {})
         if not isinstance(ci, Mapping):
             raise ValueError(f"metrics ci is a JSON object, not {type(ci).__name__}")
+        known = CATALOGUE.names
         try:
             intervals = {}
             for k, bounds in ci.items():
                 low, high = bounds
-                intervals[str(k)] = (_float_or_nan(low), _float_or_nan(high))
+                if str(k) in known:
+                    intervals[str(k)] = (_float_or_nan(low), _float_or_nan(high))
             return cls(
-                values={name: _float_or_nan(data[name]) for name in METRIC_NAMES},
+                values={name: _float_or_nan(data[name]) for name in known if name in data},
                 n=int(data["n"]),
                 ci=intervals,
                 mapping=str(data.get("mapping", MappingName.NONE.value)),
@@ -238,8 +253,7 @@ class GateSpec:
     threshold: float
 
     def __post_init__(self) -> None:
-        if self.metric not in METRIC_NAMES:
-            raise ValueError(f"unknown metric {self.metric!r} in a gate")
+        metric_spec(self.metric)  # UnknownMetricError: a gate on a metric no one computes
         if self.kind not in tuple(GateKind):
             raise ValueError(f"unknown gate kind {self.kind!r}")
         object.__setattr__(self, "kind", GateKind(self.kind))
@@ -301,7 +315,7 @@ class Step:
             reason=str(data.get("reason", "")),
             seconds=float(data.get("seconds", 0.0)),
             cached=bool(data.get("cached", False)),
-            p_values={k: float(v) for k, v in data.get("p_values", {}).items()},
+            p_values={k: float(v) for k, v in data.get("p_values", {}).items() if k in CATALOGUE},
             unknown_rows=int(data.get("unknown_rows", 0)),
         )
 

@@ -1,9 +1,10 @@
 """Is a model's drop from the anchor (the first model) real, or noise of these rows?
 
 Both models are scored on the same rows against the same target, so their metrics are
-dependent: an independent-samples test would be far too conservative. PLCC uses Williams'
-test for two correlations sharing a variable; SROCC, KROCC and RMSE use a paired bootstrap
-(each resample draws the same rows for both models).
+dependent: an independent-samples test would be far too conservative. Each metric's catalogue
+entry names its test: Williams' test for two correlations sharing a variable (PLCC), or a
+paired bootstrap (each resample draws the same rows for both models) of the metric's own
+statistic (SROCC, KROCC, RMSE), on at most the entry's ``boot_rows`` rows.
 
 scipy is imported only inside ``williams_test`` (Student's t has no closed form worth
 writing), so a run without --significance never loads it.
@@ -16,19 +17,16 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from .catalogue import METRIC_NAMES, DropTest, MappingName, metric_spec
-from .errors import UsageError
+from .catalogue import DropTest, MappingName, metric_spec
 from .metrics import apply_mapping, as_vectors, kendall, pearson
 from .ranks import mid_ranks
 
 __all__ = ["drop_p_value", "williams_test"]
 
-# The paired bootstrap works on at most this many rows (a fixed-seed subsample above it):
-# SROCC and RMSE resamples cost O(rows) each; KROCC's exact resampled tau costs O(rows^2)
-# each (see _KendallForms), hence its smaller cap. Above the cap the resampled deltas are
-# shrunk by sqrt(m/n) around the full-data delta (the m-out-of-n bootstrap, valid for these
-# asymptotically normal statistics), so the test keeps the power of all n rows.
-_BOOT_ROWS = {"srocc": 5_000, "rmse": 10_000, "krocc": 1_000}
+# The paired bootstrap works on at most the catalogue's ``boot_rows`` rows (a fixed-seed
+# subsample above it). Above the cap the resampled deltas are shrunk by sqrt(m/n) around the
+# full-data delta (the m-out-of-n bootstrap, valid for these asymptotically normal
+# statistics), so the test keeps the power of all n rows.
 _CHUNK_CELLS = 1_000_000  # resamples x rows handled at once, about 8 MB per array
 
 
@@ -141,19 +139,39 @@ class _KendallForms:
         return np.asarray(tau[:, 1] - tau[:, 0])
 
 
-def _rmse_deltas(ea: np.ndarray, eb: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    total = counts.sum(axis=1)
-    return np.asarray(np.sqrt(counts @ eb / total) - np.sqrt(counts @ ea / total))
+class _RmseDeltas:
+    """RMSE of the model minus the anchor's, per resample, from row counts."""
+
+    def __init__(self, ea: np.ndarray, eb: np.ndarray) -> None:
+        self.ea, self.eb = ea, eb  # squared errors
+
+    def deltas(self, counts: np.ndarray) -> np.ndarray:
+        total = counts.sum(axis=1)
+        return np.asarray(np.sqrt(counts @ self.eb / total) - np.sqrt(counts @ self.ea / total))
 
 
-def _change(metric: str, t: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
-    """b's metric minus a's on these rows; for RMSE, a and b hold the squared errors."""
-    if metric == "srocc":
+def _change(test: DropTest, t: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
+    """b's statistic minus a's on these rows; for RMSE, a and b hold the squared errors."""
+    if test is DropTest.SPEARMAN_BOOTSTRAP:
         rt = mid_ranks(t)  # ranked once for both models
         return pearson(mid_ranks(b), rt) - pearson(mid_ranks(a), rt)
-    if metric == "krocc":
+    if test is DropTest.KENDALL_BOOTSTRAP:
         return kendall(b, t) - kendall(a, t)
-    return math.sqrt(float(np.mean(b))) - math.sqrt(float(np.mean(a)))
+    if test is DropTest.RMSE_BOOTSTRAP:
+        return math.sqrt(float(np.mean(b))) - math.sqrt(float(np.mean(a)))
+    raise ValueError(f"no {test.value} bootstrap is implemented")
+
+
+def _resampled(
+    test: DropTest, t: np.ndarray, a: np.ndarray, b: np.ndarray
+) -> _SpearmanDeltas | _KendallForms | _RmseDeltas:
+    if test is DropTest.SPEARMAN_BOOTSTRAP:
+        return _SpearmanDeltas(t, a, b)
+    if test is DropTest.KENDALL_BOOTSTRAP:
+        return _KendallForms(t, a, b)
+    if test is DropTest.RMSE_BOOTSTRAP:
+        return _RmseDeltas(a, b)
+    raise ValueError(f"no {test.value} bootstrap is implemented")
 
 
 def drop_p_value(
@@ -168,19 +186,20 @@ def drop_p_value(
 ) -> float:
     """One-sided p-value that the model is worse than the anchor on ``metric``, same rows.
 
-    PLCC: Williams' test on the mapped predictions. SROCC, KROCC, RMSE: paired bootstrap,
-    p = (1 + #resamples where the model is not worse) / (resamples + 1), a resample whose
-    metric is undefined counting as not worse. For RMSE the mapping is fitted once on all
-    rows and held fixed in the resamples. Above a per-metric row cap the bootstrap runs on a
-    fixed-seed subsample, rescaled as described at ``_BOOT_ROWS``. NaN when undefined.
+    The catalogue entry's ``drop_test`` decides how. Williams' test runs on the mapped
+    predictions. A paired bootstrap gives p = (1 + #resamples where the model is not worse) /
+    (resamples + 1), a resample whose metric is undefined counting as not worse; for RMSE
+    the mapping is fitted once on all rows and held fixed in the resamples. Above the entry's
+    ``boot_rows`` the bootstrap runs on a fixed-seed subsample, rescaled as described above.
+    NaN when undefined or when the metric has no test. UnknownMetricError for a name outside
+    the catalogue.
     """
-    if metric not in METRIC_NAMES:
-        raise UsageError(
-            f"unknown metric {metric!r}", "--max-drop", f"use one of {', '.join(METRIC_NAMES)}"
-        )
     spec = metric_spec(metric)
     if resamples < 1:
         raise ValueError(f"resamples must be at least 1, got {resamples}")
+    test = spec.drop_test
+    if test is DropTest.NONE:
+        return math.nan
     t, a, b = as_vectors(target, anchor_pred, model_pred)
     n = int(t.size)
     if n < 3:
@@ -188,34 +207,31 @@ def drop_p_value(
     if spec.mapped:
         a = apply_mapping(a, t, mapping)
         b = apply_mapping(b, t, mapping)
-    if spec.drop_test is DropTest.WILLIAMS:
+    if test is DropTest.WILLIAMS:
         return williams_test(pearson(t, a), pearson(t, b), pearson(a, b), n)
-    if metric == "rmse":  # from here on a and b are squared errors
+    if spec.boot_rows is None:
+        raise ValueError(f"{metric}'s {test.value} test needs boot_rows in its catalogue entry")
+    if test is DropTest.RMSE_BOOTSTRAP:  # from here on a and b are squared errors
         a, b = (a - t) ** 2, (b - t) ** 2
     # Every delta below is model minus anchor, turned by the metric's direction into
     # "how much worse" (positive = worse).
-    full = spec.worse_by(_change(metric, t, a, b))
+    full = spec.worse_by(_change(test, t, a, b))
     if not math.isfinite(full):
         return math.nan
 
     rng = np.random.default_rng(seed)
-    cap = _BOOT_ROWS[metric]
+    cap = spec.boot_rows
     if n > cap:
         rows = np.sort(rng.choice(n, size=cap, replace=False))
         t, a, b = t[rows], a[rows], b[rows]
     m = int(t.size)
-    sub = full if m == n else spec.worse_by(_change(metric, t, a, b))
+    sub = full if m == n else spec.worse_by(_change(test, t, a, b))
     if not math.isfinite(sub):
         return math.nan
-    rank_deltas: _KendallForms | _SpearmanDeltas | None = None
-    if metric == "krocc":
-        rank_deltas = _KendallForms(t, a, b)
-    elif metric == "srocc":
-        rank_deltas = _SpearmanDeltas(t, a, b)
+    resampled = _resampled(test, t, a, b)
     not_worse = 0
     for counts in _draws(rng, m, resamples):
-        change = _rmse_deltas(a, b, counts) if rank_deltas is None else rank_deltas.deltas(counts)
-        deltas = spec.worse_sign * change
+        deltas = spec.worse_sign * resampled.deltas(counts)
         if m < n:
             deltas = full + (deltas - sub) * math.sqrt(m / n)
         not_worse += int(np.count_nonzero(~(deltas > 0.0)))  # NaN counts as not worse

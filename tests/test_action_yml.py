@@ -24,6 +24,7 @@ from model_bisect.catalogue import CATALOGUE
 from model_bisect.publishing.actions import PUBLISH_OUTPUTS, RUN_OUTPUTS
 from tests.conftest import FIXTURE_DIR, REPO_ROOT
 from tests.fake_github import FakeGitHub
+from tests.metrickit import add_metric
 from tests.modelkit import bad_weights, linear_model
 
 ACTION = REPO_ROOT / "action.yml"
@@ -148,6 +149,62 @@ def test_the_inputs_cover_every_timeline_source_gate_and_publish_setting() -> No
     assert {"models", "timeline", "git-path", "features", "mapping"} <= inputs
     assert {"tracker-issue", "marker", "python-version", "token"} <= inputs
     assert _action()["inputs"]["token"]["default"] == "${{ github.token }}"
+
+
+def gate_input_problems(action: Mapping[str, Any]) -> list[str]:
+    """Where the action's threshold inputs are out of step with the catalogue: one input per
+    gate flag (no more, no fewer), described with the metric's label, handed to the run step
+    in its own variable and passed on as that flag; the mapping's description names exactly
+    the metrics computed after the mapping. Checked, not generated: action.yml is read by
+    GitHub as committed."""
+    inputs = action.get("inputs") or {}
+    (run,) = [s for s in action["runs"]["steps"] if s.get("id") == "run"]
+    env, script = run.get("env") or {}, run.get("run", "")
+    wanted = {spec.flag.removeprefix("--"): spec for spec in CATALOGUE}
+    present = {k for k in inputs if re.fullmatch(r"(min|max)-[a-z]\w*", k) and k != "max-drop"}
+    problems = [
+        f"input {k}: no catalogue metric has this flag" for k in sorted(present - set(wanted))
+    ]
+    for key, spec in wanted.items():
+        if key not in inputs:
+            problems.append(f"no input {key} for {spec.flag}")
+            continue
+        if spec.label not in str(inputs[key].get("description", "")):
+            problems.append(f"input {key}: the description does not name {spec.label}")
+        variable = "MB_" + key.upper().replace("-", "_")
+        if env.get(variable) != f"${{{{ inputs.{key} }}}}":
+            problems.append(f"input {key}: the run step has no {variable} for it")
+        if f'option {spec.flag} "${variable}"' not in script:
+            problems.append(f"input {key}: the run step does not pass {spec.flag}")
+    mapping = str((inputs.get("mapping") or {}).get("description", ""))
+    for spec in CATALOGUE:
+        if (spec.label in mapping) is not spec.mapped:
+            problems.append(f"input mapping: its description is wrong about {spec.label}")
+    return problems
+
+
+def test_the_actions_gate_inputs_are_in_step_with_the_catalogue() -> None:
+    assert gate_input_problems(_action()) == []
+
+
+def test_a_metric_added_to_the_catalogue_is_missed_in_the_action_until_it_gets_an_input(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    add_metric(monkeypatch)
+    assert gate_input_problems(_action()) == [
+        "no input max-mae for --max-mae",
+        "input mapping: its description is wrong about MAE",
+    ]
+    action = _action()
+    del action["inputs"]["min-srocc"]
+    action["inputs"]["min-plcc"]["description"] = "Gate."
+    action["inputs"]["max-rnse"] = {"description": "typo"}
+    monkeypatch.undo()
+    assert gate_input_problems(action) == [
+        "input max-rnse: no catalogue metric has this flag",
+        "input min-plcc: the description does not name PLCC",
+        "no input min-srocc for --min-srocc",
+    ]
 
 
 def test_the_outputs_are_the_verdict_and_the_comment() -> None:

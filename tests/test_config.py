@@ -17,6 +17,7 @@ from model_bisect.exitcodes import ExitCode
 from tests.clirun import run_module
 from tests.conftest import FIXTURE_DIR, REPO_ROOT
 from tests.fake_github import FakeGitHub
+from tests.metrickit import add_metric
 from tests.repokit import load_root_module
 
 REPO, ISSUE = "acme/models", 1
@@ -198,6 +199,20 @@ def test_read_config_raises_input_error_for_the_library_callers(tmp_path: Path) 
     path = write_table(tmp_path, "min-krocc = 2\n")
     with pytest.raises(InputError, match="min-krocc = 2"):
         read_config(path)
+
+
+def test_a_metric_added_to_the_catalogue_gets_its_config_keys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_table(tmp_path, "max-mae = 0.25\nmax-drop = { mae = 0.05 }\n")
+    with pytest.raises(InputError, match="max-mae"):
+        read_config(path)  # the shipped catalogue has no MAE
+    add_metric(monkeypatch)
+    config = read_config(path)
+    assert config.thresholds == {"mae": 0.25}
+    assert config.max_drop == ("mae=0.05",)
+    with pytest.raises(InputError, match="max-mae"):
+        read_config(write_table(tmp_path, "max-mae = -1\n"))
 
 
 # --- invoke ---------------------------------------------------------------------------------

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from model_bisect.catalogue import METRIC_NAMES
-from model_bisect.errors import UsageError
+from model_bisect.catalogue import CATALOGUE
+from model_bisect.errors import UnknownMetricError, UsageError
 from model_bisect.gates import gate_specs, judge, parse_max_drop
 from model_bisect.report import GateSpec, Metrics, Status
 
@@ -40,7 +40,7 @@ def test_parse_max_drop_rejects_bad_input_naming_flag_and_metrics(text: str) -> 
         parse_max_drop(text)
     message = str(info.value)
     assert "--max-drop" in message
-    for metric in METRIC_NAMES:
+    for metric in CATALOGUE.names:
         assert metric in message
     assert "\n" not in message
 
@@ -210,7 +210,7 @@ def test_good_reason_lists_every_gate() -> None:
 def test_unknown_gate_kind_or_metric_is_an_error() -> None:
     with pytest.raises(ValueError, match="kind"):
         judge(metrics(), [GateSpec("plcc", "between", 0.5)])
-    with pytest.raises(ValueError, match="metric"):
+    with pytest.raises(UnknownMetricError, match="unknown metric 'mae'"):
         judge(metrics(), [GateSpec("mae", "min", 0.5)])
     with pytest.raises(ValueError, match="gate"):
         judge(metrics(), [])

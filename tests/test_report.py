@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -9,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from model_bisect.catalogue import GateKind
-from model_bisect.errors import InputError
+from model_bisect.errors import InputError, UnknownMetricError
+from model_bisect.gates import judge
 from model_bisect.report import (
     FeaturesRef,
     GateSpec,
@@ -25,6 +27,7 @@ from model_bisect.report import (
     dumps,
     read_report,
 )
+from tests.metrickit import add_metric
 
 
 def _report(plcc: float) -> Report:
@@ -94,7 +97,6 @@ GOOD_METRICS = {
     ("record", "needle"),
     [
         ([0.9, 0.8], "JSON object"),
-        ({k: v for k, v in GOOD_METRICS.items() if k != "krocc"}, "lacks krocc"),
         ({k: v for k, v in GOOD_METRICS.items() if k != "n"}, "lacks n"),
         ({**GOOD_METRICS, "plcc": "high"}, "malformed"),
         ({**GOOD_METRICS, "n": None}, "malformed"),
@@ -123,9 +125,74 @@ def test_metrics_json_keeps_its_keys_and_order() -> None:
     assert list(metrics.to_json()) == ["plcc", "srocc", "krocc", "rmse", "n", "ci", "mapping"]
 
 
-def test_metrics_without_every_catalogue_metric_is_refused() -> None:
-    with pytest.raises(ValueError, match="rmse"):
-        Metrics({"plcc": 0.9, "srocc": 0.8, "krocc": 0.7}, 5)
+def test_a_metric_name_outside_the_catalogue_is_refused_in_memory() -> None:
+    every = {"plcc": 0.9, "srocc": 0.8, "krocc": 0.7, "rmse": 0.2}
+    with pytest.raises(UnknownMetricError, match="'mae'"):
+        Metrics({**every, "mae": 0.1}, 5)
+    with pytest.raises(UnknownMetricError, match="'mae'"):
+        Metrics(every, 5, {"mae": (0.0, 0.2)})
+    with pytest.raises(UnknownMetricError, match="'mae'"):
+        Metrics(every, 5).value("mae")
+    with pytest.raises(UnknownMetricError, match="'mae'"):
+        GateSpec("mae", GateKind.MAX, 0.1)
+
+
+def test_a_metric_the_record_lacks_was_not_computed() -> None:
+    record = {k: v for k, v in GOOD_METRICS.items() if k != "krocc"}
+    metrics = Metrics.from_json(record)
+    assert "krocc" not in metrics.values
+    assert not metrics.complete
+    assert math.isnan(metrics.value("krocc"))
+    assert metrics.to_json() == record  # not written back as null: null means "undefined"
+    assert Metrics.from_json(GOOD_METRICS).complete
+
+
+def test_an_old_report_without_a_newly_added_metric_still_parses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "old.json"
+    path.write_text(dumps(_report(0.95)))  # written by the catalogue without MAE
+    add_metric(monkeypatch)
+    report = read_report(path)
+    metrics = report.steps[0].metrics
+    assert metrics is not None
+    assert not metrics.complete
+    assert math.isnan(metrics.value("mae"))
+    assert metrics.value("plcc") == 0.95
+    assert json.loads(dumps(report)) == json.loads(path.read_text())
+    # Judging it on the new metric says the value is undefined instead of crashing.
+    status, reason = judge(metrics, [GateSpec("mae", GateKind.MAX, 0.5)])
+    assert status is Status.BAD
+    assert "mae undefined" in reason
+
+
+def test_a_newer_reports_extra_metric_is_left_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with monkeypatch.context() as patched:
+        add_metric(patched)
+        extra = Metrics({"plcc": 0.9, "srocc": 0.8, "krocc": 0.7, "rmse": 0.2, "mae": 0.1}, 5)
+        newer = _report(0.95)
+        steps = (dataclasses.replace(newer.steps[0], metrics=extra, p_values={"mae": 0.3}),)
+        path = tmp_path / "newer.json"
+        path.write_text(dumps(dataclasses.replace(newer, steps=(*steps, *newer.steps[1:]))))
+    assert '"mae": 0.1' in path.read_text()
+    metrics = read_report(path).steps[0].metrics
+    assert metrics is not None
+    assert metrics.complete
+    assert set(metrics.values) == {"plcc", "srocc", "krocc", "rmse"}
+    assert read_report(path).steps[0].p_values == {}
+
+
+def test_a_report_gated_on_a_metric_this_version_lacks_is_one_input_error(
+    tmp_path: Path,
+) -> None:
+    data = json.loads(dumps(_report(0.9)))
+    data["gates"][0]["metric"] = "mae"
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(InputError, match="unknown metric 'mae'"):
+        read_report(path)
 
 
 def test_report_with_an_unknown_gate_kind_is_one_input_error(tmp_path: Path) -> None:

@@ -3,15 +3,18 @@ against values computed independently here."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 import pytest
 from scipy import stats
 
-from model_bisect.errors import UsageError
+from model_bisect.catalogue import CATALOGUE, metric_spec
+from model_bisect.errors import UnknownMetricError, UsageError
 from model_bisect.metrics import apply_mapping
 from model_bisect.significance import drop_p_value, williams_test
+from tests.metrickit import add_metric
 
 
 def test_williams_matches_steiger_case_a_worked_by_hand() -> None:
@@ -161,9 +164,33 @@ def test_constant_model_gives_nan() -> None:
     assert math.isnan(drop_p_value("plcc", target, anchor, np.full(50, 2.0)))
 
 
-def test_unknown_metric_is_a_usage_error() -> None:
-    with pytest.raises(UsageError, match="--max-drop"):
+def test_unknown_metric_is_a_usage_error_not_the_rmse_formula() -> None:
+    with pytest.raises(UnknownMetricError, match="unknown metric 'mae'") as raised:
         drop_p_value("mae", np.arange(5.0), np.arange(5.0), np.arange(5.0))
+    assert isinstance(raised.value, UsageError)
+
+
+def test_a_metric_without_a_test_has_no_p_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    add_metric(monkeypatch)  # MAE's catalogue entry names no drop test
+    target, anchor, model = models(80, 13, 0.5)
+    assert math.isnan(drop_p_value("mae", target, anchor, model))
+
+
+@pytest.mark.parametrize("metric", ["srocc", "krocc", "rmse"])
+def test_the_bootstrap_subsamples_to_the_catalogues_row_cap(
+    monkeypatch: pytest.MonkeyPatch, metric: str
+) -> None:
+    # Above its boot_rows a metric's bootstrap runs on a subsample: a cap at the row count
+    # changes nothing, a smaller one changes the resamples.
+    target, anchor, model = models(120, 7, 0.15)  # a drop of p ~ 0.2-0.3, not saturated
+    p = drop_p_value(metric, target, anchor, model, resamples=200)
+    assert 0.05 < p < 0.5
+    shipped = CATALOGUE.specs
+    for cap, same in ((120, True), (60, False)):
+        capped = dataclasses.replace(metric_spec(metric), boot_rows=cap)
+        specs = tuple(capped if s.name == metric else s for s in shipped)
+        monkeypatch.setattr(CATALOGUE, "specs", specs)
+        assert (drop_p_value(metric, target, anchor, model, resamples=200) == p) is same
 
 
 def test_same_seed_gives_the_same_p_value() -> None:

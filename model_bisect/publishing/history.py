@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ..catalogue import METRIC_NAMES
+from ..catalogue import CATALOGUE
 from ..report import Report
 
 __all__ = [
@@ -94,7 +94,7 @@ class Run:
             first_bad_index=index,
             first_bad_label=_label(data.get("first_bad_label")),
             head_label=_label(data.get("head_label")),
-            metrics={k: float(v) for k, v in metrics.items() if k in METRIC_NAMES},
+            metrics={k: float(v) for k, v in metrics.items() if k in CATALOGUE},
         )
 
 
@@ -129,7 +129,7 @@ def run_from_report(report: Report, date: str) -> Run:
     newest = next((s for s in reversed(report.steps) if s.metrics is not None), None)
     metrics: dict[str, float] = {}
     if newest is not None and newest.metrics is not None:
-        for name in METRIC_NAMES:
+        for name in CATALOGUE.names:
             value = newest.metrics.value(name)
             if math.isfinite(value):
                 metrics[name] = float(f"{value:.6g}")  # six digits: the comment shows four
