@@ -39,7 +39,7 @@ from .report import (
 )
 from .safetext import unicode_safe
 from .search import SearchResult, bisect, scan, verdict_message
-from .timeline.sources import TimelineEntry, require_two
+from .timeline.entry import TimelineEntry, require_two
 from .toolchain import toolchain_versions
 
 if TYPE_CHECKING:

@@ -12,15 +12,10 @@ import onnx
 import pytest
 
 from model_bisect.errors import InputError
-from model_bisect.timeline.sources import (
-    TimelineEntry,
-    from_arguments,
-    from_file,
-    from_git,
-    natural_key,
-    require_two,
-    unique_labels,
-)
+from model_bisect.timeline.arguments import from_arguments
+from model_bisect.timeline.entry import TimelineEntry, natural_key, require_two, unique_labels
+from model_bisect.timeline.file import from_file
+from model_bisect.timeline.git import from_git
 from tests.modelkit import default_weights, linear_model, sidecar_json
 from tests.repokit import git
 

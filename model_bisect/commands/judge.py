@@ -21,7 +21,7 @@ from ..safetext import printable
 
 if TYPE_CHECKING:
     from ..report import Step
-    from ..timeline.sources import TimelineEntry
+    from ..timeline.entry import TimelineEntry
 
 __all__ = ["COMMAND", "JudgeAbort", "abort", "add_parser", "main", "requested", "verdict_line"]
 
@@ -88,7 +88,7 @@ def _validate(args: argparse.Namespace) -> None:
 
 
 def _entry(path: Path) -> TimelineEntry:
-    from ..timeline.sources import from_arguments
+    from ..timeline.arguments import from_arguments
 
     return from_arguments([str(path)])[0]
 

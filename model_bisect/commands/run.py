@@ -22,7 +22,7 @@ from ..safetext import printable, unicode_safe
 
 if TYPE_CHECKING:
     from ..report import Invocation, Report, Step
-    from ..timeline.sources import TimelineEntry
+    from ..timeline.entry import TimelineEntry
 
 __all__ = [
     "DEFAULT_MARKER",
@@ -193,13 +193,17 @@ def _validate(args: argparse.Namespace) -> None:
 
 
 def _entries(args: argparse.Namespace, workdir: Path) -> list[TimelineEntry]:
-    from ..timeline import sources as timeline
-
     if args.timeline is not None:
-        return timeline.from_file(args.timeline)
+        from ..timeline.file import from_file
+
+        return from_file(args.timeline)
     if args.git_path is not None:
-        return timeline.from_git(args.git_path, args.rev_range, workdir)
-    return timeline.from_arguments(args.models)
+        from ..timeline.git import from_git
+
+        return from_git(args.git_path, args.rev_range, workdir)
+    from ..timeline.arguments import from_arguments
+
+    return from_arguments(args.models)
 
 
 def exit_code_for(report: Report, *, fail_on_first_bad: bool) -> ExitCode:

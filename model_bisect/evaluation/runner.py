@@ -30,7 +30,7 @@ from .onnxfile import (
 )
 
 if TYPE_CHECKING:
-    from ..timeline.sources import TimelineEntry
+    from ..timeline.entry import TimelineEntry
     from .features import FeatureTable
 
 __all__ = ["DEFAULT_BATCH_ROWS", "Evaluation", "Evaluator"]
