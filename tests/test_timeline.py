@@ -10,12 +10,15 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+import yaml
 
 from model_bisect.errors import InputError
 from model_bisect.timeline.arguments import from_arguments
 from model_bisect.timeline.entry import TimelineEntry, natural_key, require_two, unique_labels
 from model_bisect.timeline.file import from_file
 from model_bisect.timeline.git import from_git
+from model_bisect.timeline.registry import SOURCES
+from tests.conftest import REPO_ROOT
 from tests.modelkit import default_weights, linear_model, sidecar_json
 from tests.repokit import git
 
@@ -328,3 +331,45 @@ def test_git_history_copies_blobs_to_files_without_holding_them_in_memory(
         tracemalloc.stop()
     assert [(e.path.parent / "m.onnx.data").stat().st_size for e in entries] == sizes
     assert peak < 4 << 20, f"{peak / 2**20:.1f} MB allocated while copying 48 MB of blobs"
+
+
+# --- the registry ---------------------------------------------------------------------------
+
+
+def test_action_yml_offers_every_timeline_source_and_option_as_the_registry_describes() -> None:
+    action = yaml.safe_load((REPO_ROOT / "action.yml").read_text(encoding="utf-8"))
+    (step,) = [s for s in action["runs"]["steps"] if s.get("id") == "run"]
+    env, script = step["env"], step["run"]
+    offered = [(s.action_input, s.flag, s.action_help) for s in SOURCES]
+    offered += [(o.action_input, o.flag, o.action_help) for s in SOURCES for o in s.options]
+    for name, flag, text in offered:
+        assert action["inputs"][name]["description"] == text, name
+        (variable,) = [k for k, v in env.items() if v == f"${{{{ inputs.{name} }}}}"]
+        if flag is None:  # the positional MODEL arguments, one per line
+            assert f'done <<< "${variable}"' in script, name
+        else:
+            assert f'option {flag} "${variable}"' in script, name
+
+
+def test_every_timeline_source_builds_its_timeline_through_its_record(tmp_path: Path) -> None:
+    models = [linear_model(tmp_path / f"m_{i}.onnx", [1.0 + i, 2.0]) for i in range(2)]
+    manifest = tmp_path / "t.toml"
+    manifest.write_text("".join(f'[[models]]\npath = "{m.name}"\n' for m in models))
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q")
+    for weights in ([1.0, 2.0], [2.0, 1.0]):
+        linear_model(repo / "m.onnx", weights)
+        _git(repo, "add", ".")
+        _git(repo, "commit", "-q", "-m", "step")
+    values = {
+        "models": tuple(str(m) for m in models),
+        "timeline": (str(manifest),),
+        "git-path": (str(repo / "m.onnx"),),
+    }
+    assert {s.name.value for s in SOURCES} == set(values)
+    for source in SOURCES:
+        options = {option.dest: None for option in source.options}
+        entries = source.build(values[source.name.value], options, tmp_path / source.dest)
+        assert len(entries) == 2, source.name
+        assert len({e.content_sha256 for e in entries}) == 2, source.name

@@ -19,6 +19,7 @@ from ..errors import BisectError, InputError, UsageError, first_line
 from ..exitcodes import ExitCode
 from ..outputs import STDOUT, check_outputs, refuse_inputs
 from ..safetext import printable, unicode_safe
+from ..timeline.registry import SOURCES, TimelineSource
 
 if TYPE_CHECKING:
     from ..report import Invocation, Report, Step
@@ -90,13 +91,18 @@ def add_parser(sub: Any) -> None:
             "the gates, in about log2(n) evaluations."
         ),
     )
-    source = parser.add_argument_group("timeline (one of)")
-    source.add_argument(
-        "models", nargs="*", metavar="MODEL", help="model files, globs or folders, oldest first"
-    )
-    source.add_argument("--timeline", type=Path, help="TOML or JSON file listing models in order")
-    source.add_argument("--git-path", type=Path, help="every committed version of one model file")
-    source.add_argument("--rev-range", help="with --git-path: only commits in A..B")
+    group = parser.add_argument_group("timeline (one of)")
+    for source in SOURCES:
+        if source.flag is None:
+            group.add_argument(source.dest, nargs="*", metavar=source.metavar, help=source.help)
+        else:
+            group.add_argument(
+                source.flag, dest=source.dest, metavar=source.metavar, help=source.help
+            )
+        for option in source.options:
+            group.add_argument(
+                option.flag, dest=option.dest, metavar=option.metavar, help=option.help
+            )
 
     data = parser.add_argument_group("data")
     data.add_argument("--features", type=Path, help="feature cache (parquet)")
@@ -153,9 +159,10 @@ def add_config_flag(parser: argparse.ArgumentParser) -> None:
 def _apply_config(args: argparse.Namespace, config: Config) -> None:
     """Fill what the command line left out from the file: flags always win. The timeline and
     the gates are each one setting: any timeline source or gate flag replaces the file's."""
-    if not (args.models or args.timeline is not None or args.git_path is not None):
-        args.models = list(config.models)
-        args.timeline, args.git_path = config.timeline, config.git_path
+    if not any(_given(args, source) for source in SOURCES):
+        for source in SOURCES:
+            values = list(config.timelines.get(source.name, ()))
+            setattr(args, source.dest, values if source.many else next(iter(values), None))
     gate_flags = any(getattr(args, spec.dest) is not None for spec in CATALOGUE) or args.max_drop
     if not gate_flags:
         for spec in CATALOGUE:
@@ -173,16 +180,24 @@ def _validate(args: argparse.Namespace) -> None:
             "model-bisect run",
             f"pass --features PARQUET or set features in [{TABLE}]",
         )
-    sources = [bool(args.models), args.timeline is not None, args.git_path is not None]
-    if sum(sources) != 1:
+    given = [source for source in SOURCES if _given(args, source)]
+    if len(given) != 1:
+        ways = ", or ".join(
+            f"{s.metavar} arguments" if s.flag is None else s.spelled for s in SOURCES
+        )
         raise UsageError(
             "give the timeline exactly one way",
             "model-bisect run",
-            "pass MODEL arguments, or --timeline FILE, or --git-path PATH "
-            f"(or set one in [{TABLE}])",
+            f"pass {ways} (or set one in [{TABLE}])",
         )
-    if args.rev_range and args.git_path is None:
-        raise UsageError("--rev-range needs --git-path", "model-bisect run", "add --git-path PATH")
+    for source in SOURCES:
+        for option in source.options:
+            if getattr(args, option.dest) and source is not given[0]:
+                raise UsageError(
+                    f"{option.flag} needs {source.flag or source.metavar}",
+                    "model-bisect run",
+                    f"add {source.spelled}",
+                )
     if args.jobs < 1:
         raise UsageError(
             f"--jobs must be at least 1, not {args.jobs}",
@@ -192,18 +207,30 @@ def _validate(args: argparse.Namespace) -> None:
     check_gate_arguments(args, "model-bisect run")
 
 
+def _given(args: argparse.Namespace, source: TimelineSource) -> tuple[str, ...]:
+    """The paths the command line (or the config, once applied) gives ``source``."""
+    value = getattr(args, source.dest)
+    if source.many:
+        return tuple(value or ())
+    return () if value is None else (str(value),)
+
+
+def _chosen(args: argparse.Namespace) -> TimelineSource:
+    """The one source given (``_validate`` made sure there is exactly one)."""
+    return next(source for source in SOURCES if _given(args, source))
+
+
 def _entries(args: argparse.Namespace, workdir: Path) -> list[TimelineEntry]:
-    if args.timeline is not None:
-        from ..timeline.file import from_file
+    source = _chosen(args)
+    options = {option.dest: getattr(args, option.dest) for option in source.options}
+    return source.build(_given(args, source), options, workdir)
 
-        return from_file(args.timeline)
-    if args.git_path is not None:
-        from ..timeline.git import from_git
 
-        return from_git(args.git_path, args.rev_range, workdir)
-    from ..timeline.arguments import from_arguments
-
-    return from_arguments(args.models)
+def _source_inputs(args: argparse.Namespace) -> list[Path]:
+    """The files the timeline source itself names and reads (a timeline file, a tracked
+    model): no output may replace them."""
+    source = _chosen(args)
+    return [Path(value) for value in _given(args, source)] if source.read_as_input else []
 
 
 def exit_code_for(report: Report, *, fail_on_first_bad: bool) -> ExitCode:
@@ -280,7 +307,7 @@ def _main(args: argparse.Namespace) -> int:
     )
     with tempfile.TemporaryDirectory(prefix="model-bisect-") as tmp:
         entries = _entries(args, Path(tmp))
-        inputs = [args.features, args.timeline, args.git_path, args.config_source]
+        inputs = [args.features, *_source_inputs(args), args.config_source]
         inputs += [p for e in entries for p in (e.path, *e.companions)]
         refuse_inputs(_outputs(args), [p for p in inputs if p is not None])
         report = _run_with_progress(entries, args.features, options, invoked)
