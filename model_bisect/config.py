@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from .catalogue import CATALOGUE, METRIC_NAMES, MappingName
-from .errors import InputError
+from .errors import InputError, UsageError
+from .publishing.marker import marker
 from .timeline.registry import SOURCES, SourceName
 
 __all__ = ["KEYS", "TABLE", "Config", "find_config", "load_config", "read_config"]
@@ -196,9 +197,6 @@ class _Checker:
         return str(value)
 
     def marker(self, value: object) -> str | None:
-        from .errors import UsageError
-        from .publishing.comment import marker
-
         if value is None:
             return None
         text = self.text("marker", value)

@@ -22,7 +22,7 @@ from . import __version__
 from .catalogue import metric_spec
 from .errors import InputError
 from .evaluation.cache import EvalCache
-from .evaluation.features import FeatureTable, load_features
+from .evaluation.features import TARGET_COLUMN, FeatureTable, load_features
 from .evaluation.inputs import InputDescription, describe
 from .gates import judge
 from .report import (
@@ -89,7 +89,7 @@ def inference_threads(jobs: int, overlap: bool, cpus: int) -> int | None:
 @dataclass(frozen=True)
 class RunOptions:
     gates: tuple[GateSpec, ...]
-    target: str = "mos"
+    target: str = TARGET_COLUMN
     mapping: str = "none"
     alpha: float | None = None
     jobs: int = 1

@@ -20,66 +20,23 @@ from ..exitcodes import ExitCode
 from ..outputs import STDOUT, check_outputs, refuse_inputs
 from ..safetext import printable, unicode_safe
 from ..timeline.registry import SOURCES, TimelineSource
+from ._shared import (
+    DEFAULT_MARKER,
+    add_cache_arguments,
+    add_config_flag,
+    add_data_arguments,
+    add_gate_arguments,
+    add_marker_flag,
+    cache_from,
+    check_gate_arguments,
+    gates_from,
+)
 
 if TYPE_CHECKING:
     from ..report import Invocation, Report, Step
     from ..timeline.entry import TimelineEntry
 
-__all__ = [
-    "DEFAULT_MARKER",
-    "add_config_flag",
-    "add_gate_arguments",
-    "add_parser",
-    "check_gate_arguments",
-    "exit_code_for",
-    "main",
-]
-
-DEFAULT_MARKER = "nightly"
-
-
-def add_gate_arguments(parser: argparse.ArgumentParser, anchor: str) -> None:
-    """The gate flags `run` and `judge` share; ``anchor`` names what --max-drop compares with.
-    --mapping has no default here: `run` fills it from [tool.model-bisect], else `none`."""
-    gates = parser.add_argument_group("gates (at least one; a model is good when all hold)")
-    for spec in CATALOGUE:
-        gates.add_argument(spec.flag, dest=spec.dest, type=float, metavar="X")
-    gates.add_argument(
-        "--max-drop",
-        action="append",
-        default=[],
-        metavar="METRIC=DELTA",
-        help=f"largest allowed drop relative to {anchor} (repeatable)",
-    )
-    gates.add_argument(
-        "--mapping",
-        choices=[m.value for m in MappingName],
-        help="fit a P.1401-style mapping before PLCC and RMSE (default: none)",
-    )
-    gates.add_argument(
-        "--significance",
-        type=float,
-        metavar="ALPHA",
-        help="with --max-drop: a drop counts only when significant at this level",
-    )
-
-
-def check_gate_arguments(args: argparse.Namespace, where: str) -> None:
-    """The rules of the flags ``add_gate_arguments`` adds, for `run` and `judge` alike."""
-    if args.significance is None:
-        return
-    if not 0.0 < args.significance < 1.0:
-        raise UsageError(
-            f"--significance must be between 0 and 1, not {args.significance}",
-            where,
-            "use e.g. --significance 0.05",
-        )
-    if not args.max_drop:
-        raise UsageError(
-            "--significance applies to --max-drop gates, and none was given",
-            where,
-            "add --max-drop METRIC=DELTA or drop --significance",
-        )
+__all__ = ["add_parser", "exit_code_for", "main"]
 
 
 def add_parser(sub: Any) -> None:
@@ -104,10 +61,7 @@ def add_parser(sub: Any) -> None:
                 option.flag, dest=option.dest, metavar=option.metavar, help=option.help
             )
 
-    data = parser.add_argument_group("data")
-    data.add_argument("--features", type=Path, help="feature cache (parquet)")
-    data.add_argument("--target", default="mos", help="target column (default: mos)")
-    data.add_argument("--input-name", help="model input to feed (default: auto-detect)")
+    add_data_arguments(parser, features_required=False)  # [tool.model-bisect] may name it
 
     add_gate_arguments(parser, "the timeline's first model")
 
@@ -123,12 +77,7 @@ def add_parser(sub: Any) -> None:
     search.add_argument(
         "--fail-on-first-bad", action="store_true", help="exit 2 when a regression is found"
     )
-    search.add_argument("--no-cache", action="store_true", help="ignore the evaluation cache")
-    search.add_argument(
-        "--cache-dir",
-        type=Path,
-        help="evaluation cache folder (default: $MODEL_BISECT_CACHE_DIR or ~/.cache/model-bisect)",
-    )
+    add_cache_arguments(search)
 
     out = parser.add_argument_group("output")
     out.add_argument(
@@ -137,7 +86,7 @@ def add_parser(sub: Any) -> None:
     out.add_argument(
         "--markdown", type=Path, metavar="FILE", help="write the comment body; - for stdout"
     )
-    out.add_argument("--marker", metavar="KEY", help="sticky-comment key (default: nightly)")
+    add_marker_flag(out)
     out.add_argument("--quiet", action="store_true", help="no table on stdout")
     out.add_argument(
         "--reproduce",
@@ -145,15 +94,6 @@ def add_parser(sub: Any) -> None:
         help="the command the report says reproduces it (default: this command line)",
     )
     add_config_flag(parser)
-
-
-def add_config_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--config",
-        type=Path,
-        metavar="FILE",
-        help="settings file (default: the nearest pyproject.toml with [tool.model-bisect])",
-    )
 
 
 def _apply_config(args: argparse.Namespace, config: Config) -> None:
@@ -277,16 +217,13 @@ def _outputs(args: argparse.Namespace) -> list[tuple[str, Path]]:
 
 def _main(args: argparse.Namespace) -> int:
     from ..engine import RunOptions
-    from ..evaluation.cache import EvalCache
     from ..files import write_text_atomic
-    from ..gates import gate_specs
     from ..publishing.terminal import print_report
     from ..report import dumps
     from .provenance import invocation
 
-    thresholds = {spec.name: getattr(args, spec.dest) for spec in CATALOGUE}
-    gates = gate_specs(thresholds, args.max_drop)
-    cache = None if args.no_cache else EvalCache(args.cache_dir or EvalCache.default_folder())
+    gates = gates_from(args)
+    cache = cache_from(args)
     if cache is not None:
         cache.check_usable()
     options = RunOptions(
