@@ -544,3 +544,33 @@ def test_max_drop_anchor_is_a_step_of_the_bisect_and_a_failing_one_ends_it(
     assert failing["verdict"]["kind"] == "head_bad"
     assert [s["index"] for s in failing["steps"]] == [0]
     assert failing["evaluations"] == 1
+
+
+@pytest.mark.parametrize(
+    "words",
+    [
+        ("run", FIXTURE_DIR / "models", "--features", FIXTURE_DIR / "features.parquet",
+         "--min-pl", "0.85"),
+        ("run", FIXTURE_DIR / "models", "--feat", FIXTURE_DIR / "features.parquet", *GATE),
+        ("publish", "--report", FIXTURE_DIR / "none.json", "--dry"),
+    ],
+    ids=["gate", "data", "publish"],
+)  # fmt: skip
+def test_an_abbreviated_flag_is_a_usage_error_not_the_flag_it_begins(
+    words: tuple[str | Path, ...],
+) -> None:
+    ran = call_main("model_bisect", *words)
+    assert ran.code == ExitCode.INPUT
+    assert ran.out == ""
+    assert _error_line(ran.err).startswith("error: unrecognized arguments: --")
+
+
+def test_an_unknown_subcommand_is_a_usage_error_and_every_command_has_a_handler() -> None:
+    from model_bisect.cli import HANDLERS, build_parser
+
+    ran = call_main("model_bisect", "jduge", "m.onnx", "--features", "f.parquet", *GATE)
+    assert ran.code == ExitCode.INPUT
+    assert "invalid choice: 'jduge'" in _error_line(ran.err)
+    parser = build_parser()
+    (sub,) = [a for a in parser._actions if a.dest == "command"]
+    assert set(sub.choices or ()) == set(HANDLERS) == {"run", "publish", "judge"}
