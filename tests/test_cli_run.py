@@ -16,6 +16,7 @@ from model_bisect.exitcodes import ExitCode
 from tests.clirun import call_main, run_module
 from tests.conftest import FIXTURE_DIR
 from tests.modelkit import bad_weights, features_parquet, linear_model, timeline_dir
+from tests.repokit import git
 
 GATE = ("--min-plcc", "0.85")
 
@@ -513,6 +514,33 @@ def test_git_path_finds_the_commit_that_brought_the_regression(
     assert body["verdict"]["first_bad_index"] == 3
     assert body["timeline"][3]["label"].endswith("new loss")
     assert len(body["timeline"]) == 5
+
+
+def test_rev_range_takes_its_start_as_the_last_good_and_the_next_commit_as_first_bad(
+    tmp_path: Path, data: tuple[Path, list[float]]
+) -> None:
+    features, weights = data
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    for i, subject in enumerate(["first", "known good", "breaks it", "still broken"]):
+        w = [x * (1 + 0.01 * i) for x in weights] if i < 2 else bad_weights(len(weights), i)
+        linear_model(repo / "model.onnx", w)
+        git(repo, "add", "-A")
+        git(repo, "commit", "-q", "-m", subject)
+    good, first_bad = (git(repo, "rev-parse", f"HEAD~{n}").strip() for n in (2, 1))
+    out = tmp_path / "r.json"
+    ran = call_main(
+        *("model_bisect", "run", "--git-path", repo / "model.onnx", "--features", features),
+        *(*GATE, "--rev-range", f"{good[:10]}..HEAD", "--json", out),
+    )
+    assert ran.code == ExitCode.OK, ran.err
+    body = report(out)
+    assert body["verdict"]["kind"] == "regression"
+    assert body["verdict"]["last_good_index"] == 0
+    assert body["verdict"]["first_bad_index"] == 1
+    assert [e["commit"] for e in body["timeline"][:2]] == [good, first_bad]
+    assert [e["subject"] for e in body["timeline"]] == ["known good", "breaks it", "still broken"]
 
 
 def test_max_drop_anchor_is_a_step_of_the_bisect_and_a_failing_one_ends_it(

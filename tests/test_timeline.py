@@ -212,14 +212,37 @@ def test_git_history_is_every_commit_of_the_model_oldest_first_with_its_data(
     assert len({e.content_sha256 for e in entries}) == 5
 
 
-def test_git_rev_range_limits_the_history(
+def test_git_rev_range_starts_with_the_version_in_effect_at_its_good_end(
     model_repo: tuple[Path, list[tuple[str, list[float]]]], tmp_path: Path
 ) -> None:
     repo, history = model_repo
     entries = from_git(
         repo / "models" / "m.onnx", f"{history[1][0]}..{history[3][0]}", tmp_path / "w"
     )
-    assert [e.label.split()[0] for e in entries] == [history[2][0], history[3][0]]
+    assert [e.label.split()[0] for e in entries] == [sha for sha, _ in history[1:4]]
+    assert [_weights(e) for e in entries] == [[round(w, 4) for w in ws] for _, ws in history[1:4]]
+
+
+def test_git_rev_range_from_a_commit_that_left_the_model_alone_starts_with_that_commit(
+    model_repo: tuple[Path, list[tuple[str, list[float]]]], tmp_path: Path
+) -> None:
+    repo, history = model_repo
+    docs = _git(repo, "log", "-1", "--format=%h", "--grep", "docs only")
+    entries = from_git(repo / "models" / "m.onnx", f"{docs}..HEAD", tmp_path / "w")
+    assert [e.label for e in entries] == [
+        f"{docs} docs only",
+        f"{history[3][0]} train step 3",
+        f"{history[4][0]} train step 4",
+    ]
+    assert _weights(entries[0]) == [round(w, 4) for w in history[2][1]]  # in effect at docs
+
+
+def test_git_rev_range_whose_start_does_not_exist_is_an_input_error(
+    model_repo: tuple[Path, list[tuple[str, list[float]]]], tmp_path: Path
+) -> None:
+    repo, _ = model_repo
+    with pytest.raises(InputError, match="start of --rev-range 'nosuch'"):
+        from_git(repo / "models" / "m.onnx", "nosuch..HEAD", tmp_path / "w")
 
 
 def test_git_path_brings_the_sidecar_json_of_each_commit(tmp_path: Path) -> None:
@@ -255,7 +278,7 @@ def test_git_bad_rev_range_is_an_input_error(
 ) -> None:
     repo, _ = model_repo
     with pytest.raises(InputError, match="git log failed"):
-        from_git(repo / "models" / "m.onnx", "nosuch..HEAD", tmp_path / "w")
+        from_git(repo / "models" / "m.onnx", "HEAD..nosuch", tmp_path / "w")
 
 
 # --- labels ---------------------------------------------------------------------------------

@@ -140,6 +140,29 @@ class _History:
         text = log.stdout.decode(errors="replace")
         return [line.split("\0", 2) for line in text.splitlines() if line.count("\0") >= 2]
 
+    def good_end(self, rev_range: str | None) -> list[str] | None:
+        """``[full, short, subject]`` of A in ``A..B``: the good end, which `git log A..B`
+        leaves out but a bisect must start from (as `git bisect start B A` does). None for
+        no range, a symmetric ``A...B`` or an empty A."""
+        if rev_range is None or "..." in rev_range or ".." not in rev_range:
+            return None
+        start = rev_range.split("..", 1)[0]
+        if not start:
+            return None
+        shown = _git(
+            ["log", "-1", "--format=%H%x00%h%x00%s", f"{start}^{{commit}}", "--"],
+            self.root,
+            self.where,
+        )
+        if shown.returncode != 0:
+            raise InputError(
+                f"git cannot find the start of --rev-range {start!r} ({_first_error(shown)})",
+                self.where,
+                "check --rev-range (A..B with commits that exist)",
+            )
+        fields = shown.stdout.decode(errors="replace").strip().split("\0", 2)
+        return fields if len(fields) == 3 else None
+
     def companions(self, commit: str, scratch: Path) -> list[str]:
         """Repository paths of the sidecar and the safe external-data files of one version."""
         names = [sidecar_path(Path(self.relative)).name]
@@ -153,7 +176,9 @@ def from_git(path: Path, rev_range: str | None, workdir: Path) -> list[TimelineE
     same commit (a model is only runnable with the weights of its own commit).
 
     A commit that changes only a companion (new weights in ``m.onnx.data``, a new sidecar)
-    is a new version too, so the history follows the companions' paths as well.
+    is a new version too, so the history follows the companions' paths as well. With
+    ``rev_range`` ``A..B`` the first version is the one in effect at A (labelled with A), then
+    each commit of ``A..B`` that changes it: A is the known-good end, as for `git bisect`.
     """
     where = str(path)
     absolute = Path(os.path.abspath(path))
@@ -175,8 +200,9 @@ def from_git(path: Path, rev_range: str | None, workdir: Path) -> list[TimelineE
     history = _History(root, relative, where, workdir / ".blobs")
     workdir.mkdir(parents=True, exist_ok=True)
     tracked = {relative, f"{relative}.data", (history.folder / sidecar_path(real).name).as_posix()}
+    good_end = history.good_end(rev_range)
     for _ in range(4):  # companions found in old versions may add commits: reach a fixed point
-        commits = history.commits(rev_range, tracked)
+        commits = ([good_end] if good_end else []) + history.commits(rev_range, tracked)
         found: set[str] = set()
         for full, _, _ in commits:
             history.blobs(full, sorted(tracked))  # one git listing per commit answers them all

@@ -149,8 +149,11 @@ SOURCES: tuple[TimelineSource, ...] = (
                 flag="--rev-range",
                 action_input="rev-range",
                 metavar="A..B",
-                help="with --git-path: only commits in A..B",
-                action_help="With git-path, only the commits in A..B.",
+                help="with --git-path: the version at A (the good end), then the commits in A..B",
+                action_help=(
+                    "With git-path, the version in effect at A (the good end, as for git "
+                    "bisect), then the commits in A..B."
+                ),
             ),
         ),
     ),
