@@ -543,6 +543,29 @@ def test_rev_range_takes_its_start_as_the_last_good_and_the_next_commit_as_first
     assert [e["subject"] for e in body["timeline"]] == ["known good", "breaks it", "still broken"]
 
 
+def test_git_path_in_a_shallow_clone_exits_3_naming_fetch_depth(
+    tmp_path: Path, data: tuple[Path, list[float]]
+) -> None:
+    features, weights = data
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    for i in range(3):
+        linear_model(repo / "model.onnx", [x * (1 + 0.01 * i) for x in weights])
+        git(repo, "add", "-A")
+        git(repo, "commit", "-q", "-m", f"step {i}")
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", "--depth", "1", repo.as_uri(), str(clone))
+    ran = call_main(
+        *("model_bisect", "run", "--git-path", clone / "model.onnx", "--features", features),
+        *GATE,
+    )
+    assert ran.code == ExitCode.INPUT
+    line = _error_line(ran.err)
+    assert "only one version of model.onnx" in line
+    assert "fetch-depth: 0" in line
+
+
 def test_max_drop_anchor_is_a_step_of_the_bisect_and_a_failing_one_ends_it(
     tmp_path: Path, data: tuple[Path, list[float]]
 ) -> None:

@@ -281,6 +281,38 @@ def test_git_bad_rev_range_is_an_input_error(
         from_git(repo / "models" / "m.onnx", "HEAD..nosuch", tmp_path / "w")
 
 
+def test_git_path_with_one_committed_version_names_that_cause_not_the_model_arguments(
+    tmp_path: Path,
+) -> None:
+    repo = tmp_path / "r"
+    repo.mkdir()
+    _git(repo, "init", "-q")
+    linear_model(repo / "m.onnx", [1.0, 2.0])
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-q", "-m", "only")
+    with pytest.raises(InputError) as raised:
+        from_git(repo / "m.onnx", None, tmp_path / "w")
+    message = str(raised.value)
+    assert "only one version of m.onnx in this history" in message
+    assert "fetch-depth" not in message  # a full clone: the history really has one version
+    assert "model arguments" not in message
+
+
+def test_git_path_in_a_shallow_clone_says_the_whole_history_is_needed(
+    model_repo: tuple[Path, list[tuple[str, list[float]]]], tmp_path: Path
+) -> None:
+    repo, _ = model_repo
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", "--depth", "1", repo.as_uri(), str(clone))
+    assert _git(clone, "rev-parse", "--is-shallow-repository") == "true"
+    with pytest.raises(InputError) as raised:
+        from_git(clone / "models" / "m.onnx", None, tmp_path / "w")
+    message = str(raised.value)
+    assert "only one version of models/m.onnx" in message
+    assert "the clone is shallow" in message
+    assert "fetch-depth: 0" in message
+
+
 # --- labels ---------------------------------------------------------------------------------
 
 

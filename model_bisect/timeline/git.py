@@ -170,6 +170,24 @@ class _History:
         return [(self.folder / name).as_posix() for name in dict.fromkeys(names)]
 
 
+def _single_version(history: _History, relative: str, rev_range: str | None) -> InputError:
+    """A bisect needs two versions; say why there is one. A shallow clone (what
+    actions/checkout makes by default) holds only its newest commits, so there the fix is
+    the whole history, not another model."""
+    shallow = _git(["rev-parse", "--is-shallow-repository"], history.root, history.where)
+    in_range = f" in {rev_range}" if rev_range else " in this history"
+    problem = f"only one version of {relative}{in_range}, and a bisect needs two"
+    if shallow.returncode == 0 and shallow.stdout.strip() == b"true":
+        return InputError(
+            f"{problem}: the clone is shallow",
+            history.where,
+            "fetch the whole history (git fetch --unshallow; in GitHub Actions "
+            "actions/checkout with fetch-depth: 0)",
+        )
+    fix = "widen --rev-range" if rev_range else "bisect a file with two or more committed versions"
+    return InputError(problem, history.where, fix)
+
+
 def from_git(path: Path, rev_range: str | None, workdir: Path) -> list[TimelineEntry]:
     """Every committed version of one model file, oldest first, each written to
     ``workdir/<n>_<shortsha>/<name>`` with its external-data files and sidecar JSON from the
@@ -218,6 +236,8 @@ def from_git(path: Path, rev_range: str | None, workdir: Path) -> list[TimelineE
             where,
             "commit the model, or widen --rev-range",
         )
+    if len(versions) == 1:
+        raise _single_version(history, relative, rev_range)
     width = max(2, len(str(len(versions) - 1)))
     items: list[tuple[Path, str]] = []
     for number, (full, short, subject) in enumerate(versions):

@@ -140,7 +140,10 @@ SOURCES: tuple[TimelineSource, ...] = (
         flag="--git-path",
         metavar="PATH",
         help="every committed version of one model file",
-        action_help="One model file whose committed versions form the timeline.",
+        action_help=(
+            "One model file whose committed versions form the timeline; check out the whole "
+            "history (actions/checkout with fetch-depth: 0), as a shallow clone holds one."
+        ),
         many=False,
         read_as_input=True,
         build=_from_git,
