@@ -43,6 +43,26 @@ def test_natural_order_puts_2_before_10() -> None:
     ]
 
 
+def test_natural_order_puts_a_name_before_its_own_longer_variants() -> None:
+    names = ["name_v2.onnx", "name.int8.onnx", "name.onnx"]
+    assert sorted(names, key=natural_key) == ["name.onnx", "name.int8.onnx", "name_v2.onnx"]
+    assert sorted(["m_10.onnx", "m_2.int8.onnx", "m_2.onnx"], key=natural_key) == [
+        "m_2.onnx",
+        "m_2.int8.onnx",
+        "m_10.onnx",
+    ]
+
+
+def test_a_glob_of_versions_keeps_each_model_before_its_quantized_copy(tmp_path: Path) -> None:
+    _touch(tmp_path / "a.b", "vmaf_tiny_v3.int8.onnx", "vmaf_tiny_v10.onnx", "vmaf_tiny_v3.onnx")
+    entries = from_arguments([str(tmp_path / "a.b" / "vmaf_tiny_v*.onnx")])
+    assert [e.label for e in entries] == [
+        "vmaf_tiny_v3.onnx",
+        "vmaf_tiny_v3.int8.onnx",
+        "vmaf_tiny_v10.onnx",
+    ]
+
+
 def test_folder_expands_to_its_onnx_files_in_natural_order(tmp_path: Path) -> None:
     _touch(tmp_path / "m", "model_10.onnx", "model_2.onnx", "model_1.onnx", "notes.txt")
     entries = from_arguments([str(tmp_path / "m")])

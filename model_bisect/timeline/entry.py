@@ -63,10 +63,24 @@ class TimelineEntry:
     source: str | None = None
 
 
-def natural_key(text: str) -> tuple[tuple[int, int | str], ...]:
-    """Sort key that reads digit runs as numbers, so ``model_2`` comes before ``model_10``."""
+_Pieces = tuple[tuple[int, int | str], ...]
+
+
+def _pieces(text: str) -> _Pieces:
     parts = re.split(r"(\d+)", text)
     return tuple((1, int(p)) if p.isdigit() else (0, p.casefold()) for p in parts if p)
+
+
+def natural_key(text: str) -> tuple[_Pieces, _Pieces]:
+    """Sort key that reads digit runs as numbers, so ``model_2`` comes before ``model_10``.
+
+    The extension is compared last, after the rest of the name: ``name.onnx`` comes before
+    its own variants ``name.int8.onnx`` and ``name_v2.onnx`` (character by character, ``.i``
+    sorts before ``.o``, and a quantized copy would come first)."""
+    head, dot, extension = text.rpartition(".")
+    if not dot or not head or head.endswith(("/", os.sep)) or {"/", os.sep} & set(extension):
+        return _pieces(text), ()
+    return _pieces(head), _pieces(dot + extension)
 
 
 def sorted_naturally(paths: Iterable[Path]) -> list[Path]:
