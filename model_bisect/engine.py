@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import __version__
-from .catalogue import metric_spec
+from .catalogue import GateKind, metric_spec
 from .errors import InputError
 from .evaluation.cache import EvalCache
 from .evaluation.features import TARGET_COLUMN, FeatureTable, load_features
@@ -192,7 +192,7 @@ class _Session:
         self.lock = threading.Lock()
         self._toolchain: dict[str, str] | None = None
         self.needs_predictions = options.alpha is not None and any(
-            g.kind == "max_drop" for g in options.gates
+            g.kind is GateKind.MAX_DROP for g in options.gates
         )
         self.visited: dict[int, _Measure] = {}
         self._ranker: ThreadPoolExecutor | None = None
@@ -397,7 +397,7 @@ class _Session:
                 mapping=self.options.mapping,
             )
             for g in self.options.gates
-            if g.kind == "max_drop"
+            if g.kind is GateKind.MAX_DROP
         }
 
     def visit(self, index: int) -> Status:
@@ -474,7 +474,7 @@ def _open_session(
         )
     features = _load_for(descriptions, features_path, options.target, one_model=one_model)
     session = _Session(entries, features, options, descriptions, broken, on_step)
-    if any(g.kind == "max_drop" for g in options.gates):
+    if any(g.kind is GateKind.MAX_DROP for g in options.gates):
         session.set_anchor()
     return session
 

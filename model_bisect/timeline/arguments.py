@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import InputError
+from ..files import FileKind
 from ..safetext import unicode_safe
 from .entry import TimelineEntry, make_entries, path_kind, sorted_naturally, unique_labels
 
@@ -16,7 +17,7 @@ __all__ = ["from_arguments"]
 def _expand(argument: str) -> list[Path]:
     path = Path(argument)
     kind = path_kind(path, unicode_safe(argument))
-    if kind == "a directory":
+    if kind is FileKind.DIRECTORY:
         # A FIFO or device named *.onnx is kept: the evaluator skips it and says what it is.
         found = [p for p in path.glob("*.onnx") if not p.is_dir()]
         if not found:

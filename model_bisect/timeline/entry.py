@@ -14,7 +14,7 @@ from ..errors import InputError
 from ..evaluation.features import sidecar_path
 from ..evaluation.inputs import InputDescription
 from ..evaluation.onnxfile import external_data_locations, unsafe_location_reason
-from ..files import file_sha256, special_file_kind
+from ..files import FileKind, file_sha256, special_file_kind
 from ..safetext import unicode_safe
 
 __all__ = [
@@ -184,9 +184,9 @@ def unique_labels(paths: Sequence[Path], given: Sequence[str | None] | None = No
     return labels
 
 
-def path_kind(path: Path, where: str) -> str | None:
-    """None when ``path`` is missing, "file" for a regular file, else what it is ("a FIFO",
-    "a directory", ...); a name the OS refuses to look up (too long, ...) is an InputError."""
+def path_kind(path: Path, where: str) -> FileKind | None:
+    """None when ``path`` is missing, else what it is (``FileKind.REGULAR``, ``FIFO``,
+    ``DIRECTORY``...); a name the OS refuses to look up (too long, ...) is an InputError."""
     try:
         info = os.stat(path)
     except (FileNotFoundError, NotADirectoryError):
@@ -199,7 +199,7 @@ def path_kind(path: Path, where: str) -> str | None:
             where,
             "pass an existing model file, folder or glob",
         ) from None
-    return special_file_kind(info) or "file"
+    return special_file_kind(info) or FileKind.REGULAR
 
 
 def require_two(entries: Sequence[TimelineEntry]) -> None:

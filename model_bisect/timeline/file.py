@@ -9,7 +9,7 @@ from typing import Any
 
 from ..errors import InputError, first_line
 from ..evaluation.inputs import InputDescription, from_timeline_table
-from ..files import NotRegularFileError, TooLargeError, read_bytes_bounded
+from ..files import BoundedReadError, FileKind, ReadProblem, read_text_bounded
 from ..safetext import unicode_safe
 from .entry import TimelineEntry, make_entries, path_kind, unique_labels
 
@@ -19,6 +19,20 @@ __all__ = ["MAX_TIMELINE_BYTES", "from_file"]
 # A timeline lists paths and labels: even 100,000 models fit in a few MB, and a bound keeps
 # /dev/zero or a runaway file from filling memory.
 MAX_TIMELINE_BYTES = 8 << 20
+
+
+_READ_PROBLEMS = {
+    ReadProblem.MISSING: "timeline file not found",
+    ReadProblem.NOT_REGULAR: "timeline is not a regular file ({detail})",
+    ReadProblem.TOO_LARGE: f"timeline file is larger than {MAX_TIMELINE_BYTES >> 20} MB",
+    ReadProblem.UNREADABLE: "unreadable timeline file ({detail})",
+}
+_READ_FIXES = {
+    ReadProblem.MISSING: "pass an existing file",
+    ReadProblem.NOT_REGULAR: "pass a TOML or JSON file",
+    ReadProblem.TOO_LARGE: "list only paths and labels in it",
+    ReadProblem.UNREADABLE: "pass a UTF-8 file",
+}
 
 
 def _parse_timeline(path: Path, text: str) -> Any:
@@ -39,25 +53,9 @@ def from_file(path: Path) -> list[TimelineEntry]:
     where = unicode_safe(str(path))
     example = 'list entries as [[models]] path = "model_00.onnx" (TOML) or {"models": [...]}'
     try:
-        text = read_bytes_bounded(path, MAX_TIMELINE_BYTES).decode("utf-8")
-    except FileNotFoundError:
-        raise InputError("timeline file not found", where, "pass an existing file") from None
-    except NotRegularFileError as exc:
-        raise InputError(
-            f"timeline is not a regular file ({exc.kind})",
-            where,
-            "pass a TOML or JSON file",
-        ) from None
-    except TooLargeError:
-        raise InputError(
-            f"timeline file is larger than {MAX_TIMELINE_BYTES >> 20} MB",
-            where,
-            "list only paths and labels in it",
-        ) from None
-    except (OSError, ValueError) as exc:  # ValueError: UnicodeDecodeError, a NUL in the name
-        raise InputError(
-            f"unreadable timeline file ({exc.__class__.__name__})", where, "pass a UTF-8 file"
-        ) from None
+        text = read_text_bounded(path, MAX_TIMELINE_BYTES)
+    except BoundedReadError as exc:
+        raise InputError(exc.worded(_READ_PROBLEMS), where, _READ_FIXES[exc.problem]) from None
     try:
         data = _parse_timeline(path, text)
     except RecursionError:
@@ -93,7 +91,7 @@ def from_file(path: Path) -> list[TimelineEntry]:
         model = Path(entry["path"])
         resolved = model if model.is_absolute() else path.parent / model
         kind = path_kind(resolved, where)
-        if kind is None or kind == "a directory":
+        if kind is None or kind is FileKind.DIRECTORY:
             missing = "a folder, not a" if kind else "a missing"
             raise InputError(
                 f"entry {number} names {missing} model {unicode_safe(repr(entry['path'][:200]))}",
