@@ -413,6 +413,8 @@ def _error_line(err: str) -> str:
         ("missing_in_timeline", "ghost.onnx"),
         ("git_outside_repo", "git"),
         ("unknown_flag", "--frobnicate"),
+        ("two_sources", "give the timeline exactly one way"),
+        ("rev_range_alone", "--rev-range needs --git-path"),
     ],
 )
 def test_bad_input_gets_one_line_and_exit_3(
@@ -456,6 +458,10 @@ def test_bad_input_gets_one_line_and_exit_3(
         args = ["--git-path", folder / "model_00.onnx", "--features", features, *GATE]
     elif case == "unknown_flag":
         args = [*args, "--frobnicate"]
+    elif case == "two_sources":
+        args = [*args, "--git-path", folder / "model_00.onnx"]
+    elif case == "rev_range_alone":
+        args = [*args, "--rev-range", "HEAD~1..HEAD"]
     ran = call_main("model_bisect", "run", *args)
     assert ran.code == ExitCode.INPUT
     assert needle in _error_line(ran.err)
