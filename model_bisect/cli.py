@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from . import __version__
 from .command_line import Parser, add_debug_flag, speak
@@ -18,7 +18,13 @@ from .commands import publish as publish_cmd
 from .commands import run as run_cmd
 from .errors import BisectError
 
-__all__ = ["build_parser", "main"]
+__all__ = ["HANDLERS", "build_parser", "main"]
+
+# Each subcommand's parser and handler; argparse refuses any other command word.
+_COMMANDS = {"run": run_cmd, "publish": publish_cmd, judge_cmd.COMMAND: judge_cmd}
+HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
+    name: module.main for name, module in _COMMANDS.items()
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,9 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     add_debug_flag(parser)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
-    run_cmd.add_parser(sub)
-    publish_cmd.add_parser(sub)
-    judge_cmd.add_parser(sub)
+    for module in _COMMANDS.values():
+        module.add_parser(sub)
     for command in sub.choices.values():
         add_debug_flag(command)
     return parser
@@ -46,8 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise judge_cmd.abort(exc) from None
             raise
         args.argv = tuple(words)  # recorded in the report's invocation
-        handlers = {"run": run_cmd.main, "publish": publish_cmd.main}
-        return handlers.get(args.command, judge_cmd.main)(args)
+        return HANDLERS[args.command](args)
 
     return speak(dispatch, argv)
 

@@ -10,7 +10,7 @@ import argparse
 import sys
 import traceback
 from collections.abc import Callable, Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from .errors import BisectError, UsageError
 from .exitcodes import ExitCode
@@ -23,7 +23,14 @@ DEBUG_FLAG = "--debug"
 
 class Parser(argparse.ArgumentParser):
     """argparse exits 2 on usage errors, which CI would read as "regression": raise instead,
-    so usage errors get exit 3 and the same one-line form as every other error."""
+    so usage errors get exit 3 and the same one-line form as every other error.
+
+    Abbreviations are off: ``--min-pl`` must not silently mean ``--min-plcc`` (and would
+    change meaning the day a second flag shares the prefix)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(message, None, f"see `{self.prog} --help`")

@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from .catalogue import CATALOGUE, MappingName, MetricSpec
-from .errors import InputError
+from .errors import InputError, UsageError
+from .publishing.marker import marker
+from .timeline.registry import SOURCES, SourceName
 
 __all__ = ["KEYS", "TABLE", "Config", "find_config", "load_config", "read_config"]
 
@@ -32,9 +34,7 @@ def _threshold_keys() -> dict[str, MetricSpec]:
 
 # Every key the table accepts, each named like the command-line flag it stands in for.
 KEYS = (
-    "models",
-    "timeline",
-    "git-path",
+    *(source.config_key for source in SOURCES),
     "features",
     *_threshold_keys(),
     "max-drop",
@@ -46,13 +46,13 @@ KEYS = (
 
 @dataclass(frozen=True)
 class Config:
-    """The validated table; empty (``source`` None) when there is none. ``thresholds`` maps a
-    metric name to its ``min-``/``max-`` value, ``max_drop`` holds ``METRIC=DELTA`` texts."""
+    """The validated table; empty (``source`` None) when there is none. ``timelines`` maps
+    each timeline source the table sets to its paths (resolved against the file's folder),
+    ``thresholds`` a metric name to its ``min-``/``max-`` value, ``max_drop`` holds
+    ``METRIC=DELTA`` texts."""
 
     source: Path | None = None
-    models: tuple[str, ...] = ()
-    timeline: Path | None = None
-    git_path: Path | None = None
+    timelines: Mapping[SourceName, tuple[str, ...]] = field(default_factory=dict)
     features: Path | None = None
     thresholds: Mapping[str, float] = field(default_factory=dict)
     max_drop: tuple[str, ...] = ()
@@ -127,9 +127,11 @@ def read_config(path: Path) -> Config:
     }
     return Config(
         source=path,
-        models=checker.models(table.get("models")),
-        timeline=checker.path("timeline", table.get("timeline")),
-        git_path=checker.path("git-path", table.get("git-path")),
+        timelines={
+            source.name: checker.paths(source.config_key, table[source.config_key], source.many)
+            for source in SOURCES
+            if source.config_key in table
+        },
         features=checker.path("features", table.get("features")),
         thresholds=thresholds,
         max_drop=checker.max_drop(table.get("max-drop")),
@@ -160,13 +162,14 @@ class _Checker:
             return None
         return self.folder / self.text(key, value)
 
-    def models(self, value: object) -> tuple[str, ...]:
-        if value is None:
-            return ()
+    def paths(self, key: str, value: object, many: bool) -> tuple[str, ...]:
+        """One path, or with ``many`` one or a list of paths or globs."""
+        if not many:
+            return (str(self.folder / self.text(key, value)),)
         items = [value] if isinstance(value, str) else value
         if not isinstance(items, list) or not items:
-            raise self.bad("models", value, "use a path, a glob or a list of them")
-        return tuple(str(self.folder / self.text("models", item)) for item in items)
+            raise self.bad(key, value, "use a path, a glob or a list of them")
+        return tuple(str(self.folder / self.text(key, item)) for item in items)
 
     def threshold(self, key: str, value: object, bounds: tuple[float, float], hint: str) -> float:
         if isinstance(value, bool) or not isinstance(value, int | float):
@@ -201,9 +204,6 @@ class _Checker:
         return str(value)
 
     def marker(self, value: object) -> str | None:
-        from .errors import UsageError
-        from .publishing.comment import marker
-
         if value is None:
             return None
         text = self.text("marker", value)

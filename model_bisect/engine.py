@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import __version__
-from .catalogue import metric_spec
+from .catalogue import GateKind, metric_spec
 from .errors import InputError
 from .evaluation.cache import EvalCache
-from .evaluation.features import FeatureTable, load_features
+from .evaluation.features import TARGET_COLUMN, FeatureTable, load_features
 from .evaluation.inputs import InputDescription, describe
 from .gates import judge
 from .report import (
@@ -39,7 +39,7 @@ from .report import (
 )
 from .safetext import unicode_safe
 from .search import SearchResult, bisect, scan, verdict_message
-from .timeline.sources import TimelineEntry, require_two
+from .timeline.entry import TimelineEntry, require_two
 from .toolchain import toolchain_versions
 
 if TYPE_CHECKING:
@@ -89,7 +89,7 @@ def inference_threads(jobs: int, overlap: bool, cpus: int) -> int | None:
 @dataclass(frozen=True)
 class RunOptions:
     gates: tuple[GateSpec, ...]
-    target: str = "mos"
+    target: str = TARGET_COLUMN
     mapping: str = "none"
     alpha: float | None = None
     jobs: int = 1
@@ -197,7 +197,7 @@ class _Session:
         self.lock = threading.Lock()
         self._toolchain: dict[str, str] | None = None
         self.needs_predictions = options.alpha is not None and any(
-            g.kind == "max_drop" for g in options.gates
+            g.kind is GateKind.MAX_DROP for g in options.gates
         )
         self.visited: dict[int, _Measure] = {}
         self._ranker: ThreadPoolExecutor | None = None
@@ -402,7 +402,7 @@ class _Session:
                 mapping=self.options.mapping,
             )
             for g in self.options.gates
-            if g.kind == "max_drop"
+            if g.kind is GateKind.MAX_DROP
         }
 
     def visit(self, index: int) -> Status:
@@ -479,7 +479,7 @@ def _open_session(
         )
     features = _load_for(descriptions, features_path, options.target, one_model=one_model)
     session = _Session(entries, features, options, descriptions, broken, on_step)
-    if any(g.kind == "max_drop" for g in options.gates):
+    if any(g.kind is GateKind.MAX_DROP for g in options.gates):
         session.set_anchor()
     return session
 

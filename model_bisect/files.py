@@ -12,27 +12,48 @@ import hashlib
 import os
 import secrets
 import stat
+from collections.abc import Mapping
+from enum import Enum, StrEnum
 from io import BufferedReader
 from pathlib import Path
 
 __all__ = [
+    "BoundedReadError",
+    "FileKind",
     "NotRegularFileError",
+    "ReadProblem",
     "TooLargeError",
     "file_sha256",
     "open_regular",
+    "read_bounded",
     "read_bytes_bounded",
+    "read_text_bounded",
     "special_file_kind",
     "write_bytes_atomic",
     "write_text_atomic",
 ]
 
 _NEW_FILE_MODE = 0o666  # the kernel applies the umask, as for any file the user creates
+
+
+class FileKind(StrEnum):
+    """What a path is; the value is how a message names it ("is a FIFO")."""
+
+    REGULAR = "a regular file"
+    DIRECTORY = "a directory"
+    FIFO = "a FIFO"
+    CHARACTER_DEVICE = "a character device"
+    BLOCK_DEVICE = "a block device"
+    SOCKET = "a socket"
+    OTHER = "not a regular file"
+
+
 _KINDS = (
-    (stat.S_ISDIR, "a directory"),
-    (stat.S_ISFIFO, "a FIFO"),
-    (stat.S_ISCHR, "a character device"),
-    (stat.S_ISBLK, "a block device"),
-    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISDIR, FileKind.DIRECTORY),
+    (stat.S_ISFIFO, FileKind.FIFO),
+    (stat.S_ISCHR, FileKind.CHARACTER_DEVICE),
+    (stat.S_ISBLK, FileKind.BLOCK_DEVICE),
+    (stat.S_ISSOCK, FileKind.SOCKET),
 )
 
 
@@ -40,7 +61,7 @@ class NotRegularFileError(OSError):
     """The path is a FIFO, device, socket or directory: opening or reading it could block
     forever or never end (``/dev/zero``), so nothing untrusted is read from one."""
 
-    def __init__(self, path: Path, kind: str) -> None:
+    def __init__(self, path: Path, kind: FileKind) -> None:
         super().__init__(f"{path} is {kind}, not a regular file")
         self.kind = kind
 
@@ -49,14 +70,62 @@ class TooLargeError(OSError):
     """A file meant to be small (a sidecar, a timeline) is bigger than its bound."""
 
 
-def special_file_kind(info: os.stat_result) -> str | None:
-    """What a non-regular file is ("a FIFO", ...), or None for a regular file."""
+def special_file_kind(info: os.stat_result) -> FileKind | None:
+    """What a non-regular file is (``FileKind.FIFO``, ...), or None for a regular file."""
     if stat.S_ISREG(info.st_mode):
         return None
     for test, kind in _KINDS:
         if test(info.st_mode):
             return kind
-    return "not a regular file"
+    return FileKind.OTHER
+
+
+class ReadProblem(Enum):
+    """Why a bounded read returned nothing: each reader words each one its own way."""
+
+    MISSING = "missing"
+    NOT_REGULAR = "not a regular file"
+    TOO_LARGE = "too large"
+    UNREADABLE = "unreadable"
+
+
+class BoundedReadError(OSError):
+    """``read_bounded`` could not return the bytes. ``detail`` is the kind of a special file
+    or the class of the error behind an unreadable one (empty otherwise)."""
+
+    def __init__(self, path: Path, problem: ReadProblem, detail: str = "") -> None:
+        super().__init__(f"{path}: {problem.value}" + (f" ({detail})" if detail else ""))
+        self.problem = problem
+        self.detail = detail
+
+    def worded(self, wording: Mapping[ReadProblem, str], **fields: str) -> str:
+        """The reader's own words for this problem; ``{detail}`` and ``fields`` in them are
+        filled in."""
+        return wording[self.problem].format(detail=self.detail, **fields)
+
+
+def read_bounded(path: Path, limit: int) -> bytes:
+    """``read_bytes_bounded``, with every way the read can fail one ``BoundedReadError``:
+    the readers of timelines, sidecars and models map its ``problem`` to their message."""
+    try:
+        return read_bytes_bounded(path, limit)
+    except FileNotFoundError:
+        raise BoundedReadError(path, ReadProblem.MISSING) from None
+    except NotRegularFileError as exc:
+        raise BoundedReadError(path, ReadProblem.NOT_REGULAR, exc.kind.value) from None
+    except TooLargeError:
+        raise BoundedReadError(path, ReadProblem.TOO_LARGE) from None
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the name
+        raise BoundedReadError(path, ReadProblem.UNREADABLE, exc.__class__.__name__) from None
+
+
+def read_text_bounded(path: Path, limit: int) -> str:
+    """``read_bounded`` decoded as UTF-8; undecodable bytes are ``ReadProblem.UNREADABLE``."""
+    data = read_bounded(path, limit)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BoundedReadError(path, ReadProblem.UNREADABLE, exc.__class__.__name__) from None
 
 
 def open_regular(path: Path) -> BufferedReader:

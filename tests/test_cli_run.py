@@ -16,6 +16,7 @@ from model_bisect.exitcodes import ExitCode
 from tests.clirun import call_main, run_module
 from tests.conftest import FIXTURE_DIR
 from tests.modelkit import bad_weights, features_parquet, linear_model, timeline_dir
+from tests.repokit import git
 
 GATE = ("--min-plcc", "0.85")
 
@@ -412,6 +413,8 @@ def _error_line(err: str) -> str:
         ("missing_in_timeline", "ghost.onnx"),
         ("git_outside_repo", "git"),
         ("unknown_flag", "--frobnicate"),
+        ("two_sources", "give the timeline exactly one way"),
+        ("rev_range_alone", "--rev-range needs --git-path"),
     ],
 )
 def test_bad_input_gets_one_line_and_exit_3(
@@ -455,6 +458,10 @@ def test_bad_input_gets_one_line_and_exit_3(
         args = ["--git-path", folder / "model_00.onnx", "--features", features, *GATE]
     elif case == "unknown_flag":
         args = [*args, "--frobnicate"]
+    elif case == "two_sources":
+        args = [*args, "--git-path", folder / "model_00.onnx"]
+    elif case == "rev_range_alone":
+        args = [*args, "--rev-range", "HEAD~1..HEAD"]
     ran = call_main("model_bisect", "run", *args)
     assert ran.code == ExitCode.INPUT
     assert needle in _error_line(ran.err)
@@ -515,6 +522,56 @@ def test_git_path_finds_the_commit_that_brought_the_regression(
     assert len(body["timeline"]) == 5
 
 
+def test_rev_range_takes_its_start_as_the_last_good_and_the_next_commit_as_first_bad(
+    tmp_path: Path, data: tuple[Path, list[float]]
+) -> None:
+    features, weights = data
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    for i, subject in enumerate(["first", "known good", "breaks it", "still broken"]):
+        w = [x * (1 + 0.01 * i) for x in weights] if i < 2 else bad_weights(len(weights), i)
+        linear_model(repo / "model.onnx", w)
+        git(repo, "add", "-A")
+        git(repo, "commit", "-q", "-m", subject)
+    good, first_bad = (git(repo, "rev-parse", f"HEAD~{n}").strip() for n in (2, 1))
+    out = tmp_path / "r.json"
+    ran = call_main(
+        *("model_bisect", "run", "--git-path", repo / "model.onnx", "--features", features),
+        *(*GATE, "--rev-range", f"{good[:10]}..HEAD", "--json", out),
+    )
+    assert ran.code == ExitCode.OK, ran.err
+    body = report(out)
+    assert body["verdict"]["kind"] == "regression"
+    assert body["verdict"]["last_good_index"] == 0
+    assert body["verdict"]["first_bad_index"] == 1
+    assert [e["commit"] for e in body["timeline"][:2]] == [good, first_bad]
+    assert [e["subject"] for e in body["timeline"]] == ["known good", "breaks it", "still broken"]
+
+
+def test_git_path_in_a_shallow_clone_exits_3_naming_fetch_depth(
+    tmp_path: Path, data: tuple[Path, list[float]]
+) -> None:
+    features, weights = data
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    for i in range(3):
+        linear_model(repo / "model.onnx", [x * (1 + 0.01 * i) for x in weights])
+        git(repo, "add", "-A")
+        git(repo, "commit", "-q", "-m", f"step {i}")
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", "--depth", "1", repo.as_uri(), str(clone))
+    ran = call_main(
+        *("model_bisect", "run", "--git-path", clone / "model.onnx", "--features", features),
+        *GATE,
+    )
+    assert ran.code == ExitCode.INPUT
+    line = _error_line(ran.err)
+    assert "only one version of model.onnx" in line
+    assert "fetch-depth: 0" in line
+
+
 def test_max_drop_anchor_is_a_step_of_the_bisect_and_a_failing_one_ends_it(
     tmp_path: Path, data: tuple[Path, list[float]]
 ) -> None:
@@ -544,3 +601,33 @@ def test_max_drop_anchor_is_a_step_of_the_bisect_and_a_failing_one_ends_it(
     assert failing["verdict"]["kind"] == "head_bad"
     assert [s["index"] for s in failing["steps"]] == [0]
     assert failing["evaluations"] == 1
+
+
+@pytest.mark.parametrize(
+    "words",
+    [
+        ("run", FIXTURE_DIR / "models", "--features", FIXTURE_DIR / "features.parquet",
+         "--min-pl", "0.85"),
+        ("run", FIXTURE_DIR / "models", "--feat", FIXTURE_DIR / "features.parquet", *GATE),
+        ("publish", "--report", FIXTURE_DIR / "none.json", "--dry"),
+    ],
+    ids=["gate", "data", "publish"],
+)  # fmt: skip
+def test_an_abbreviated_flag_is_a_usage_error_not_the_flag_it_begins(
+    words: tuple[str | Path, ...],
+) -> None:
+    ran = call_main("model_bisect", *words)
+    assert ran.code == ExitCode.INPUT
+    assert ran.out == ""
+    assert _error_line(ran.err).startswith("error: unrecognized arguments: --")
+
+
+def test_an_unknown_subcommand_is_a_usage_error_and_every_command_has_a_handler() -> None:
+    from model_bisect.cli import HANDLERS, build_parser
+
+    ran = call_main("model_bisect", "jduge", "m.onnx", "--features", "f.parquet", *GATE)
+    assert ran.code == ExitCode.INPUT
+    assert "invalid choice: 'jduge'" in _error_line(ran.err)
+    parser = build_parser()
+    (sub,) = [a for a in parser._actions if a.dest == "command"]
+    assert set(sub.choices or ()) == set(HANDLERS) == {"run", "publish", "judge"}

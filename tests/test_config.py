@@ -14,11 +14,12 @@ import pytest
 from model_bisect.config import KEYS, find_config, load_config, read_config
 from model_bisect.errors import InputError
 from model_bisect.exitcodes import ExitCode
+from model_bisect.timeline.registry import SourceName
 from tests.clirun import run_module
 from tests.conftest import FIXTURE_DIR, REPO_ROOT
 from tests.fake_github import FakeGitHub
 from tests.metrickit import add_metric
-from tests.repokit import load_root_module
+from tests.repokit import git, load_root_module
 
 REPO, ISSUE = "acme/models", 1
 
@@ -191,8 +192,26 @@ def test_the_repositorys_own_table_is_valid_and_its_paths_exist() -> None:
     assert config.has_gates
     assert config.features is not None
     assert config.features.is_file()
-    assert config.models
-    assert all(Path(model).exists() for model in config.models)
+    models = config.timelines[SourceName.MODELS]
+    assert models
+    assert all(Path(model).exists() for model in models)
+
+
+def test_a_git_path_in_the_table_is_the_timeline_as_the_flag_would_be(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    (repo / "sub").mkdir(parents=True)
+    git(repo, "init", "-q")
+    shutil.copy(FIXTURE_DIR / "features.parquet", repo / "features.parquet")
+    for number in (0, 1):
+        shutil.copy(FIXTURE_DIR / "models" / f"model_0{number}.onnx", repo / "m.onnx")
+        git(repo, "add", "m.onnx")
+        git(repo, "commit", "-q", "-m", f"model {number}")
+    write_table(repo, 'git-path = "m.onnx"\nfeatures = "features.parquet"\nmin-plcc = 0.5\n')
+    report = tmp_path / "r.json"
+    ran = run_in(repo / "sub", "run", "--quiet", "--json", report)
+    assert ran.code == ExitCode.OK, ran.err
+    timeline = json.loads(report.read_text(encoding="utf-8"))["timeline"]
+    assert [entry["subject"] for entry in timeline] == ["model 0", "model 1"]
 
 
 def test_read_config_raises_input_error_for_the_library_callers(tmp_path: Path) -> None:

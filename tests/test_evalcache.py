@@ -13,7 +13,7 @@ from model_bisect.engine import RunOptions, run
 from model_bisect.errors import InputError
 from model_bisect.evaluation.cache import EvalCache
 from model_bisect.report import GateSpec
-from model_bisect.timeline.sources import from_arguments
+from model_bisect.timeline.arguments import from_arguments
 from tests.modelkit import default_weights, features_parquet, timeline_dir
 
 PARTS: dict[str, Any] = {

@@ -18,7 +18,8 @@ from model_bisect.evaluation.features import (
 from model_bisect.evaluation.onnxfile import unsafe_location_reason
 from model_bisect.evaluation.runner import Evaluation, Evaluator
 from model_bisect.report import GateSpec, Status
-from model_bisect.timeline.sources import TimelineEntry, from_arguments
+from model_bisect.timeline.arguments import from_arguments
+from model_bisect.timeline.entry import TimelineEntry
 from tests.modelkit import (
     default_weights,
     features_parquet,

@@ -13,10 +13,16 @@ from pathlib import Path
 import pytest
 
 from model_bisect.files import (
+    BoundedReadError,
+    FileKind,
     NotRegularFileError,
+    ReadProblem,
     TooLargeError,
     file_sha256,
+    read_bounded,
     read_bytes_bounded,
+    read_text_bounded,
+    special_file_kind,
     write_bytes_atomic,
     write_text_atomic,
 )
@@ -210,3 +216,57 @@ def test_a_bounded_read_follows_a_file_that_grew_after_its_size_was_taken(
     assert read_bytes_bounded(path, 3 << 20) == data
     with pytest.raises(TooLargeError):
         read_bytes_bounded(path, (3 << 20) - 1)
+
+
+_WORDING = {
+    ReadProblem.MISSING: "no {noun}",
+    ReadProblem.NOT_REGULAR: "{noun} is {detail}",
+    ReadProblem.TOO_LARGE: "{noun} too big",
+    ReadProblem.UNREADABLE: "bad {noun} ({detail})",
+}
+
+
+@POSIX_ONLY
+def test_every_way_a_bounded_read_fails_is_one_error_its_reader_words(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    (tmp_path / "big").write_bytes(b"x" * 11)
+    (tmp_path / "latin1").write_bytes("été".encode("latin-1"))
+    cases = [
+        (tmp_path / "gone", read_bounded, ReadProblem.MISSING, "no sidecar"),
+        (fifo, read_bounded, ReadProblem.NOT_REGULAR, "sidecar is a FIFO"),
+        (tmp_path, read_bounded, ReadProblem.NOT_REGULAR, "sidecar is a directory"),
+        (tmp_path / "big", read_bounded, ReadProblem.TOO_LARGE, "sidecar too big"),
+        (Path("nul\0name"), read_bounded, ReadProblem.UNREADABLE, "bad sidecar (ValueError)"),
+        (
+            tmp_path / "latin1",
+            read_text_bounded,
+            ReadProblem.UNREADABLE,
+            "bad sidecar (UnicodeDecodeError)",
+        ),
+    ]
+    for path, read, problem, words in cases:
+        with pytest.raises(BoundedReadError) as raised:
+            read(path, 10)
+        assert raised.value.problem is problem, path
+        assert raised.value.worded(_WORDING, noun="sidecar") == words
+
+
+def test_a_bounded_read_within_its_bound_returns_the_bytes_and_the_text(tmp_path: Path) -> None:
+    path = tmp_path / "small"
+    path.write_bytes("été".encode())
+    assert read_bounded(path, len("été".encode())) == "été".encode()
+    assert read_text_bounded(path, 10) == "été"
+
+
+@POSIX_ONLY
+def test_special_file_kinds_are_enum_members_that_read_as_their_words(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    assert special_file_kind(os.stat(fifo)) is FileKind.FIFO
+    assert special_file_kind(os.stat(tmp_path)) is FileKind.DIRECTORY
+    assert special_file_kind(os.stat("/dev/null")) is FileKind.CHARACTER_DEVICE
+    assert f"{FileKind.FIFO}" == "a FIFO"
+    path = tmp_path / "f"
+    path.write_bytes(b"")
+    assert special_file_kind(os.stat(path)) is None

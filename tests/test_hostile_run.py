@@ -29,7 +29,7 @@ from model_bisect.evaluation.cache import EvalCache
 from model_bisect.evaluation.features import CANONICAL_FEATURES
 from model_bisect.gates import gate_specs
 from model_bisect.report import Report
-from model_bisect.timeline.sources import from_arguments
+from model_bisect.timeline.arguments import from_arguments
 from tests.clirun import CliRun, call_main
 from tests.hostilekit import (
     Ran,

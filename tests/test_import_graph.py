@@ -206,7 +206,7 @@ def test_graph_sees_function_level_and_cross_package_imports() -> None:
     assert "model_bisect.metrics" in graph["model_bisect.engine"]  # inside a method
     assert "model_bisect.files" in graph["cache_builder.writers"]
     assert (
-        "model_bisect.timeline.sources" not in graph["model_bisect.evaluation.runner"]
+        "model_bisect.timeline.entry" not in graph["model_bisect.evaluation.runner"]
     )  # TYPE_CHECKING only
 
 
@@ -214,7 +214,7 @@ def test_onnx_file_knowledge_depends_on_neither_timeline_nor_evaluate() -> None:
     assert (
         _closure("model_bisect.evaluation.onnxfile")
         & {
-            "model_bisect.timeline.sources",
+            "model_bisect.timeline.entry",
             "model_bisect.evaluation.runner",
         }
         == set()

@@ -30,7 +30,9 @@ from model_bisect.evaluation.inputs import (
 from model_bisect.evaluation.runner import Evaluator
 from model_bisect.exitcodes import ExitCode
 from model_bisect.report import GateSpec, Report, Status, Step
-from model_bisect.timeline.sources import TimelineEntry, from_arguments, from_file
+from model_bisect.timeline.arguments import from_arguments
+from model_bisect.timeline.entry import TimelineEntry
+from model_bisect.timeline.file import from_file
 from tests.clirun import call_main
 from tests.modelkit import (
     CODEC_ENCODERS,

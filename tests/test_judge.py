@@ -219,3 +219,13 @@ def test_the_verdict_line_carries_no_escape_sequence_from_a_file_name(
     assert code == JudgeExit.GOOD
     assert "\x1b" not in out
     assert out.count("\n") == 1
+
+
+def test_an_abbreviated_gate_flag_aborts_the_bisect_instead_of_gating(
+    tmp_path: Path, features: Path
+) -> None:
+    model = linear_model(tmp_path / "good.onnx", default_weights(6))
+    code, out, err = _judge(model, "--features", features, "--min-pl", "0.85")
+    assert code == JudgeExit.ABORT
+    assert out == ""
+    assert "unrecognized arguments: --min-pl" in err

@@ -16,7 +16,7 @@ from model_bisect import engine, metrics
 from model_bisect.evaluation.cache import EvalCache
 from model_bisect.gates import gate_specs
 from model_bisect.report import dumps
-from model_bisect.timeline import sources as timeline
+from model_bisect.timeline.arguments import from_arguments
 
 from .conftest import REPO_ROOT
 
@@ -30,7 +30,7 @@ def _report(
     **options: Any,
 ) -> dict[str, Any]:
     monkeypatch.setattr(engine, "OVERLAP_MAX_ROWS", overlap_rows)
-    entries = timeline.from_arguments([str(FIXTURE / "models")])
+    entries = from_arguments([str(FIXTURE / "models")])
     opts = engine.RunOptions(gates=gate_specs(thresholds, []), **options)
     data: dict[str, Any] = json.loads(
         dumps(engine.run(entries, FIXTURE / "features.parquet", opts))

@@ -10,17 +10,15 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+import yaml
 
 from model_bisect.errors import InputError
-from model_bisect.timeline.sources import (
-    TimelineEntry,
-    from_arguments,
-    from_file,
-    from_git,
-    natural_key,
-    require_two,
-    unique_labels,
-)
+from model_bisect.timeline.arguments import from_arguments
+from model_bisect.timeline.entry import TimelineEntry, natural_key, require_two, unique_labels
+from model_bisect.timeline.file import from_file
+from model_bisect.timeline.git import from_git
+from model_bisect.timeline.registry import SOURCES
+from tests.conftest import REPO_ROOT
 from tests.modelkit import default_weights, linear_model, sidecar_json
 from tests.repokit import git
 
@@ -42,6 +40,26 @@ def test_natural_order_puts_2_before_10() -> None:
         "model_2.onnx",
         "Model_3.onnx",
         "model_10.onnx",
+    ]
+
+
+def test_natural_order_puts_a_name_before_its_own_longer_variants() -> None:
+    names = ["name_v2.onnx", "name.int8.onnx", "name.onnx"]
+    assert sorted(names, key=natural_key) == ["name.onnx", "name.int8.onnx", "name_v2.onnx"]
+    assert sorted(["m_10.onnx", "m_2.int8.onnx", "m_2.onnx"], key=natural_key) == [
+        "m_2.onnx",
+        "m_2.int8.onnx",
+        "m_10.onnx",
+    ]
+
+
+def test_a_glob_of_versions_keeps_each_model_before_its_quantized_copy(tmp_path: Path) -> None:
+    _touch(tmp_path / "a.b", "vmaf_tiny_v3.int8.onnx", "vmaf_tiny_v10.onnx", "vmaf_tiny_v3.onnx")
+    entries = from_arguments([str(tmp_path / "a.b" / "vmaf_tiny_v*.onnx")])
+    assert [e.label for e in entries] == [
+        "vmaf_tiny_v3.onnx",
+        "vmaf_tiny_v3.int8.onnx",
+        "vmaf_tiny_v10.onnx",
     ]
 
 
@@ -214,14 +232,37 @@ def test_git_history_is_every_commit_of_the_model_oldest_first_with_its_data(
     assert len({e.content_sha256 for e in entries}) == 5
 
 
-def test_git_rev_range_limits_the_history(
+def test_git_rev_range_starts_with_the_version_in_effect_at_its_good_end(
     model_repo: tuple[Path, list[tuple[str, list[float]]]], tmp_path: Path
 ) -> None:
     repo, history = model_repo
     entries = from_git(
         repo / "models" / "m.onnx", f"{history[1][0]}..{history[3][0]}", tmp_path / "w"
     )
-    assert [e.label.split()[0] for e in entries] == [history[2][0], history[3][0]]
+    assert [e.label.split()[0] for e in entries] == [sha for sha, _ in history[1:4]]
+    assert [_weights(e) for e in entries] == [[round(w, 4) for w in ws] for _, ws in history[1:4]]
+
+
+def test_git_rev_range_from_a_commit_that_left_the_model_alone_starts_with_that_commit(
+    model_repo: tuple[Path, list[tuple[str, list[float]]]], tmp_path: Path
+) -> None:
+    repo, history = model_repo
+    docs = _git(repo, "log", "-1", "--format=%h", "--grep", "docs only")
+    entries = from_git(repo / "models" / "m.onnx", f"{docs}..HEAD", tmp_path / "w")
+    assert [e.label for e in entries] == [
+        f"{docs} docs only",
+        f"{history[3][0]} train step 3",
+        f"{history[4][0]} train step 4",
+    ]
+    assert _weights(entries[0]) == [round(w, 4) for w in history[2][1]]  # in effect at docs
+
+
+def test_git_rev_range_whose_start_does_not_exist_is_an_input_error(
+    model_repo: tuple[Path, list[tuple[str, list[float]]]], tmp_path: Path
+) -> None:
+    repo, _ = model_repo
+    with pytest.raises(InputError, match="start of --rev-range 'nosuch'"):
+        from_git(repo / "models" / "m.onnx", "nosuch..HEAD", tmp_path / "w")
 
 
 def test_git_path_brings_the_sidecar_json_of_each_commit(tmp_path: Path) -> None:
@@ -257,7 +298,39 @@ def test_git_bad_rev_range_is_an_input_error(
 ) -> None:
     repo, _ = model_repo
     with pytest.raises(InputError, match="git log failed"):
-        from_git(repo / "models" / "m.onnx", "nosuch..HEAD", tmp_path / "w")
+        from_git(repo / "models" / "m.onnx", "HEAD..nosuch", tmp_path / "w")
+
+
+def test_git_path_with_one_committed_version_names_that_cause_not_the_model_arguments(
+    tmp_path: Path,
+) -> None:
+    repo = tmp_path / "r"
+    repo.mkdir()
+    _git(repo, "init", "-q")
+    linear_model(repo / "m.onnx", [1.0, 2.0])
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-q", "-m", "only")
+    with pytest.raises(InputError) as raised:
+        from_git(repo / "m.onnx", None, tmp_path / "w")
+    message = str(raised.value)
+    assert "only one version of m.onnx in this history" in message
+    assert "fetch-depth" not in message  # a full clone: the history really has one version
+    assert "model arguments" not in message
+
+
+def test_git_path_in_a_shallow_clone_says_the_whole_history_is_needed(
+    model_repo: tuple[Path, list[tuple[str, list[float]]]], tmp_path: Path
+) -> None:
+    repo, _ = model_repo
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", "--depth", "1", repo.as_uri(), str(clone))
+    assert _git(clone, "rev-parse", "--is-shallow-repository") == "true"
+    with pytest.raises(InputError) as raised:
+        from_git(clone / "models" / "m.onnx", None, tmp_path / "w")
+    message = str(raised.value)
+    assert "only one version of models/m.onnx" in message
+    assert "the clone is shallow" in message
+    assert "fetch-depth: 0" in message
 
 
 # --- labels ---------------------------------------------------------------------------------
@@ -333,3 +406,45 @@ def test_git_history_copies_blobs_to_files_without_holding_them_in_memory(
         tracemalloc.stop()
     assert [(e.path.parent / "m.onnx.data").stat().st_size for e in entries] == sizes
     assert peak < 4 << 20, f"{peak / 2**20:.1f} MB allocated while copying 48 MB of blobs"
+
+
+# --- the registry ---------------------------------------------------------------------------
+
+
+def test_action_yml_offers_every_timeline_source_and_option_as_the_registry_describes() -> None:
+    action = yaml.safe_load((REPO_ROOT / "action.yml").read_text(encoding="utf-8"))
+    (step,) = [s for s in action["runs"]["steps"] if s.get("id") == "run"]
+    env, script = step["env"], step["run"]
+    offered = [(s.action_input, s.flag, s.action_help) for s in SOURCES]
+    offered += [(o.action_input, o.flag, o.action_help) for s in SOURCES for o in s.options]
+    for name, flag, text in offered:
+        assert action["inputs"][name]["description"] == text, name
+        (variable,) = [k for k, v in env.items() if v == f"${{{{ inputs.{name} }}}}"]
+        if flag is None:  # the positional MODEL arguments, one per line
+            assert f'done <<< "${variable}"' in script, name
+        else:
+            assert f'option {flag} "${variable}"' in script, name
+
+
+def test_every_timeline_source_builds_its_timeline_through_its_record(tmp_path: Path) -> None:
+    models = [linear_model(tmp_path / f"m_{i}.onnx", [1.0 + i, 2.0]) for i in range(2)]
+    manifest = tmp_path / "t.toml"
+    manifest.write_text("".join(f'[[models]]\npath = "{m.name}"\n' for m in models))
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q")
+    for weights in ([1.0, 2.0], [2.0, 1.0]):
+        linear_model(repo / "m.onnx", weights)
+        _git(repo, "add", ".")
+        _git(repo, "commit", "-q", "-m", "step")
+    values = {
+        "models": tuple(str(m) for m in models),
+        "timeline": (str(manifest),),
+        "git-path": (str(repo / "m.onnx"),),
+    }
+    assert {s.name.value for s in SOURCES} == set(values)
+    for source in SOURCES:
+        options = {option.dest: None for option in source.options}
+        entries = source.build(values[source.name.value], options, tmp_path / source.dest)
+        assert len(entries) == 2, source.name
+        assert len({e.content_sha256 for e in entries}) == 2, source.name

@@ -18,10 +18,18 @@ from ..catalogue import CATALOGUE, MappingName
 from ..errors import BisectError, UsageError
 from ..exitcodes import JudgeExit
 from ..safetext import printable
+from ._shared import (
+    add_cache_arguments,
+    add_data_arguments,
+    add_gate_arguments,
+    cache_from,
+    check_gate_arguments,
+    gates_from,
+)
 
 if TYPE_CHECKING:
     from ..report import Step
-    from ..timeline.sources import TimelineEntry
+    from ..timeline.entry import TimelineEntry
 
 __all__ = ["COMMAND", "JudgeAbort", "abort", "add_parser", "main", "requested", "verdict_line"]
 
@@ -41,8 +49,6 @@ def requested(words: Sequence[str]) -> bool:
 
 
 def add_parser(sub: Any) -> None:
-    from .run import add_gate_arguments
-
     parser = sub.add_parser(
         COMMAND,
         help="judge one model for `git bisect run` (exit 0 good, 1 bad, 125 skip, 128 abort)",
@@ -59,23 +65,12 @@ def add_parser(sub: Any) -> None:
         metavar="MODEL",
         help="reference model for --max-drop (keep it outside the repository being bisected)",
     )
-    data = parser.add_argument_group("data")
-    data.add_argument("--features", type=Path, required=True, help="feature cache (parquet)")
-    data.add_argument("--target", default="mos", help="target column (default: mos)")
-    data.add_argument("--input-name", help="model input to feed (default: auto-detect)")
+    add_data_arguments(parser, features_required=True)
     add_gate_arguments(parser, "the --anchor model")
-    cache = parser.add_argument_group("cache")
-    cache.add_argument("--no-cache", action="store_true", help="ignore the evaluation cache")
-    cache.add_argument(
-        "--cache-dir",
-        type=Path,
-        help="evaluation cache folder (default: $MODEL_BISECT_CACHE_DIR or ~/.cache/model-bisect)",
-    )
+    add_cache_arguments(parser.add_argument_group("cache"))
 
 
 def _validate(args: argparse.Namespace) -> None:
-    from .run import check_gate_arguments
-
     if args.max_drop and args.anchor is None:
         raise UsageError(
             "--max-drop needs a model to compare with",
@@ -88,7 +83,7 @@ def _validate(args: argparse.Namespace) -> None:
 
 
 def _entry(path: Path) -> TimelineEntry:
-    from ..timeline.sources import from_arguments
+    from ..timeline.arguments import from_arguments
 
     return from_arguments([str(path)])[0]
 
@@ -125,12 +120,9 @@ def main(args: argparse.Namespace) -> int:
 def _judge(args: argparse.Namespace) -> int:
     _validate(args)
     from ..engine import RunOptions, judge_model
-    from ..evaluation.cache import EvalCache
-    from ..gates import gate_specs
     from ..report import Status, Step
 
-    thresholds = {spec.name: getattr(args, spec.dest) for spec in CATALOGUE}
-    gates = gate_specs(thresholds, args.max_drop)
+    gates = gates_from(args)
     anchor = None
     if args.anchor is not None:
         if not args.anchor.is_file():
@@ -146,7 +138,7 @@ def _judge(args: argparse.Namespace) -> int:
         step = Step(0, args.model.name, Status.SKIP, None, "model file not found", 0.0)
         print(verdict_line(step, None))
         return int(JudgeExit.SKIP)
-    cache = None if args.no_cache else EvalCache(args.cache_dir or EvalCache.default_folder())
+    cache = cache_from(args)
     options = RunOptions(
         gates=gates,
         target=args.target,

@@ -22,7 +22,7 @@ from ..errors import BisectError, InputError, UsageError, first_line
 from ..exitcodes import ExitCode
 from ..files import special_file_kind
 from ..outputs import STDOUT, check_writable, refuse_inputs  # --body-out - is standard output
-from .run import DEFAULT_MARKER, add_config_flag
+from ._shared import DEFAULT_MARKER, add_config_flag, add_marker_flag
 
 if TYPE_CHECKING:
     from ..publishing.history import Run
@@ -81,7 +81,7 @@ def add_parser(sub: Any) -> None:
     parser.add_argument(
         "--api-url", metavar="URL", help="default: $GITHUB_API_URL or https://api.github.com"
     )
-    parser.add_argument("--marker", metavar="KEY", help="sticky-comment key (default: nightly)")
+    add_marker_flag(parser)
     parser.add_argument(
         "--author", metavar="LOGIN", help="whose marker comments to edit (default: the token's)"
     )

@@ -19,66 +19,24 @@ from ..errors import BisectError, InputError, UsageError, first_line
 from ..exitcodes import ExitCode
 from ..outputs import STDOUT, check_outputs, refuse_inputs
 from ..safetext import printable, unicode_safe
+from ..timeline.registry import SOURCES, TimelineSource
+from ._shared import (
+    DEFAULT_MARKER,
+    add_cache_arguments,
+    add_config_flag,
+    add_data_arguments,
+    add_gate_arguments,
+    add_marker_flag,
+    cache_from,
+    check_gate_arguments,
+    gates_from,
+)
 
 if TYPE_CHECKING:
     from ..report import Invocation, Report, Step
-    from ..timeline.sources import TimelineEntry
+    from ..timeline.entry import TimelineEntry
 
-__all__ = [
-    "DEFAULT_MARKER",
-    "add_config_flag",
-    "add_gate_arguments",
-    "add_parser",
-    "check_gate_arguments",
-    "exit_code_for",
-    "main",
-]
-
-DEFAULT_MARKER = "nightly"
-
-
-def add_gate_arguments(parser: argparse.ArgumentParser, anchor: str) -> None:
-    """The gate flags `run` and `judge` share; ``anchor`` names what --max-drop compares with.
-    --mapping has no default here: `run` fills it from [tool.model-bisect], else `none`."""
-    gates = parser.add_argument_group("gates (at least one; a model is good when all hold)")
-    for spec in CATALOGUE:
-        gates.add_argument(spec.flag, dest=spec.dest, type=float, metavar="X")
-    gates.add_argument(
-        "--max-drop",
-        action="append",
-        default=[],
-        metavar="METRIC=DELTA",
-        help=f"largest allowed drop relative to {anchor} (repeatable)",
-    )
-    gates.add_argument(
-        "--mapping",
-        choices=[m.value for m in MappingName],
-        help="fit a P.1401-style mapping before PLCC and RMSE (default: none)",
-    )
-    gates.add_argument(
-        "--significance",
-        type=float,
-        metavar="ALPHA",
-        help="with --max-drop: a drop counts only when significant at this level",
-    )
-
-
-def check_gate_arguments(args: argparse.Namespace, where: str) -> None:
-    """The rules of the flags ``add_gate_arguments`` adds, for `run` and `judge` alike."""
-    if args.significance is None:
-        return
-    if not 0.0 < args.significance < 1.0:
-        raise UsageError(
-            f"--significance must be between 0 and 1, not {args.significance}",
-            where,
-            "use e.g. --significance 0.05",
-        )
-    if not args.max_drop:
-        raise UsageError(
-            "--significance applies to --max-drop gates, and none was given",
-            where,
-            "add --max-drop METRIC=DELTA or drop --significance",
-        )
+__all__ = ["add_parser", "exit_code_for", "main"]
 
 
 def add_parser(sub: Any) -> None:
@@ -90,18 +48,20 @@ def add_parser(sub: Any) -> None:
             "the gates, in about log2(n) evaluations."
         ),
     )
-    source = parser.add_argument_group("timeline (one of)")
-    source.add_argument(
-        "models", nargs="*", metavar="MODEL", help="model files, globs or folders, oldest first"
-    )
-    source.add_argument("--timeline", type=Path, help="TOML or JSON file listing models in order")
-    source.add_argument("--git-path", type=Path, help="every committed version of one model file")
-    source.add_argument("--rev-range", help="with --git-path: only commits in A..B")
+    group = parser.add_argument_group("timeline (one of)")
+    for source in SOURCES:
+        if source.flag is None:
+            group.add_argument(source.dest, nargs="*", metavar=source.metavar, help=source.help)
+        else:
+            group.add_argument(
+                source.flag, dest=source.dest, metavar=source.metavar, help=source.help
+            )
+        for option in source.options:
+            group.add_argument(
+                option.flag, dest=option.dest, metavar=option.metavar, help=option.help
+            )
 
-    data = parser.add_argument_group("data")
-    data.add_argument("--features", type=Path, help="feature cache (parquet)")
-    data.add_argument("--target", default="mos", help="target column (default: mos)")
-    data.add_argument("--input-name", help="model input to feed (default: auto-detect)")
+    add_data_arguments(parser, features_required=False)  # [tool.model-bisect] may name it
 
     add_gate_arguments(parser, "the timeline's first model")
 
@@ -117,12 +77,7 @@ def add_parser(sub: Any) -> None:
     search.add_argument(
         "--fail-on-first-bad", action="store_true", help="exit 2 when a regression is found"
     )
-    search.add_argument("--no-cache", action="store_true", help="ignore the evaluation cache")
-    search.add_argument(
-        "--cache-dir",
-        type=Path,
-        help="evaluation cache folder (default: $MODEL_BISECT_CACHE_DIR or ~/.cache/model-bisect)",
-    )
+    add_cache_arguments(search)
 
     out = parser.add_argument_group("output")
     out.add_argument(
@@ -131,7 +86,7 @@ def add_parser(sub: Any) -> None:
     out.add_argument(
         "--markdown", type=Path, metavar="FILE", help="write the comment body; - for stdout"
     )
-    out.add_argument("--marker", metavar="KEY", help="sticky-comment key (default: nightly)")
+    add_marker_flag(out)
     out.add_argument("--quiet", action="store_true", help="no table on stdout")
     out.add_argument(
         "--reproduce",
@@ -141,21 +96,13 @@ def add_parser(sub: Any) -> None:
     add_config_flag(parser)
 
 
-def add_config_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--config",
-        type=Path,
-        metavar="FILE",
-        help="settings file (default: the nearest pyproject.toml with [tool.model-bisect])",
-    )
-
-
 def _apply_config(args: argparse.Namespace, config: Config) -> None:
     """Fill what the command line left out from the file: flags always win. The timeline and
     the gates are each one setting: any timeline source or gate flag replaces the file's."""
-    if not (args.models or args.timeline is not None or args.git_path is not None):
-        args.models = list(config.models)
-        args.timeline, args.git_path = config.timeline, config.git_path
+    if not any(_given(args, source) for source in SOURCES):
+        for source in SOURCES:
+            values = list(config.timelines.get(source.name, ()))
+            setattr(args, source.dest, values if source.many else next(iter(values), None))
     gate_flags = any(getattr(args, spec.dest) is not None for spec in CATALOGUE) or args.max_drop
     if not gate_flags:
         for spec in CATALOGUE:
@@ -173,16 +120,24 @@ def _validate(args: argparse.Namespace) -> None:
             "model-bisect run",
             f"pass --features PARQUET or set features in [{TABLE}]",
         )
-    sources = [bool(args.models), args.timeline is not None, args.git_path is not None]
-    if sum(sources) != 1:
+    given = [source for source in SOURCES if _given(args, source)]
+    if len(given) != 1:
+        ways = ", or ".join(
+            f"{s.metavar} arguments" if s.flag is None else s.spelled for s in SOURCES
+        )
         raise UsageError(
             "give the timeline exactly one way",
             "model-bisect run",
-            "pass MODEL arguments, or --timeline FILE, or --git-path PATH "
-            f"(or set one in [{TABLE}])",
+            f"pass {ways} (or set one in [{TABLE}])",
         )
-    if args.rev_range and args.git_path is None:
-        raise UsageError("--rev-range needs --git-path", "model-bisect run", "add --git-path PATH")
+    for source in SOURCES:
+        for option in source.options:
+            if getattr(args, option.dest) and source is not given[0]:
+                raise UsageError(
+                    f"{option.flag} needs {source.flag or source.metavar}",
+                    "model-bisect run",
+                    f"add {source.spelled}",
+                )
     if args.jobs < 1:
         raise UsageError(
             f"--jobs must be at least 1, not {args.jobs}",
@@ -192,14 +147,30 @@ def _validate(args: argparse.Namespace) -> None:
     check_gate_arguments(args, "model-bisect run")
 
 
-def _entries(args: argparse.Namespace, workdir: Path) -> list[TimelineEntry]:
-    from ..timeline import sources as timeline
+def _given(args: argparse.Namespace, source: TimelineSource) -> tuple[str, ...]:
+    """The paths the command line (or the config, once applied) gives ``source``."""
+    value = getattr(args, source.dest)
+    if source.many:
+        return tuple(value or ())
+    return () if value is None else (str(value),)
 
-    if args.timeline is not None:
-        return timeline.from_file(args.timeline)
-    if args.git_path is not None:
-        return timeline.from_git(args.git_path, args.rev_range, workdir)
-    return timeline.from_arguments(args.models)
+
+def _chosen(args: argparse.Namespace) -> TimelineSource:
+    """The one source given (``_validate`` made sure there is exactly one)."""
+    return next(source for source in SOURCES if _given(args, source))
+
+
+def _entries(args: argparse.Namespace, workdir: Path) -> list[TimelineEntry]:
+    source = _chosen(args)
+    options = {option.dest: getattr(args, option.dest) for option in source.options}
+    return source.build(_given(args, source), options, workdir)
+
+
+def _source_inputs(args: argparse.Namespace) -> list[Path]:
+    """The files the timeline source itself names and reads (a timeline file, a tracked
+    model): no output may replace them."""
+    source = _chosen(args)
+    return [Path(value) for value in _given(args, source)] if source.read_as_input else []
 
 
 def exit_code_for(report: Report, *, fail_on_first_bad: bool) -> ExitCode:
@@ -246,16 +217,13 @@ def _outputs(args: argparse.Namespace) -> list[tuple[str, Path]]:
 
 def _main(args: argparse.Namespace) -> int:
     from ..engine import RunOptions
-    from ..evaluation.cache import EvalCache
     from ..files import write_text_atomic
-    from ..gates import gate_specs
     from ..publishing.terminal import print_report
     from ..report import dumps
     from .provenance import invocation
 
-    thresholds = {spec.name: getattr(args, spec.dest) for spec in CATALOGUE}
-    gates = gate_specs(thresholds, args.max_drop)
-    cache = None if args.no_cache else EvalCache(args.cache_dir or EvalCache.default_folder())
+    gates = gates_from(args)
+    cache = cache_from(args)
     if cache is not None:
         cache.check_usable()
     options = RunOptions(
@@ -276,7 +244,7 @@ def _main(args: argparse.Namespace) -> int:
     )
     with tempfile.TemporaryDirectory(prefix="model-bisect-") as tmp:
         entries = _entries(args, Path(tmp))
-        inputs = [args.features, args.timeline, args.git_path, args.config_source]
+        inputs = [args.features, *_source_inputs(args), args.config_source]
         inputs += [p for e in entries for p in (e.path, *e.companions)]
         refuse_inputs(_outputs(args), [p for p in inputs if p is not None])
         report = _run_with_progress(entries, args.features, options, invoked)

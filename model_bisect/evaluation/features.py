@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError, first_line
 from ..files import (
-    NotRegularFileError,
-    TooLargeError,
+    BoundedReadError,
+    ReadProblem,
     file_sha256,
-    read_bytes_bounded,
+    read_text_bounded,
     special_file_kind,
 )
 from ..safetext import unicode_safe
@@ -137,6 +137,18 @@ def sidecar_path(model_path: Path) -> Path:
     return model_path.with_suffix(".json")
 
 
+_SIDECAR_PROBLEMS = {
+    ReadProblem.NOT_REGULAR: "sidecar is not a regular file ({detail})",
+    ReadProblem.TOO_LARGE: f"sidecar is larger than {MAX_SIDECAR_BYTES >> 20} MB",
+    ReadProblem.UNREADABLE: "unreadable sidecar ({detail})",
+}
+_SIDECAR_FIXES = {
+    ReadProblem.NOT_REGULAR: "make it a JSON file or remove it",
+    ReadProblem.TOO_LARGE: "list only the feature names in it",
+    ReadProblem.UNREADABLE: "make it a UTF-8 JSON file or remove it",
+}
+
+
 def read_sidecar(model_path: Path) -> dict[str, Any] | None:
     """The model's sidecar JSON object, or None when there is none. A sidecar that exists but
     cannot be trusted is an InputError, never a silent fall-back that would feed the model
@@ -144,26 +156,12 @@ def read_sidecar(model_path: Path) -> dict[str, Any] | None:
     sidecar = sidecar_path(model_path)
     where = unicode_safe(str(sidecar))
     try:
-        text = read_bytes_bounded(sidecar, MAX_SIDECAR_BYTES).decode("utf-8")
-    except FileNotFoundError:
-        return None
-    except NotRegularFileError as exc:
+        text = read_text_bounded(sidecar, MAX_SIDECAR_BYTES)
+    except BoundedReadError as exc:
+        if exc.problem is ReadProblem.MISSING:
+            return None
         raise InputError(
-            f"sidecar is not a regular file ({exc.kind})",
-            where,
-            "make it a JSON file or remove it",
-        ) from None
-    except TooLargeError:
-        raise InputError(
-            f"sidecar is larger than {MAX_SIDECAR_BYTES >> 20} MB",
-            where,
-            "list only the feature names in it",
-        ) from None
-    except (OSError, ValueError) as exc:  # ValueError: UnicodeDecodeError, a NUL in the name
-        raise InputError(
-            f"unreadable sidecar ({exc.__class__.__name__})",
-            where,
-            "make it a UTF-8 JSON file or remove it",
+            exc.worded(_SIDECAR_PROBLEMS), where, _SIDECAR_FIXES[exc.problem]
         ) from None
     try:
         data: Any = json.loads(text)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import first_line
-from ..files import NotRegularFileError, TooLargeError, read_bytes_bounded, special_file_kind
+from ..files import BoundedReadError, ReadProblem, read_bounded, special_file_kind
 from ..safetext import unicode_safe
 from .inputs import Feed, InputDescription, default_description, unknown_rows
 from .onnxfile import (
@@ -30,7 +30,7 @@ from .onnxfile import (
 )
 
 if TYPE_CHECKING:
-    from ..timeline.sources import TimelineEntry
+    from ..timeline.entry import TimelineEntry
     from .features import FeatureTable
 
 __all__ = ["DEFAULT_BATCH_ROWS", "Evaluation", "Evaluator"]
@@ -75,6 +75,14 @@ def _external_problem(path: Path) -> str | None:
     except (OSError, ValueError) as exc:
         return f"unreadable ({exc.__class__.__name__})"
     return None if kind is None else f"{kind}, not a regular file"
+
+
+_MODEL_READ_PROBLEMS = {
+    ReadProblem.MISSING: "model file not found: {shown}",
+    ReadProblem.NOT_REGULAR: "model file is {detail}, not a regular file: {shown}",
+    ReadProblem.TOO_LARGE: "model file is 2 GiB or larger, beyond what ONNX can parse: {shown}",
+    ReadProblem.UNREADABLE: "unreadable model file ({detail}: {shown})",
+}
 
 
 class _Skip(Exception):
@@ -133,17 +141,9 @@ class Evaluator:
     def _predict(self, path: Path, description: InputDescription) -> np.ndarray:
         shown = unicode_safe(str(path))
         try:
-            data = read_bytes_bounded(path, MAX_MODEL_BYTES)
-        except FileNotFoundError:
-            raise _Skip(f"model file not found: {shown}") from None
-        except NotRegularFileError as exc:
-            raise _Skip(f"model file is {exc.kind}, not a regular file: {shown}") from None
-        except TooLargeError:
-            raise _Skip(
-                f"model file is 2 GiB or larger, beyond what ONNX can parse: {shown}"
-            ) from None
-        except (OSError, ValueError) as exc:
-            raise _Skip(f"unreadable model file ({exc.__class__.__name__}: {shown})") from None
+            data = read_bounded(path, MAX_MODEL_BYTES)
+        except BoundedReadError as exc:
+            raise _Skip(exc.worded(_MODEL_READ_PROBLEMS, shown=shown)) from None
         lacking = description.lacking(self.features)
         if lacking:
             raise _Skip(

@@ -18,6 +18,7 @@ from ..catalogue import CATALOGUE, GateKind
 from ..errors import UsageError
 from ..report import GateSpec, Report, Status, Step, VerdictKind
 from .history import WIRING_BROKE, Run, encode_history
+from .marker import DEFAULT_MARKER, marker
 from .redact import redact, redact_report
 
 __all__ = [
@@ -36,7 +37,6 @@ LOG_TAIL_LINES = 200
 LOG_TAIL_CHARS = 20000
 CHART_MAX_POINTS = 400  # beyond this the chart costs more characters than it explains
 
-_KEY = re.compile(r"[A-Za-z0-9._-]+")
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-_]")
 # Bidirectional overrides can make rendered text lie about its order (CVE-2021-42574).
 _BIDI = re.compile("[\u202a-\u202e\u2066-\u2069\u200e\u200f]")
@@ -62,15 +62,6 @@ _NIGHT = {
 }
 _NIGHT_OTHER = ("❔", "verdict unknown to this version")
 _RED = {VerdictKind.REGRESSION.value, VerdictKind.HEAD_BAD.value}
-
-
-def marker(key: str) -> str:
-    """The sticky comment's first line; publish finds its comment by it."""
-    if not _KEY.fullmatch(key):
-        raise UsageError(
-            f"invalid marker key {key!r}", "--marker", "use letters, digits, '.', '_' or '-'"
-        )
-    return f"<!-- model-bisect:{key} -->"
 
 
 def run_url_from_env(env: Mapping[str, str]) -> str | None:
@@ -398,7 +389,7 @@ def _join(blocks: Iterable[Sequence[str]]) -> str:
 def render_markdown(
     report: Report,
     *,
-    marker_key: str = "nightly",
+    marker_key: str = DEFAULT_MARKER,
     run_url: str | None = None,
     limit: int = GITHUB_COMMENT_LIMIT,
     secrets: Iterable[str] = (),
@@ -468,7 +459,7 @@ def _fence(text: str) -> str:
 def render_wiring_broke(
     log_text: str,
     *,
-    marker_key: str = "nightly",
+    marker_key: str = DEFAULT_MARKER,
     run_url: str | None = None,
     stage: str | None = None,
     limit: int = GITHUB_COMMENT_LIMIT,

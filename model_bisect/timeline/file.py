@@ -1,0 +1,104 @@
+"""The timeline from a TOML or JSON file that lists the models (and their inputs) in order."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError, first_line
+from ..evaluation.inputs import InputDescription, from_timeline_table
+from ..files import BoundedReadError, FileKind, ReadProblem, read_text_bounded
+from ..safetext import unicode_safe
+from .entry import TimelineEntry, make_entries, path_kind, unique_labels
+
+__all__ = ["MAX_TIMELINE_BYTES", "from_file"]
+
+
+# A timeline lists paths and labels: even 100,000 models fit in a few MB, and a bound keeps
+# /dev/zero or a runaway file from filling memory.
+MAX_TIMELINE_BYTES = 8 << 20
+
+
+_READ_PROBLEMS = {
+    ReadProblem.MISSING: "timeline file not found",
+    ReadProblem.NOT_REGULAR: "timeline is not a regular file ({detail})",
+    ReadProblem.TOO_LARGE: f"timeline file is larger than {MAX_TIMELINE_BYTES >> 20} MB",
+    ReadProblem.UNREADABLE: "unreadable timeline file ({detail})",
+}
+_READ_FIXES = {
+    ReadProblem.MISSING: "pass an existing file",
+    ReadProblem.NOT_REGULAR: "pass a TOML or JSON file",
+    ReadProblem.TOO_LARGE: "list only paths and labels in it",
+    ReadProblem.UNREADABLE: "pass a UTF-8 file",
+}
+
+
+def _parse_timeline(path: Path, text: str) -> Any:
+    if path.suffix.lower() == ".json":
+        return json.loads(text)
+    if path.suffix.lower() == ".toml":
+        return tomllib.loads(text)
+    try:
+        return json.loads(text)
+    except ValueError:
+        return tomllib.loads(text)
+
+
+def from_file(path: Path) -> list[TimelineEntry]:
+    """A TOML ``[[models]]`` / JSON ``{"models": [...]}`` manifest, oldest first; entries are
+    ``{path, label?, inputs?}`` with paths relative to the manifest's folder (``inputs``: see
+    ``inputs.from_timeline_table``)."""
+    where = unicode_safe(str(path))
+    example = 'list entries as [[models]] path = "model_00.onnx" (TOML) or {"models": [...]}'
+    try:
+        text = read_text_bounded(path, MAX_TIMELINE_BYTES)
+    except BoundedReadError as exc:
+        raise InputError(exc.worded(_READ_PROBLEMS), where, _READ_FIXES[exc.problem]) from None
+    try:
+        data = _parse_timeline(path, text)
+    except RecursionError:
+        raise InputError("timeline nests too deeply to parse", where, example) from None
+    except (ValueError, tomllib.TOMLDecodeError) as exc:
+        raise InputError(
+            f"timeline does not parse ({unicode_safe(first_line(exc))})",
+            where,
+            example,
+        ) from None
+    models = data.get("models") if isinstance(data, dict) else None
+    if not isinstance(models, list):
+        raise InputError("timeline has no list of models", where, example)
+    items: list[tuple[Path, str | None]] = []
+    described: list[InputDescription | None] = []
+    for number, entry in enumerate(models, start=1):
+        if isinstance(entry, str):
+            entry = {"path": entry}
+        if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
+            raise InputError(f"entry {number} has no path", where, example)
+        unknown = sorted(set(entry) - {"path", "label", "inputs"})
+        if unknown:
+            raise InputError(
+                f"entry {number} has unknown key {', '.join(map(repr, unknown))}",
+                where,
+                "entries take only path, label and inputs",
+            )
+        given = entry.get("inputs")
+        described.append(None if given is None else from_timeline_table(given, where, number))
+        label = entry.get("label")
+        if label is not None and not isinstance(label, str):
+            raise InputError(f"entry {number} has a non-string label", where, "quote the label")
+        model = Path(entry["path"])
+        resolved = model if model.is_absolute() else path.parent / model
+        kind = path_kind(resolved, where)
+        if kind is None or kind is FileKind.DIRECTORY:
+            missing = "a folder, not a" if kind else "a missing"
+            raise InputError(
+                f"entry {number} names {missing} model {unicode_safe(repr(entry['path'][:200]))}",
+                where,
+                "paths are relative to the timeline file's folder",
+            )
+        items.append((resolved, label or None))
+    paths = [p for p, _ in items]
+    labels = unique_labels(paths, [lb for _, lb in items])
+    return make_entries(list(zip(paths, labels, strict=True)), described)
