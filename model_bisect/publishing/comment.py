@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from urllib.parse import quote
 
-from ..catalogue import CATALOGUE, GateKind
+from ..catalogue import CATALOGUE, GateKind, fixed
 from ..errors import UsageError
 from ..report import GateSpec, Report, Status, Step, VerdictKind
 from .history import WIRING_BROKE, Run, encode_history
@@ -125,7 +125,7 @@ def _reproduce(report: Report) -> str | None:
 
 
 def _number(value: float, digits: int = 4) -> str:
-    return f"{value:.{digits}f}" if math.isfinite(value) else "—"
+    return fixed(value, digits) if math.isfinite(value) else "—"
 
 
 def _label_of(report: Report, index: int | None) -> str:
@@ -282,7 +282,7 @@ def _chart(report: Report) -> list[str]:
     name = re.sub(r"[^A-Za-z0-9_]", "", metric) or "metric"
     lines = [
         f"#### {name.upper()} along the visited models"
-        + (f" (threshold {_number(threshold_gate.threshold)})" if threshold_gate else ""),
+        + (f" (threshold {threshold_gate.threshold:g})" if threshold_gate else ""),
         "",
         "```mermaid",
         "xychart-beta",
