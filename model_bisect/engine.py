@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import __version__
-from .catalogue import metric_spec
+from .catalogue import Direction, metric_spec
 from .errors import InputError
 from .evaluation.cache import EvalCache
 from .evaluation.features import FeatureTable, load_features
@@ -29,6 +29,7 @@ from .report import (
     FeaturesRef,
     GateSpec,
     Invocation,
+    MappingDirection,
     Metrics,
     ModelRef,
     Report,
@@ -50,6 +51,7 @@ __all__ = [
     "MAX_JOBS",
     "Judged",
     "RunOptions",
+    "direction_of",
     "effective_jobs",
     "inference_threads",
     "judge_model",
@@ -96,6 +98,17 @@ class RunOptions:
     scan: bool = False
     input_name: str | None = None
     cache: EvalCache | None = None
+    # --direction: which scores mean better quality, for every model whose timeline entry
+    # does not say (LOWER_IS_BETTER negates the scores before anything else).
+    direction: Direction = Direction.HIGHER_IS_BETTER
+
+
+def direction_of(entry: TimelineEntry, options: RunOptions) -> Direction:
+    """The entry's declared direction, else the run's."""
+    return entry.direction if entry.direction is not None else options.direction
+
+
+_NEGATED = "scores negated: declared lower-is-better"
 
 
 @dataclass(frozen=True)
@@ -235,6 +248,7 @@ class _Session:
             inputs=self.descriptions[entry.index].key(),
             target=self.features.target_name,
             mapping=self.options.mapping,
+            direction=direction_of(entry, self.options),
             input_name=self.options.input_name,
             toolchain=versions,
             version=__version__,
@@ -247,6 +261,7 @@ class _Session:
         memo_key = entry.content_sha256 or entry.sha256 or f"path:{entry.path}"
         if entry.index in self.descriptions:  # same bytes fed differently are different models
             memo_key += "|" + self.descriptions[entry.index].fingerprint()
+        memo_key += "|" + direction_of(entry, self.options).value
         with self.lock:
             known = self.measured.get(memo_key)
         if known is not None:
@@ -277,6 +292,8 @@ class _Session:
         with self.lock:
             self.evaluations += 1
         predictions = evaluation.predictions
+        if direction_of(entry, self.options) is Direction.LOWER_IS_BETTER:
+            predictions = np.negative(predictions)  # before the mapping, metrics and cache
         record = {"unknown_rows": evaluation.unknown_rows, "note": evaluation.note}
         if self.overlap:
             metrics = self._compute_metrics(predictions, ranked=False)
@@ -417,8 +434,10 @@ class _Session:
                 alpha=self.options.alpha,
             )
         notes = [found.note] if found.note else []
-        if found.metrics is not None and found.metrics.mapping != self.options.mapping:
-            notes.append(f"{self.options.mapping} mapping fell back to {found.metrics.mapping}")
+        if direction_of(entry, self.options) is Direction.LOWER_IS_BETTER:
+            notes.append(_NEGATED)
+        if found.metrics is not None:
+            notes += _mapping_notes(found.metrics, self.options.mapping)
         if duplicate:
             notes.append("same bytes as an earlier model: evaluated once")
         reason = "; ".join([reason, *notes] if reason else notes)
@@ -452,6 +471,18 @@ class _Session:
                 "fix or drop the first model of the timeline, or use absolute gates only",
             )
         self.anchor = found
+
+
+def _mapping_notes(metrics: Metrics, requested: str) -> list[str]:
+    """What the reason says when the mapping used is not the one asked for."""
+    if metrics.mapping_direction is MappingDirection.DECREASING:
+        return [
+            f"{requested} mapping not applied: the scores fall as the target rises and a"
+            " mapping may only rise (declare direction lower if lower scores mean better)"
+        ]
+    if metrics.mapping != requested:
+        return [f"{requested} mapping fell back to {metrics.mapping}"]
+    return []
 
 
 def _open_session(
@@ -578,6 +609,7 @@ def _build_report(
         "jobs": session.jobs,
         "mode": "scan" if options.scan else "bisect",
         "cache": options.cache is not None,
+        "direction": options.direction.value,
     }
     return Report(
         tool_version=__version__,
@@ -589,6 +621,8 @@ def _build_report(
                 e.sha256,
                 e.commit,
                 e.subject,
+                e.content_sha256,
+                direction_of(e, options),
             )
             for e in entries
         ),

@@ -5,6 +5,11 @@ fitted mapping of the predictions onto the target's scale, so a model whose outp
 differs is judged fairly; SROCC and KROCC are rank-based and use the raw predictions.
 Every function takes arrays and returns numbers: no files, no models.
 
+Every mapping rises with the predictions (P.1401 maps monotonically *increasing* onto the
+subjective scale): a fit that would need to fall is refused and the scores stay unmapped, so
+a model whose scores fall as quality rises keeps its negative correlation and fails its
+gates unless it is declared lower-is-better (the engine then negates its scores first).
+
 The common path (no mapping, linear or cubic) needs no scipy: correlations and intervals are
 closed form, ranks come from ranks.py. scipy is imported only to fit the logistic. Sums over
 rows run in float64 chunks, so float32 predictions are never copied whole to float64.
@@ -14,13 +19,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from dataclasses import replace
 
 import numpy as np
 
 from .catalogue import CATALOGUE, Interval, MappingName, MetricSpec, metric_spec
 from .errors import UsageError
 from .ranks import TargetRanks, rank_correlations, rank_target
-from .report import Metrics
+from .report import MappingDirection, Metrics
 
 __all__ = [
     "MAPPINGS",
@@ -30,6 +36,7 @@ __all__ = [
     "fisher_interval",
     "fit_mapping",
     "kendall",
+    "mapping_direction",
     "pearson",
     "rmse_interval",
     "spearman",
@@ -176,8 +183,17 @@ def rmse_interval(mse: float, variance: float, n: int) -> tuple[float, float]:
     return (math.sqrt(max(0.0, mse - half)), math.sqrt(mse + half))
 
 
+def _rises(x: np.ndarray, y: np.ndarray) -> bool:
+    """Whether the least-squares line through the points has a positive slope: only then can
+    a rising mapping bring the predictions closer to the target than leaving them alone."""
+    if _constant(x):
+        return False
+    return float((x - x.mean()) @ (y - y.mean())) > 0.0
+
+
 def _linear(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Least-squares line; a constant prediction maps to the target's mean."""
+    """Least-squares line; a constant prediction maps to the target's mean. Callers fit it
+    only where ``_rises``, so its slope is positive."""
     if _constant(x):
         return np.full_like(x, y.mean() if y.size else 0.0)
     xm = x - x.mean()
@@ -186,12 +202,13 @@ def _linear(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def _cubic(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Least-squares cubic, used only when monotonic over the predictions' range.
+    """Least-squares cubic, used only when it rises over the whole range of the predictions.
 
-    A non-monotonic cubic would reorder predictions, rewarding a model for errors the
-    mapping folds away; P.1401 requires a monotonic mapping. When the unconstrained fit bends
-    back inside the range (or the points cannot pin four parameters) the mapping falls back
-    to the straight line, which is always monotonic.
+    A cubic that bends back would reorder predictions, rewarding a model for errors the
+    mapping folds away, and a falling one would flip an inverted model into a good one;
+    P.1401's mapping is monotonic increasing. When the unconstrained fit falls anywhere
+    inside the range (or the points cannot pin four parameters) the mapping falls back to
+    the straight line, which rises.
     """
     if x.size < 4 or _constant(x):
         return _linear(x, y)
@@ -208,7 +225,7 @@ def _cubic(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         if points[0] < turn < points[1]:
             points.append(turn)
     slopes = [c1 + 2.0 * c2 * p + 3.0 * c3 * p * p for p in points]
-    if min(slopes) < 0.0 < max(slopes):
+    if min(slopes) < 0.0:
         return _linear(x, y)
     return np.asarray(design @ coef)
 
@@ -229,8 +246,8 @@ def _logistic(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     Fitted by scipy's least_squares rather than curve_fit: curve_fit also estimates a
     parameter covariance we do not use and warns when it is singular, and silencing that
     with warnings.catch_warnings is not thread-safe (the engine evaluates models in threads).
-    A fit that fails to converge, or fits worse than the straight line (a local minimum),
-    falls back to the line.
+    A fit that fails to converge, falls (b k < 0), or fits worse than the straight line (a
+    local minimum), falls back to the line.
     """
     line = _linear(x, y)
     if x.size < 5 or _constant(x) or _constant(y):
@@ -271,7 +288,7 @@ def _logistic(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         )
     except (ValueError, np.linalg.LinAlgError):
         return line
-    if fit.status <= 0 or not np.isfinite(fit.x).all():
+    if fit.status <= 0 or not np.isfinite(fit.x).all() or fit.x[1] * fit.x[2] <= 0.0:
         return line
     mapped = y_mean + y_std * _logistic_curve(fit.x, (x - x_mean) / x_std)
     if not np.isfinite(mapped).all():
@@ -292,7 +309,10 @@ def apply_mapping(pred: np.ndarray, target: np.ndarray, kind: str) -> np.ndarray
 
 
 def _mapped(x: np.ndarray, y: np.ndarray, kind: str) -> np.ndarray:
-    """``apply_mapping`` on checked vectors; no mapping returns ``x`` itself (float32 too)."""
+    """``apply_mapping`` on checked vectors; no mapping returns ``x`` itself (float32 too),
+    and so does a fit that would have to fall (see ``mapping_direction``)."""
+    if kind != MappingName.NONE and not _constant(x) and not _rises(x, y):
+        return x
     if kind == MappingName.LINEAR:
         return _linear(x, y)
     if kind == MappingName.CUBIC:
@@ -310,7 +330,23 @@ def fit_mapping(pred: np.ndarray, target: np.ndarray, kind: str) -> tuple[np.nda
     return mapped, _used_mapping(x, y, kind, mapped)
 
 
+def mapping_direction(pred: np.ndarray, target: np.ndarray, kind: str) -> MappingDirection | None:
+    """Which way the fitted line through the scores runs: ``INCREASING`` (the mapping was
+    fitted), ``DECREASING`` (a mapping would have to fall, so none was applied), None when no
+    mapping was asked for or the scores are constant."""
+    x, y = as_vectors(pred, target)
+    return _direction(x, y, kind)
+
+
+def _direction(x: np.ndarray, y: np.ndarray, kind: str) -> MappingDirection | None:
+    if kind == MappingName.NONE or _constant(x):
+        return None
+    return MappingDirection.INCREASING if _rises(x, y) else MappingDirection.DECREASING
+
+
 def _used_mapping(x: np.ndarray, y: np.ndarray, kind: str, mapped: np.ndarray) -> str:
+    if _direction(x, y, kind) is MappingDirection.DECREASING:
+        return MappingName.NONE.value
     # Every fallback returns exactly _linear's values (same code, same inputs).
     fitted = kind in (MappingName.CUBIC, MappingName.LOGISTIC)
     if fitted and np.array_equal(mapped, _linear(x, y)):
@@ -349,19 +385,21 @@ def compute_metrics(
     x, y = _as_floats(pred, target)
     n = int(x.size)
     used = MappingName(mapping).value  # what the report records: a fit may fall back
+    direction = None
     if mapping == MappingName.NONE:
         mapped = x
     else:
         x64, y64 = as_vectors(x, y)
         mapped = _mapped(x64, y64, mapping)
         used = _used_mapping(x64, y64, mapping, mapped)
+        direction = _direction(x64, y64, mapping)
         del x64, y64
     mse, variance = _squared_errors(mapped, y) if n else (math.nan, math.nan)
     plcc = pearson(mapped, y)
     del mapped  # a mapped copy is 8 bytes per row; the rank statistics need only x
     values = {"plcc": plcc, "srocc": math.nan, "krocc": math.nan, "rmse": math.sqrt(mse)}
     ci = {spec.name: _interval(spec, values[spec.name], n, mse, variance) for spec in CATALOGUE}
-    metrics = Metrics(values=values, n=n, ci=ci, mapping=used)
+    metrics = Metrics(values=values, n=n, ci=ci, mapping=used, mapping_direction=direction)
     return _with_ranks(metrics, x, y, ranks) if ranked else metrics
 
 
@@ -391,7 +429,7 @@ def _with_ranks(
     for name, value in ranked.items():
         ci[name] = _interval(metric_spec(name), value, n, math.nan, math.nan)
     values = {**metrics.values, **ranked}
-    return Metrics(values=values, n=metrics.n, ci=ci, mapping=metrics.mapping)
+    return replace(metrics, values=values, ci=ci)
 
 
 def _interval(

@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..catalogue import CATALOGUE, MappingName
+from ..catalogue import CATALOGUE, Direction, MappingName
 from ..config import TABLE, Config, load_config
 from ..errors import BisectError, InputError, UsageError, first_line
 from ..exitcodes import ExitCode
@@ -54,6 +54,13 @@ def add_gate_arguments(parser: argparse.ArgumentParser, anchor: str) -> None:
         "--mapping",
         choices=[m.value for m in MappingName],
         help="fit a P.1401-style mapping before PLCC and RMSE (default: none)",
+    )
+    gates.add_argument(
+        "--direction",
+        choices=[d.value for d in Direction],
+        default=Direction.HIGHER_IS_BETTER.value,
+        help="which scores mean better quality; lower negates them before anything else"
+        " (default: higher; a timeline entry's direction wins)",
     )
     gates.add_argument(
         "--significance",
@@ -267,6 +274,7 @@ def _main(args: argparse.Namespace) -> int:
         scan=args.scan,
         input_name=args.input_name,
         cache=cache,
+        direction=Direction(args.direction),
     )
     invoked = invocation(
         args.argv,  # set by cli.main: the words this command was given

@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from urllib.parse import quote
 
-from ..catalogue import CATALOGUE, GateKind, fixed
+from ..catalogue import CATALOGUE, Direction, GateKind, fixed
 from ..errors import UsageError
 from ..report import GateSpec, Report, Status, Step, VerdictKind
 from .history import WIRING_BROKE, Run, encode_history
@@ -201,7 +201,7 @@ def summary_lines(report: Report) -> list[str]:
         f"**Gates:** {gates}"
         + (f" (mapping: {_text(mapping)})" if mapping not in (None, "none") else ""),
         f"**Models:** {len(report.timeline)} in the timeline · {report.evaluations} evaluated"
-        f" · {len(report.steps)} visited" + _skipped_note(report),
+        f" · {len(report.steps)} visited" + _skipped_note(report) + _negated_note(report),
         f"**Features:** {_code(report.features.path.rsplit('/', 1)[-1])}"
         f" · {report.features.rows} rows · target {_text(report.settings.get('target', 'mos'))}",
     ]
@@ -212,6 +212,17 @@ def summary_lines(report: Report) -> list[str]:
             bad = ", ".join(_model(report, i) for i in report.scan.violations[:20])
             lines.append(f"**Scan:** not monotone: good models follow a bad one at {bad}.")
     return [line + "  " for line in lines[:-1]] + lines[-1:]
+
+
+def _negated_note(report: Report) -> str:
+    """Which models' scores were negated because they were declared lower-is-better."""
+    lower = [ref.index for ref in report.timeline if ref.direction is Direction.LOWER_IS_BETTER]
+    if not lower:
+        return ""
+    if len(lower) == len(report.timeline):
+        return " · scores negated: every model declared lower-is-better"
+    shown = ", ".join(f"#{i}" for i in lower[:20]) + (" …" if len(lower) > 20 else "")
+    return f" · scores negated for {shown}: declared lower-is-better"
 
 
 def _skipped_note(report: Report) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from ..catalogue import CATALOGUE
+from ..catalogue import CATALOGUE, Direction
 from ..report import Report, Status, Step, VerdictKind
 from ..safetext import printable
 
@@ -60,7 +60,18 @@ def _summary(report: Report) -> str:
     skipped = sum(1 for s in report.steps if s.status is Status.SKIP)
     counts = f"{len(report.timeline)} models, {report.evaluations} evaluated"
     counts += f", {len(report.steps)} visited" + (f", {skipped} skipped" if skipped else "")
-    return f"gates: {gates}; {counts}"
+    return f"gates: {gates}; {counts}" + _negated_note(report)
+
+
+def _negated_note(report: Report) -> str:
+    """Which models' scores were negated because they were declared lower-is-better."""
+    lower = [ref.index for ref in report.timeline if ref.direction is Direction.LOWER_IS_BETTER]
+    if not lower:
+        return ""
+    if len(lower) == len(report.timeline):
+        return "; scores negated: every model declared lower-is-better"
+    shown = ", ".join(f"#{i}" for i in lower[:20]) + (" ..." if len(lower) > 20 else "")
+    return f"; scores negated for {shown}: declared lower-is-better"
 
 
 def _scan_line(report: Report) -> str | None:
