@@ -32,6 +32,7 @@ __all__ = [
     "Verdict",
     "VerdictKind",
     "read_report",
+    "short_identity",
 ]
 
 SCHEMA_VERSION = 1
@@ -465,3 +466,17 @@ def read_report(path: Path) -> Report:
 
 def dumps(report: Report) -> str:
     return json.dumps(report.to_json(), indent=2, allow_nan=False) + "\n"
+
+
+# A model's identity is shown by this many hex digits of its content hash (the report has it
+# whole): enough to tell apart the models of one timeline at a glance.
+ID_DIGITS = 8
+
+
+def short_identity(report: Report, index: int) -> str:
+    """The first ``ID_DIGITS`` of the model's identity (the hash of its ``.onnx`` file,
+    external data and sidecar), or a dash when the file could not be read."""
+    for ref in report.timeline:
+        if ref.index == index:
+            return ref.identity[:ID_DIGITS] if ref.identity else "-"
+    return "-"

@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 from ..catalogue import CATALOGUE, Direction, GateKind, fixed
 from ..errors import UsageError
-from ..report import GateSpec, Report, Status, Step, VerdictKind
+from ..report import GateSpec, Report, Status, Step, VerdictKind, short_identity
 from .history import WIRING_BROKE, Run, encode_history
 from .redact import redact, redact_report
 
@@ -239,12 +239,12 @@ def _table_head(with_p: bool) -> list[str]:
     labels = "".join(f" {spec.label} |" for spec in CATALOGUE)
     rules = "---:|" * len(CATALOGUE)
     return [
-        f"| # | model | status |{labels}{p_head} reason |",
-        f"|---:|---|---|{rules}{p_rule}---|",
+        f"| # | model | id | status |{labels}{p_head} reason |",
+        f"|---:|---|---|---|{rules}{p_rule}---|",
     ]
 
 
-def _row(step: Step, with_p: bool) -> str:
+def _row(step: Step, with_p: bool, identity: str) -> str:
     m = step.metrics
     values = ["—" if m is None else spec.show(m.value(spec.name)) for spec in CATALOGUE]
     p_cell = ""
@@ -252,7 +252,7 @@ def _row(step: Step, with_p: bool) -> str:
         p = ", ".join(f"{_text(k, 20)} {v:.3g}" for k, v in sorted(step.p_values.items()))
         p_cell = f" {p or '—'} |"
     return (
-        f"| {step.index} | {_code(step.label)} | {_STATUS_ICON[step.status]} | "
+        f"| {step.index} | {_code(step.label)} | {_code(identity)} | {_STATUS_ICON[step.status]} | "
         f"{' | '.join(values)} |{p_cell} {_text(step.reason, 200) or '—'} |"
     )
 
@@ -427,7 +427,7 @@ def render_markdown(
     summary = summary_lines(report)
     ordered = _row_order(report)
     with_p = _has_p(report.steps)
-    rows = {s.index: _row(s, with_p) for s in ordered}
+    rows = {s.index: _row(s, with_p, short_identity(report, s.index)) for s in ordered}
     table_head = ["#### Steps", "", *_table_head(with_p)]
     optional = [_chart(report), _toolchain(report)]
     footer = _footer(run_url, _reproduce(report))

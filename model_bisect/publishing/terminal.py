@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ..catalogue import CATALOGUE, Direction
-from ..report import Report, Status, Step, VerdictKind
+from ..report import Report, Status, Step, VerdictKind, short_identity
 from ..safetext import printable
 
 if TYPE_CHECKING:
@@ -106,6 +106,7 @@ def print_report(report: Report, console: Console) -> None:
     with_p = any(s.p_values for s in steps)
     fixed = [
         ("#", [str(s.index) for s in steps]),
+        ("id", [short_identity(report, s.index) for s in steps]),
         ("status", [s.status.value for s in steps]),
         *((spec.name, [_metric_cells(s)[k] for s in steps]) for k, spec in enumerate(CATALOGUE)),
         *([("p-values", [_p_text(s) for s in steps])] if with_p else []),
@@ -123,6 +124,7 @@ def print_report(report: Report, console: Console) -> None:
     table.add_column("#", justify="right")
     if in_table:
         table.add_column("model", min_width=min(_longest_word(labels), label_room))
+    table.add_column("id")
     table.add_column("status")
     for spec in CATALOGUE:
         table.add_column(spec.name, justify="right")
@@ -134,6 +136,7 @@ def print_report(report: Report, console: Console) -> None:
         cells = [Text(str(step.index))]
         if in_table:
             cells.append(Text(label))
+        cells.append(Text(short_identity(report, step.index)))
         cells.append(Text(step.status.value, style=_STATUS_COLOUR[step.status]))
         cells += [Text(v) for v in _metric_cells(step)]
         if with_p:
