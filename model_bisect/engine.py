@@ -20,7 +20,7 @@ import numpy as np
 
 from . import __version__
 from .catalogue import Direction, metric_spec
-from .errors import InputError
+from .errors import InputError, first_line
 from .evaluation.cache import EvalCache
 from .evaluation.features import FeatureTable, load_features
 from .evaluation.inputs import InputDescription, describe
@@ -583,7 +583,33 @@ def run(
         if pool is not None:
             pool.shutdown()
 
+    if session.steps and all(s.status is Status.SKIP for s in session.steps.values()):
+        raise _nothing_fed(session, features_path)
     return _build_report(entries, session.features, options, session, result, invocation)
+
+
+# The distinct skip reasons an error line names before it counts the rest.
+_LISTED_REASONS = 3
+
+
+def _nothing_fed(session: _Session, features_path: Path) -> InputError:
+    """The run's error when every model was skipped: nothing is inconclusive when no model
+    could be measured at all; the input is unusable, and the reasons say why."""
+    steps = list(session.steps.values())
+    counts: dict[str, int] = {}
+    for step in steps:  # the skip's own reason, without the duplicate's note
+        reason = first_line(unicode_safe(session.visited[step.index].reason) or "no reason")
+        counts[reason] = counts.get(reason, 0) + 1
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    listed = [f"{n} x {reason}" if n > 1 else reason for reason, n in ranked[:_LISTED_REASONS]]
+    more = len(ranked) - _LISTED_REASONS
+    reasons = "; ".join(listed) + (f"; and {more} other reasons" if more > 0 else "")
+    return InputError(
+        f"no model of the timeline could be evaluated (all {len(steps)} skipped: {reasons})",
+        unicode_safe(str(features_path)),
+        "feed the models what they need (the columns, or an inputs table in a --timeline"
+        " file), or fix the model files the reasons name",
+    )
 
 
 def _build_report(
