@@ -478,7 +478,8 @@ def _mapping_notes(metrics: Metrics, requested: str) -> list[str]:
     if metrics.mapping_direction is MappingDirection.DECREASING:
         return [
             f"{requested} mapping not applied: the scores fall as the target rises and a"
-            " mapping may only rise (declare direction lower if lower scores mean better)"
+            " mapping may only rise (if lower scores mean better quality, declare it:"
+            ' --direction lower, or direction = "lower" in the timeline)'
         ]
     if metrics.mapping != requested:
         return [f"{requested} mapping fell back to {metrics.mapping}"]
