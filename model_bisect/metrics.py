@@ -311,23 +311,43 @@ def apply_mapping(pred: np.ndarray, target: np.ndarray, kind: str) -> np.ndarray
 def _mapped(x: np.ndarray, y: np.ndarray, kind: str) -> np.ndarray:
     """``apply_mapping`` on checked vectors; no mapping returns ``x`` itself (float32 too),
     and so does a fit that would have to fall (see ``mapping_direction``)."""
-    if kind != MappingName.NONE and not _constant(x) and not _rises(x, y):
-        return x
+    return _fit(x, y, kind)[0]
+
+
+def _fit(
+    x: np.ndarray, y: np.ndarray, kind: str
+) -> tuple[np.ndarray, str, MappingDirection | None]:
+    """The mapped values, the mapping that produced them, and which way the line through the
+    scores runs (None without a mapping or for constant scores), from one slope test."""
+    if kind == MappingName.NONE:
+        return x, MappingName.NONE.value, None
+    if _constant(x):  # the line maps it to the target's mean
+        return _linear(x, y), MappingName.LINEAR.value, None
+    if not _rises(x, y):
+        return x, MappingName.NONE.value, MappingDirection.DECREASING
     if kind == MappingName.LINEAR:
-        return _linear(x, y)
-    if kind == MappingName.CUBIC:
-        return _cubic(x, y)
-    if kind == MappingName.LOGISTIC:
-        return _logistic(x, y)
-    return x
+        mapped = _linear(x, y)
+    elif kind == MappingName.CUBIC:
+        mapped = _cubic(x, y)
+    else:
+        mapped = _logistic(x, y)
+    # Every fallback returns exactly _linear's values (same code, same inputs).
+    fell_back = kind != MappingName.LINEAR and np.array_equal(mapped, _linear(x, y))
+    used = MappingName.LINEAR.value if fell_back else MappingName(kind).value
+    return mapped, used, MappingDirection.INCREASING
 
 
 def fit_mapping(pred: np.ndarray, target: np.ndarray, kind: str) -> tuple[np.ndarray, str]:
     """``apply_mapping``'s values and the mapping that produced them: a cubic that would bend
-    back, or a logistic that does not converge, is the straight line, and the report says so."""
-    mapped = apply_mapping(pred, target, kind)
+    back, or a logistic that does not converge, is the straight line, and a mapping that
+    would have to fall is none at all; the report says so."""
+    if kind not in MAPPINGS:
+        raise UsageError(
+            f"unknown mapping {kind!r}", "--mapping", f"use one of {', '.join(MAPPINGS)}"
+        )
     x, y = as_vectors(pred, target)
-    return mapped, _used_mapping(x, y, kind, mapped)
+    mapped, used, _ = _fit(x, y, kind)
+    return mapped, used
 
 
 def mapping_direction(pred: np.ndarray, target: np.ndarray, kind: str) -> MappingDirection | None:
@@ -335,23 +355,9 @@ def mapping_direction(pred: np.ndarray, target: np.ndarray, kind: str) -> Mappin
     fitted), ``DECREASING`` (a mapping would have to fall, so none was applied), None when no
     mapping was asked for or the scores are constant."""
     x, y = as_vectors(pred, target)
-    return _direction(x, y, kind)
-
-
-def _direction(x: np.ndarray, y: np.ndarray, kind: str) -> MappingDirection | None:
     if kind == MappingName.NONE or _constant(x):
         return None
     return MappingDirection.INCREASING if _rises(x, y) else MappingDirection.DECREASING
-
-
-def _used_mapping(x: np.ndarray, y: np.ndarray, kind: str, mapped: np.ndarray) -> str:
-    if _direction(x, y, kind) is MappingDirection.DECREASING:
-        return MappingName.NONE.value
-    # Every fallback returns exactly _linear's values (same code, same inputs).
-    fitted = kind in (MappingName.CUBIC, MappingName.LOGISTIC)
-    if fitted and np.array_equal(mapped, _linear(x, y)):
-        return MappingName.LINEAR.value
-    return MappingName(kind).value
 
 
 def target_ranks(target: np.ndarray) -> TargetRanks:
@@ -390,9 +396,7 @@ def compute_metrics(
         mapped = x
     else:
         x64, y64 = as_vectors(x, y)
-        mapped = _mapped(x64, y64, mapping)
-        used = _used_mapping(x64, y64, mapping, mapped)
-        direction = _direction(x64, y64, mapping)
+        mapped, used, direction = _fit(x64, y64, mapping)
         del x64, y64
     mse, variance = _squared_errors(mapped, y) if n else (math.nan, math.nan)
     plcc = pearson(mapped, y)
