@@ -30,6 +30,7 @@ __all__ = [
     "MappingName",
     "MetricSpec",
     "Sample",
+    "fixed",
     "gate_flags_text",
     "metric_spec",
 ]
@@ -190,7 +191,14 @@ class MetricSpec:
 
     def show(self, value: float) -> str:
         """The value as tables print it; a metric that could not be computed is a dash."""
-        return f"{value:.{self.digits}f}" if math.isfinite(value) else "—"
+        return fixed(value, self.digits) if math.isfinite(value) else "—"
+
+
+def fixed(value: float, decimals: int) -> str:
+    """``value`` with ``decimals`` decimals, never as a negative zero (``-0.0000``): a sign
+    on a number that prints as zero says something the number does not."""
+    text = f"{value:.{decimals}f}"
+    return text[1:] if text.startswith("-") and not text.strip("-0.") else text
 
 
 class Catalogue:

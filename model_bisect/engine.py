@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import __version__
-from .catalogue import GateKind, metric_spec
-from .errors import InputError
+from .catalogue import Direction, GateKind, metric_spec
+from .errors import InputError, first_line
 from .evaluation.cache import EvalCache
 from .evaluation.features import TARGET_COLUMN, FeatureTable, load_features
 from .evaluation.inputs import InputDescription, describe
@@ -29,6 +29,7 @@ from .report import (
     FeaturesRef,
     GateSpec,
     Invocation,
+    MappingDirection,
     Metrics,
     ModelRef,
     Report,
@@ -50,6 +51,7 @@ __all__ = [
     "MAX_JOBS",
     "Judged",
     "RunOptions",
+    "direction_of",
     "effective_jobs",
     "inference_threads",
     "judge_model",
@@ -96,6 +98,17 @@ class RunOptions:
     scan: bool = False
     input_name: str | None = None
     cache: EvalCache | None = None
+    # --direction: which scores mean better quality, for every model whose timeline entry
+    # does not say (LOWER_IS_BETTER negates the scores before anything else).
+    direction: Direction = Direction.HIGHER_IS_BETTER
+
+
+def direction_of(entry: TimelineEntry, options: RunOptions) -> Direction:
+    """The entry's declared direction, else the run's."""
+    return entry.direction if entry.direction is not None else options.direction
+
+
+_NEGATED = "scores negated: declared lower-is-better"
 
 
 @dataclass(frozen=True)
@@ -240,6 +253,7 @@ class _Session:
             inputs=self.descriptions[entry.index].key(),
             target=self.features.target_name,
             mapping=self.options.mapping,
+            direction=direction_of(entry, self.options),
             input_name=self.options.input_name,
             toolchain=versions,
             version=__version__,
@@ -252,6 +266,7 @@ class _Session:
         memo_key = entry.content_sha256 or entry.sha256 or f"path:{entry.path}"
         if entry.index in self.descriptions:  # same bytes fed differently are different models
             memo_key += "|" + self.descriptions[entry.index].fingerprint()
+        memo_key += "|" + direction_of(entry, self.options).value
         with self.lock:
             known = self.measured.get(memo_key)
         if known is not None:
@@ -282,6 +297,8 @@ class _Session:
         with self.lock:
             self.evaluations += 1
         predictions = evaluation.predictions
+        if direction_of(entry, self.options) is Direction.LOWER_IS_BETTER:
+            predictions = np.negative(predictions)  # before the mapping, metrics and cache
         record = {"unknown_rows": evaluation.unknown_rows, "note": evaluation.note}
         if self.overlap:
             metrics = self._compute_metrics(predictions, ranked=False)
@@ -422,8 +439,10 @@ class _Session:
                 alpha=self.options.alpha,
             )
         notes = [found.note] if found.note else []
-        if found.metrics is not None and found.metrics.mapping != self.options.mapping:
-            notes.append(f"{self.options.mapping} mapping fell back to {found.metrics.mapping}")
+        if direction_of(entry, self.options) is Direction.LOWER_IS_BETTER:
+            notes.append(_NEGATED)
+        if found.metrics is not None:
+            notes += _mapping_notes(found.metrics, self.options.mapping)
         if duplicate:
             notes.append("same bytes as an earlier model: evaluated once")
         reason = "; ".join([reason, *notes] if reason else notes)
@@ -457,6 +476,19 @@ class _Session:
                 "fix or drop the first model of the timeline, or use absolute gates only",
             )
         self.anchor = found
+
+
+def _mapping_notes(metrics: Metrics, requested: str) -> list[str]:
+    """What the reason says when the mapping used is not the one asked for."""
+    if metrics.mapping_direction is MappingDirection.DECREASING:
+        return [
+            f"{requested} mapping not applied: the scores fall as the target rises and a"
+            " mapping may only rise (if lower scores mean better quality, declare it:"
+            ' --direction lower, or direction = "lower" in the timeline)'
+        ]
+    if metrics.mapping != requested:
+        return [f"{requested} mapping fell back to {metrics.mapping}"]
+    return []
 
 
 def _open_session(
@@ -557,7 +589,33 @@ def run(
         if pool is not None:
             pool.shutdown()
 
+    if session.steps and all(s.status is Status.SKIP for s in session.steps.values()):
+        raise _nothing_fed(session, features_path)
     return _build_report(entries, session.features, options, session, result, invocation)
+
+
+# The distinct skip reasons an error line names before it counts the rest.
+_LISTED_REASONS = 3
+
+
+def _nothing_fed(session: _Session, features_path: Path) -> InputError:
+    """The run's error when every model was skipped: nothing is inconclusive when no model
+    could be measured at all; the input is unusable, and the reasons say why."""
+    steps = list(session.steps.values())
+    counts: dict[str, int] = {}
+    for step in steps:  # the skip's own reason, without the duplicate's note
+        reason = first_line(unicode_safe(session.visited[step.index].reason) or "no reason")
+        counts[reason] = counts.get(reason, 0) + 1
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    listed = [f"{n} x {reason}" if n > 1 else reason for reason, n in ranked[:_LISTED_REASONS]]
+    more = len(ranked) - _LISTED_REASONS
+    reasons = "; ".join(listed) + (f"; and {more} other reasons" if more > 0 else "")
+    return InputError(
+        f"no model of the timeline could be evaluated (all {len(steps)} skipped: {reasons})",
+        unicode_safe(str(features_path)),
+        "feed the models what they need (the columns, or an inputs table in a --timeline"
+        " file), or fix the model files the reasons name",
+    )
 
 
 def _build_report(
@@ -583,6 +641,7 @@ def _build_report(
         "jobs": session.jobs,
         "mode": "scan" if options.scan else "bisect",
         "cache": options.cache is not None,
+        "direction": options.direction.value,
     }
     return Report(
         tool_version=__version__,
@@ -594,6 +653,8 @@ def _build_report(
                 e.sha256,
                 e.commit,
                 e.subject,
+                e.content_sha256,
+                direction_of(e, options),
             )
             for e in entries
         ),

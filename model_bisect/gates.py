@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-from .catalogue import CATALOGUE, GateKind, gate_flags_text, metric_spec
+from .catalogue import CATALOGUE, GateKind, fixed, gate_flags_text, metric_spec
 from .errors import UsageError
 from .report import GateSpec, Metrics, Status
 
@@ -66,8 +66,34 @@ def gate_specs(
     return tuple(specs)
 
 
+# A reason prints a value with at least the table's four decimals, and more only when four
+# would round it onto (or across) the threshold it is compared with.
+_MIN_DECIMALS = 4
+_MAX_DECIMALS = 17
+
+
+def _threshold_text(threshold: float) -> str:
+    """The threshold as the user would write it: ``%g`` when that is exact, else the
+    shortest text that reads back as the same float."""
+    short = f"{threshold:g}"
+    return short if float(short) == threshold else repr(threshold)
+
+
+def _beside(value: float, threshold: float) -> str:
+    """``value`` with as many decimals as it takes for the printed number to stand on the
+    same side of the printed threshold as the value itself does (at least four)."""
+    for decimals in range(_MIN_DECIMALS, _MAX_DECIMALS + 1):
+        text = fixed(value, decimals)
+        shown = float(text)
+        if (shown < threshold) == (value < threshold) and (shown > threshold) == (
+            value > threshold
+        ):
+            return text
+    return repr(value)
+
+
 def _num(value: float) -> str:
-    return "undefined (NaN)" if math.isnan(value) else f"{value:.3f}"
+    return "undefined (NaN)" if math.isnan(value) else fixed(value, _MIN_DECIMALS)
 
 
 def _drop_verdict(
@@ -85,10 +111,12 @@ def _drop_verdict(
     worse = metric_spec(metric).worse_by(now - then)
     moved = f"{metric} {_num(then)} -> {_num(now)} vs first model"
     if math.isnan(worse):
-        return False, f"{moved}: drop undefined, needs <= {gate.threshold:g}"
+        return False, f"{moved}: drop undefined, needs <= {_threshold_text(gate.threshold)}"
     if worse <= gate.threshold:
-        return True, f"{moved}: drop {worse:.3f} <= {gate.threshold:g}"
-    exceeded = f"{moved}: drop {worse:.3f} > {gate.threshold:g}"
+        drop = _beside(worse, gate.threshold)
+        return True, f"{moved}: drop {drop} <= {_threshold_text(gate.threshold)}"
+    drop = _beside(worse, gate.threshold)
+    exceeded = f"{moved}: drop {drop} > {_threshold_text(gate.threshold)}"
     if alpha is None:
         return False, exceeded
     if p_values is None or metric not in p_values:
@@ -127,7 +155,8 @@ def judge(
             else:
                 ok, sign = value <= gate.threshold, ("<=", ">")
             if not math.isnan(value):
-                text = f"{gate.metric} {value:.3f} {sign[0] if ok else sign[1]} {gate.threshold:g}"
+                shown, limit = _beside(value, gate.threshold), _threshold_text(gate.threshold)
+                text = f"{gate.metric} {shown} {sign[0] if ok else sign[1]} {limit}"
             else:  # NaN compares false both ways, so ok is already False
                 text = f"{gate.metric} undefined (NaN), needs {gate.describe()}"
         else:

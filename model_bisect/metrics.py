@@ -5,6 +5,11 @@ fitted mapping of the predictions onto the target's scale, so a model whose outp
 differs is judged fairly; SROCC and KROCC are rank-based and use the raw predictions.
 Every function takes arrays and returns numbers: no files, no models.
 
+Every mapping rises with the predictions (P.1401 maps monotonically *increasing* onto the
+subjective scale): a fit that would need to fall is refused and the scores stay unmapped, so
+a model whose scores fall as quality rises keeps its negative correlation and fails its
+gates unless it is declared lower-is-better (the engine then negates its scores first).
+
 The common path (no mapping, linear or cubic) needs no scipy: correlations and intervals are
 closed form, ranks come from ranks.py. scipy is imported only to fit the logistic. Sums over
 rows run in float64 chunks, so float32 predictions are never copied whole to float64.
@@ -14,13 +19,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from dataclasses import replace
 
 import numpy as np
 
 from .catalogue import CATALOGUE, Interval, MappingName, MetricSpec, metric_spec
 from .errors import UsageError
 from .ranks import TargetRanks, rank_correlations, rank_target
-from .report import Metrics
+from .report import MappingDirection, Metrics
 
 __all__ = [
     "MAPPINGS",
@@ -30,6 +36,7 @@ __all__ = [
     "fisher_interval",
     "fit_mapping",
     "kendall",
+    "mapping_direction",
     "pearson",
     "rmse_interval",
     "spearman",
@@ -176,8 +183,17 @@ def rmse_interval(mse: float, variance: float, n: int) -> tuple[float, float]:
     return (math.sqrt(max(0.0, mse - half)), math.sqrt(mse + half))
 
 
+def _rises(x: np.ndarray, y: np.ndarray) -> bool:
+    """Whether the least-squares line through the points has a positive slope: only then can
+    a rising mapping bring the predictions closer to the target than leaving them alone."""
+    if _constant(x):
+        return False
+    return float((x - x.mean()) @ (y - y.mean())) > 0.0
+
+
 def _linear(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Least-squares line; a constant prediction maps to the target's mean."""
+    """Least-squares line; a constant prediction maps to the target's mean. Callers fit it
+    only where ``_rises``, so its slope is positive."""
     if _constant(x):
         return np.full_like(x, y.mean() if y.size else 0.0)
     xm = x - x.mean()
@@ -186,12 +202,13 @@ def _linear(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def _cubic(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Least-squares cubic, used only when monotonic over the predictions' range.
+    """Least-squares cubic, used only when it rises over the whole range of the predictions.
 
-    A non-monotonic cubic would reorder predictions, rewarding a model for errors the
-    mapping folds away; P.1401 requires a monotonic mapping. When the unconstrained fit bends
-    back inside the range (or the points cannot pin four parameters) the mapping falls back
-    to the straight line, which is always monotonic.
+    A cubic that bends back would reorder predictions, rewarding a model for errors the
+    mapping folds away, and a falling one would flip an inverted model into a good one;
+    P.1401's mapping is monotonic increasing. When the unconstrained fit falls anywhere
+    inside the range (or the points cannot pin four parameters) the mapping falls back to
+    the straight line, which rises.
     """
     if x.size < 4 or _constant(x):
         return _linear(x, y)
@@ -208,7 +225,7 @@ def _cubic(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         if points[0] < turn < points[1]:
             points.append(turn)
     slopes = [c1 + 2.0 * c2 * p + 3.0 * c3 * p * p for p in points]
-    if min(slopes) < 0.0 < max(slopes):
+    if min(slopes) < 0.0:
         return _linear(x, y)
     return np.asarray(design @ coef)
 
@@ -229,8 +246,8 @@ def _logistic(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     Fitted by scipy's least_squares rather than curve_fit: curve_fit also estimates a
     parameter covariance we do not use and warns when it is singular, and silencing that
     with warnings.catch_warnings is not thread-safe (the engine evaluates models in threads).
-    A fit that fails to converge, or fits worse than the straight line (a local minimum),
-    falls back to the line.
+    A fit that fails to converge, falls (b k < 0), or fits worse than the straight line (a
+    local minimum), falls back to the line.
     """
     line = _linear(x, y)
     if x.size < 5 or _constant(x) or _constant(y):
@@ -271,7 +288,7 @@ def _logistic(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         )
     except (ValueError, np.linalg.LinAlgError):
         return line
-    if fit.status <= 0 or not np.isfinite(fit.x).all():
+    if fit.status <= 0 or not np.isfinite(fit.x).all() or fit.x[1] * fit.x[2] <= 0.0:
         return line
     mapped = y_mean + y_std * _logistic_curve(fit.x, (x - x_mean) / x_std)
     if not np.isfinite(mapped).all():
@@ -292,30 +309,55 @@ def apply_mapping(pred: np.ndarray, target: np.ndarray, kind: str) -> np.ndarray
 
 
 def _mapped(x: np.ndarray, y: np.ndarray, kind: str) -> np.ndarray:
-    """``apply_mapping`` on checked vectors; no mapping returns ``x`` itself (float32 too)."""
+    """``apply_mapping`` on checked vectors; no mapping returns ``x`` itself (float32 too),
+    and so does a fit that would have to fall (see ``mapping_direction``)."""
+    return _fit(x, y, kind)[0]
+
+
+def _fit(
+    x: np.ndarray, y: np.ndarray, kind: str
+) -> tuple[np.ndarray, str, MappingDirection | None]:
+    """The mapped values, the mapping that produced them, and which way the line through the
+    scores runs (None without a mapping or for constant scores), from one slope test."""
+    if kind == MappingName.NONE:
+        return x, MappingName.NONE.value, None
+    if _constant(x):  # the line maps it to the target's mean
+        return _linear(x, y), MappingName.LINEAR.value, None
+    if not _rises(x, y):
+        return x, MappingName.NONE.value, MappingDirection.DECREASING
     if kind == MappingName.LINEAR:
-        return _linear(x, y)
-    if kind == MappingName.CUBIC:
-        return _cubic(x, y)
-    if kind == MappingName.LOGISTIC:
-        return _logistic(x, y)
-    return x
+        mapped = _linear(x, y)
+    elif kind == MappingName.CUBIC:
+        mapped = _cubic(x, y)
+    else:
+        mapped = _logistic(x, y)
+    # Every fallback returns exactly _linear's values (same code, same inputs).
+    fell_back = kind != MappingName.LINEAR and np.array_equal(mapped, _linear(x, y))
+    used = MappingName.LINEAR.value if fell_back else MappingName(kind).value
+    return mapped, used, MappingDirection.INCREASING
 
 
 def fit_mapping(pred: np.ndarray, target: np.ndarray, kind: str) -> tuple[np.ndarray, str]:
     """``apply_mapping``'s values and the mapping that produced them: a cubic that would bend
-    back, or a logistic that does not converge, is the straight line, and the report says so."""
-    mapped = apply_mapping(pred, target, kind)
+    back, or a logistic that does not converge, is the straight line, and a mapping that
+    would have to fall is none at all; the report says so."""
+    if kind not in MAPPINGS:
+        raise UsageError(
+            f"unknown mapping {kind!r}", "--mapping", f"use one of {', '.join(MAPPINGS)}"
+        )
     x, y = as_vectors(pred, target)
-    return mapped, _used_mapping(x, y, kind, mapped)
+    mapped, used, _ = _fit(x, y, kind)
+    return mapped, used
 
 
-def _used_mapping(x: np.ndarray, y: np.ndarray, kind: str, mapped: np.ndarray) -> str:
-    # Every fallback returns exactly _linear's values (same code, same inputs).
-    fitted = kind in (MappingName.CUBIC, MappingName.LOGISTIC)
-    if fitted and np.array_equal(mapped, _linear(x, y)):
-        return MappingName.LINEAR.value
-    return MappingName(kind).value
+def mapping_direction(pred: np.ndarray, target: np.ndarray, kind: str) -> MappingDirection | None:
+    """Which way the fitted line through the scores runs: ``INCREASING`` (the mapping was
+    fitted), ``DECREASING`` (a mapping would have to fall, so none was applied), None when no
+    mapping was asked for or the scores are constant."""
+    x, y = as_vectors(pred, target)
+    if kind == MappingName.NONE or _constant(x):
+        return None
+    return MappingDirection.INCREASING if _rises(x, y) else MappingDirection.DECREASING
 
 
 def target_ranks(target: np.ndarray) -> TargetRanks:
@@ -414,12 +456,12 @@ def compute_metrics(
     x, y = _as_floats(pred, target)
     n = int(x.size)
     used = MappingName(mapping).value  # what the report records: a fit may fall back
+    direction = None
     if mapping == MappingName.NONE:
         mapped = x
     else:
         x64, y64 = as_vectors(x, y)
-        mapped = _mapped(x64, y64, mapping)
-        used = _used_mapping(x64, y64, mapping, mapped)
+        mapped, used, direction = _fit(x64, y64, mapping)
         del x64, y64
     specs = CATALOGUE.specs
     on_mapped = tuple(spec for spec in specs if not spec.rank_based)
@@ -435,6 +477,7 @@ def compute_metrics(
         n=n,
         ci={spec.name: ci[spec.name] for spec in specs},
         mapping=used,
+        mapping_direction=direction,
     )
     return _with_ranks(metrics, x, y, ranks) if ranked else metrics
 
@@ -458,12 +501,7 @@ def _with_ranks(
     """``with_rank_metrics`` on vectors ``_as_floats`` already checked."""
     rank_based = tuple(spec for spec in CATALOGUE.specs if spec.rank_based)
     values, ci = _scored(rank_based, _Sample(x, y, None, ranks))
-    return Metrics(
-        values={**metrics.values, **values},
-        n=metrics.n,
-        ci={**metrics.ci, **ci},
-        mapping=metrics.mapping,
-    )
+    return replace(metrics, values={**metrics.values, **values}, ci={**metrics.ci, **ci})
 
 
 def _interval(spec: MetricSpec, value: float, sample: _Sample) -> tuple[float, float]:

@@ -15,13 +15,14 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from .catalogue import CATALOGUE, GateKind, MappingName, metric_spec
+from .catalogue import CATALOGUE, Direction, GateKind, MappingName, metric_spec
 
 __all__ = [
     "SCHEMA_VERSION",
     "FeaturesRef",
     "GateSpec",
     "Invocation",
+    "MappingDirection",
     "Metrics",
     "ModelRef",
     "Report",
@@ -31,6 +32,7 @@ __all__ = [
     "Verdict",
     "VerdictKind",
     "read_report",
+    "short_identity",
 ]
 
 SCHEMA_VERSION = 1
@@ -42,6 +44,14 @@ class Status(StrEnum):
     GOOD = "good"
     BAD = "bad"
     SKIP = "skip"
+
+
+class MappingDirection(StrEnum):
+    """Which way the least-squares line through a model's scores runs. Mappings may only
+    rise, so a model whose line falls is left unmapped instead of flipped into a good one."""
+
+    INCREASING = "increasing"
+    DECREASING = "decreasing"
 
 
 class VerdictKind(StrEnum):
@@ -59,7 +69,13 @@ def _optional_str(value: Any) -> str | None:
 class ModelRef:
     """One timeline entry. For a git timeline ``path`` is the file's path inside the repository
     (the copy that was evaluated lived in a temporary folder, deleted since), ``commit`` the
-    full SHA and ``subject`` the commit's subject line; both are None for other timelines."""
+    full SHA and ``subject`` the commit's subject line; both are None for other timelines.
+
+    ``content_sha256`` is the model's identity: the hash of the ``.onnx`` file with its
+    external-data files and sidecar, all of which decide its predictions (``sha256`` is the
+    ``.onnx`` file's alone). ``direction`` is ``LOWER_IS_BETTER`` when the model was declared
+    to score better quality lower, so its scores were negated before anything else.
+    """
 
     index: int
     label: str
@@ -67,6 +83,14 @@ class ModelRef:
     sha256: str | None  # None when the file could not be read
     commit: str | None = None
     subject: str | None = None
+    content_sha256: str | None = None
+    direction: Direction = Direction.HIGHER_IS_BETTER
+
+    @property
+    def identity(self) -> str | None:
+        """The hash that tells models apart (reports written before it was recorded fall
+        back to the ``.onnx`` file's)."""
+        return self.content_sha256 or self.sha256
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -74,6 +98,8 @@ class ModelRef:
             "label": self.label,
             "path": self.path,
             "sha256": self.sha256,
+            "content_sha256": self.content_sha256,
+            "direction": self.direction.value,
         }
         if self.commit is not None:
             data["commit"] = self.commit
@@ -90,6 +116,8 @@ class ModelRef:
             data.get("sha256"),
             _optional_str(data.get("commit")),
             _optional_str(data.get("subject")),
+            _optional_str(data.get("content_sha256")),
+            Direction(data.get("direction", Direction.HIGHER_IS_BETTER.value)),
         )
 
 
@@ -178,13 +206,16 @@ class Metrics:
     subset when read from a report or cache entry written before a metric was added (absent
     = not computed; ``value`` gives NaN, as for a metric that could not be computed). ``ci``
     maps a metric name to its 95% interval (computed as the catalogue says). Metrics that are
-    not rank-based are computed after ``mapping``.
+    not rank-based are computed after ``mapping``; ``mapping_direction`` is which way the
+    fitted line ran when a mapping was asked for (``DECREASING``: no rising mapping fits, so
+    the scores were left unmapped).
     """
 
     values: Mapping[str, float]
     n: int
     ci: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     mapping: str = MappingName.NONE.value
+    mapping_direction: MappingDirection | None = None
 
     def __post_init__(self) -> None:
         for name in (*self.values, *self.ci):
@@ -213,6 +244,11 @@ class Metrics:
                 k: [_finite_or_none(lo), _finite_or_none(hi)] for k, (lo, hi) in self.ci.items()
             },
             "mapping": self.mapping,
+            **(
+                {}
+                if self.mapping_direction is None
+                else {"mapping_direction": self.mapping_direction.value}
+            ),
         }
 
     @classmethod
@@ -239,6 +275,11 @@ class Metrics:
                 n=int(data["n"]),
                 ci=intervals,
                 mapping=str(data.get("mapping", MappingName.NONE.value)),
+                mapping_direction=(
+                    None
+                    if data.get("mapping_direction") is None
+                    else MappingDirection(data["mapping_direction"])
+                ),
             )
         except (TypeError, ValueError) as exc:
             raise ValueError(f"malformed metrics record ({exc})") from None
@@ -439,3 +480,17 @@ def read_report(path: Path) -> Report:
 
 def dumps(report: Report) -> str:
     return json.dumps(report.to_json(), indent=2, allow_nan=False) + "\n"
+
+
+# A model's identity is shown by this many hex digits of its content hash (the report has it
+# whole): enough to tell apart the models of one timeline at a glance.
+ID_DIGITS = 8
+
+
+def short_identity(report: Report, index: int) -> str:
+    """The first ``ID_DIGITS`` of the model's identity (the hash of its ``.onnx`` file,
+    external data and sidecar), or a dash when the file could not be read."""
+    for ref in report.timeline:
+        if ref.index == index:
+            return ref.identity[:ID_DIGITS] if ref.identity else "-"
+    return "-"

@@ -631,3 +631,53 @@ def test_an_unknown_subcommand_is_a_usage_error_and_every_command_has_a_handler(
     parser = build_parser()
     (sub,) = [a for a in parser._actions if a.dest == "command"]
     assert set(sub.choices or ()) == set(HANDLERS) == {"run", "publish", "judge"}
+
+
+def _image_model(path: Path) -> Path:
+    """A model fed an image tensor [N, 3, 8, 8], which no feature cache can feed."""
+    from onnx import TensorProto, helper
+
+    from tests.modelkit import IR_VERSION
+
+    graph = helper.make_graph(
+        [helper.make_node("ReduceMean", ["image"], ["score"], axes=[1, 2, 3], keepdims=0)],
+        "image",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, 8, 8])],
+        [helper.make_tensor_value_info("score", TensorProto.FLOAT, ["N"])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = IR_VERSION
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(model.SerializeToString())
+    return path
+
+
+def test_a_run_where_no_model_can_be_fed_exits_3_naming_the_reason(
+    tmp_path: Path, data: tuple[Path, list[float]]
+) -> None:
+    features, _ = data
+    for i in range(4):
+        _image_model(tmp_path / "m" / f"image_{i}.onnx")
+    out = tmp_path / "r.json"
+    done = run_module(
+        "model_bisect", "run", tmp_path / "m", "--features", features, *GATE, "--json", out
+    )
+    assert done.code == ExitCode.INPUT, done.err
+    assert done.err.startswith("error: no model of the timeline could be evaluated (all 4 skipped")
+    assert done.err.count("\n") == 1
+    assert "4 x " in done.err  # one reason, counted, not repeated four times
+    assert "image" in done.err
+    assert "Traceback" not in done.err
+    assert not out.exists()
+
+
+def test_skips_with_evaluated_models_on_both_sides_stay_inconclusive(
+    tmp_path: Path, data: tuple[Path, list[float]]
+) -> None:
+    features, weights = data
+    folder = make_timeline(tmp_path / "m", weights, 6, 3)
+    _image_model(folder / "model_02.onnx")
+    out = tmp_path / "r.json"
+    done = call_main("model_bisect", "run", folder, "--features", features, *GATE, "--json", out)
+    assert done.code == ExitCode.INCONCLUSIVE, done.err
+    assert report(out)["verdict"]["candidates"] == [2, 3]

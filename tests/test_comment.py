@@ -68,7 +68,10 @@ def test_body_carries_gates_counts_table_toolchain_link_and_reproduction() -> No
     assert "**Gates:** plcc &gt;= 0.85" in body
     assert "8 in the timeline · 4 evaluated · 4 visited" in body
     assert [row.split("|")[1].strip() for row in table_rows(body)] == ["0", "4", "5", "7"]
-    assert "| 5 | <code>model&#95;05</code> | ❌ bad | 0.5500 | 0.5300 | 0.4500 | 0.4000 |" in body
+    assert (
+        "| 5 | <code>model&#95;05</code> | <code>00000000</code> | ❌ bad"
+        " | 0.5500 | 0.5300 | 0.4500 | 0.4000 |" in body
+    )
     assert "python 3.11.9" in body
     assert "[workflow run](https://github.com/acme/models/actions/runs/42)" in body
     assert "reproduce locally: <code>invoke nightly</code> (from the repository root)" in body
@@ -110,20 +113,20 @@ def test_hostile_labels_cannot_break_table_chart_or_marker() -> None:
     assert "@octocat" not in body  # nobody gets pinged by a model name
     rows = table_rows(body)
     assert len(rows) == 8
-    assert all(row.count("|") == 9 for row in rows)  # 8 cells: no extra column from a label
+    assert all(row.count("|") == 10 for row in rows)  # 9 cells: no extra column from a label
     assert all("`" not in row for row in rows)
     assert "a&#124;b &#96;tick&#96; &lt;!-- x --&gt; line break" in body
 
 
 @settings(max_examples=60, deadline=None)
 @given(label=st.text(max_size=60))
-def test_any_label_keeps_one_marker_and_an_eight_cell_row(label: str) -> None:
+def test_any_label_keeps_one_marker_and_a_nine_cell_row(label: str) -> None:
     body = render_markdown(make_report(n=2, first_bad=1, labels=[label, label]))
     assert body.startswith("<!-- model-bisect:nightly -->\n")
     assert body.count("<!--") == 1
     rows = table_rows(body)
     assert len(rows) == 2
-    assert all(row.count("|") == 9 for row in rows)
+    assert all(row.count("|") == 10 for row in rows)
 
 
 def test_oversized_report_is_cut_to_the_limit_keeping_the_verdict() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 
@@ -90,13 +91,13 @@ def test_threshold_for_a_metric_outside_the_catalogue_is_a_programming_error() -
 def test_min_gate_holds_at_or_above_the_threshold() -> None:
     status, reason = judge(metrics(plcc=0.875), [GateSpec("plcc", "min", 0.875)])
     assert status is Status.GOOD
-    assert reason == "plcc 0.875 >= 0.875"
+    assert reason == "plcc 0.8750 >= 0.875"
 
 
 def test_min_gate_fails_below_with_the_numbers() -> None:
     status, reason = judge(metrics(plcc=0.812), [GateSpec("plcc", "min", 0.85)])
     assert status is Status.BAD
-    assert reason == "plcc 0.812 < 0.85"
+    assert reason == "plcc 0.8120 < 0.85"
 
 
 def test_max_gate_on_rmse() -> None:
@@ -104,7 +105,7 @@ def test_max_gate_on_rmse() -> None:
     assert judge(metrics(rmse=0.5), gate)[0] is Status.GOOD
     status, reason = judge(metrics(rmse=0.734), gate)
     assert status is Status.BAD
-    assert reason == "rmse 0.734 > 0.5"
+    assert reason == "rmse 0.7340 > 0.5"
 
 
 def test_every_failing_gate_is_named_and_passing_ones_are_not() -> None:
@@ -112,8 +113,8 @@ def test_every_failing_gate_is_named_and_passing_ones_are_not() -> None:
     gates.append(GateSpec("rmse", "max", 0.4))
     status, reason = judge(metrics(plcc=0.8, srocc=0.95, rmse=0.6), gates)
     assert status is Status.BAD
-    assert "plcc 0.800 < 0.85" in reason
-    assert "rmse 0.600 > 0.4" in reason
+    assert "plcc 0.8000 < 0.85" in reason
+    assert "rmse 0.6000 > 0.4" in reason
     assert "srocc" not in reason
 
 
@@ -135,8 +136,8 @@ def test_max_drop_of_a_correlation_is_anchor_minus_value() -> None:
     assert judge(metrics(plcc=0.9), gate, anchor=anchor)[0] is Status.GOOD  # improved
     status, reason = judge(metrics(plcc=0.375), gate, anchor=anchor)
     assert status is Status.BAD
-    assert "0.750 -> 0.375" in reason
-    assert "drop 0.375 > 0.25" in reason
+    assert "0.7500 -> 0.3750" in reason
+    assert "drop 0.3750 > 0.25" in reason
 
 
 def test_max_drop_of_rmse_is_value_minus_anchor() -> None:
@@ -146,7 +147,7 @@ def test_max_drop_of_rmse_is_value_minus_anchor() -> None:
     assert judge(metrics(rmse=0.625), gate, anchor=anchor)[0] is Status.GOOD
     status, reason = judge(metrics(rmse=0.75), gate, anchor=anchor)
     assert status is Status.BAD
-    assert "drop 0.250 > 0.125" in reason
+    assert "drop 0.2500 > 0.125" in reason
 
 
 def test_max_drop_with_nan_fails() -> None:
@@ -177,7 +178,7 @@ def test_significance_does_not_rescue_a_failing_absolute_gate_or_excuse_a_small_
     anchor, now = metrics(plcc=0.875), metrics(plcc=0.75)
     status, reason = judge(now, gates, anchor=anchor, p_values={"plcc": 0.001}, alpha=0.05)
     assert status is Status.BAD
-    assert reason == "plcc 0.750 < 0.8"
+    assert reason == "plcc 0.7500 < 0.8"
 
 
 def test_p_values_are_ignored_without_alpha() -> None:
@@ -204,7 +205,7 @@ def test_good_reason_lists_every_gate() -> None:
     gates = [GateSpec("plcc", "min", 0.85), GateSpec("rmse", "max", 0.75)]
     status, reason = judge(metrics(plcc=0.9, rmse=0.5), gates)
     assert status is Status.GOOD
-    assert reason == "plcc 0.900 >= 0.85; rmse 0.500 <= 0.75"
+    assert reason == "plcc 0.9000 >= 0.85; rmse 0.5000 <= 0.75"
 
 
 def test_unknown_gate_kind_or_metric_is_an_error() -> None:
@@ -214,3 +215,52 @@ def test_unknown_gate_kind_or_metric_is_an_error() -> None:
         judge(metrics(), [GateSpec("mae", "min", 0.5)])
     with pytest.raises(ValueError, match="gate"):
         judge(metrics(), [])
+
+
+def _printed(reason: str, metric: str) -> tuple[float, str, float]:
+    """The value, relation and threshold a reason prints for ``metric``, read back as numbers."""
+    found = re.search(rf"{metric} (-?\d+\.\d+) (>=|<=|<|>) (\S+)", reason)
+    assert found is not None, reason
+    return float(found.group(1)), found.group(2), float(found.group(3))
+
+
+@pytest.mark.parametrize("gap", [5e-5, 5e-7, 1e-12])
+def test_a_value_just_below_a_min_gate_prints_below_the_printed_threshold(gap: float) -> None:
+    plcc = 0.9999049
+    threshold = plcc + gap
+    status, reason = judge(metrics(plcc=plcc), [GateSpec("plcc", "min", threshold)])
+    assert status is Status.BAD
+    shown, relation, limit = _printed(reason, "plcc")
+    assert relation == "<"
+    assert limit == threshold  # the threshold is printed exactly as given
+    assert shown < limit
+    assert len(reason.split()[1].split(".")[1]) >= 4  # never fewer than the table's four
+
+
+def test_a_value_just_above_a_max_gate_prints_above_the_printed_threshold() -> None:
+    status, reason = judge(metrics(rmse=0.25003), [GateSpec("rmse", "max", 0.25)])
+    assert status is Status.BAD
+    shown, relation, limit = _printed(reason, "rmse")
+    assert (relation, limit) == (">", 0.25)
+    assert shown > limit
+
+
+def test_a_value_far_from_its_gate_keeps_four_decimals() -> None:
+    _, reason = judge(metrics(plcc=0.99612345), [GateSpec("plcc", "min", 0.85)])
+    assert reason == "plcc 0.9961 >= 0.85"
+
+
+def test_a_drop_that_is_a_tiny_improvement_never_prints_as_negative_zero() -> None:
+    gate = [GateSpec("srocc", "max_drop", 0.02)]
+    status, reason = judge(metrics(srocc=0.90001), gate, anchor=metrics(srocc=0.9))
+    assert status is Status.GOOD
+    assert "-0.0" not in reason
+    assert "drop 0.0000 <= 0.02" in reason
+
+
+def test_a_drop_just_over_its_limit_prints_over_it() -> None:
+    gate = [GateSpec("plcc", "max_drop", 0.02)]
+    _, reason = judge(metrics(plcc=0.87998), gate, anchor=metrics(plcc=0.9))
+    found = re.search(r"drop (\d+\.\d+) > (\S+)", reason)
+    assert found is not None, reason
+    assert float(found.group(1)) > float(found.group(2)) == 0.02

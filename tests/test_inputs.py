@@ -381,10 +381,71 @@ def test_a_graph_input_the_description_does_not_feed_is_a_skip_naming_it(
     described = from_timeline_table({"features": ORDER}, "t.toml", 1)
     table = load_features(parquet, ORDER)
     result = Evaluator(table).predict(TimelineEntry(0, "m", model, None), described)
-    assert result.reason == "needs input 'codec' that the feature cache cannot feed"
+    assert result.reason == (
+        "graph input 'codec' is not fed: the timeline entry's inputs table (and the sidecar)"
+        " does not describe it; name it in the sidecar's input_names or in the timeline file's"
+        " inputs table"
+    )
     wrong = from_timeline_table({"features": ORDER, "block": ["adm2"]}, "t.toml", 1)
     result = Evaluator(table).predict(TimelineEntry(0, "m", model, None), wrong)
     assert result.reason == "model has no input 'block' (its inputs: 'features', 'codec')"
+
+
+def _timeline_of(folder: Path, models: Sequence[Path], inputs: str) -> list[TimelineEntry]:
+    return from_file(_timeline(folder, models, inputs))
+
+
+def test_a_partial_inputs_table_keeps_the_sidecars_other_input_and_its_scaler(
+    tmp_path: Path, codec: tuple[Path, list[float], list[float]]
+) -> None:
+    parquet, mean, std = codec
+    models = [_regressor_with_sidecar(tmp_path, f"m{i}", mean, std) for i in range(2)]
+    # Only the codec block is overridden (its last two columns swapped): features, and the
+    # sidecar's scaler on them, are kept.
+    layout = [*CODEC_LAYOUT[:-2], CODEC_LAYOUT[-1], CODEC_LAYOUT[-2]]
+    entries = _timeline_of(tmp_path, models, f"codec = {json.dumps(layout)}")
+    steps = _steps(_scan(entries, parquet))
+    cols = _columns(parquet)
+    feeds = {"features": _standardised(cols, ORDER, mean, std), "codec": _block(cols, layout)}
+    _assert_metrics(steps[0], _metrics(_by_hand(models[0], feeds), cols["mos"]))
+
+
+def test_an_input_overridden_with_the_same_columns_keeps_the_sidecars_scaler(
+    tmp_path: Path, codec: tuple[Path, list[float], list[float]]
+) -> None:
+    parquet, mean, std = codec
+    models = [_regressor_with_sidecar(tmp_path, f"m{i}", mean, std) for i in range(2)]
+    entries = _timeline_of(tmp_path, models, f"features = {json.dumps(list(ORDER))}")
+    steps = _steps(_scan(entries, parquet))
+    cols = _columns(parquet)
+    feeds = {
+        "features": _standardised(cols, ORDER, mean, std),
+        "codec": _block(cols, CODEC_LAYOUT),
+    }
+    _assert_metrics(steps[0], _metrics(_by_hand(models[0], feeds), cols["mos"]))
+
+
+def test_new_columns_for_a_standardised_input_without_a_scaler_are_refused(
+    tmp_path: Path, codec: tuple[Path, list[float], list[float]]
+) -> None:
+    parquet, mean, std = codec
+    model = _regressor_with_sidecar(tmp_path, "m", mean, std)
+    linear_model(tmp_path / "plain.onnx", default_weights(6))
+    timeline = tmp_path / "timeline.toml"
+    timeline.write_text(
+        f'[[models]]\npath = "{model.name}"\n[models.inputs]\n'
+        f"features = {json.dumps(list(ORDER[::-1]))}\n\n"
+        '[[models]]\npath = "plain.onnx"\n',
+        encoding="utf-8",
+    )
+    steps = _steps(_scan(from_file(timeline), parquet))
+    assert steps[0].status is Status.SKIP
+    assert "changes the columns of input 'features', which the sidecar standardises" in (
+        steps[0].reason
+    )
+    assert "add standardize = { mean = [...], std = [...] } to input 'features'" in (
+        steps[0].reason
+    )
 
 
 def test_a_block_of_the_wrong_width_is_a_skip_naming_the_input(

@@ -229,3 +229,26 @@ def test_an_abbreviated_gate_flag_aborts_the_bisect_instead_of_gating(
     assert code == JudgeExit.ABORT
     assert out == ""
     assert "unrecognized arguments: --min-pl" in err
+
+
+def test_a_gate_just_above_the_models_plcc_prints_a_value_below_it(
+    tmp_path: Path, features: Path
+) -> None:
+    import numpy as np
+    import pyarrow.parquet as pq
+    from scipy import stats
+
+    weights = default_weights(6)
+    model = linear_model(tmp_path / "m.onnx", weights)
+    table = pq.read_table(features)
+    names = ["adm2", "vif_scale0", "vif_scale1", "vif_scale2", "vif_scale3", "motion2"]
+    x = np.column_stack([table[c].to_numpy() for c in names]).astype(np.float32)
+    plcc = float(stats.pearsonr(x @ np.asarray(weights, np.float32), table["mos"].to_numpy())[0])
+    threshold = f"{plcc + 5e-5:.6f}"
+    code, out, _ = _judge(model, "--features", features, "--min-plcc", threshold)
+    assert code == JudgeExit.BAD
+    found = re.search(r"; plcc (-?\d+\.\d+) < (\S+)$", out.strip())
+    assert found is not None, out
+    assert found.group(2) == threshold
+    assert float(found.group(1)) < float(found.group(2))
+    assert float(found.group(1)) == pytest.approx(plcc, abs=1e-4)

@@ -9,11 +9,13 @@ from itertools import combinations
 
 import numpy as np
 import pytest
+import scipy.stats
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from model_bisect.errors import UsageError
 from model_bisect.metrics import MAPPINGS, apply_mapping, compute_metrics, fit_mapping
+from model_bisect.report import MappingDirection
 
 Z975 = 1.959963984540054  # standard normal 97.5% quantile, from tables
 
@@ -158,10 +160,25 @@ def test_linear_mapping_is_the_least_squares_line() -> None:
     assert apply_mapping(pred, target, "linear") == pytest.approx(slope * pred + intercept)
 
 
-def test_linear_mapping_makes_an_inverted_model_correlate_positively() -> None:
+@pytest.mark.parametrize("mapping", ["linear", "cubic", "logistic"])
+def test_no_mapping_turns_an_inverted_model_positive(mapping: str) -> None:
     pred, target = sample(300, 8)
-    m = compute_metrics(-pred, target, mapping="linear")
-    assert m.values["plcc"] == pytest.approx(abs(np.corrcoef(pred, target)[0, 1]))
+    m = compute_metrics(-pred, target, mapping=mapping)
+    raw = scipy.stats.pearsonr(-pred, target).statistic
+    assert raw < -0.9
+    assert m.values["plcc"] == pytest.approx(raw, abs=1e-12)  # unmapped: stays negative
+    assert m.mapping == "none"
+    assert m.mapping_direction is MappingDirection.DECREASING
+    assert m.values["rmse"] == pytest.approx(float(np.sqrt(np.mean((-pred - target) ** 2))))
+
+
+@pytest.mark.parametrize("mapping", ["linear", "cubic", "logistic"])
+def test_a_fitted_mapping_records_that_it_rises(mapping: str) -> None:
+    pred, target = sample(300, 8)
+    m = compute_metrics(pred, target, mapping=mapping)
+    assert m.mapping_direction is MappingDirection.INCREASING
+    assert m.to_json()["mapping_direction"] == "increasing"
+    assert "mapping_direction" not in compute_metrics(pred, target).to_json()
 
 
 def test_cubic_mapping_is_the_least_squares_cubic_when_monotonic() -> None:
@@ -195,7 +212,19 @@ def test_cubic_mapping_never_reorders_predictions(
     target = bend * pred**2 + pred**3 + rng.normal(0.0, noise + 1e-3, n)
     mapped = apply_mapping(pred, target, "cubic")[np.argsort(pred)]
     steps = np.diff(mapped)
-    assert (steps >= -1e-9).all() or (steps <= 1e-9).all()
+    assert (steps >= -1e-9).all()  # rises (or is left alone when only a fall would fit)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.floats(0.05, 1.0), st.sampled_from(["cubic", "logistic"]))
+def test_a_falling_s_curve_is_never_fitted_by_a_falling_map(
+    seed: int, noise: float, mapping: str
+) -> None:
+    rng = np.random.default_rng(seed)
+    pred = rng.uniform(-3.0, 3.0, 400)
+    target = 2.0 - 3.0 / (1.0 + np.exp(-2.0 * pred)) + rng.normal(0.0, noise, pred.size)
+    mapped = apply_mapping(pred, target, mapping)
+    assert scipy.stats.pearsonr(mapped, target).statistic < 0.0
 
 
 def test_logistic_mapping_recovers_a_known_logistic() -> None:
@@ -206,10 +235,10 @@ def test_logistic_mapping_recovers_a_known_logistic() -> None:
     assert np.abs(apply_mapping(pred, target, "logistic") - truth).max() < 0.05
 
 
-def test_logistic_mapping_on_many_rows_recovers_a_decreasing_logistic() -> None:
+def test_logistic_mapping_on_many_rows_recovers_a_known_logistic() -> None:
     rng = np.random.default_rng(13)
     pred = rng.uniform(-3.0, 3.0, 50_000)
-    truth = 2.0 - 3.0 / (1.0 + np.exp(-2.0 * pred))
+    truth = 2.0 + 3.0 / (1.0 + np.exp(-2.0 * pred))
     target = truth + rng.normal(0.0, 0.1, pred.size)
     assert np.abs(apply_mapping(pred, target, "logistic") - truth).max() < 0.05
 

@@ -31,11 +31,11 @@ def test_terminal_table_shows_a_dash_for_a_skipped_model_and_every_metric() -> N
     print_report(make_report(candidates=(2,), kind=VerdictKind.INCONCLUSIVE), console)
     lines = [re.sub(r"[│┃━─╇┡┩╷╵┼╋]", " ", line) for line in out.getvalue().splitlines()]
     header = next(line for line in lines if "model" in line and "status" in line)
-    assert header.split()[:7] == ["#", "model", "status", "plcc", "srocc", "krocc", "rmse"]
+    assert header.split()[:8] == ["#", "model", "id", "status", "plcc", "srocc", "krocc", "rmse"]
     skipped = next(line for line in lines if "model_02" in line)
-    assert skipped.split()[2:7] == ["skip", "-", "-", "-", "-"]
+    assert skipped.split()[3:8] == ["skip", "-", "-", "-", "-"]
     good = next(line for line in lines if "model_01" in line)
-    assert good.split()[3:7] == ["0.9190", "0.8990", "0.8190", "0.4000"]
+    assert good.split()[4:8] == ["0.9190", "0.8990", "0.8190", "0.4000"]
 
 
 LONG_LABELS = [

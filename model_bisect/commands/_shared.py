@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..catalogue import CATALOGUE, MappingName
+from ..catalogue import CATALOGUE, Direction, MappingName
 from ..errors import UsageError
 from ..evaluation.features import TARGET_COLUMN
 from ..publishing.marker import DEFAULT_MARKER
@@ -52,6 +52,13 @@ def add_gate_arguments(parser: argparse.ArgumentParser, anchor: str) -> None:
         "--mapping",
         choices=[m.value for m in MappingName],
         help="fit a P.1401-style mapping before PLCC and RMSE (default: none)",
+    )
+    gates.add_argument(
+        "--direction",
+        choices=[d.value for d in Direction],
+        default=Direction.HIGHER_IS_BETTER.value,
+        help="which scores mean better quality; lower negates them before anything else"
+        " (default: higher; a timeline entry's direction wins)",
     )
     gates.add_argument(
         "--significance",

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..catalogue import CATALOGUE, MappingName
+from ..catalogue import CATALOGUE, Direction, MappingName
 from ..errors import BisectError, UsageError
 from ..exitcodes import JudgeExit
 from ..safetext import printable
@@ -146,6 +146,7 @@ def _judge(args: argparse.Namespace) -> int:
         alpha=args.significance,
         input_name=args.input_name,
         cache=cache,
+        direction=Direction(args.direction),
     )
     judged = judge_model(_entry(args.model), args.features, options, anchor=anchor)
     print(verdict_line(judged.step, judged.anchor))

@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..catalogue import CATALOGUE, MappingName
+from ..catalogue import CATALOGUE, Direction, MappingName
 from ..config import TABLE, Config, load_config
 from ..errors import BisectError, InputError, UsageError, first_line
 from ..exitcodes import ExitCode
@@ -235,6 +235,7 @@ def _main(args: argparse.Namespace) -> int:
         scan=args.scan,
         input_name=args.input_name,
         cache=cache,
+        direction=Direction(args.direction),
     )
     invoked = invocation(
         args.argv,  # set by cli.main: the words this command was given

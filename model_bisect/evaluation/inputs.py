@@ -39,7 +39,9 @@ __all__ = [
     "from_sidecar",
     "from_sidecar_data",
     "from_timeline_table",
+    "merged",
     "parse_spec",
+    "undescribed",
     "unknown_rows",
 ]
 
@@ -349,8 +351,74 @@ def from_sidecar(model_path: Path) -> InputDescription:
 
 
 def describe(model_path: Path, timeline_inputs: InputDescription | None) -> InputDescription:
-    """The precedence: the timeline entry's table, else the sidecar, else the default rule."""
-    return timeline_inputs if timeline_inputs is not None else from_sidecar(model_path)
+    """The precedence: the timeline entry's table, else the sidecar, else the default rule.
+
+    The table overrides the sidecar input by input (see ``merged``): what it does not
+    override is kept, so a table that corrects one input does not silently drop the others
+    or the sidecar's scaler. A sidecar that does not parse is ignored then: the table is how
+    a broken sidecar is corrected without touching the model folder.
+    """
+    if timeline_inputs is None:
+        return from_sidecar(model_path)
+    try:
+        sidecar = from_sidecar(model_path)
+    except InputError:
+        return timeline_inputs
+    return merged(timeline_inputs, sidecar, sidecar_path(model_path))
+
+
+def merged(timeline: InputDescription, sidecar: InputDescription, where: Path) -> InputDescription:
+    """The timeline's inputs over the sidecar's, by graph input name.
+
+    An input the table names takes its columns from the table, and its scaler too when the
+    table gives ``standardize``; without one it keeps the sidecar's scaler when its columns
+    are the sidecar's, and is refused (naming the missing ``standardize``) when it changes
+    the columns of an input the sidecar standardises: a per-column scaler cannot be carried
+    over to other columns, and dropping it would feed unscaled values without a word. Inputs
+    the table does not name stay as the sidecar describes them. A sidecar whose inputs are
+    bound by position (no ``input_names``) can only be matched when both describe one input;
+    otherwise the table alone decides.
+    """
+    if sidecar.source == "default":
+        return timeline
+    given = {i.name: i for i in timeline.inputs}
+    if sidecar.named:
+        inputs = [_over(given[i.name], i, where) if i.name in given else i for i in sidecar.inputs]
+        known = {i.name for i in sidecar.inputs}
+        inputs += [i for i in timeline.inputs if i.name not in known]
+        return InputDescription(tuple(inputs), "timeline")
+    if len(sidecar.inputs) == 1 and len(timeline.inputs) == 1:
+        return InputDescription((_over(timeline.inputs[0], sidecar.inputs[0], where),), "timeline")
+    return timeline
+
+
+def _over(mine: ModelInput, theirs: ModelInput, where: Path) -> ModelInput:
+    """The timeline's ``mine`` with the sidecar's scaler kept when ``mine`` gives none."""
+    if mine.mean is not None or theirs.mean is None:
+        return mine
+    if [c.text for c in mine.columns] == [c.text for c in theirs.columns]:
+        return ModelInput(mine.name, mine.columns, theirs.mean, theirs.std)
+    raise InputError(
+        f"the timeline's inputs table changes the columns of input {mine.name!r}, which the"
+        " sidecar standardises, and gives no standardize for the new columns",
+        str(where),
+        f"add standardize = {{ mean = [...], std = [...] }} to input {mine.name!r} in the"
+        " timeline file, or list the sidecar's columns unchanged",
+    )
+
+
+def undescribed(description: InputDescription, graph_input: str) -> str:
+    """The skip reason for a graph input no description feeds: it names where the
+    description came from, since the feature cache may hold every column it would need."""
+    where = {
+        "timeline": "the timeline entry's inputs table (and the sidecar) does not describe it",
+        "sidecar": "the sidecar does not describe it",
+        "default": "the default rule feeds one float [N, F] input and there is no sidecar",
+    }[description.source]
+    return (
+        f"graph input {graph_input!r} is not fed: {where}; name it in the sidecar's"
+        " input_names or in the timeline file's inputs table"
+    )
 
 
 # --- feeding ----------------------------------------------------------------------------------

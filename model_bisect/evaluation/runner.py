@@ -20,7 +20,7 @@ import numpy as np
 from ..errors import first_line
 from ..files import BoundedReadError, ReadProblem, read_bounded, special_file_kind
 from ..safetext import unicode_safe
-from .inputs import Feed, InputDescription, default_description, unknown_rows
+from .inputs import Feed, InputDescription, default_description, undescribed, unknown_rows
 from .onnxfile import (
     MAX_MODEL_BYTES,
     external_data_locations,
@@ -168,10 +168,10 @@ class Evaluator:
                 raise _Skip(f"external-data file {location!r} beside {name} is {problem}")
         session = self._session(path, None if locations else data)
         if len(feeds) == 1 and feeds[0].spec.name is None:
-            feed_name, dtype, batch = self._choose_input(session, feeds[0].width)
+            feed_name, dtype, batch = self._choose_input(session, feeds[0].width, description)
             bound = [(feed_name, feeds[0], dtype)]
         else:
-            bound, batch = self._bind(session, feeds, description.named)
+            bound, batch = self._bind(session, feeds, description)
         output, kept = self._first_output(session)
         return self._run(session, bound, output, kept, batch)
 
@@ -214,7 +214,9 @@ class Evaluator:
                 _parsed(data)  # bytes that are no ONNX at all say so, not how ORT failed
             raise _Skip(f"ONNX Runtime cannot load the model ({first_line(exc)})") from None
 
-    def _choose_input(self, session: Any, n_columns: int) -> tuple[str, Any, int | None]:
+    def _choose_input(
+        self, session: Any, n_columns: int, description: InputDescription
+    ) -> tuple[str, Any, int | None]:
         inputs = list(session.get_inputs())
         names = ", ".join(repr(i.name) for i in inputs) or "none"
 
@@ -243,7 +245,7 @@ class Evaluator:
         arg = chosen[0]
         for other in inputs:
             if other.name != arg.name:
-                raise _Skip(f"needs input {other.name!r} that the feature cache cannot feed")
+                raise _Skip(undescribed(description, other.name))
         rows_dim, width = arg.shape
         if isinstance(width, int) and width != n_columns:
             raise _Skip(
@@ -253,13 +255,13 @@ class Evaluator:
         return arg.name, _FLOAT_INPUTS[arg.type], batch
 
     def _bind(
-        self, session: Any, feeds: Sequence[Feed], named: bool
+        self, session: Any, feeds: Sequence[Feed], description: InputDescription
     ) -> tuple[list[tuple[str, Feed, Any]], int | None]:
         """Graph inputs to described inputs: by name, or by position when the sidecar gives
         no ``input_names``. Every graph input must be fed, and each must be float [N, F]."""
         inputs = list(session.get_inputs())
         names = ", ".join(repr(i.name) for i in inputs) or "none"
-        if named:
+        if description.named:
             by_name = {i.name: i for i in inputs}
             for feed in feeds:
                 if feed.spec.name not in by_name:
@@ -267,7 +269,7 @@ class Evaluator:
             described = {feed.spec.name for feed in feeds}
             for arg in inputs:
                 if arg.name not in described:
-                    raise _Skip(f"needs input {arg.name!r} that the feature cache cannot feed")
+                    raise _Skip(undescribed(description, arg.name))
             args = [by_name[feed.spec.name] for feed in feeds]
         else:
             if len(inputs) != len(feeds):

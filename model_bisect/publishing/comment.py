@@ -14,9 +14,9 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from urllib.parse import quote
 
-from ..catalogue import CATALOGUE, GateKind
+from ..catalogue import CATALOGUE, Direction, GateKind, fixed
 from ..errors import UsageError
-from ..report import GateSpec, Report, Status, Step, VerdictKind
+from ..report import GateSpec, Report, Status, Step, VerdictKind, short_identity
 from .history import WIRING_BROKE, Run, encode_history
 from .marker import DEFAULT_MARKER, marker
 from .redact import redact, redact_report
@@ -116,7 +116,7 @@ def _reproduce(report: Report) -> str | None:
 
 
 def _number(value: float, digits: int = 4) -> str:
-    return f"{value:.{digits}f}" if math.isfinite(value) else "—"
+    return fixed(value, digits) if math.isfinite(value) else "—"
 
 
 def _label_of(report: Report, index: int | None) -> str:
@@ -192,7 +192,7 @@ def summary_lines(report: Report) -> list[str]:
         f"**Gates:** {gates}"
         + (f" (mapping: {_text(mapping)})" if mapping not in (None, "none") else ""),
         f"**Models:** {len(report.timeline)} in the timeline · {report.evaluations} evaluated"
-        f" · {len(report.steps)} visited" + _skipped_note(report),
+        f" · {len(report.steps)} visited" + _skipped_note(report) + _negated_note(report),
         f"**Features:** {_code(report.features.path.rsplit('/', 1)[-1])}"
         f" · {report.features.rows} rows · target {_text(report.settings.get('target', 'mos'))}",
     ]
@@ -203,6 +203,17 @@ def summary_lines(report: Report) -> list[str]:
             bad = ", ".join(_model(report, i) for i in report.scan.violations[:20])
             lines.append(f"**Scan:** not monotone: good models follow a bad one at {bad}.")
     return [line + "  " for line in lines[:-1]] + lines[-1:]
+
+
+def _negated_note(report: Report) -> str:
+    """Which models' scores were negated because they were declared lower-is-better."""
+    lower = [ref.index for ref in report.timeline if ref.direction is Direction.LOWER_IS_BETTER]
+    if not lower:
+        return ""
+    if len(lower) == len(report.timeline):
+        return " · scores negated: every model declared lower-is-better"
+    shown = ", ".join(f"#{i}" for i in lower[:20]) + (" …" if len(lower) > 20 else "")
+    return f" · scores negated for {shown}: declared lower-is-better"
 
 
 def _skipped_note(report: Report) -> str:
@@ -219,12 +230,12 @@ def _table_head(with_p: bool) -> list[str]:
     labels = "".join(f" {spec.label} |" for spec in CATALOGUE)
     rules = "---:|" * len(CATALOGUE)
     return [
-        f"| # | model | status |{labels}{p_head} reason |",
-        f"|---:|---|---|{rules}{p_rule}---|",
+        f"| # | model | id | status |{labels}{p_head} reason |",
+        f"|---:|---|---|---|{rules}{p_rule}---|",
     ]
 
 
-def _row(step: Step, with_p: bool) -> str:
+def _row(step: Step, with_p: bool, identity: str) -> str:
     m = step.metrics
     values = ["—" if m is None else spec.show(m.value(spec.name)) for spec in CATALOGUE]
     p_cell = ""
@@ -232,7 +243,7 @@ def _row(step: Step, with_p: bool) -> str:
         p = ", ".join(f"{_text(k, 20)} {v:.3g}" for k, v in sorted(step.p_values.items()))
         p_cell = f" {p or '—'} |"
     return (
-        f"| {step.index} | {_code(step.label)} | {_STATUS_ICON[step.status]} | "
+        f"| {step.index} | {_code(step.label)} | {_code(identity)} | {_STATUS_ICON[step.status]} | "
         f"{' | '.join(values)} |{p_cell} {_text(step.reason, 200) or '—'} |"
     )
 
@@ -273,7 +284,7 @@ def _chart(report: Report) -> list[str]:
     name = re.sub(r"[^A-Za-z0-9_]", "", metric) or "metric"
     lines = [
         f"#### {name.upper()} along the visited models"
-        + (f" (threshold {_number(threshold_gate.threshold)})" if threshold_gate else ""),
+        + (f" (threshold {threshold_gate.threshold:g})" if threshold_gate else ""),
         "",
         "```mermaid",
         "xychart-beta",
@@ -407,7 +418,7 @@ def render_markdown(
     summary = summary_lines(report)
     ordered = _row_order(report)
     with_p = _has_p(report.steps)
-    rows = {s.index: _row(s, with_p) for s in ordered}
+    rows = {s.index: _row(s, with_p, short_identity(report, s.index)) for s in ordered}
     table_head = ["#### Steps", "", *_table_head(with_p)]
     optional = [_chart(report), _toolchain(report)]
     footer = _footer(run_url, _reproduce(report))

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from ..catalogue import CATALOGUE
-from ..report import Report, Status, Step, VerdictKind
+from ..catalogue import CATALOGUE, Direction
+from ..report import Report, Status, Step, VerdictKind, short_identity
 from ..safetext import printable
 
 if TYPE_CHECKING:
@@ -60,7 +60,18 @@ def _summary(report: Report) -> str:
     skipped = sum(1 for s in report.steps if s.status is Status.SKIP)
     counts = f"{len(report.timeline)} models, {report.evaluations} evaluated"
     counts += f", {len(report.steps)} visited" + (f", {skipped} skipped" if skipped else "")
-    return f"gates: {gates}; {counts}"
+    return f"gates: {gates}; {counts}" + _negated_note(report)
+
+
+def _negated_note(report: Report) -> str:
+    """Which models' scores were negated because they were declared lower-is-better."""
+    lower = [ref.index for ref in report.timeline if ref.direction is Direction.LOWER_IS_BETTER]
+    if not lower:
+        return ""
+    if len(lower) == len(report.timeline):
+        return "; scores negated: every model declared lower-is-better"
+    shown = ", ".join(f"#{i}" for i in lower[:20]) + (" ..." if len(lower) > 20 else "")
+    return f"; scores negated for {shown}: declared lower-is-better"
 
 
 def _scan_line(report: Report) -> str | None:
@@ -95,6 +106,7 @@ def print_report(report: Report, console: Console) -> None:
     with_p = any(s.p_values for s in steps)
     fixed = [
         ("#", [str(s.index) for s in steps]),
+        ("id", [short_identity(report, s.index) for s in steps]),
         ("status", [s.status.value for s in steps]),
         *((spec.name, [_metric_cells(s)[k] for s in steps]) for k, spec in enumerate(CATALOGUE)),
         *([("p-values", [_p_text(s) for s in steps])] if with_p else []),
@@ -112,6 +124,7 @@ def print_report(report: Report, console: Console) -> None:
     table.add_column("#", justify="right")
     if in_table:
         table.add_column("model", min_width=min(_longest_word(labels), label_room))
+    table.add_column("id")
     table.add_column("status")
     for spec in CATALOGUE:
         table.add_column(spec.name, justify="right")
@@ -123,6 +136,7 @@ def print_report(report: Report, console: Console) -> None:
         cells = [Text(str(step.index))]
         if in_table:
             cells.append(Text(label))
+        cells.append(Text(short_identity(report, step.index)))
         cells.append(Text(step.status.value, style=_STATUS_COLOUR[step.status]))
         cells += [Text(v) for v in _metric_cells(step)]
         if with_p:

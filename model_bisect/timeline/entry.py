@@ -10,6 +10,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..catalogue import Direction
 from ..errors import InputError
 from ..evaluation.features import sidecar_path
 from ..evaluation.inputs import InputDescription
@@ -61,6 +62,9 @@ class TimelineEntry:
     commit: str | None = None
     subject: str | None = None
     source: str | None = None
+    # The timeline entry's ``direction``: LOWER_IS_BETTER negates the model's scores before
+    # anything else; None leaves it to the run's --direction.
+    direction: Direction | None = None
 
 
 _Pieces = tuple[tuple[int, int | str], ...]

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import tomllib
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from ..catalogue import Direction
 from ..errors import InputError, first_line
 from ..evaluation.inputs import InputDescription, from_timeline_table
 from ..files import BoundedReadError, FileKind, ReadProblem, read_text_bounded
@@ -71,18 +73,20 @@ def from_file(path: Path) -> list[TimelineEntry]:
         raise InputError("timeline has no list of models", where, example)
     items: list[tuple[Path, str | None]] = []
     described: list[InputDescription | None] = []
+    directions: list[Direction | None] = []
     for number, entry in enumerate(models, start=1):
         if isinstance(entry, str):
             entry = {"path": entry}
         if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
             raise InputError(f"entry {number} has no path", where, example)
-        unknown = sorted(set(entry) - {"path", "label", "inputs"})
+        unknown = sorted(set(entry) - {"path", "label", "inputs", "direction"})
         if unknown:
             raise InputError(
                 f"entry {number} has unknown key {', '.join(map(repr, unknown))}",
                 where,
-                "entries take only path, label and inputs",
+                "entries take only path, label, inputs and direction",
             )
+        directions.append(_direction(entry.get("direction"), where, number))
         given = entry.get("inputs")
         described.append(None if given is None else from_timeline_table(given, where, number))
         label = entry.get("label")
@@ -101,4 +105,18 @@ def from_file(path: Path) -> list[TimelineEntry]:
         items.append((resolved, label or None))
     paths = [p for p, _ in items]
     labels = unique_labels(paths, [lb for _, lb in items])
-    return make_entries(list(zip(paths, labels, strict=True)), described)
+    entries = make_entries(list(zip(paths, labels, strict=True)), described)
+    return [replace(e, direction=d) for e, d in zip(entries, directions, strict=True)]
+
+
+def _direction(value: object, where: str, number: int) -> Direction | None:
+    """A timeline entry's ``direction``: "higher" or "lower" (which scores mean better)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or value not in tuple(Direction):
+        raise InputError(
+            f"entry {number} has direction {unicode_safe(repr(value)[:40])}",
+            where,
+            'write direction = "lower" when lower scores mean better quality, else "higher"',
+        )
+    return Direction(value)
