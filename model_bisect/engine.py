@@ -24,8 +24,7 @@ from . import __version__
 from .catalogue import metric_spec
 from .errors import InputError
 from .evaluation.cache import EvalCache
-from .evaluation.features import FeatureTable, load_features
-from .evaluation.inputs import InputDescription, describe
+from .evaluation.inputs import InputDescription, describe, open_dataset
 from .gates import judge
 from .rank_overlap import Once, RanksBeside
 from .report import (
@@ -46,6 +45,7 @@ from .timeline.sources import TimelineEntry, require_two
 from .toolchain import toolchain_versions
 
 if TYPE_CHECKING:
+    from .evaluation.dataset import Dataset
     from .evaluation.runner import Evaluator
     from .ranks import TargetRanks
 
@@ -130,27 +130,6 @@ def _describe_inputs(
     return descriptions, broken
 
 
-def _load_for(
-    descriptions: Mapping[int, InputDescription],
-    features_path: Path,
-    target: str,
-    *,
-    one_model: bool = False,
-) -> FeatureTable:
-    """The parquet read once for every model: a column only some models need may be missing
-    (those models skip, naming it), but a file no model can be fed from is an InputError.
-    For ``one_model`` (judge) a missing column is that model's skip whatever the others need."""
-    numeric = list(dict.fromkeys(c for d in descriptions.values() for c in d.numeric_columns))
-    strings = list(dict.fromkeys(c for d in descriptions.values() for c in d.string_columns))
-    features = load_features(features_path, numeric, target, strings=strings, allow_missing=True)
-    if one_model:
-        return features
-    if features.absent and all(d.lacking(features) for d in descriptions.values()):
-        # Read again without allow_missing for the usual message naming the missing columns.
-        load_features(features_path, numeric, target, strings=strings)
-    return features
-
-
 def _cached_record(record: Mapping[str, Any]) -> tuple[Metrics, int, str]:
     """Metrics and unknown-value count of a cache record; raises (KeyError, TypeError, ...)
     on a record of another shape, which the cache then treats as a miss."""
@@ -173,14 +152,14 @@ class _Session:
     def __init__(
         self,
         entries: Sequence[TimelineEntry],
-        features: FeatureTable,
+        data: Dataset,
         options: RunOptions,
         descriptions: Mapping[int, InputDescription],
         broken: Mapping[int, str],
         on_step: Callable[[Step], None] | None,
     ) -> None:
         self.entries = entries
-        self.features = features
+        self.data = data
         self.options = options
         self.descriptions = descriptions
         self.broken = broken
@@ -201,10 +180,10 @@ class _Session:
         self.jobs = effective_jobs(options.jobs, len(entries))  # probes at once
         overlap = (
             self.jobs == 1
-            and features.rows <= OVERLAP_MAX_ROWS
+            and data.rows <= OVERLAP_MAX_ROWS
             and all(metric_spec(g.metric).mapped for g in options.gates)
         )
-        self.beside = RanksBeside(features.target, self.target_ranks) if overlap else None
+        self.beside = RanksBeside(data.target, self.target_ranks) if overlap else None
 
     def evaluator(self) -> Evaluator:
         """Created on the first cache miss: a fully cached rerun never loads ONNX Runtime."""
@@ -214,7 +193,7 @@ class _Session:
 
                 overlap = self.beside is not None
                 self._evaluator = Evaluator(
-                    self.features,
+                    self.data,
                     input_name=self.options.input_name,
                     threads=inference_threads(self.jobs, overlap, os.cpu_count() or 1),
                     spin=not overlap,
@@ -222,17 +201,16 @@ class _Session:
             return self._evaluator
 
     def _cache_key(self, entry: TimelineEntry) -> str:
-        """Everything the metrics depend on: the model with its weights, the feature file and
-        the rows of it this run kept (they depend on every model's columns), what the model is
-        fed (its inputs' columns), the target, the mapping, the input name, and the versions
-        that compute them."""
+        """Everything the metrics depend on: the model with its weights, the data as evaluated
+        (its digest covers the rows this run kept, which depend on every model's columns), what
+        the model is fed (its inputs' columns), the target, the mapping, the input name, and
+        the versions that compute them."""
         versions = self.toolchain()
         return EvalCache.key(
             model=entry.weights_sha256 or entry.content_sha256 or entry.sha256,
-            features=self.features.sha256,
-            rows=self.features.rows_sha256,
+            data=self.data.digest,
             inputs=self.descriptions[entry.index].key(),
-            target=self.features.target_name,
+            target=self.data.target_name,
             mapping=self.options.mapping,
             input_name=self.options.input_name,
             toolchain=versions,
@@ -326,14 +304,14 @@ class _Session:
     def _rank_target(self) -> TargetRanks:
         from .metrics import target_ranks
 
-        return target_ranks(self.features.target)
+        return target_ranks(self.data.target)
 
     def _compute_metrics(self, predictions: np.ndarray, *, ranked: bool = True) -> Metrics:
         from .metrics import compute_metrics  # only on a cache miss
 
         return compute_metrics(
             predictions,
-            self.features.target,
+            self.data.target,
             mapping=self.options.mapping,
             ranks=self.target_ranks() if ranked else None,
             ranked=ranked,
@@ -350,7 +328,7 @@ class _Session:
         return {
             g.metric: drop_p_value(
                 g.metric,
-                self.features.target,
+                self.data.target,
                 np.asarray(anchor_pred, dtype=np.float64),
                 np.asarray(predictions, dtype=np.float64),
                 mapping=self.options.mapping,
@@ -441,8 +419,10 @@ def _open_session(
             str(entries[0].path),
             "fix the sidecar JSON files next to the models",
         )
-    features = _load_for(descriptions, features_path, options.target, one_model=one_model)
-    session = _Session(entries, features, options, descriptions, broken, on_step)
+    data = open_dataset(
+        features_path, list(descriptions.values()), options.target, one_model=one_model
+    )
+    session = _Session(entries, data, options, descriptions, broken, on_step)
     with session.beside or nullcontext():
         if any(g.kind == "max_drop" for g in options.gates):
             session.set_anchor()
@@ -516,12 +496,12 @@ def run(
             if pool is not None:
                 pool.shutdown()
 
-    return _build_report(entries, session.features, options, session, result, invocation)
+    return _build_report(entries, session.data, options, session, result, invocation)
 
 
 def _build_report(
     entries: Sequence[TimelineEntry],
-    features: FeatureTable,
+    data: Dataset,
     options: RunOptions,
     session: _Session,
     result: SearchResult,
@@ -536,7 +516,7 @@ def _build_report(
         message=verdict_message(result, labels),
     )
     settings: dict[str, Any] = {
-        "target": features.target_name,
+        "target": data.target_name,
         "mapping": options.mapping,
         "significance": options.alpha,
         "jobs": session.jobs,
@@ -557,11 +537,11 @@ def _build_report(
             for e in entries
         ),
         features=FeaturesRef(
-            path=unicode_safe(str(features.path)),
-            sha256=features.sha256,
-            rows=int(features.matrix.shape[0]),
-            columns=features.names,
-            dropped_rows=features.dropped_rows,
+            path=unicode_safe(str(data.path)),
+            sha256=data.sha256,
+            rows=data.rows,
+            columns=data.names,
+            dropped_rows=data.dropped.count,
         ),
         gates=options.gates,
         steps=tuple(session.steps[i] for i in sorted(session.steps)),
