@@ -10,9 +10,11 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,9 +24,10 @@ from . import __version__
 from .catalogue import Direction, GateKind, metric_spec
 from .errors import InputError, first_line
 from .evaluation.cache import EvalCache
-from .evaluation.features import TARGET_COLUMN, FeatureTable, load_features
-from .evaluation.inputs import InputDescription, describe
+from .evaluation.features import TARGET_COLUMN
+from .evaluation.inputs import InputDescription, describe, open_dataset
 from .gates import judge
+from .rank_overlap import Once, RanksBeside
 from .report import (
     FeaturesRef,
     GateSpec,
@@ -44,6 +47,7 @@ from .timeline.entry import TimelineEntry, require_two
 from .toolchain import toolchain_versions
 
 if TYPE_CHECKING:
+    from .evaluation.dataset import Dataset
     from .evaluation.runner import Evaluator
     from .ranks import TargetRanks
 
@@ -122,9 +126,6 @@ class _Measure:
     predictions: np.ndarray | None
     unknown_rows: int = 0
     note: str = ""
-    # The complete metrics when the rank-based ones are still being computed (``metrics``
-    # then holds every gated metric, and NaN for those).
-    pending: Future[Metrics] | None = None
 
 
 def _describe_inputs(
@@ -143,27 +144,6 @@ def _describe_inputs(
     return descriptions, broken
 
 
-def _load_for(
-    descriptions: Mapping[int, InputDescription],
-    features_path: Path,
-    target: str,
-    *,
-    one_model: bool = False,
-) -> FeatureTable:
-    """The parquet read once for every model: a column only some models need may be missing
-    (those models skip, naming it), but a file no model can be fed from is an InputError.
-    For ``one_model`` (judge) a missing column is that model's skip whatever the others need."""
-    numeric = list(dict.fromkeys(c for d in descriptions.values() for c in d.numeric_columns))
-    strings = list(dict.fromkeys(c for d in descriptions.values() for c in d.string_columns))
-    features = load_features(features_path, numeric, target, strings=strings, allow_missing=True)
-    if one_model:
-        return features
-    if features.absent and all(d.lacking(features) for d in descriptions.values()):
-        # Read again without allow_missing for the usual message naming the missing columns.
-        load_features(features_path, numeric, target, strings=strings)
-    return features
-
-
 def _cached_record(record: Mapping[str, Any]) -> tuple[Metrics, int, str]:
     """Metrics and unknown-value count of a cache record; raises (KeyError, TypeError, ...)
     on a record of another shape, which the cache then treats as a miss. So is a record
@@ -180,78 +160,76 @@ def _cached_record(record: Mapping[str, Any]) -> tuple[Metrics, int, str]:
 
 
 class _Session:
-    """One run's mutable state: the memo of judged models and the steps visited."""
+    """One run's mutable state: the memo of judged models and the steps visited.
+
+    With ``beside`` (one probe at a time, no gate on a rank-based metric), a model is judged
+    before its SROCC and KROCC are known; they are completed on the ranking thread, which
+    then replaces its memo entry, and its step is recorded (and handed to ``on_step``) only
+    after that, so every recorded step holds complete metrics.
+    """
 
     def __init__(
         self,
         entries: Sequence[TimelineEntry],
-        features: FeatureTable,
+        data: Dataset,
         options: RunOptions,
         descriptions: Mapping[int, InputDescription],
         broken: Mapping[int, str],
         on_step: Callable[[Step], None] | None,
     ) -> None:
         self.entries = entries
-        self.features = features
+        self.data = data
         self.options = options
         self.descriptions = descriptions
         self.broken = broken
         self.on_step = on_step
         self._evaluator: Evaluator | None = None
-        self._target_ranks: TargetRanks | None = None
-        # Apart from self.lock, which every probe takes: ranking the target, or reading the
-        # library versions, takes a while.
-        self._target_lock = threading.Lock()
-        self._toolchain_lock = threading.Lock()
-        self.measured: dict[str, tuple[_Measure, int]] = {}  # by sha256: result, first index
+        self.lock = threading.Lock()  # the memo, the steps and the evaluation count
+        self.measured: dict[str, tuple[_Measure, int]] = {}  # by memo key: result, first index
         self.steps: dict[int, Step] = {}
         self.evaluations = 0
         self.anchor: _Measure | None = None
-        self.lock = threading.Lock()
-        self._toolchain: dict[str, str] | None = None
+        # Read once per run, on whichever thread asks first: every cache key and the report
+        # share the versions, every model is ranked against one target.
+        self.toolchain = Once(toolchain_versions)
+        self.target_ranks = Once(self._rank_target)
         self.needs_predictions = options.alpha is not None and any(
             g.kind is GateKind.MAX_DROP for g in options.gates
         )
-        self.visited: dict[int, _Measure] = {}
-        self._ranker: ThreadPoolExecutor | None = None
-        self._ranking: Future[Metrics] | None = None
         self.jobs = effective_jobs(options.jobs, len(entries))  # probes at once
-        self.overlap = (
+        overlap = (
             self.jobs == 1
-            and features.rows <= OVERLAP_MAX_ROWS
+            and data.rows <= OVERLAP_MAX_ROWS
             and not any(metric_spec(g.metric).rank_based for g in options.gates)
         )
+        self.beside = RanksBeside(data.target, self.target_ranks) if overlap else None
 
-    @property
     def evaluator(self) -> Evaluator:
         """Created on the first cache miss: a fully cached rerun never loads ONNX Runtime."""
         with self.lock:
             if self._evaluator is None:
                 from .evaluation.runner import Evaluator
 
+                overlap = self.beside is not None
                 self._evaluator = Evaluator(
-                    self.features,
+                    self.data,
                     input_name=self.options.input_name,
-                    threads=inference_threads(self.jobs, self.overlap, os.cpu_count() or 1),
-                    spin=not self.overlap,
+                    threads=inference_threads(self.jobs, overlap, os.cpu_count() or 1),
+                    spin=not overlap,
                 )
-                if self.overlap:  # ready when due, read while this model is inferred
-                    self._ranking_thread().submit(self._ranks)
-                    self._ranking_thread().submit(self.toolchain)
             return self._evaluator
 
     def _cache_key(self, entry: TimelineEntry) -> str:
-        """Everything the metrics depend on: the model with its weights, the feature file and
-        the rows of it this run kept (they depend on every model's columns), what the model is
-        fed (its inputs' columns), the target, the mapping, the input name, and the versions
-        that compute them."""
+        """Everything the metrics depend on: the model with its weights, the data as evaluated
+        (its digest covers the rows this run kept, which depend on every model's columns), what
+        the model is fed (its inputs' columns), the target, the mapping, the input name, and
+        the versions that compute them."""
         versions = self.toolchain()
         return EvalCache.key(
             model=entry.weights_sha256 or entry.content_sha256 or entry.sha256,
-            features=self.features.sha256,
-            rows=self.features.rows_sha256,
+            data=self.data.digest,
             inputs=self.descriptions[entry.index].key(),
-            target=self.features.target_name,
+            target=self.data.target_name,
             mapping=self.options.mapping,
             direction=direction_of(entry, self.options),
             input_name=self.options.input_name,
@@ -259,24 +237,29 @@ class _Session:
             version=__version__,
         )
 
-    def measure(self, entry: TimelineEntry) -> tuple[_Measure, bool]:
-        """The model's metrics (or skip reason), and whether an earlier entry had the same bytes."""
+    def _memo_key(self, entry: TimelineEntry) -> str:
         # content_sha256 covers external-data files and the sidecar: a retrained model often
         # changes only model.onnx.data, leaving model.onnx byte-identical.
         memo_key = entry.content_sha256 or entry.sha256 or f"path:{entry.path}"
         if entry.index in self.descriptions:  # same bytes fed differently are different models
             memo_key += "|" + self.descriptions[entry.index].fingerprint()
         memo_key += "|" + direction_of(entry, self.options).value
+        return memo_key
+
+    def measure(self, entry: TimelineEntry) -> tuple[_Measure, bool]:
+        """The model's metrics (or skip reason), and whether an earlier entry had the same
+        bytes. With ``beside`` the rank-based metrics may still be NaN: they are not gated."""
+        memo_key = self._memo_key(entry)
         with self.lock:
             known = self.measured.get(memo_key)
         if known is not None:
             return known[0], known[1] != entry.index
-        found = self._measure_uncached(entry)
+        found = self._measure_uncached(entry, memo_key)
         with self.lock:
             found, owner = self.measured.setdefault(memo_key, (found, entry.index))
         return found, owner != entry.index
 
-    def _measure_uncached(self, entry: TimelineEntry) -> _Measure:
+    def _measure_uncached(self, entry: TimelineEntry, memo_key: str) -> _Measure:
         if entry.index in self.broken:
             return _Measure(None, self.broken[entry.index], 0.0, False, None)
         cache = self.options.cache
@@ -289,7 +272,9 @@ class _Session:
                 if predictions is not None or not self.needs_predictions:
                     return _Measure(metrics, "", 0.0, True, predictions, unknown, note)
         started = time.perf_counter()
-        evaluation = self.evaluator.predict(entry, self.descriptions[entry.index])
+        if self.beside is not None:  # the target ranked and the versions read meanwhile
+            self.beside.prepare(self.toolchain)
+        evaluation = self.evaluator().predict(entry, self.descriptions[entry.index])
         if not evaluation.ok or evaluation.predictions is None:
             # Skips are not cached: a missing external-data file may be restored later. Nor
             # are they counted: "2 evaluated" must not be said of two models that could not be.
@@ -300,26 +285,31 @@ class _Session:
         if direction_of(entry, self.options) is Direction.LOWER_IS_BETTER:
             predictions = np.negative(predictions)  # before the mapping, metrics and cache
         record = {"unknown_rows": evaluation.unknown_rows, "note": evaluation.note}
-        if self.overlap:
-            metrics = self._compute_metrics(predictions, ranked=False)
-            pending: Future[Metrics] | None = self._rank_later(predictions, metrics, key, record)
-        else:
-            metrics = self._store(self._compute_metrics(predictions), predictions, key, record)
-            pending = None
-        seconds = time.perf_counter() - started
         # Predictions (8 MB per million rows) are kept only for the significance test; holding
         # them for every model of a 512-model scan would cost gigabytes.
         kept_predictions = predictions if self.needs_predictions else None
-        return _Measure(
+        if self.beside is None:
+            metrics = self._store(self._compute_metrics(predictions), predictions, key, record)
+        else:
+            metrics = self._compute_metrics(predictions, ranked=False)
+        found = _Measure(
             metrics,
             "",
-            seconds,
+            time.perf_counter() - started,
             False,
             kept_predictions,
             evaluation.unknown_rows,
             evaluation.note,
-            pending,
         )
+        if self.beside is not None:
+
+            def completed(full: Metrics) -> None:  # on the ranking thread
+                self._store(full, predictions, key, record)
+                with self.lock:
+                    self.measured[memo_key] = (replace(found, metrics=full), entry.index)
+
+            self.beside.complete(metrics, predictions, completed)
+        return found
 
     def _store(
         self,
@@ -334,71 +324,19 @@ class _Session:
             self.options.cache.put(key, {"metrics": metrics.to_json(), **record}, kept)
         return metrics
 
-    def _rank_later(
-        self,
-        predictions: np.ndarray,
-        metrics: Metrics,
-        key: str | None,
-        record: Mapping[str, Any],
-    ) -> Future[Metrics]:
-        """Complete ``metrics`` with the rank-based ones on the ranking thread. One model at a
-        time: the previous one is finished first, so at most one extra predictions array is
-        alive, and an error there surfaces here."""
-        from .metrics import with_rank_metrics
-
-        if self._ranking is not None:
-            self._ranking.result()
-
-        def finish() -> Metrics:
-            target = self.features.target
-            full = with_rank_metrics(metrics, predictions, target, ranks=self._ranks())
-            return self._store(full, predictions, key, record)
-
-        self._ranking = self._ranking_thread().submit(finish)
-        return self._ranking
-
-    def _ranking_thread(self) -> ThreadPoolExecutor:
-        if self._ranker is None:
-            self._ranker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ranks")
-        return self._ranker
-
-    def finish(self) -> None:
-        """Wait for the ranking thread and put the complete metrics into every visited step."""
-        try:
-            for index, found in self.visited.items():
-                if found.pending is not None:
-                    self.steps[index] = replace(self.steps[index], metrics=found.pending.result())
-        finally:
-            self.close()
-
-    def close(self) -> None:
-        if self._ranker is not None:
-            self._ranker.shutdown(wait=True, cancel_futures=True)
-            self._ranker = None
-
-    def toolchain(self) -> dict[str, str]:
-        """The library versions, read once per run: the cache key and the report share them."""
-        with self._toolchain_lock:
-            if self._toolchain is None:
-                self._toolchain = toolchain_versions()
-            return self._toolchain
-
-    def _ranks(self) -> TargetRanks:
+    def _rank_target(self) -> TargetRanks:
         from .metrics import target_ranks
 
-        with self._target_lock:
-            if self._target_ranks is None:  # every model is ranked against one target
-                self._target_ranks = target_ranks(self.features.target)
-            return self._target_ranks
+        return target_ranks(self.data.target)
 
     def _compute_metrics(self, predictions: np.ndarray, *, ranked: bool = True) -> Metrics:
         from .metrics import compute_metrics  # only on a cache miss
 
         return compute_metrics(
             predictions,
-            self.features.target,
+            self.data.target,
             mapping=self.options.mapping,
-            ranks=self._ranks() if ranked else None,
+            ranks=self.target_ranks() if ranked else None,
             ranked=ranked,
         )
 
@@ -413,7 +351,7 @@ class _Session:
         return {
             g.metric: drop_p_value(
                 g.metric,
-                self.features.target,
+                self.data.target,
                 np.asarray(anchor_pred, dtype=np.float64),
                 np.asarray(predictions, dtype=np.float64),
                 mapping=self.options.mapping,
@@ -458,12 +396,20 @@ class _Session:
             p_values=p_values,
             unknown_rows=found.unknown_rows,
         )
+        record = partial(self._record, step, self._memo_key(entry))
+        if self.beside is None:
+            record()
+        else:  # once the ranking thread has completed this model's metrics
+            self.beside.after(record)
+        return status
+
+    def _record(self, step: Step, memo_key: str) -> None:
+        """Keep the step with the memo's metrics, complete by now, and tell ``on_step``."""
         with self.lock:
-            self.steps[index] = step
-            self.visited[index] = found
+            step = replace(step, metrics=self.measured[memo_key][0].metrics)
+            self.steps[step.index] = step
         if self.on_step is not None:
             self.on_step(step)
-        return status
 
     def set_anchor(self) -> None:
         """--max-drop compares with the first model, so it is measured before anything else."""
@@ -491,6 +437,7 @@ def _mapping_notes(metrics: Metrics, requested: str) -> list[str]:
     return []
 
 
+@contextmanager
 def _open_session(
     entries: Sequence[TimelineEntry],
     features_path: Path,
@@ -499,9 +446,10 @@ def _open_session(
     *,
     one_model: bool = False,
     described: tuple[dict[int, InputDescription], dict[int, str]] | None = None,
-) -> _Session:
+) -> Iterator[_Session]:
     """Describe each model's inputs (unless ``described`` already holds them), load the
-    features they need, and measure the anchor."""
+    features they need, and measure the anchor; the session lasts for the ``with`` block,
+    whose end waits until every step is complete (and stops the ranking thread)."""
     descriptions, broken = described if described is not None else _describe_inputs(entries)
     if not descriptions:
         raise InputError(
@@ -509,11 +457,14 @@ def _open_session(
             str(entries[0].path),
             "fix the sidecar JSON files next to the models",
         )
-    features = _load_for(descriptions, features_path, options.target, one_model=one_model)
-    session = _Session(entries, features, options, descriptions, broken, on_step)
-    if any(g.kind is GateKind.MAX_DROP for g in options.gates):
-        session.set_anchor()
-    return session
+    data = open_dataset(
+        features_path, list(descriptions.values()), options.target, one_model=one_model
+    )
+    session = _Session(entries, data, options, descriptions, broken, on_step)
+    with session.beside or nullcontext():
+        if any(g.kind is GateKind.MAX_DROP for g in options.gates):
+            session.set_anchor()
+        yield session
 
 
 @dataclass(frozen=True)
@@ -544,15 +495,12 @@ def judge_model(
     if mine.index in broken and anchor is None:  # nothing to load features for
         step = Step(mine.index, mine.label, Status.SKIP, None, broken[mine.index], 0.0)
         return Judged(step, None)
-    session = _open_session(
+    with _open_session(
         entries, features_path, options, None, one_model=True, described=described
-    )
-    try:
+    ) as session:
         session.visit(mine.index)
         if anchor is not None:
             session.visit(0)
-    finally:
-        session.finish()
     return Judged(session.steps[mine.index], session.steps.get(0) if anchor else None)
 
 
@@ -566,32 +514,29 @@ def run(
 ) -> Report:
     """Evaluate the timeline lazily and localise the first model that fails the gates."""
     require_two(entries)
-    session = _open_session(entries, features_path, options, on_step)
+    with _open_session(entries, features_path, options, on_step) as session:
+        jobs = session.jobs
+        pool = ThreadPoolExecutor(max_workers=jobs) if jobs > 1 else None
 
-    jobs = session.jobs
-    pool = ThreadPoolExecutor(max_workers=jobs) if jobs > 1 else None
+        def probe(indices: Sequence[int]) -> Mapping[int, Status]:
+            if pool is None:
+                return {i: session.visit(i) for i in indices}
+            return dict(zip(indices, pool.map(session.visit, indices), strict=True))
 
-    def probe(indices: Sequence[int]) -> Mapping[int, Status]:
-        if pool is None:
-            return {i: session.visit(i) for i in indices}
-        return dict(zip(indices, pool.map(session.visit, indices), strict=True))
-
-    try:
-        n = len(entries)
-        if options.scan:
-            result = scan(n, probe, jobs=jobs)
-        else:  # the --max-drop anchor is measured already: it is a step, not a new probe
-            known = {0: session.visit(0)} if session.anchor is not None else None
-            result = bisect(n, probe, jobs=jobs, known=known)
-        session.finish()
-    finally:
-        session.close()
-        if pool is not None:
-            pool.shutdown()
+        try:
+            n = len(entries)
+            if options.scan:
+                result = scan(n, probe, jobs=jobs)
+            else:  # the --max-drop anchor is measured already: it is a step, not a new probe
+                known = {0: session.visit(0)} if session.anchor is not None else None
+                result = bisect(n, probe, jobs=jobs, known=known)
+        finally:
+            if pool is not None:
+                pool.shutdown()
 
     if session.steps and all(s.status is Status.SKIP for s in session.steps.values()):
         raise _nothing_fed(session, features_path)
-    return _build_report(entries, session.features, options, session, result, invocation)
+    return _build_report(entries, session.data, options, session, result, invocation)
 
 
 # The distinct skip reasons an error line names before it counts the rest.
@@ -604,7 +549,8 @@ def _nothing_fed(session: _Session, features_path: Path) -> InputError:
     steps = list(session.steps.values())
     counts: dict[str, int] = {}
     for step in steps:  # the skip's own reason, without the duplicate's note
-        reason = first_line(unicode_safe(session.visited[step.index].reason) or "no reason")
+        found, _ = session.measured[session._memo_key(session.entries[step.index])]
+        reason = first_line(unicode_safe(found.reason) or "no reason")
         counts[reason] = counts.get(reason, 0) + 1
     ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
     listed = [f"{n} x {reason}" if n > 1 else reason for reason, n in ranked[:_LISTED_REASONS]]
@@ -620,7 +566,7 @@ def _nothing_fed(session: _Session, features_path: Path) -> InputError:
 
 def _build_report(
     entries: Sequence[TimelineEntry],
-    features: FeatureTable,
+    data: Dataset,
     options: RunOptions,
     session: _Session,
     result: SearchResult,
@@ -635,7 +581,7 @@ def _build_report(
         message=verdict_message(result, labels),
     )
     settings: dict[str, Any] = {
-        "target": features.target_name,
+        "target": data.target_name,
         "mapping": options.mapping,
         "significance": options.alpha,
         "jobs": session.jobs,
@@ -659,11 +605,11 @@ def _build_report(
             for e in entries
         ),
         features=FeaturesRef(
-            path=unicode_safe(str(features.path)),
-            sha256=features.sha256,
-            rows=int(features.matrix.shape[0]),
-            columns=features.names,
-            dropped_rows=features.dropped_rows,
+            path=unicode_safe(str(data.path)),
+            sha256=data.sha256,
+            rows=data.rows,
+            columns=data.names,
+            dropped_rows=data.dropped.count,
         ),
         gates=options.gates,
         steps=tuple(session.steps[i] for i in sorted(session.steps)),

@@ -1,7 +1,10 @@
-"""The feature cache: which columns a model reads, and loading them once with pyarrow.
+"""The feature cache: which columns a model reads, loading them once with pyarrow, and
+feeding them to graph inputs a batch of rows at a time.
 
-Kept cheap to import (cache_builder reads the constants): numpy and pyarrow load inside the
-functions that need them.
+``FeatureTable`` is the first ``Dataset`` (``dataset.py``): float32 columns, each graph input
+fed ``[N, F]``, one-hot blocks built per batch so a wide one never exists for every row at
+once. Kept cheap to import (cache_builder reads the constants): numpy and pyarrow load inside
+the functions that need them.
 """
 
 from __future__ import annotations
@@ -24,18 +27,24 @@ from ..files import (
     special_file_kind,
 )
 from ..safetext import unicode_safe
+from .dataset import DroppedRows, UnknownRows
 
 if TYPE_CHECKING:
     import numpy as np
     import pyarrow as pa
 
+    from .dataset import Dataset
+    from .inputs import InputDescription, ModelInput
+
 __all__ = [
     "CANONICAL_FEATURES",
     "TARGET_COLUMN",
     "FeatureTable",
+    "Feed",
     "StringColumn",
     "columns_for",
     "load_features",
+    "load_for",
     "read_sidecar",
     "sidecar_names",
     "sidecar_path",
@@ -56,6 +65,7 @@ TARGET_COLUMN = "mos"
 MAX_SIDECAR_BYTES = 4 << 20
 # PLCC, SROCC and their intervals need at least three rows; fewer is no measurement at all.
 MIN_ROWS = 3
+_DROPPED_BECAUSE = "a needed feature or the target is missing or not finite"
 
 
 @dataclass(frozen=True, eq=False)
@@ -90,11 +100,69 @@ class FeatureTable:
     _subsets: dict[tuple[str, ...], np.ndarray] = field(
         default_factory=dict, init=False, repr=False
     )
+    _feeds: dict[ModelInput, Feed] = field(default_factory=dict, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     @property
     def rows(self) -> int:
         return int(self.matrix.shape[0])
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(
+            f"features {self.sha256}\nrows {self.rows_sha256}".encode()
+        ).hexdigest()
+
+    @property
+    def dropped(self) -> DroppedRows:
+        return DroppedRows(self.dropped_rows, _DROPPED_BECAUSE if self.dropped_rows else "")
+
+    def lacking(self, description: InputDescription) -> list[str]:
+        """Columns the description needs that this table did not load."""
+        numeric = [name for name in description.numeric_columns if name not in self.names]
+        strings = [name for name in description.string_columns if name not in self.strings]
+        return [*numeric, *strings]
+
+    def row_shape(self, model_input: ModelInput) -> tuple[int, ...]:
+        return (len(model_input.columns),)
+
+    def batch(self, model_input: ModelInput, start: int, stop: int) -> np.ndarray:
+        """float32 ``[stop - start, columns]``; a plain numeric input is a view, not a copy."""
+        return self._feed(model_input).batch(start, stop)
+
+    def _feed(self, model_input: ModelInput) -> Feed:
+        """The input's column subset and one-hot lookups, built once per distinct input:
+        models of one timeline mostly share them."""
+        feed = self._feeds.get(model_input)
+        if feed is None:
+            built = Feed.build(model_input, self)  # takes self._lock itself, for the subset
+            with self._lock:
+                feed = self._feeds.setdefault(model_input, built)
+        return feed
+
+    def unknown_rows(self, description: InputDescription) -> UnknownRows:
+        """Rows holding a one-hot column value that the layout does not list (null
+        included), and the sentence the report shows for them."""
+        import numpy as np
+
+        affected = np.zeros(self.rows, dtype=bool)
+        where_to: dict[str, str] = {}
+        for spec in description.inputs:
+            for column in dict.fromkeys(s.column for s in spec.columns if s.onehot):
+                listed = {s.value for s in spec.columns if s.column == column}
+                strings = self.strings[column]
+                known = np.asarray([False, *(v in listed for v in strings.vocabulary)], dtype=bool)
+                outside = ~known[strings.codes.astype(np.int64) + 1]
+                if outside.any():
+                    affected |= outside
+                    slot = spec.unknown_slot(column)
+                    where_to[column] = "all zeros" if slot is None else spec.columns[slot].text
+        count = int(np.count_nonzero(affected))
+        if not count:
+            return UnknownRows()
+        parts = ", ".join(f"{column} (fed as {target})" for column, target in where_to.items())
+        noun = "row has a value" if count == 1 else "rows have a value"
+        return UnknownRows(count, f"{count} {noun} outside the one-hot layout: {parts}")
 
     def columns(self, names: Sequence[str]) -> np.ndarray:
         """float32 ``[rows, len(names)]`` in the order given, built once per order.
@@ -446,3 +514,84 @@ def _read_strings(path: Path, names: Sequence[str], total: int) -> dict[str, Str
         raise _corrupt(where, first_line(exc)) from None
     pa.default_memory_pool().release_unused()
     return found
+
+
+@dataclass(frozen=True, eq=False)
+class Feed:
+    """One graph input's values for every row of a table, cut into batches on demand."""
+
+    spec: ModelInput
+    numeric: np.ndarray  # float32 [rows, numeric columns], shared with the table
+    numeric_positions: tuple[int, ...]
+    onehots: tuple[tuple[np.ndarray, np.ndarray], ...]  # (codes, slot of code+1 or -1)
+    mean: np.ndarray | None
+    std: np.ndarray | None
+
+    @property
+    def width(self) -> int:
+        return len(self.spec.columns)
+
+    @classmethod
+    def build(cls, spec: ModelInput, table: FeatureTable) -> Feed:
+        import numpy as np
+
+        numeric_specs = [(p, s) for p, s in enumerate(spec.columns) if not s.onehot]
+        numeric = table.columns([s.column for _, s in numeric_specs])
+        onehots = []
+        for column in dict.fromkeys(s.column for s in spec.columns if s.onehot):
+            strings = table.strings[column]
+            slots = {s.value: p for p, s in enumerate(spec.columns) if s.column == column}
+            fallback = spec.unknown_slot(column)
+            default = -1 if fallback is None else fallback
+            # index 0 stands for a null row (code -1), index c + 1 for vocabulary[c]
+            lookup = np.asarray(
+                [default, *(slots.get(v, default) for v in strings.vocabulary)], dtype=np.int64
+            )
+            onehots.append((strings.codes, lookup))
+        mean = None if spec.mean is None else np.asarray(spec.mean, dtype=np.float32)
+        std = None if spec.std is None else np.asarray(spec.std, dtype=np.float32)
+        return cls(spec, numeric, tuple(p for p, _ in numeric_specs), tuple(onehots), mean, std)
+
+    def batch(self, begin: int, end: int) -> np.ndarray:
+        """float32 ``[end - begin, width]``; a plain numeric input is a view, not a copy."""
+        import numpy as np
+
+        plain = not self.onehots and self.numeric_positions == tuple(range(self.width))
+        if plain:
+            values = self.numeric[begin:end]
+        else:
+            values = np.zeros((end - begin, self.width), dtype=np.float32)
+            if self.numeric_positions:
+                values[:, list(self.numeric_positions)] = self.numeric[begin:end]
+            for codes, lookup in self.onehots:
+                slots = lookup[codes[begin:end].astype(np.int64) + 1]
+                rows = np.flatnonzero(slots >= 0)
+                values[rows, slots[rows]] = 1.0
+        if self.mean is not None and self.std is not None:
+            values = (values - self.mean) / self.std  # float32 throughout
+        return values
+
+
+def load_for(
+    path: Path,
+    descriptions: Sequence[InputDescription],
+    target: str,
+    *,
+    one_model: bool = False,
+) -> FeatureTable:
+    """The parquet read once for every model: a column only some models need may be missing
+    (those models skip, naming it), but a file no model can be fed from is an InputError.
+    For ``one_model`` (judge) a missing column is that model's skip whatever the others need."""
+    numeric = list(dict.fromkeys(c for d in descriptions for c in d.numeric_columns))
+    strings = list(dict.fromkeys(c for d in descriptions for c in d.string_columns))
+    features = load_features(path, numeric, target, strings=strings, allow_missing=True)
+    if one_model:
+        return features
+    if features.absent and all(features.lacking(d) for d in descriptions):
+        # Read again without allow_missing for the usual message naming the missing columns.
+        load_features(path, numeric, target, strings=strings)
+    return features
+
+
+if TYPE_CHECKING:  # mypy checks that the feature table is a Dataset
+    _IS_A_DATASET: type[Dataset] = FeatureTable

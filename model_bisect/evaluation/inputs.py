@@ -6,9 +6,8 @@ specs and an optional standardisation. It comes from, in order: the timeline fil
 ``[N, F]`` input fed the canonical six). A column spec is a numeric column by name, or
 ``COLUMN_onehot[VALUE]``: 1.0 where the string column COLUMN equals VALUE.
 
-Parsing is pure (mappings in, frozen records out); feeding is numpy on an already loaded
-``FeatureTable``, a batch of rows at a time, so a wide one-hot block never exists for every
-row at once.
+Parsing is pure (mappings in, frozen records out). Feeding belongs to the data: a
+``Dataset`` (``dataset.py``) turns one ``ModelInput`` into the values of a batch of rows.
 """
 
 from __future__ import annotations
@@ -21,17 +20,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import InputError
-from .features import CANONICAL_FEATURES, read_sidecar, sidecar_names, sidecar_path
+from .features import CANONICAL_FEATURES, load_for, read_sidecar, sidecar_names, sidecar_path
 
 if TYPE_CHECKING:
-    import numpy as np
-
-    from .features import FeatureTable
+    from .dataset import Dataset
 
 __all__ = [
     "UNKNOWN",
     "ColumnSpec",
-    "Feed",
     "InputDescription",
     "ModelInput",
     "default_description",
@@ -40,9 +36,9 @@ __all__ = [
     "from_sidecar_data",
     "from_timeline_table",
     "merged",
+    "open_dataset",
     "parse_spec",
     "undescribed",
-    "unknown_rows",
 ]
 
 UNKNOWN = "unknown"  # the one-hot value that catches every value a layout does not list
@@ -132,12 +128,6 @@ class InputDescription:
 
     def fingerprint(self) -> str:
         return json.dumps(self.key(), sort_keys=True, separators=(",", ":"))
-
-    def lacking(self, table: FeatureTable) -> list[str]:
-        """Columns the description needs that the loaded table does not hold."""
-        numeric = [name for name in self.numeric_columns if name not in table.names]
-        strings = [name for name in self.string_columns if name not in table.strings]
-        return [*numeric, *strings]
 
 
 def default_description(columns: Sequence[str] = CANONICAL_FEATURES) -> InputDescription:
@@ -421,87 +411,10 @@ def undescribed(description: InputDescription, graph_input: str) -> str:
     )
 
 
-# --- feeding ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, eq=False)
-class Feed:
-    """One graph input's values for every row of a table, cut into batches on demand."""
-
-    spec: ModelInput
-    numeric: np.ndarray  # float32 [rows, numeric columns], shared with the table
-    numeric_positions: tuple[int, ...]
-    onehots: tuple[tuple[np.ndarray, np.ndarray], ...]  # (codes, slot of code+1 or -1)
-    mean: np.ndarray | None
-    std: np.ndarray | None
-
-    @property
-    def width(self) -> int:
-        return len(self.spec.columns)
-
-    @classmethod
-    def build(cls, spec: ModelInput, table: FeatureTable) -> Feed:
-        import numpy as np
-
-        numeric_specs = [(p, s) for p, s in enumerate(spec.columns) if not s.onehot]
-        numeric = table.columns([s.column for _, s in numeric_specs])
-        onehots = []
-        for column in dict.fromkeys(s.column for s in spec.columns if s.onehot):
-            strings = table.strings[column]
-            slots = {s.value: p for p, s in enumerate(spec.columns) if s.column == column}
-            fallback = spec.unknown_slot(column)
-            default = -1 if fallback is None else fallback
-            # index 0 stands for a null row (code -1), index c + 1 for vocabulary[c]
-            lookup = np.asarray(
-                [default, *(slots.get(v, default) for v in strings.vocabulary)], dtype=np.int64
-            )
-            onehots.append((strings.codes, lookup))
-        mean = None if spec.mean is None else np.asarray(spec.mean, dtype=np.float32)
-        std = None if spec.std is None else np.asarray(spec.std, dtype=np.float32)
-        return cls(spec, numeric, tuple(p for p, _ in numeric_specs), tuple(onehots), mean, std)
-
-    def batch(self, begin: int, end: int) -> np.ndarray:
-        """float32 ``[end - begin, width]``; a plain numeric input is a view, not a copy."""
-        import numpy as np
-
-        plain = not self.onehots and self.numeric_positions == tuple(range(self.width))
-        if plain:
-            values = self.numeric[begin:end]
-        else:
-            values = np.zeros((end - begin, self.width), dtype=np.float32)
-            if self.numeric_positions:
-                values[:, list(self.numeric_positions)] = self.numeric[begin:end]
-            for codes, lookup in self.onehots:
-                slots = lookup[codes[begin:end].astype(np.int64) + 1]
-                rows = np.flatnonzero(slots >= 0)
-                values[rows, slots[rows]] = 1.0
-        if self.mean is not None and self.std is not None:
-            values = (values - self.mean) / self.std  # float32 throughout
-        return values
-
-
-def unknown_rows(description: InputDescription, table: FeatureTable) -> tuple[int, str]:
-    """How many rows hold a one-hot column value that the layout does not list (null
-    included), and the sentence the report shows for them ("" when none)."""
-    import numpy as np
-
-    affected = np.zeros(table.rows, dtype=bool)
-    where_to: dict[str, str] = {}
-    for spec in description.inputs:
-        for column in dict.fromkeys(s.column for s in spec.columns if s.onehot):
-            listed = {s.value for s in spec.columns if s.column == column}
-            strings = table.strings[column]
-            known = np.asarray([False, *(v in listed for v in strings.vocabulary)], dtype=bool)
-            outside = ~known[strings.codes.astype(np.int64) + 1]
-            if outside.any():
-                affected |= outside
-                slot = spec.unknown_slot(column)
-                where_to[column] = (
-                    f"{column}_onehot[{UNKNOWN}]" if slot is not None else "all zeros"
-                )
-    count = int(np.count_nonzero(affected))
-    if not count:
-        return 0, ""
-    parts = ", ".join(f"{column} (fed as {target})" for column, target in where_to.items())
-    noun = "row has a value" if count == 1 else "rows have a value"
-    return count, f"{count} {noun} outside the one-hot layout: {parts}"
+def open_dataset(
+    path: Path, descriptions: Sequence[InputDescription], target: str, *, one_model: bool = False
+) -> Dataset:
+    """The data every model of a run is fed from, read once; what to read follows from the
+    models' descriptions. Today that is always the feature parquet: another kind of data is
+    one more branch here, not a change to the engine."""
+    return load_for(path, descriptions, target, one_model=one_model)

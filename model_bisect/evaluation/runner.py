@@ -1,4 +1,4 @@
-"""Run one model of the timeline with ONNX Runtime on the feature cache.
+"""Run one model of the timeline with ONNX Runtime on a dataset (the feature cache).
 
 An untestable model is a *skip with a reason* (like ``git bisect skip``), never an exception:
 the model files are whatever people shipped, and one broken checkpoint must not stop a bisect.
@@ -20,7 +20,7 @@ import numpy as np
 from ..errors import first_line
 from ..files import BoundedReadError, ReadProblem, read_bounded, special_file_kind
 from ..safetext import unicode_safe
-from .inputs import Feed, InputDescription, default_description, undescribed, unknown_rows
+from .inputs import InputDescription, ModelInput, default_description, undescribed
 from .onnxfile import (
     MAX_MODEL_BYTES,
     external_data_locations,
@@ -31,7 +31,7 @@ from .onnxfile import (
 
 if TYPE_CHECKING:
     from ..timeline.entry import TimelineEntry
-    from .features import FeatureTable
+    from .dataset import Dataset
 
 __all__ = ["DEFAULT_BATCH_ROWS", "Evaluation", "Evaluator"]
 
@@ -97,16 +97,39 @@ def _parsed(data: bytes) -> Any:
         raise _Skip(f"invalid ONNX ({first_line(exc)})") from None
 
 
+def _expected(row_shape: tuple[int, ...]) -> str:
+    """The graph input shape a dataset's rows fit, as skip reasons say it: ``[N, F]`` for
+    feature columns."""
+    if len(row_shape) == 1:
+        return "[N, F]"
+    return "[" + ", ".join(["N", *map(str, row_shape)]) + "]"
+
+
+def _fits(arg: Any, row_shape: tuple[int, ...]) -> bool:
+    """A float graph input with one axis more than a row (the batch axis)."""
+    return arg.type in _FLOAT_INPUTS and len(arg.shape) == 1 + len(row_shape)
+
+
+def _mismatch(arg: Any, row_shape: tuple[int, ...]) -> bool:
+    """Whether a fixed axis of the input disagrees with the rows fed (symbolic ones fit)."""
+    return any(isinstance(d, int) and d != r for d, r in zip(arg.shape[1:], row_shape, strict=True))
+
+
+def _fixed_batch(arg: Any) -> int | None:
+    rows_dim = arg.shape[0]
+    return rows_dim if isinstance(rows_dim, int) and rows_dim > 0 else None
+
+
 class Evaluator:
-    """Predicts every row of one feature table with any model of a timeline.
+    """Predicts every row of one dataset with any model of a timeline.
 
     Holds no per-model state, so ``predict`` may be called from several threads at once
-    (one InferenceSession per call; the feature subsets are shared read-only).
+    (one InferenceSession per call; the dataset is shared read-only).
     """
 
     def __init__(
         self,
-        features: FeatureTable,
+        data: Dataset,
         *,
         input_name: str | None = None,
         threads: int | None = None,
@@ -115,7 +138,7 @@ class Evaluator:
     ) -> None:
         if batch_rows < 1:
             raise ValueError("batch_rows must be positive")
-        self.features = features
+        self.data = data
         self.spin = spin
         self.input_name = input_name
         self.threads = threads
@@ -135,8 +158,9 @@ class Evaluator:
         except Exception as exc:  # any other failure still belongs to this model alone
             reason = f"evaluation failed ({exc.__class__.__name__}: {first_line(exc)})"
             return Evaluation(False, None, reason, time.perf_counter() - start)
-        count, note = unknown_rows(inputs, self.features)
-        return Evaluation(True, predictions, "", time.perf_counter() - start, count, note)
+        unknown = self.data.unknown_rows(inputs)
+        seconds = time.perf_counter() - start
+        return Evaluation(True, predictions, "", seconds, unknown.count, unknown.note)
 
     def _predict(self, path: Path, description: InputDescription) -> np.ndarray:
         shown = unicode_safe(str(path))
@@ -144,13 +168,12 @@ class Evaluator:
             data = read_bounded(path, MAX_MODEL_BYTES)
         except BoundedReadError as exc:
             raise _Skip(exc.worded(_MODEL_READ_PROBLEMS, shown=shown)) from None
-        lacking = description.lacking(self.features)
+        lacking = self.data.lacking(description)
         if lacking:
             raise _Skip(
                 f"needs feature column{'s' if len(lacking) > 1 else ''} "
                 f"{_listed(lacking)} that the feature cache lacks"
             )
-        feeds = [Feed.build(spec, self.features) for spec in description.inputs]
         # Parsed here only when the bytes could name external data, whose locations must be
         # checked before ONNX Runtime opens them; otherwise ONNX Runtime's own load is the
         # parse, and `onnx` is not imported on the common path.
@@ -167,11 +190,13 @@ class Evaluator:
                     raise _Skip(f"missing external-data file {location!r} beside {name}")
                 raise _Skip(f"external-data file {location!r} beside {name} is {problem}")
         session = self._session(path, None if locations else data)
-        if len(feeds) == 1 and feeds[0].spec.name is None:
-            feed_name, dtype, batch = self._choose_input(session, feeds[0].width, description)
-            bound = [(feed_name, feeds[0], dtype)]
+        specs = description.inputs
+        if len(specs) == 1 and specs[0].name is None:
+            row_shape = self.data.row_shape(specs[0])
+            feed_name, dtype, batch = self._choose_input(session, row_shape, description)
+            bound = [(feed_name, specs[0], dtype)]
         else:
-            bound, batch = self._bind(session, feeds, description)
+            bound, batch = self._bind(session, specs, description)
         output, kept = self._first_output(session)
         return self._run(session, bound, output, kept, batch)
 
@@ -215,30 +240,28 @@ class Evaluator:
             raise _Skip(f"ONNX Runtime cannot load the model ({first_line(exc)})") from None
 
     def _choose_input(
-        self, session: Any, n_columns: int, description: InputDescription
+        self, session: Any, row_shape: tuple[int, ...], description: InputDescription
     ) -> tuple[str, Any, int | None]:
         inputs = list(session.get_inputs())
         names = ", ".join(repr(i.name) for i in inputs) or "none"
-
-        def fits(arg: Any) -> bool:
-            return arg.type in _FLOAT_INPUTS and len(arg.shape) == 2
-
+        expected = _expected(row_shape)
         if self.input_name is not None:
             chosen = [i for i in inputs if i.name == self.input_name]
             if not chosen:
                 raise _Skip(f"model has no input {self.input_name!r} (its inputs: {names})")
-            if not fits(chosen[0]):
+            if not _fits(chosen[0], row_shape):
                 raise _Skip(
                     f"input {self.input_name!r} is {chosen[0].type} {chosen[0].shape}, "
-                    "not a float [N, F] tensor"
+                    f"not a float {expected} tensor"
                 )
         else:
-            chosen = [i for i in inputs if fits(i)]
+            chosen = [i for i in inputs if _fits(i, row_shape)]
             if not chosen:
-                raise _Skip(f"no float input of shape [N, F] (its inputs: {names})")
+                raise _Skip(f"no float input of shape {expected} (its inputs: {names})")
             if len(chosen) > 1:
                 raise _Skip(
-                    f"several float [N, F] inputs ({', '.join(repr(i.name) for i in chosen)}): "
+                    f"several float {expected} inputs "
+                    f"({', '.join(repr(i.name) for i in chosen)}): "
                     "describe them in the sidecar (input_names, feature_order, "
                     "codec_block_layout) or the timeline file's inputs table"
                 )
@@ -246,74 +269,82 @@ class Evaluator:
         for other in inputs:
             if other.name != arg.name:
                 raise _Skip(undescribed(description, other.name))
-        rows_dim, width = arg.shape
-        if isinstance(width, int) and width != n_columns:
-            raise _Skip(
-                f"feature-count mismatch: model wants {width} features, the cache gives {n_columns}"
-            )
-        batch = rows_dim if isinstance(rows_dim, int) and rows_dim > 0 else None
-        return arg.name, _FLOAT_INPUTS[arg.type], batch
+        if _mismatch(arg, row_shape):
+            wanted, given = list(arg.shape[1:]), list(row_shape)
+            if len(row_shape) == 1:  # feature columns: say it in features
+                raise _Skip(
+                    f"feature-count mismatch: model wants {wanted[0]} features, "
+                    f"the cache gives {given[0]}"
+                )
+            raise _Skip(f"shape mismatch: model wants rows of {wanted}, the data gives {given}")
+        return arg.name, _FLOAT_INPUTS[arg.type], _fixed_batch(arg)
 
     def _bind(
-        self, session: Any, feeds: Sequence[Feed], description: InputDescription
-    ) -> tuple[list[tuple[str, Feed, Any]], int | None]:
+        self, session: Any, specs: Sequence[ModelInput], description: InputDescription
+    ) -> tuple[list[tuple[str, ModelInput, Any]], int | None]:
         """Graph inputs to described inputs: by name, or by position when the sidecar gives
         no ``input_names``. Every graph input must be fed, and each must be float [N, F]."""
         inputs = list(session.get_inputs())
         names = ", ".join(repr(i.name) for i in inputs) or "none"
         if description.named:
             by_name = {i.name: i for i in inputs}
-            for feed in feeds:
-                if feed.spec.name not in by_name:
-                    raise _Skip(f"model has no input {feed.spec.name!r} (its inputs: {names})")
-            described = {feed.spec.name for feed in feeds}
+            for spec in specs:
+                if spec.name not in by_name:
+                    raise _Skip(f"model has no input {spec.name!r} (its inputs: {names})")
+            described = {spec.name for spec in specs}
             for arg in inputs:
                 if arg.name not in described:
                     raise _Skip(undescribed(description, arg.name))
-            args = [by_name[feed.spec.name] for feed in feeds]
+            args = [by_name[spec.name] for spec in specs]
         else:
-            if len(inputs) != len(feeds):
+            if len(inputs) != len(specs):
                 raise _Skip(
                     f"model has {len(inputs)} inputs ({names}), the description feeds "
-                    f"{len(feeds)}: name them in the sidecar's input_names"
+                    f"{len(specs)}: name them in the sidecar's input_names"
                 )
             args = inputs
-        bound: list[tuple[str, Feed, Any]] = []
+        bound: list[tuple[str, ModelInput, Any]] = []
         batch: int | None = None
-        for arg, feed in zip(args, feeds, strict=True):
-            if arg.type not in _FLOAT_INPUTS or len(arg.shape) != 2:
+        for arg, spec in zip(args, specs, strict=True):
+            row_shape = self.data.row_shape(spec)
+            if not _fits(arg, row_shape):
                 raise _Skip(
-                    f"input {arg.name!r} is {arg.type} {arg.shape}, not a float [N, F] tensor"
+                    f"input {arg.name!r} is {arg.type} {arg.shape}, "
+                    f"not a float {_expected(row_shape)} tensor"
                 )
-            rows_dim, width = arg.shape
-            if isinstance(width, int) and width != feed.width:
+            if _mismatch(arg, row_shape):
+                wanted, given = list(arg.shape[1:]), list(row_shape)
+                if len(row_shape) == 1:  # feature columns: say it in columns
+                    raise _Skip(
+                        f"column-count mismatch on input {arg.name!r}: model wants "
+                        f"{wanted[0]}, the description gives {given[0]}"
+                    )
                 raise _Skip(
-                    f"column-count mismatch on input {arg.name!r}: model wants {width}, "
-                    f"the description gives {feed.width}"
+                    f"shape mismatch on input {arg.name!r}: model wants rows of {wanted}, "
+                    f"the data gives {given}"
                 )
-            if isinstance(rows_dim, int) and rows_dim > 0:
-                batch = rows_dim
-            bound.append((arg.name, feed, _FLOAT_INPUTS[arg.type]))
+            batch = _fixed_batch(arg) or batch
+            bound.append((arg.name, spec, _FLOAT_INPUTS[arg.type]))
         return bound, batch
 
     def _run(
         self,
         session: Any,
-        bound: Sequence[tuple[str, Feed, Any]],
+        bound: Sequence[tuple[str, ModelInput, Any]],
         output: str,
         kept: type[np.floating[Any]],
         fixed: int | None,
     ) -> np.ndarray:
-        rows = self.features.rows
+        rows = self.data.rows
         step = fixed if fixed is not None else min(self.batch_rows, rows)
         predictions = np.empty(rows, dtype=kept)
         for begin in range(0, rows, step):
             n = min(step, rows - begin)
             chunks = {}
-            for name, feed, dtype in bound:
-                chunk = feed.batch(begin, begin + n).astype(dtype, copy=False)
+            for name, spec, dtype in bound:
+                chunk = self.data.batch(spec, begin, begin + n).astype(dtype, copy=False)
                 if fixed is not None and n < fixed:  # a fixed batch dimension: pad the tail
-                    pad = np.zeros((fixed - n, chunk.shape[1]), dtype=chunk.dtype)
+                    pad = np.zeros((fixed - n, *chunk.shape[1:]), dtype=chunk.dtype)
                     chunk = np.concatenate([chunk, pad])
                 chunks[name] = chunk
             try:

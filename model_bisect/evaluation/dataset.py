@@ -1,0 +1,102 @@
+"""The seam between the rated data and whatever evaluates models on it.
+
+The engine and the evaluator see the data only through ``Dataset``: how many rows, the
+target, the digest that keys the evaluation cache, what one graph input is fed for a range of
+rows, and which rows were dropped and why. The feature parquet (``features.FeatureTable``,
+float32 columns fed as ``[N, F]``) is the first kind; another kind (tensor columns streamed
+from the cache in batches) is one more implementation and one more branch in
+``inputs.open_dataset``, with the engine and the search left as they are. Imports nothing of
+the package at run time, so every implementation may import these records.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    import numpy as np
+
+    from .inputs import InputDescription, ModelInput
+
+__all__ = ["Dataset", "DroppedRows", "UnknownRows"]
+
+
+@dataclass(frozen=True)
+class DroppedRows:
+    """Rows of the stored data left out of every evaluation, and the sentence saying why."""
+
+    count: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class UnknownRows:
+    """Rows a model was fed a stand-in for (a value its one-hot layout does not list), and
+    the sentence the report shows for them ("" when none)."""
+
+    count: int = 0
+    note: str = ""
+
+
+class Dataset(Protocol):
+    """What evaluating a model needs of the data, whatever stores it.
+
+    Implementations are read-only once opened and safe to share between threads: parallel
+    probes call ``batch`` at once.
+    """
+
+    @property
+    def path(self) -> Path:
+        """The file the data came from, for the report."""
+        ...
+
+    @property
+    def sha256(self) -> str:
+        """That file's bytes, for the report."""
+        ...
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The stored columns this run loaded, for the report."""
+        ...
+
+    @property
+    def rows(self) -> int:
+        """Rows kept: every prediction array and the target have this length."""
+        ...
+
+    @property
+    def target(self) -> np.ndarray:
+        """float64 ``[rows]``, read-only: what the predictions are compared with."""
+        ...
+
+    @property
+    def target_name(self) -> str: ...
+
+    @property
+    def digest(self) -> str:
+        """The data as evaluated (its bytes and which rows were kept): keys the evaluation
+        cache, so a model never reuses metrics computed on other data or other rows."""
+        ...
+
+    @property
+    def dropped(self) -> DroppedRows: ...
+
+    def lacking(self, description: InputDescription) -> list[str]:
+        """What ``description`` needs that this data does not hold (the model is skipped,
+        naming them)."""
+        ...
+
+    def row_shape(self, model_input: ModelInput) -> tuple[int, ...]:
+        """The shape of one row of what ``model_input`` is fed, without the batch axis."""
+        ...
+
+    def batch(self, model_input: ModelInput, start: int, stop: int) -> np.ndarray:
+        """What the graph input is fed for rows ``start:stop``: ``[stop - start,
+        *row_shape]``, in float32 (the evaluator casts to the input's own float type)."""
+        ...
+
+    def unknown_rows(self, description: InputDescription) -> UnknownRows: ...
