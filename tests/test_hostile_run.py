@@ -510,6 +510,79 @@ def test_a_hostile_cache_entry_is_a_miss_not_a_crash_or_a_hang(world: World, kin
     assert not any(_cached_flags(out))
 
 
+@pytest.mark.parametrize("plant", ["npy_link_to_a_file", "json_dangling_link", "json_directory"])
+def test_a_planted_cache_entry_is_a_miss_and_nothing_is_written_through_it(
+    world: World, plant: str
+) -> None:
+    out = world.folder.parent / "r.json"
+    base = (
+        world.folder,
+        "--features",
+        world.features,
+        "--max-drop",
+        "plcc=0.05",
+        "--significance",
+        "0.05",
+        "--scan",
+        "--json",
+        out,
+    )
+    assert run_cli(*base).code == 0
+    cache = Path(os.environ["MODEL_BISECT_CACHE_DIR"])
+    npys = sorted(cache.glob("*.npy"))
+    assert npys, "--significance stores predictions"
+    victim = world.folder.parent / "victim.txt"
+    victim.write_text("the user's own file\n")
+    before = sha256s([victim])
+    ghost = world.folder.parent / "ghost"
+    for npy in npys:
+        meta = npy.with_suffix(".json")
+        if plant == "npy_link_to_a_file":
+            meta.unlink()
+            npy.unlink()
+            npy.symlink_to(victim)
+        elif plant == "json_dangling_link":
+            meta.unlink()
+            meta.symlink_to(ghost / meta.name)
+        else:
+            meta.unlink()
+            meta.mkdir()
+    ran = run_cli(*base)
+    assert ran.code == 0, ran.err
+    assert not any(_cached_flags(out))
+    assert sha256s([victim]) == before
+    assert not ghost.exists()
+    for npy in npys:
+        meta = npy.with_suffix(".json")
+        if plant == "json_directory":
+            assert meta.is_dir()  # left alone; the entry stays a miss
+        else:
+            assert meta.is_file()
+            assert not meta.is_symlink()
+            assert npy.is_file()
+            assert not npy.is_symlink()
+
+
+def test_a_cache_record_edited_to_pass_is_a_miss_not_an_answer(world: World) -> None:
+    weak = [-w for w in world.weights]
+    linear_model(world.models[3], weak)
+    out = world.folder.parent / "r.json"
+    base = (world.folder, "--features", world.features, *GATE, "--scan", "--json", out)
+    assert run_cli(*base).code == 0
+    assert _report(out)["verdict"]["kind"] == "regression", "the tail must fail the gate"
+    cache = Path(os.environ["MODEL_BISECT_CACHE_DIR"])
+    for entry in cache.glob("*.json"):
+        meta = json.loads(entry.read_text(encoding="utf-8"))
+        metrics = meta["record"].get("metrics")
+        if isinstance(metrics, dict) and "plcc" in metrics:
+            metrics["plcc"] = 0.999
+            entry.write_text(json.dumps(meta), encoding="utf-8")
+    ran = run_cli(*base)
+    assert ran.code == 0, ran.err
+    assert _report(out)["verdict"]["kind"] == "regression"
+    assert not any(_cached_flags(out))
+
+
 # --- 4. outputs never clobber --------------------------------------------------------------
 
 
