@@ -14,7 +14,7 @@ from typing import NoReturn
 
 from .errors import BisectError, UsageError
 from .exitcodes import ExitCode
-from .safetext import printable
+from .safetext import guarded_streams, printable
 
 __all__ = ["DEBUG_FLAG", "Parser", "add_debug_flag", "speak", "split_debug"]
 
@@ -56,6 +56,11 @@ def speak(action: Callable[[list[str]], int], argv: Sequence[str] | None = None)
     the traceback comes first, and the exit code stays the same so CI reads it the same way.
     """
     words, debug = split_debug(sys.argv[1:] if argv is None else argv)
+    with guarded_streams():  # no line of ours begins with `::` unless it is our annotation
+        return _spoken(action, words, debug)
+
+
+def _spoken(action: Callable[[list[str]], int], words: list[str], debug: bool) -> int:
     try:
         return int(action(words))
     except BisectError as exc:

@@ -21,10 +21,13 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..safetext import own_command
+
 if TYPE_CHECKING:
     from ..report import Report
 
 __all__ = [
+    "ANNOTATIONS_FILE",
     "CHECK_OUTPUTS",
     "PUBLISH_OUTPUTS",
     "RUN_OUTPUTS",
@@ -62,6 +65,10 @@ class Level(StrEnum):
     ERROR = "error"
     WARNING = "warning"
     NOTICE = "notice"
+
+
+# Set by action.yml: where annotations go while the tool's output cannot issue commands.
+ANNOTATIONS_FILE = "MODEL_BISECT_ANNOTATIONS_FILE"
 
 
 def in_actions(env: Mapping[str, str]) -> bool:
@@ -144,7 +151,15 @@ def deliver(result: StepResult, env: Mapping[str, str]) -> list[str]:
     if result.outputs:
         problems.append(_append("GITHUB_OUTPUT", output_text(result.outputs), env))
     warnings = [Annotation(Level.WARNING, p) for p in problems if p is not None]
-    return [a.command() for a in (*result.annotations, *warnings)]
+    lines = [own_command(a.command()) for a in (*result.annotations, *warnings)]
+    if lines and env.get(ANNOTATIONS_FILE, "").strip():
+        # Inside action.yml's ::stop-commands:: window our annotations would be inert too;
+        # the action replays this file once the window is closed.
+        problem = _append(ANNOTATIONS_FILE, "".join(line + "\n" for line in lines), env)
+        if problem is None:
+            return []
+        lines.append(own_command(Annotation(Level.WARNING, problem).command()))
+    return lines
 
 
 # --- what each command says ---------------------------------------------------------------
