@@ -7,6 +7,7 @@ speaks".
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -60,13 +61,20 @@ def speak(action: Callable[[list[str]], int], argv: Sequence[str] | None = None)
         return _spoken(action, words, debug)
 
 
+def _masked(text: str) -> str:
+    """The environment's tokens masked by value (an API URL can carry one in its path)."""
+    from .publishing.redact import env_secrets, mask_error
+
+    return mask_error(text, env_secrets(os.environ))
+
+
 def _spoken(action: Callable[[list[str]], int], words: list[str], debug: bool) -> int:
     try:
         return int(action(words))
     except BisectError as exc:
         if debug:
             traceback.print_exc(file=sys.stderr)
-        print(f"error: {printable(str(exc))}", file=sys.stderr)  # one line, whatever it quotes
+        print(f"error: {_masked(printable(_masked(str(exc))))}", file=sys.stderr)  # one line
         return int(exc.exit_code)
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
