@@ -353,6 +353,18 @@ def test_regenerate_out_root_is_one_line() -> None:
     refused(call_main("cache_builder", "regenerate", "--out", "/"), "root of a file system")
 
 
+def test_check_with_a_job_summary_onto_the_manifest_leaves_it_and_still_checks(
+    fixture_dir: Path,
+) -> None:
+    manifest = fixture_dir / "MANIFEST.json"
+    before = tree_sums(fixture_dir)
+    env = {**os.environ, "GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(manifest)}
+    done = run_module("cache_builder", "check", "--out", fixture_dir, env=env, timeout=TIMEOUT)
+    assert done.code == ExitCode.OK, done.err
+    assert tree_sums(fixture_dir) == before
+    assert "::warning title=model-bisect::GITHUB_STEP_SUMMARY (" in done.out, done.out
+
+
 def test_check_json_onto_an_input_or_a_directory_is_refused_before_any_work(
     fixture_dir: Path, tmp_path: Path
 ) -> None:

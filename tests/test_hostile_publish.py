@@ -278,14 +278,26 @@ def test_body_out_and_job_summary_onto_other_inputs_are_refused(
     ]
     for argv, needle in cases:
         refused(call_main("model_bisect", "publish", "--issue", "1", *argv), needle)
-    monkeypatch.setenv("GITHUB_ACTIONS", "true")  # only there is the job summary written
-    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(report))
-    refused(
-        call_main("model_bisect", "publish", "--issue", "1", "--report", report),
-        "GITHUB_STEP_SUMMARY would overwrite the input",
-    )
     assert {p: sha256(p) for p in sums} == sums
     assert github.requests == []
+
+
+@pytest.mark.parametrize("variable", ["GITHUB_STEP_SUMMARY", "GITHUB_OUTPUT"])
+def test_an_actions_file_that_is_the_report_is_left_alone_and_publish_goes_on(
+    github: FakeGitHub, report_file: Path, tmp_path: Path, variable: str
+) -> None:
+    before = sha256(report_file)
+    other = "GITHUB_OUTPUT" if variable == "GITHUB_STEP_SUMMARY" else "GITHUB_STEP_SUMMARY"
+    env = env_for(
+        github, GITHUB_ACTIONS="true", **{variable: str(report_file), other: str(tmp_path / "o")}
+    )
+    done = run_module(
+        "model_bisect", "publish", "--issue", "1", "--report", report_file, env=env, timeout=TIMEOUT
+    )
+    assert done.code == 0, done.err
+    assert sha256(report_file) == before
+    assert len(github.comments(REPO, ISSUE)) == 1
+    assert f"::warning title=model-bisect::{variable} (" in done.out, done.out
 
 
 def test_unwritable_body_out_is_one_line_before_anything_is_sent(

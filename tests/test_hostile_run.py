@@ -1011,3 +1011,31 @@ def test_untrusted_text_never_starts_a_line_with_a_command_at_80_columns(
     assert ran.code == 0, ran.err
     assert "injected" in ran.out or "verdict" in ran.out  # the text is shown, only inert
     assert _commands(ran.out, ran.err) == []
+
+
+# --- 6. $GITHUB_OUTPUT / $GITHUB_STEP_SUMMARY naming an input ------------------------------
+
+
+@pytest.mark.parametrize("variable", ["GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY"])
+@pytest.mark.parametrize("which", ["features", "model", "report"])
+def test_an_actions_file_that_is_an_input_is_left_alone_and_the_run_goes_on(
+    world: World, variable: str, which: str
+) -> None:
+    out = world.folder.parent / "report.json"
+    out.write_text("{}", encoding="utf-8")
+    target = {"features": world.features, "model": world.models[1], "report": out}[which]
+    other = "GITHUB_STEP_SUMMARY" if variable == "GITHUB_OUTPUT" else "GITHUB_OUTPUT"
+    env = {
+        **os.environ,
+        "GITHUB_ACTIONS": "true",
+        variable: str(target),
+        other: str(world.folder.parent / "other.txt"),
+    }
+    before = sha256s([world.features, *world.models])
+    ran = run_cli(world.folder, "--features", world.features, *GATE, "--json", out, env=env)
+    assert ran.code == 0, ran.err
+    assert sha256s(before) == before
+    assert _report(out)["verdict"]["kind"] == "no_regression"  # the report is whole
+    warnings = [line for line in ran.out.splitlines() if line.startswith("::warning")]
+    assert any(f"{variable} (" in w and "one of this step" in w for w in warnings), ran.out
+    assert (world.folder.parent / "other.txt").stat().st_size > 0  # the other one still written
