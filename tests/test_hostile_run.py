@@ -1039,3 +1039,28 @@ def test_an_actions_file_that_is_an_input_is_left_alone_and_the_run_goes_on(
     warnings = [line for line in ran.out.splitlines() if line.startswith("::warning")]
     assert any(f"{variable} (" in w and "one of this step" in w for w in warnings), ran.out
     assert (world.folder.parent / "other.txt").stat().st_size > 0  # the other one still written
+
+
+def test_a_commit_subject_forging_commands_never_starts_a_line_in_a_git_path_run(
+    world: World,
+) -> None:
+    from tests.repokit import git
+
+    repo = world.folder.parent / "repo"
+    (repo / "models").mkdir(parents=True)
+    git(repo, "init", "-q")
+    for i, subject in enumerate(
+        ["retrain " + "a" * 70 + " ::error::injected", "::set-output name=verdict::bad", "plain"]
+    ):
+        linear_model(repo / "models" / "m.onnx", [w + i * 0.01 for w in world.weights])
+        git(repo, "add", "models")
+        git(repo, "commit", "-q", "-m", subject)
+    env = {**os.environ, "COLUMNS": "80", "TERM": "dumb"}
+    out = world.folder.parent / "report.json"
+    ran = run_cli(
+        "--git-path", repo / "models" / "m.onnx", "--features", world.features, *GATE,
+        "--scan", "--json", out, env=env, cwd=repo,
+    )  # fmt: skip
+    assert ran.code == 0, ran.err
+    assert "injected" in ran.out
+    assert _commands(ran.out, ran.err) == []
