@@ -990,8 +990,8 @@ def test_untrusted_text_never_starts_a_line_with_a_command_at_80_columns(
     env = {**os.environ, "COLUMNS": "80", "TERM": "dumb"}
     out = world.folder.parent / "report.json"
     if where == "file_name":
-        for i, model in enumerate(world.models):  # one of the widths wraps right there
-            padding = "retrain " + "a" * (16 + 11 * (3 - i))
+        for i, model in enumerate(world.models):  # the verdict line wraps right before `::`
+            padding = "retrain " + "a" * 33
             model.rename(world.folder / f"{i}{padding} ::error title=forged::injected.onnx")
         args: tuple[str | Path, ...] = (world.folder,)
     else:
