@@ -271,7 +271,8 @@ def _tell_actions(out: Path, report: DriftReport, require: str, failed: bool) ->
     result = github_actions.check_result(
         out.as_posix(), rows, require=require, failed=failed, advice=advice
     )
-    for line in github_actions.deliver(result, os.environ):
+    # The fixture (its MANIFEST.json above all) is this step's input: never appended to.
+    for line in github_actions.deliver(result, os.environ, _fixture_files(out)):
         print(line)
 
 

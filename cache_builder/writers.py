@@ -11,6 +11,7 @@ import inspect
 import os
 import secrets
 import shutil
+import stat
 from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
@@ -26,10 +27,11 @@ from model_bisect.errors import InputError
 from model_bisect.evaluation.arrow import float_array
 from model_bisect.evaluation.features import CANONICAL_FEATURES, TARGET_COLUMN
 from model_bisect.files import write_bytes_atomic
+from model_bisect.safetext import unicode_safe
 
 from .fixture import Fixture, FixtureData, LinearWeights
 from .layout import FEATURES_FILE, MANIFEST_FILE, is_hand_written, model_file
-from .manifest import Manifest, describe
+from .manifest import Manifest, describe, read_manifest
 
 __all__ = [
     "IR_VERSION",
@@ -132,6 +134,12 @@ def write_fixture(fixture: Fixture, out: Path) -> Manifest:
     whole fixture that the next run restores (see ``_recover``).
     """
     out = Path(os.path.realpath(out))  # a symlinked --out stays a link; its target is written
+    if out.parent == out:  # "/": no sibling to stage in, and never ours to replace
+        raise InputError(
+            "the root of a file system cannot be the fixture folder",
+            str(out),
+            "pass an empty or new folder, or a fixture folder, as --out",
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
     _recover(out)
     _refuse_foreign(out)
@@ -157,27 +165,67 @@ def write_fixture(fixture: Fixture, out: Path) -> Manifest:
 
 
 def _refuse_foreign(out: Path) -> None:
-    """The swap replaces the whole folder: never let it take a folder that is not a fixture,
-    nor a file, FIFO or device that is not a folder at all."""
+    """The swap replaces the whole folder: only take a folder that is a fixture by content.
+
+    That is an empty folder, or one whose ``MANIFEST.json`` parses and lists every file in
+    it (a listed file may be missing: regenerating restores it, and nothing is lost). Any
+    other entry — a file the manifest does not list, a symlink, a FIFO — would be deleted,
+    so the folder is refused, naming those entries. Top-level *.md files are kept anyway.
+    Nor is a file, FIFO or device that is not a folder at all ever taken."""
+    fix = "pass an empty or new folder, or a fixture folder, as --out"
     if out.exists() and not out.is_dir():
-        raise InputError(
-            "not a folder (the fixture is a folder of files)",
-            str(out),
-            "pass an empty or new folder, or a fixture folder, as --out",
-        )
-    if not out.is_dir() or (out / MANIFEST_FILE).is_file():
+        raise InputError("not a folder (the fixture is a folder of files)", str(out), fix)
+    if not out.is_dir():
         return
-    foreign = [
-        p.relative_to(out).as_posix()
-        for p in out.rglob("*")
-        if p.is_file() and not is_hand_written(p.relative_to(out).as_posix())
-    ]
-    if foreign:
+    present = _entries(out)
+    if not present:
+        return
+    if MANIFEST_FILE not in present:
+        raise InputError(f"not a fixture folder (no {MANIFEST_FILE}, yet it holds {_few(present)})",
+                         str(out), fix)  # fmt: skip
+    try:
+        listed = set(read_manifest(out).artifacts)
+    except InputError as exc:
         raise InputError(
-            f"not a fixture folder (no {MANIFEST_FILE}, yet it holds {foreign[0]})",
+            f"not a fixture folder: its {MANIFEST_FILE} does not parse ({exc.problem})",
             str(out),
-            "pass an empty or new folder, or a fixture folder, as --out",
+            f"{fix}; delete {MANIFEST_FILE} and the files yourself to start afresh",
+        ) from None
+    stray = [name for name in present if name != MANIFEST_FILE and name not in listed]
+    if stray:
+        raise InputError(
+            f"not a fixture folder: {MANIFEST_FILE} does not list {_few(stray)}",
+            str(out),
+            f"move {'it' if len(stray) == 1 else 'them'} out first, or {fix}",
         )
+
+
+def _entries(out: Path) -> list[str]:
+    """Every entry under ``out`` the swap would delete, as relative POSIX paths: regular
+    files by name, anything else (a symlink, a FIFO) with a note; folders only through
+    what they hold; top-level *.md files left out, since they are kept."""
+    found = []
+    for folder, dirs, files in os.walk(out, followlinks=False):
+        here = Path(folder)
+        for name in sorted(dirs):
+            if (here / name).is_symlink():
+                found.append(f"{(here / name).relative_to(out).as_posix()} (a symlink)")
+        for name in sorted(files):
+            path = here / name
+            relative = path.relative_to(out).as_posix()
+            if path.is_symlink():
+                found.append(f"{relative} (a symlink)")
+            elif not stat.S_ISREG(path.lstat().st_mode):
+                found.append(f"{relative} (not a regular file)")
+            elif not is_hand_written(relative):
+                found.append(relative)
+    return found
+
+
+def _few(names: list[str], limit: int = 3) -> str:
+    shown = ", ".join(unicode_safe(n) for n in names[:limit])
+    more = len(names) - limit
+    return shown + (f" and {more} more" if more > 0 else "")
 
 
 def _previous(out: Path) -> Path:

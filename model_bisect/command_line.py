@@ -7,6 +7,7 @@ speaks".
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -14,7 +15,7 @@ from typing import Any, NoReturn
 
 from .errors import BisectError, UsageError
 from .exitcodes import ExitCode
-from .safetext import printable
+from .safetext import guarded_streams, printable
 
 __all__ = ["DEBUG_FLAG", "Parser", "add_debug_flag", "speak", "split_debug"]
 
@@ -63,12 +64,24 @@ def speak(action: Callable[[list[str]], int], argv: Sequence[str] | None = None)
     the traceback comes first, and the exit code stays the same so CI reads it the same way.
     """
     words, debug = split_debug(sys.argv[1:] if argv is None else argv)
+    with guarded_streams():  # no line of ours begins with `::` unless it is our annotation
+        return _spoken(action, words, debug)
+
+
+def _masked(text: str) -> str:
+    """The environment's tokens masked by value (an API URL can carry one in its path)."""
+    from .publishing.redact import env_secrets, mask_error
+
+    return mask_error(text, env_secrets(os.environ))
+
+
+def _spoken(action: Callable[[list[str]], int], words: list[str], debug: bool) -> int:
     try:
         return int(action(words))
     except BisectError as exc:
         if debug:
             traceback.print_exc(file=sys.stderr)
-        print(f"error: {printable(str(exc))}", file=sys.stderr)  # one line, whatever it quotes
+        print(f"error: {_masked(printable(_masked(str(exc))))}", file=sys.stderr)  # one line
         return int(exc.exit_code)
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

@@ -43,6 +43,9 @@ _READ_BY_THE_TOOL = frozenset({"GH_TOKEN"})
 _WRITES = {"run": set(RUN_OUTPUTS), "publish": set(PUBLISH_OUTPUTS)}
 
 
+_NOTES = 'MODEL_BISECT_ANNOTATIONS_FILE="$notes" "$MODEL_BISECT"'
+
+
 def _subcommand(script: str) -> str | None:
     found = re.search(r'"\$MODEL_BISECT" (\w+)', script)
     return found.group(1) if found else None
@@ -53,6 +56,26 @@ def _written(step: Mapping[str, Any]) -> set[str]:
     script = step.get("run", "")
     names = set(re.findall(r'echo "([\w-]+)=[^"]*" >> "\$GITHUB_OUTPUT"', script))
     return names | _WRITES.get(_subcommand(script) or "", set())
+
+
+def _window_problems(step: object, script: str) -> list[str]:
+    """The tool runs inside a ::stop-commands:: window with a random token, and its own
+    annotations are replayed from a file after the window closes."""
+    opened = re.search(r'echo "::stop-commands::\$(\w+)"', script)
+    call = script.find('"$MODEL_BISECT"')
+    if opened is None or opened.start() > call:
+        return [f"step {step}: the tool runs outside a ::stop-commands:: window"]
+    token = opened.group(1)
+    problems = []
+    if not re.search(rf'{token}="\$\(od -An -N16 -tx1 /dev/urandom', script):
+        problems.append(f"step {step}: the window's token is not random")
+    closed = script.find(f'echo "::${token}::"')
+    if closed < call:
+        problems.append(f"step {step}: the window never closes after the tool")
+    notes = re.search(r'MODEL_BISECT_ANNOTATIONS_FILE="\$(\w+)" "\$MODEL_BISECT"', script)
+    if notes is None or script.find(f'cat "${notes.group(1)}"', closed) < 0:
+        problems.append(f"step {step}: the tool's annotations are not replayed after the window")
+    return problems
 
 
 def action_problems(text: str) -> list[str]:
@@ -87,6 +110,8 @@ def action_problems(text: str) -> list[str]:
                 continue
             if inputs and in_env and not re.search(rf"\$\{{?{re.escape(name)}\b", script or ""):
                 problems.append(f"step {step.get('id')}: env {name} is never read")
+        if script is not None and _subcommand(script) is not None:
+            problems += _window_problems(step.get("id"), script)
         uses = step.get("uses")
         if uses is not None and not uses.startswith("./") and not _PIN.fullmatch(uses):
             problems.append(f"not pinned to a commit: {uses}")
@@ -135,6 +160,13 @@ def _break(old: str, new: str) -> str:
         ("description: Find", "summary: Find", "no description"),
         ("shell: bash\n      env:\n        MB_PYTHON", "env:\n        MB_PYTHON", "no shell"),
         ("inputs:\n", "inputs: [\n", "invalid YAML"),
+        (f'echo "::stop-commands::$window"\n        set +e\n        {_NOTES} run',
+         f"set +e\n        {_NOTES} run", "outside a ::stop-commands:: window"),
+        ('window="$(od -An -N16 -tx1 /dev/urandom | tr -d \' \\n\')"', 'window="fixed"',
+         "token is not random"),
+        ('        echo "::$window::"\n        cat "$notes"\n        exit "$code"',
+         '        cat "$notes"\n        exit "$code"', "never closes"),
+        (f"{_NOTES} publish", '"$MODEL_BISECT" publish', "annotations are not replayed"),
     ],
 )  # fmt: skip
 def test_a_broken_action_is_caught(old: str, new: str, problem: str) -> None:
@@ -406,3 +438,50 @@ def test_a_bisect_that_breaks_publishes_wiring_broke_with_its_log(
     assert "::error title=model-bisect::the nightly's wiring broke" in publish["_log"]
     (comment,) = fake_github.comments(REPO, ISSUE)
     assert "gone.parquet" in comment["body"]
+
+
+def obeyed_commands(log: str) -> list[str]:
+    """The workflow commands a runner acts on in a step's log: lines beginning with `::`
+    after leading whitespace, none between `::stop-commands::T` and `::T::`."""
+    obeyed, stopped_by = [], None
+    for line in log.replace("\r", "\n").split("\n"):
+        text = line.lstrip()
+        if not text.startswith("::"):
+            continue
+        if stopped_by is not None:
+            if text == f"::{stopped_by}::":
+                stopped_by = None
+            continue
+        if text.startswith("::stop-commands::"):
+            stopped_by = text.removeprefix("::stop-commands::")
+            continue
+        obeyed.append(text)
+    return obeyed
+
+
+@needs_bash
+def test_forged_commands_in_the_tools_output_are_inert_and_ours_still_count(
+    tmp_path: Path, fake_github: FakeGitHub
+) -> None:
+    from tests.test_hostile_run import _forged_node_model
+
+    models = tmp_path / "models"
+    shutil.copytree(FIXTURE_DIR / "models", models)
+    for i in range(5, 8):
+        linear_model(models / f"model_{i:02d}.onnx", bad_weights(6, seed=100 + i))
+    _forged_node_model(models / "model_06.onnx", 6)
+    labelled = models / "model_05 ::error title=forged::injected.onnx"
+    (models / "model_05.onnx").rename(labelled)
+    inputs = {"models": f"{models}\n", "tracker-issue": str(ISSUE), "min-srocc": "0.8"}
+    done = run_composite(
+        inputs, _runner_env(fake_github, tmp_path / "summary.md"), tmp_path, _model_bisect()
+    )
+    run_code, run = done["run"]
+    assert run_code == 2, run["_log"]
+    obeyed = obeyed_commands(run["_log"]) + obeyed_commands(done["publish"][1]["_log"])
+    assert obeyed, run["_log"]
+    assert all(
+        c.startswith(("::error title=model-bisect::", "::warning title=model-bisect::"))
+        for c in obeyed
+    ), obeyed
+    assert not any("forged" in c.split("::", 2)[1] for c in obeyed)

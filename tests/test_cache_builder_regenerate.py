@@ -96,14 +96,25 @@ def test_manifest_records_hashes_seeds_toolchain_and_no_path_or_clock(tmp_path: 
     assert str(Path.home()) not in text
 
 
-def test_regenerate_keeps_readme_and_drops_files_it_does_not_write(tmp_path: Path) -> None:
+def test_regenerate_keeps_readme_and_restores_a_missing_listed_file(tmp_path: Path) -> None:
     out = _regenerate(tmp_path / "bisect")
     (out / "README.md").write_text("# hand-written\n", encoding="utf-8")
-    (out / "models" / "model_99.onnx").write_bytes(b"old")
+    (out / "models" / "model_03.onnx").unlink()
     _regenerate(out)
     assert (out / "README.md").read_text(encoding="utf-8") == "# hand-written\n"
-    assert not (out / "models" / "model_99.onnx").exists()
+    assert (out / "models" / "model_03.onnx").is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bisect"]  # no staging left
+
+
+def test_regenerate_refuses_a_fixture_holding_a_file_its_manifest_does_not_list(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = _regenerate(tmp_path / "bisect")
+    capsys.readouterr()
+    (out / "models" / "model_99.onnx").write_bytes(b"old")
+    assert main(["regenerate", "--out", str(out)]) == 3
+    assert "does not list models/model_99.onnx" in capsys.readouterr().err
+    assert (out / "models" / "model_99.onnx").read_bytes() == b"old"
 
 
 def test_regenerate_refuses_to_replace_a_folder_that_is_not_a_fixture(

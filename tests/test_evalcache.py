@@ -215,3 +215,57 @@ def test_run_with_an_entry_of_an_older_shape_evaluates_and_rewrites_it(
 
     third = run(entries, features, options)
     assert third.evaluations == 0
+
+
+def test_put_replaces_a_symlink_at_the_entry_and_leaves_its_target_alone(tmp_path: Path) -> None:
+    cache = EvalCache(tmp_path / "c")
+    key = EvalCache.key(**PARTS)
+    cache.folder.mkdir()
+    victim = tmp_path / "victim.bin"
+    victim.write_bytes(b"precious")
+    (cache.folder / f"{key}.npy").symlink_to(victim)
+    (cache.folder / f"{key}.json").symlink_to(tmp_path / "nowhere" / "ghost.json")
+    cache.put(key, {"ok": True}, np.ones(3))
+    assert victim.read_bytes() == b"precious"
+    assert not (tmp_path / "nowhere").exists()
+    assert not (cache.folder / f"{key}.npy").is_symlink()
+    assert cache.get(key) is not None
+
+
+@pytest.mark.parametrize("where", ["json", "npy"])
+def test_an_entry_that_is_a_symlink_to_a_good_entry_is_a_miss(tmp_path: Path, where: str) -> None:
+    cache = EvalCache(tmp_path)
+    key, other = EvalCache.key(**PARTS), EvalCache.key(**{**PARTS, "target": "dmos"})
+    cache.put(key, {"ok": True}, np.ones(3))
+    cache.put(other, {"ok": True}, np.ones(3))
+    link = tmp_path / f"{other}.{where}"
+    link.unlink()
+    link.symlink_to(tmp_path / f"{key}.{where}")
+    assert cache.get(other) is None
+    assert cache.get(key) is not None, "the link's target is not removed"
+
+
+def test_a_directory_named_like_an_entry_is_a_miss_and_put_skips_it(tmp_path: Path) -> None:
+    cache = EvalCache(tmp_path)
+    key = EvalCache.key(**PARTS)
+    (tmp_path / f"{key}.json").mkdir()
+    assert cache.get(key) is None
+    cache.put(key, {"ok": True})
+    assert cache.get(key) is None
+    assert (tmp_path / f"{key}.json").is_dir()
+
+
+@pytest.mark.parametrize("edit", ["record", "drop_checksum"])
+def test_an_entry_that_fails_its_checksum_is_a_miss(tmp_path: Path, edit: str) -> None:
+    cache = EvalCache(tmp_path)
+    key = EvalCache.key(**PARTS)
+    cache.put(key, {"metrics": {"plcc": 0.42}})
+    path = tmp_path / f"{key}.json"
+    meta = json.loads(path.read_text(encoding="utf-8"))
+    if edit == "record":
+        meta["record"]["metrics"]["plcc"] = 0.999
+    else:
+        del meta["checksum"]
+    path.write_text(json.dumps(meta), encoding="utf-8")
+    assert cache.get(key) is None
+    assert not path.exists()

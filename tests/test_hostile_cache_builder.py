@@ -293,6 +293,78 @@ def test_regenerate_through_a_symlinked_folder_keeps_the_link(tmp_path: Path) ->
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fixture-link", "real"]
 
 
+def _user_folder(out: Path, manifest: str | None) -> Path:
+    """A folder of the user's own files that merely holds a file named MANIFEST.json."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "important.txt").write_text("do not delete\n", encoding="utf-8")
+    (out / "sub").mkdir(exist_ok=True)
+    (out / "sub" / "notes.bin").write_bytes(b"\x00mine")
+    if manifest is not None:
+        (out / "MANIFEST.json").write_text(manifest, encoding="utf-8")
+    return out
+
+
+@pytest.mark.parametrize(
+    ("manifest", "needle"),
+    [
+        ("{}", "MANIFEST.json does not parse"),
+        ("not json at all", "MANIFEST.json does not parse"),
+        (None, "no MANIFEST.json"),
+    ],
+    ids=["empty_object", "garbage", "no_manifest"],
+)
+def test_regenerate_never_replaces_a_folder_that_only_has_a_manifest_name(
+    tmp_path: Path, manifest: str | None, needle: str
+) -> None:
+    out = _user_folder(tmp_path / "mine", manifest)
+    before = tree_sums(out)
+    done = run_module("cache_builder", "regenerate", "--out", out, timeout=TIMEOUT)
+    refused(done, needle)
+    assert tree_sums(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]  # no staging left
+
+
+def test_regenerate_names_the_stray_files_of_a_real_fixture_and_keeps_them(
+    fixture_dir: Path, tmp_path: Path
+) -> None:
+    _user_folder(fixture_dir, None)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("linked\n", encoding="utf-8")
+    (fixture_dir / "models" / "link.onnx").symlink_to(victim)
+    before = tree_sums(fixture_dir)
+    done = run_module("cache_builder", "regenerate", "--out", fixture_dir, timeout=TIMEOUT)
+    refused(done, "does not list important.txt", "models/link.onnx (a symlink)", "sub/notes.bin")
+    assert tree_sums(fixture_dir) == before
+    assert (fixture_dir / "models" / "link.onnx").is_symlink()
+
+
+def test_regenerate_into_an_empty_folder_or_the_committed_fixture_copy_works(
+    fixture_dir: Path, tmp_path: Path
+) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for out in (empty, fixture_dir):
+        done = call_main("cache_builder", "regenerate", "--out", out)
+        assert done.code == ExitCode.OK, done.err
+    assert (fixture_dir / "README.md").is_file()  # hand-written prose survives
+
+
+def test_regenerate_out_root_is_one_line() -> None:
+    refused(call_main("cache_builder", "regenerate", "--out", "/"), "root of a file system")
+
+
+def test_check_with_a_job_summary_onto_the_manifest_leaves_it_and_still_checks(
+    fixture_dir: Path,
+) -> None:
+    manifest = fixture_dir / "MANIFEST.json"
+    before = tree_sums(fixture_dir)
+    env = {**os.environ, "GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(manifest)}
+    done = run_module("cache_builder", "check", "--out", fixture_dir, env=env, timeout=TIMEOUT)
+    assert done.code == ExitCode.OK, done.err
+    assert tree_sums(fixture_dir) == before
+    assert "::warning title=model-bisect::GITHUB_STEP_SUMMARY (" in done.out, done.out
+
+
 def test_check_json_onto_an_input_or_a_directory_is_refused_before_any_work(
     fixture_dir: Path, tmp_path: Path
 ) -> None:

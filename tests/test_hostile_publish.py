@@ -278,14 +278,26 @@ def test_body_out_and_job_summary_onto_other_inputs_are_refused(
     ]
     for argv, needle in cases:
         refused(call_main("model_bisect", "publish", "--issue", "1", *argv), needle)
-    monkeypatch.setenv("GITHUB_ACTIONS", "true")  # only there is the job summary written
-    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(report))
-    refused(
-        call_main("model_bisect", "publish", "--issue", "1", "--report", report),
-        "GITHUB_STEP_SUMMARY would overwrite the input",
-    )
     assert {p: sha256(p) for p in sums} == sums
     assert github.requests == []
+
+
+@pytest.mark.parametrize("variable", ["GITHUB_STEP_SUMMARY", "GITHUB_OUTPUT"])
+def test_an_actions_file_that_is_the_report_is_left_alone_and_publish_goes_on(
+    github: FakeGitHub, report_file: Path, tmp_path: Path, variable: str
+) -> None:
+    before = sha256(report_file)
+    other = "GITHUB_OUTPUT" if variable == "GITHUB_STEP_SUMMARY" else "GITHUB_STEP_SUMMARY"
+    env = env_for(
+        github, GITHUB_ACTIONS="true", **{variable: str(report_file), other: str(tmp_path / "o")}
+    )
+    done = run_module(
+        "model_bisect", "publish", "--issue", "1", "--report", report_file, env=env, timeout=TIMEOUT
+    )
+    assert done.code == 0, done.err
+    assert sha256(report_file) == before
+    assert len(github.comments(REPO, ISSUE)) == 1
+    assert f"::warning title=model-bisect::{variable} (" in done.out, done.out
 
 
 def test_unwritable_body_out_is_one_line_before_anything_is_sent(
@@ -663,3 +675,68 @@ def test_a_date_off_the_calendar_is_a_usage_error(report_file: Path, date: str) 
     done = call_main("model_bisect", "publish", *argv)
     line = refused(done, "date must be ISO 8601")
     assert len(line) < 300
+
+
+# -- tokens are masked by value in every error, URLs included -------------------------------
+
+ODD_TOKEN = "s3cret-Not-GitHub-shaped_42"  # no pattern would find it; only its value can
+
+
+def _every_output(done: CliRun, *files: Path) -> str:
+    return done.out + done.err + "".join(f.read_text("utf-8") for f in files if f.exists())
+
+
+@pytest.mark.parametrize("token", [ODD_TOKEN, "ghp_" + "Q" * 36, "tok/with%2Fslash"])
+def test_a_token_in_the_api_url_path_is_absent_from_every_output(
+    report_file: Path, tmp_path: Path, token: str
+) -> None:
+    summary, outputs = tmp_path / "summary.md", tmp_path / "outputs"
+    env = env_for(
+        None,
+        GH_TOKEN=token,
+        GITHUB_REPOSITORY=REPO,
+        GITHUB_API_URL=f"http://127.0.0.1:1/{token}",
+        GITHUB_ACTIONS="true",
+        GITHUB_STEP_SUMMARY=str(summary),
+        GITHUB_OUTPUT=str(outputs),
+    )
+    done = run_module(
+        "model_bisect", "publish", "--issue", "1", "--report", report_file, env=env, timeout=TIMEOUT
+    )
+    assert done.code != 0
+    assert "cannot reach http://127.0.0.1:1/***" in done.err, done.err
+    assert "Traceback" not in done.err
+    seen = _every_output(done, summary, outputs)
+    assert token not in seen
+    assert token.replace("/", "%2F") not in seen
+
+
+def test_repeated_500_answers_never_print_the_token_in_the_url(
+    report_file: Path, tmp_path: Path
+) -> None:
+    with FakeGitHub(token=ODD_TOKEN) as github:
+        github.fail_next(500, times=20, headers={"Retry-After": "0"})
+        summary = tmp_path / "summary.md"
+        env = env_for(
+            github,
+            GITHUB_API_URL=f"{github.url}/{ODD_TOKEN}",
+            GITHUB_ACTIONS="true",
+            GITHUB_STEP_SUMMARY=str(summary),
+            GITHUB_OUTPUT=str(tmp_path / "outputs"),
+        )
+        done = run_module(
+            "model_bisect", "publish", "--issue", "1", "--report", report_file, env=env,
+            timeout=TIMEOUT,
+        )  # fmt: skip
+        assert github.requests, "the server was asked"
+    assert done.code != 0
+    assert "500 from" in done.err, done.err
+    assert ODD_TOKEN not in _every_output(done, summary, tmp_path / "outputs")
+
+
+def test_mask_error_masks_a_value_of_any_shape_and_its_url_encoding() -> None:
+    from model_bisect.publishing.redact import mask_error
+
+    text = "cannot reach http://h/a%2Fb%3Dc/x and a/b=c and abc"
+    assert mask_error(text, ("a/b=c",)) == "cannot reach http://h/***/x and *** and abc"
+    assert mask_error("pin 1234 in use", ("1234",)) == "pin *** in use"

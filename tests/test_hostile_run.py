@@ -18,11 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from onnx import TensorProto, helper
 
 from model_bisect.engine import MAX_JOBS, RunOptions, run
 from model_bisect.evaluation.cache import EvalCache
@@ -30,7 +32,7 @@ from model_bisect.evaluation.features import CANONICAL_FEATURES
 from model_bisect.gates import gate_specs
 from model_bisect.report import Report
 from model_bisect.timeline.arguments import from_arguments
-from tests.clirun import CliRun, call_main
+from tests.clirun import REPO_ROOT, CliRun, call_main
 from tests.hostilekit import (
     Ran,
     assert_one_line_error,
@@ -41,6 +43,7 @@ from tests.hostilekit import (
     sha256s,
 )
 from tests.modelkit import (
+    IR_VERSION,
     features_parquet,
     linear_model,
     sidecar_json,
@@ -510,6 +513,79 @@ def test_a_hostile_cache_entry_is_a_miss_not_a_crash_or_a_hang(world: World, kin
     assert not any(_cached_flags(out))
 
 
+@pytest.mark.parametrize("plant", ["npy_link_to_a_file", "json_dangling_link", "json_directory"])
+def test_a_planted_cache_entry_is_a_miss_and_nothing_is_written_through_it(
+    world: World, plant: str
+) -> None:
+    out = world.folder.parent / "r.json"
+    base = (
+        world.folder,
+        "--features",
+        world.features,
+        "--max-drop",
+        "plcc=0.05",
+        "--significance",
+        "0.05",
+        "--scan",
+        "--json",
+        out,
+    )
+    assert run_cli(*base).code == 0
+    cache = Path(os.environ["MODEL_BISECT_CACHE_DIR"])
+    npys = sorted(cache.glob("*.npy"))
+    assert npys, "--significance stores predictions"
+    victim = world.folder.parent / "victim.txt"
+    victim.write_text("the user's own file\n")
+    before = sha256s([victim])
+    ghost = world.folder.parent / "ghost"
+    for npy in npys:
+        meta = npy.with_suffix(".json")
+        if plant == "npy_link_to_a_file":
+            meta.unlink()
+            npy.unlink()
+            npy.symlink_to(victim)
+        elif plant == "json_dangling_link":
+            meta.unlink()
+            meta.symlink_to(ghost / meta.name)
+        else:
+            meta.unlink()
+            meta.mkdir()
+    ran = run_cli(*base)
+    assert ran.code == 0, ran.err
+    assert not any(_cached_flags(out))
+    assert sha256s([victim]) == before
+    assert not ghost.exists()
+    for npy in npys:
+        meta = npy.with_suffix(".json")
+        if plant == "json_directory":
+            assert meta.is_dir()  # left alone; the entry stays a miss
+        else:
+            assert meta.is_file()
+            assert not meta.is_symlink()
+            assert npy.is_file()
+            assert not npy.is_symlink()
+
+
+def test_a_cache_record_edited_to_pass_is_a_miss_not_an_answer(world: World) -> None:
+    weak = [-w for w in world.weights]
+    linear_model(world.models[3], weak)
+    out = world.folder.parent / "r.json"
+    base = (world.folder, "--features", world.features, *GATE, "--scan", "--json", out)
+    assert run_cli(*base).code == 0
+    assert _report(out)["verdict"]["kind"] == "regression", "the tail must fail the gate"
+    cache = Path(os.environ["MODEL_BISECT_CACHE_DIR"])
+    for entry in cache.glob("*.json"):
+        meta = json.loads(entry.read_text(encoding="utf-8"))
+        metrics = meta["record"].get("metrics")
+        if isinstance(metrics, dict) and "plcc" in metrics:
+            metrics["plcc"] = 0.999
+            entry.write_text(json.dumps(meta), encoding="utf-8")
+    ran = run_cli(*base)
+    assert ran.code == 0, ran.err
+    assert _report(out)["verdict"]["kind"] == "regression"
+    assert not any(_cached_flags(out))
+
+
 # --- 4. outputs never clobber --------------------------------------------------------------
 
 
@@ -840,3 +916,151 @@ def test_json_to_stdout_inside_actions_keeps_stdout_one_json_document(
         line for line in (tmp_path / "output").read_text().splitlines() if "runner-temp" in line
     )
     assert report_line.endswith(".json")
+
+
+# --- 5. nothing foreign reaches our streams raw ---------------------------------------------
+
+FORGED = "evil\x1b]0;PWNED\x07\x1b[2J\n::error title=forged::x\n::add-mask::secret"
+
+
+def _forged_node_model(path: Path, n_features: int) -> Path:
+    """Loads, then fails inside ONNX Runtime at its Reshape node, whose name is ``FORGED``:
+    ORT's own logger and its exception both quote that name."""
+    shape = helper.make_tensor("shape", TensorProto.INT64, [2], [7, 5])
+    graph = helper.make_graph(
+        [
+            helper.make_node("Reshape", ["input", "shape"], ["r"], name=FORGED),
+            helper.make_node("ReduceSum", ["r"], ["score"], keepdims=0),
+        ],
+        "forged",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", n_features])],
+        [helper.make_tensor_value_info("score", TensorProto.FLOAT, None)],
+        [shape],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = IR_VERSION
+    onnx.save(model, path)
+    return path
+
+
+def _commands(*streams: str) -> list[str]:
+    """Lines a GitHub runner would read as workflow commands (leading whitespace trimmed)."""
+    return [
+        line
+        for text in streams
+        for line in text.replace("\r", "\n").split("\n")
+        if line.lstrip().startswith("::")
+    ]
+
+
+def _judge(*args: str | Path, env: dict[str, str] | None = None) -> Ran:
+    done = subprocess.run(
+        [sys.executable, "-m", "model_bisect", "judge", *map(str, args)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        timeout=90,
+        check=False,
+        env=env,
+    )
+    return Ran(
+        done.returncode,
+        done.stdout.decode("utf-8", "replace"),
+        done.stderr.decode("utf-8", "replace"),
+        done.stdout,
+    )
+
+
+def test_a_node_name_forging_commands_reaches_no_stream_of_run_or_judge(world: World) -> None:
+    forged = _forged_node_model(world.models[3], SIX)
+    ran = _scan(world, world.folder, extra=("--no-cache",))
+    assert ran.code == 4, ran.err  # inconclusive: the tail could not be tested
+    judged = _judge(forged, "--features", world.features, *GATE, "--no-cache")
+    assert judged.code == 125, judged.err  # an untestable model: git bisect skip
+    for streams in ((ran.out, ran.err), (judged.out, judged.err)):
+        assert _commands(*streams) == []
+        assert not any("\x1b" in s or "\x07" in s or "PWNED" in s for s in streams)
+    assert "Reshape" in _skip_reason(world, 3)  # the reason survives, made printable
+    assert "\x1b" not in _skip_reason(world, 3)
+
+
+@pytest.mark.parametrize("where", ["file_name", "timeline_label"])
+def test_untrusted_text_never_starts_a_line_with_a_command_at_80_columns(
+    world: World, where: str
+) -> None:
+    env = {**os.environ, "COLUMNS": "80", "TERM": "dumb"}
+    out = world.folder.parent / "report.json"
+    if where == "file_name":
+        for i, model in enumerate(world.models):  # the verdict line wraps right before `::`
+            padding = "retrain " + "a" * 33
+            model.rename(world.folder / f"{i}{padding} ::error title=forged::injected.onnx")
+        args: tuple[str | Path, ...] = (world.folder,)
+    else:
+        timeline = world.folder / "timeline.json"
+        labels = [
+            "::set-output name=verdict::no_regression",
+            "retrain " + "a" * 70 + " ::error::injected",
+            "x " * 30 + "::add-mask::hidden",
+            "\n::error::newline",
+        ]
+        entries = [
+            {"path": m.name, "label": lab} for m, lab in zip(world.models, labels, strict=True)
+        ]
+        timeline.write_text(json.dumps({"models": entries}), encoding="utf-8")
+        args = ("--timeline", timeline)
+    ran = run_cli(*args, "--features", world.features, *GATE, "--scan", "--json", out, env=env)
+    assert ran.code == 0, ran.err
+    assert "injected" in ran.out or "verdict" in ran.out  # the text is shown, only inert
+    assert _commands(ran.out, ran.err) == []
+
+
+# --- 6. $GITHUB_OUTPUT / $GITHUB_STEP_SUMMARY naming an input ------------------------------
+
+
+@pytest.mark.parametrize("variable", ["GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY"])
+@pytest.mark.parametrize("which", ["features", "model", "report"])
+def test_an_actions_file_that_is_an_input_is_left_alone_and_the_run_goes_on(
+    world: World, variable: str, which: str
+) -> None:
+    out = world.folder.parent / "report.json"
+    out.write_text("{}", encoding="utf-8")
+    target = {"features": world.features, "model": world.models[1], "report": out}[which]
+    other = "GITHUB_STEP_SUMMARY" if variable == "GITHUB_OUTPUT" else "GITHUB_OUTPUT"
+    env = {
+        **os.environ,
+        "GITHUB_ACTIONS": "true",
+        variable: str(target),
+        other: str(world.folder.parent / "other.txt"),
+    }
+    before = sha256s([world.features, *world.models])
+    ran = run_cli(world.folder, "--features", world.features, *GATE, "--json", out, env=env)
+    assert ran.code == 0, ran.err
+    assert sha256s(before) == before
+    assert _report(out)["verdict"]["kind"] == "no_regression"  # the report is whole
+    warnings = [line for line in ran.out.splitlines() if line.startswith("::warning")]
+    assert any(f"{variable} (" in w and "one of this step" in w for w in warnings), ran.out
+    assert (world.folder.parent / "other.txt").stat().st_size > 0  # the other one still written
+
+
+def test_a_commit_subject_forging_commands_never_starts_a_line_in_a_git_path_run(
+    world: World,
+) -> None:
+    from tests.repokit import git
+
+    repo = world.folder.parent / "repo"
+    (repo / "models").mkdir(parents=True)
+    git(repo, "init", "-q")
+    for i, subject in enumerate(
+        ["retrain " + "a" * 70 + " ::error::injected", "::set-output name=verdict::bad", "plain"]
+    ):
+        linear_model(repo / "models" / "m.onnx", [w + i * 0.01 for w in world.weights])
+        git(repo, "add", "models")
+        git(repo, "commit", "-q", "-m", subject)
+    env = {**os.environ, "COLUMNS": "80", "TERM": "dumb"}
+    out = world.folder.parent / "report.json"
+    ran = run_cli(
+        "--git-path", repo / "models" / "m.onnx", "--features", world.features, *GATE,
+        "--scan", "--json", out, env=env, cwd=repo,
+    )  # fmt: skip
+    assert ran.code == 0, ran.err
+    assert "injected" in ran.out
+    assert _commands(ran.out, ran.err) == []

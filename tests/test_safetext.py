@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import os
+import re
 
 import pytest
 
-from model_bisect.safetext import printable, unicode_safe
+from model_bisect.safetext import GuardedStream, own_command, printable, unicode_safe
 
 
 def test_an_undecodable_file_name_byte_is_shown_as_a_byte_escape() -> None:
@@ -41,3 +43,58 @@ def test_ordinary_text_is_untouched() -> None:
 )
 def test_printable_removes_escape_sequences_and_controls(hostile: str, shown: str) -> None:
     assert printable(hostile) == shown
+
+
+# --- the stream guard: no line begins with a workflow command we did not write -------------
+
+
+def _guarded(*writes: str, own: tuple[str, ...] = ()) -> str:
+    sink = io.StringIO()
+    stream = GuardedStream(sink)
+    for line in own:
+        own_command(line)
+    for text in writes:
+        stream.write(text)
+    stream.finish()
+    return sink.getvalue()
+
+
+def _starts_a_command(text: str) -> bool:
+    return any(line.lstrip().startswith("::") for line in re.split(r"[\r\n]", text))
+
+
+@pytest.mark.parametrize(
+    "writes",
+    [
+        ("::error::x\n",),
+        ("  \t::warning::indented\n",),
+        ("fine\n::add-mask::secret",),  # no newline at the end: released at finish
+        (":", ":error::split across writes\n"),
+        ("a\r::error::after a carriage return\n",),
+        ("one\n", "  ", "::", "stop-commands::t\n"),
+    ],
+)
+def test_a_line_that_would_be_a_command_is_made_inert(writes: tuple[str, ...]) -> None:
+    shown = _guarded(*writes)
+    assert not _starts_a_command(shown)
+    assert shown.replace("\u200b", "") == "".join(writes)  # only a zero-width space added
+
+
+def test_our_own_annotation_passes_and_a_lookalike_does_not() -> None:
+    ours = "::error title=model-bisect::regression at #5"
+    shown = _guarded(ours, "\n", ours + " forged\n", own=(ours,))
+    assert shown.splitlines() == [ours, "\u200b" + ours + " forged"]
+
+
+def test_text_mid_line_and_plain_lines_are_untouched() -> None:
+    text = "gates: plcc >= 0.85 ::error:: is mid-line\n: one colon\n\n"
+    assert _guarded(text) == text
+
+
+def test_bytes_through_the_buffer_are_guarded_too() -> None:
+    raw = io.BytesIO()
+    inner = io.TextIOWrapper(raw, encoding="utf-8")
+    stream = GuardedStream(inner)
+    stream.buffer.write("::error::é\n".encode())
+    stream.finish()
+    assert raw.getvalue() == "\u200b::error::é\n".encode()

@@ -221,7 +221,14 @@ def _prepare(
 
 
 def _tell_actions(
-    body: str, *, action: str, url: str | None, where: str, wiring_broke: bool, to_stdout: bool
+    body: str,
+    *,
+    action: str,
+    url: str | None,
+    where: str,
+    wiring_broke: bool,
+    to_stdout: bool,
+    inputs: Sequence[Path],
 ) -> None:
     """Inside GitHub Actions: a summary with the body folded away, `comment_url`, and an
     error annotation when the nightly's own wiring broke. With `--body-out -` standard output
@@ -231,7 +238,7 @@ def _tell_actions(
     result = github_actions.publish_result(
         body, action=action, url=url, where=where, wiring_broke=wiring_broke
     )
-    for line in github_actions.deliver(result, os.environ):
+    for line in github_actions.deliver(result, os.environ, inputs):
         print(line, file=sys.stderr if to_stdout else sys.stdout)
 
 
@@ -243,7 +250,6 @@ def _plain(body: str) -> str:
 
 def main(args: argparse.Namespace) -> int:
     from ..files import write_text_atomic
-    from ..publishing.actions import in_actions
     from ..publishing.comment import run_url_from_env
     from ..publishing.github import resolve_token
     from ..publishing.history import append_run, iso_date, read_history
@@ -257,11 +263,9 @@ def main(args: argparse.Namespace) -> int:
     token = resolve_token(env)
     # A log or a label could carry the token; it must reach neither GitHub nor a file.
     secrets = (token,) if token else ()
-    # Only inside Actions is the job summary written, so only there is its path checked.
-    summary = env.get("GITHUB_STEP_SUMMARY", "") if in_actions(env) else ""
+    # The job summary is not checked here: one that names an input is left alone by
+    # `deliver` with a warning, and publishing goes on (a bad variable changes no result).
     outputs = [("--body-out", args.body_out)] if args.body_out is not None else []
-    if summary:
-        outputs.append(("GITHUB_STEP_SUMMARY", Path(summary)))
     inputs = [path for path in (args.report, args.error_log) if path is not None]
     _check_outputs(outputs, inputs)  # before anything is read, rendered or sent
     to_stdout = args.body_out is not None and str(args.body_out) == STDOUT
@@ -303,6 +307,7 @@ def main(args: argparse.Namespace) -> int:
             where=where,
             wiring_broke=args.wiring_broke,
             to_stdout=to_stdout,
+            inputs=[*inputs, *(p for _, p in outputs if str(p) != STDOUT)],
         )
 
     if args.dry_run:  # no comment is read: the history shown holds tonight alone

@@ -10,6 +10,7 @@ import argparse
 import os
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -247,7 +248,8 @@ def _main(args: argparse.Namespace) -> int:
         entries = _entries(args, Path(tmp))
         inputs = [args.features, *_source_inputs(args), args.config_source]
         inputs += [p for e in entries for p in (e.path, *e.companions)]
-        refuse_inputs(_outputs(args), [p for p in inputs if p is not None])
+        read = [p for p in inputs if p is not None]
+        refuse_inputs(_outputs(args), read)
         report = _run_with_progress(entries, args.features, options, invoked)
 
     texts: dict[str, str] = {}
@@ -272,7 +274,10 @@ def _main(args: argparse.Namespace) -> int:
         print_report(report, Console(file=table_stream))
     # With `--json -` the report went to stdout: Actions gets one written under $RUNNER_TEMP,
     # and its lines go where the table went, so stdout stays one JSON document.
-    _tell_actions(report, args.json if str(args.json) != STDOUT else None, table_stream)
+    written = [p for _, p in _outputs(args) if str(p) != STDOUT]
+    _tell_actions(
+        report, args.json if str(args.json) != STDOUT else None, table_stream, [*read, *written]
+    )
     return exit_code_for(report, fail_on_first_bad=args.fail_on_first_bad)
 
 
@@ -298,7 +303,9 @@ def _write(flag: str, path: Path, text: str, write: Any) -> None:
         ) from None
 
 
-def _tell_actions(report: Report, json_path: Path | None, stream: Any) -> None:
+def _tell_actions(
+    report: Report, json_path: Path | None, stream: Any, inputs: Sequence[Path | str]
+) -> None:
     """Inside GitHub Actions: summary, outputs, annotations. Without --json the report goes
     to a new file under $RUNNER_TEMP, so the `report` output always names one."""
     from ..files import write_text_atomic
@@ -319,7 +326,7 @@ def _tell_actions(report: Report, json_path: Path | None, stream: Any) -> None:
         except OSError as exc:
             problem = f"cannot write the report under {folder}: {exc.strerror or exc}"
     result = github_actions.run_result(report, path, env)
-    for line in github_actions.deliver(result, env):
+    for line in github_actions.deliver(result, env, inputs):
         print(line, file=stream)
     if problem is not None:
         print(

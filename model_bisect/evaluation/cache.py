@@ -4,6 +4,14 @@ One entry is ``<key>.json`` (the record, plus the checksum and row count of the 
 and, optionally, ``<key>.npy``. The ``.npy`` is written first and the ``.json`` last, each
 through a temporary file and ``os.replace``, so a reader that finds the JSON finds complete
 predictions; anything that does not check out is a miss and is removed.
+
+A cache folder may be shared, so its entries are as untrusted as a model: they are opened
+with ``O_NOFOLLOW`` and must be regular files (a symlink, dangling or not, a directory or a
+FIFO named like an entry is a miss), a write goes through a temporary file of our own that
+``os.replace`` renames over the entry's name (a planted link is replaced, its target never
+touched), and the JSON carries a checksum of its own content, so a hand-edited record is a
+miss rather than an answer. The checksum is not a signature: whoever can write the folder
+can recompute it, which is why the cache folder must be the user's own.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ import json
 import os
 import re
 import secrets
+import stat
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path, PurePath
@@ -23,7 +32,6 @@ from typing import Any, TypeVar, overload
 import numpy as np
 
 from ..errors import InputError
-from ..files import open_regular, read_bytes_bounded, write_bytes_atomic, write_text_atomic
 from ..safetext import unicode_safe
 
 __all__ = ["CACHE_FORMAT", "EvalCache"]
@@ -33,6 +41,75 @@ CACHE_FORMAT = 1
 _T = TypeVar("_T")
 _KEY = re.compile(r"[0-9a-f]{64}")
 _MAX_RECORD_BYTES = 16 << 20  # a record is a few kB of metrics
+_MAX_PREDICTIONS_BYTES = 1 << 31
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_NEW_FILE_MODE = 0o666  # the umask applies, as for any file the user creates
+
+
+class _NotAnEntry(OSError):
+    """The name holds something other than a regular file: a miss, never read or written."""
+
+
+def _read_entry(path: Path, limit: int) -> bytes:
+    """The bytes of a regular file at ``path`` itself (a symlink there is ``_NotAnEntry``,
+    never followed), at most ``limit`` of them."""
+    flags = os.O_RDONLY | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if isinstance(exc, FileNotFoundError) and not os.path.lexists(path):
+            raise
+        raise _NotAnEntry(str(path)) from None  # ELOOP: a link; EISDIR; a dangling link
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise _NotAnEntry(str(path))
+        if info.st_size > limit:
+            raise _NotAnEntry(str(path))
+        data = handle.read(info.st_size + 1)  # sized from the file: no limit-sized buffer
+        if len(data) > info.st_size:  # grew since fstat: read on, still bounded
+            data += handle.read(limit + 1 - len(data))
+    if len(data) > limit:
+        raise _NotAnEntry(str(path))
+    return data
+
+
+def _write_entry(path: Path, data: bytes) -> None:
+    """Put ``data`` at ``path`` through a new temporary file in the same folder and
+    ``os.replace``: a symlink at ``path`` is replaced by the file, its target untouched.
+
+    ``_NotAnEntry`` when ``path`` is a directory (nothing can replace it); the entry then
+    stays a miss."""
+    with contextlib.suppress(FileNotFoundError):
+        if stat.S_ISDIR(os.lstat(path).st_mode):
+            raise _NotAnEntry(str(path))
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | getattr(os, "O_BINARY", 0)
+    while True:
+        temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            fd = os.open(temporary, flags, _NEW_FILE_MODE)
+            break
+        except FileExistsError:
+            continue
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except IsADirectoryError:
+        temporary.unlink(missing_ok=True)
+        raise _NotAnEntry(str(path)) from None
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def _checksum(meta: dict[str, Any]) -> str:
+    """sha256 of the entry's JSON without its checksum field, keys sorted."""
+    body = {k: v for k, v in meta.items() if k != "checksum"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _canonical(value: object) -> object:
@@ -126,7 +203,7 @@ class EvalCache:
         meta_path, npy_path = self._paths(key)
         try:
             # Only regular files, bounded: a shared cache folder is as untrusted as a model's.
-            meta = json.loads(read_bytes_bounded(meta_path, _MAX_RECORD_BYTES).decode("utf-8"))
+            meta = json.loads(_read_entry(meta_path, _MAX_RECORD_BYTES).decode("utf-8"))
         except FileNotFoundError:
             return None
         except (OSError, ValueError, RecursionError):
@@ -135,10 +212,12 @@ class EvalCache:
         try:
             if meta["format"] != CACHE_FORMAT or not isinstance(meta["record"], dict):
                 raise ValueError("layout")
+            if meta["checksum"] != _checksum(meta):
+                raise ValueError("checksum")  # edited by hand, or by someone else
             predictions = None
             if meta["rows"] is not None:
-                with open_regular(npy_path) as handle:
-                    predictions = np.load(handle, allow_pickle=False)
+                data = _read_entry(npy_path, _MAX_PREDICTIONS_BYTES)
+                predictions = np.load(io.BytesIO(data), allow_pickle=False)
                 if (
                     predictions.dtype != np.float64
                     or predictions.shape != (int(meta["rows"]),)
@@ -171,10 +250,14 @@ class EvalCache:
                 meta["sha256"] = hashlib.sha256(values.tobytes()).hexdigest()
                 buffer = io.BytesIO()
                 np.save(buffer, values, allow_pickle=False)
-                write_bytes_atomic(npy_path, buffer.getvalue())
+                _write_entry(npy_path, buffer.getvalue())
             else:
-                npy_path.unlink(missing_ok=True)
-            write_text_atomic(meta_path, json.dumps(meta, sort_keys=True))
+                with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+                    npy_path.unlink()  # a link is removed, never its target
+            meta["checksum"] = _checksum(meta)
+            _write_entry(meta_path, json.dumps(meta, sort_keys=True).encode("utf-8"))
+        except _NotAnEntry:
+            return  # a directory squats the entry's name: it stays a miss, the run goes on
         except OSError as exc:
             raise InputError(
                 f"cannot write the evaluation cache ({exc.__class__.__name__}: {exc.strerror})",

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import first_line
 from ..files import BoundedReadError, ReadProblem, read_bounded, special_file_kind
-from ..safetext import unicode_safe
+from ..safetext import printable, unicode_safe
 from .inputs import InputDescription, ModelInput, default_description, undescribed
 from .onnxfile import (
     MAX_MODEL_BYTES,
@@ -38,12 +38,20 @@ __all__ = ["DEFAULT_BATCH_ROWS", "Evaluation", "Evaluator"]
 # Rows per InferenceSession.run: large enough that per-call overhead vanishes on 1M rows,
 # small enough that a model's intermediate tensors stay a fraction of the feature matrix.
 DEFAULT_BATCH_ROWS = 1 << 18
-_LOG_ERRORS_ONLY = 3  # ORT severities: 0 verbose, 1 info, 2 warning, 3 error, 4 fatal
+# ORT severities: 0 verbose, 1 info, 2 warning, 3 error, 4 fatal. Fatal only: ORT's C++ logger
+# writes straight to stderr, node names from the model raw (escapes, newlines, forged
+# workflow commands); every error it logs also reaches us as an exception, filtered below.
+_LOG_FATAL_ONLY = 4
 _FLOAT_INPUTS = {
     "tensor(float)": np.float32,
     "tensor(double)": np.float64,
     "tensor(float16)": np.float16,
 }
+
+
+def _foreign(exc: BaseException) -> str:
+    """ONNX Runtime's message, which quotes the model's node names, made printable."""
+    return printable(first_line(exc))
 
 
 @dataclass(frozen=True, eq=False)
@@ -214,8 +222,9 @@ class Evaluator:
     def _session(self, path: Path, data: bytes | None) -> Any:
         import onnxruntime as ort  # here, not at the top: a fully cached rerun never needs it
 
+        ort.set_default_logger_severity(_LOG_FATAL_ONLY)  # the environment's logger too
         options = ort.SessionOptions()
-        options.log_severity_level = _LOG_ERRORS_ONLY
+        options.log_severity_level = _LOG_FATAL_ONLY
         # The arena would keep each session's peak batch buffers for the life of the process;
         # one session per model makes that pure overhead.
         options.enable_cpu_mem_arena = False
@@ -237,7 +246,7 @@ class Evaluator:
         except Exception as exc:
             if data is not None:
                 _parsed(data)  # bytes that are no ONNX at all say so, not how ORT failed
-            raise _Skip(f"ONNX Runtime cannot load the model ({first_line(exc)})") from None
+            raise _Skip(f"ONNX Runtime cannot load the model ({_foreign(exc)})") from None
 
     def _choose_input(
         self, session: Any, row_shape: tuple[int, ...], description: InputDescription
@@ -350,7 +359,7 @@ class Evaluator:
             try:
                 result = session.run([output], chunks)[0]
             except Exception as exc:
-                raise _Skip(f"ONNX Runtime failed running the model ({first_line(exc)})") from None
+                raise _Skip(f"ONNX Runtime failed running the model ({_foreign(exc)})") from None
             values = np.asarray(result)
             expected = max(n, fixed or 0)
             if values.dtype.kind not in "fiub":

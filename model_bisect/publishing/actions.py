@@ -21,10 +21,13 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..safetext import own_command
+
 if TYPE_CHECKING:
     from ..report import Report
 
 __all__ = [
+    "ANNOTATIONS_FILE",
     "CHECK_OUTPUTS",
     "PUBLISH_OUTPUTS",
     "RUN_OUTPUTS",
@@ -62,6 +65,10 @@ class Level(StrEnum):
     ERROR = "error"
     WARNING = "warning"
     NOTICE = "notice"
+
+
+# Set by action.yml: where annotations go while the tool's output cannot issue commands.
+ANNOTATIONS_FILE = "MODEL_BISECT_ANNOTATIONS_FILE"
 
 
 def in_actions(env: Mapping[str, str]) -> bool:
@@ -117,11 +124,33 @@ def output_text(outputs: Mapping[str, str], token: Callable[[], str] | None = No
     return "".join(line + "\n" for line in lines)
 
 
-def _append(variable: str, text: str, env: Mapping[str, str]) -> str | None:
-    """Append to the file the runner named; the problem, in one line, if that failed."""
+def _identity(path: str | Path) -> tuple[object, ...]:
+    """The file ``path`` is (device and inode: hard links and symlinks match), else its
+    resolved name."""
+    try:
+        info = os.stat(path)
+        return ("inode", info.st_dev, info.st_ino)
+    except (OSError, ValueError):
+        try:
+            return ("name", os.path.realpath(path))
+        except (OSError, ValueError):
+            return ("name", str(path))
+
+
+def _append(
+    variable: str, text: str, env: Mapping[str, str], inputs: frozenset[tuple[object, ...]]
+) -> str | None:
+    """Append to the file the runner named; the problem, in one line, if that failed.
+
+    A file that is one of the step's inputs (the features, a model, the report being
+    published, a fixture's MANIFEST.json) is never appended to: the variable is wrong, and
+    the step's result must not depend on it, so it is left out with a warning."""
     name = env.get(variable, "").strip()
+    what = variable.split("_")[-1].lower()
     if not name:
-        return f"{variable} is not set, so this step's {variable.split('_')[-1].lower()} is lost"
+        return f"{variable} is not set, so this step's {what} is lost"
+    if _identity(name) in inputs:
+        return f"{variable} ({name!r}) is one of this step's inputs: left alone, its {what} is lost"
     try:  # non-blocking: a FIFO that nobody reads is a problem to report, not a hang
         fd = os.open(name, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK, 0o666)
         with os.fdopen(fd, "ab") as handle:
@@ -132,19 +161,31 @@ def _append(variable: str, text: str, env: Mapping[str, str]) -> str | None:
     return None
 
 
-def deliver(result: StepResult, env: Mapping[str, str]) -> list[str]:
+def deliver(
+    result: StepResult, env: Mapping[str, str], inputs: Iterable[str | Path] = ()
+) -> list[str]:
     """Write the summary and outputs; return the workflow-command lines for stdout (the
-    annotations, then a warning per file that could not be written). Outside Actions: []."""
+    annotations, then a warning per file that could not be written, or that is one of the
+    step's ``inputs`` and so is not written). Outside Actions: []."""
     if not in_actions(env):
         return []
+    known = frozenset(_identity(path) for path in inputs)
     problems = []
     if result.summary:
         summary = result.summary if result.summary.endswith("\n") else result.summary + "\n"
-        problems.append(_append("GITHUB_STEP_SUMMARY", summary, env))
+        problems.append(_append("GITHUB_STEP_SUMMARY", summary, env, known))
     if result.outputs:
-        problems.append(_append("GITHUB_OUTPUT", output_text(result.outputs), env))
+        problems.append(_append("GITHUB_OUTPUT", output_text(result.outputs), env, known))
     warnings = [Annotation(Level.WARNING, p) for p in problems if p is not None]
-    return [a.command() for a in (*result.annotations, *warnings)]
+    lines = [own_command(a.command()) for a in (*result.annotations, *warnings)]
+    if lines and env.get(ANNOTATIONS_FILE, "").strip():
+        # Inside action.yml's ::stop-commands:: window our annotations would be inert too;
+        # the action replays this file once the window is closed.
+        problem = _append(ANNOTATIONS_FILE, "".join(line + "\n" for line in lines), env, known)
+        if problem is None:
+            return []
+        lines.append(own_command(Annotation(Level.WARNING, problem).command()))
+    return lines
 
 
 # --- what each command says ---------------------------------------------------------------

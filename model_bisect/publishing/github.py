@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 from ..errors import PublishError, UsageError, first_line
 from .comment import GITHUB_COMMENT_LIMIT, marker
-from .redact import redact
+from .redact import mask_error, redact
 
 __all__ = [
     "ACTIONS_BOT",
@@ -315,19 +315,23 @@ class _Client:
             # chained, since httpx messages can quote the request and so the token.
             said = self._scrub(f"{type(exc).__name__}: {first_line(exc)}")
             raise PublishError(
-                f"unreadable answer from {shown_url(self.api_url)} while trying to {what} ({said})",
+                f"unreadable answer from {self._shown_api()} while trying to {what} ({said})",
                 None,
                 "check --api-url / GITHUB_API_URL: it must be the GitHub REST API",
             ) from None
 
     def _scrub(self, text: str) -> str:
         """GitHub's message, one line, short, and without the token should a server echo it."""
-        text = " ".join(redact(text, (self._token,)).split())
+        text = " ".join(mask_error(redact(text, (self._token,)), (self._token,)).split())
         return text[:200]
+
+    def _shown_api(self) -> str:
+        """The API URL for a message: no credentials, and no token even in its path."""
+        return mask_error(shown_url(self.api_url), (self._token,))
 
     def _error(self, what: str, failure: _Failure, attempts: int) -> PublishError:
         api, repo, said = (
-            shown_url(self.api_url),
+            self._shown_api(),
             self.repo,
             f" ({failure.message})" if failure.message else "",
         )

@@ -15,12 +15,25 @@ happens to spell part of one cannot unhook the sticky comment. The report file t
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.parse import quote
 
 from ..report import Report
 
-__all__ = ["MASK", "MIN_SECRET_LENGTH", "redact", "redact_body", "redact_report"]
+__all__ = [
+    "MASK",
+    "MIN_SECRET_LENGTH",
+    "TOKEN_VARIABLES",
+    "env_secrets",
+    "mask_error",
+    "redact",
+    "redact_body",
+    "redact_report",
+]
+
+# Where a token can come from; their values are masked in every error whatever they look like.
+TOKEN_VARIABLES = ("GH_TOKEN", "GITHUB_TOKEN")
 
 MASK = "***"
 MIN_SECRET_LENGTH = 8
@@ -41,6 +54,24 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
     """``text`` with each of ``secrets`` (of at least MIN_SECRET_LENGTH characters) and
     anything shaped like a GitHub token masked."""
     for secret in _searched(secrets):
+        text = text.replace(secret, MASK)
+    return _TOKEN_SHAPES.sub(MASK, text)
+
+
+def env_secrets(env: Mapping[str, str]) -> tuple[str, ...]:
+    """The token values the environment holds, as given and stripped."""
+    values = (env.get(name, "") for name in TOKEN_VARIABLES)
+    return tuple({form for v in values for form in (v, v.strip()) if form.strip()})
+
+
+def mask_error(text: str, secrets: Iterable[str] = ()) -> str:
+    """An error or warning line with each secret masked by value, however short or oddly
+    shaped, also where a URL carries it percent-encoded; then GitHub token shapes.
+
+    Unlike ``redact`` no length floor applies: an error text is one line for a person, and a
+    masked letter there costs little, whereas the token reaching a CI log costs the token."""
+    forms = {f for s in secrets if s for f in (s, quote(s, safe=""), quote(s, safe="/"))}
+    for secret in sorted(forms, key=len, reverse=True):
         text = text.replace(secret, MASK)
     return _TOKEN_SHAPES.sub(MASK, text)
 
