@@ -145,7 +145,8 @@ def _load_for(
     features = load_features(features_path, numeric, target, strings=strings, allow_missing=True)
     if one_model:
         return features
-    if features.absent and all(d.lacking(features) for d in descriptions.values()):
+    unfed = features.absent or features.mistyped
+    if unfed and all(d.lacking(features) for d in descriptions.values()):
         # Read again without allow_missing for the usual message naming the missing columns.
         load_features(features_path, numeric, target, strings=strings)
     return features

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,10 +28,11 @@ from hypothesis import strategies as st
 from model_bisect.engine import MAX_JOBS, RunOptions, run
 from model_bisect.evaluation.cache import EvalCache
 from model_bisect.evaluation.features import CANONICAL_FEATURES
+from model_bisect.exitcodes import JudgeExit
 from model_bisect.gates import gate_specs
 from model_bisect.report import Report
 from model_bisect.timeline.sources import from_arguments
-from tests.clirun import CliRun, call_main
+from tests.clirun import CliRun, call_main, run_module
 from tests.hostilekit import (
     Ran,
     assert_one_line_error,
@@ -41,8 +43,13 @@ from tests.hostilekit import (
     sha256s,
 )
 from tests.modelkit import (
+    CODEC_BLOCK_WEIGHTS,
+    CODEC_LAYOUT,
+    codec_features_parquet,
+    codec_regressor,
     features_parquet,
     linear_model,
+    published_sidecar,
     sidecar_json,
     timeline_dir,
 )
@@ -840,3 +847,97 @@ def test_json_to_stdout_inside_actions_keeps_stdout_one_json_document(
         line for line in (tmp_path / "output").read_text().splitlines() if "runner-temp" in line
     )
     assert report_line.endswith(".json")
+
+
+# --- every per-model failure is that model's skip (run) and 125 (judge) ---------------------
+
+
+Scaler = dict[str, list[float]]
+
+
+def _codec_model(path: Path, scaler: Scaler, layout: list[str] | None = None) -> Path:
+    """A two-input codec regressor with a published sidecar; ``layout`` replaces its codec
+    block (a one-column block, so the graph still fits it)."""
+    block = list(CODEC_LAYOUT) if layout is None else layout
+    weights = CODEC_BLOCK_WEIGHTS if layout is None else [0.5] * len(layout)
+    model = codec_regressor(path, block_weights=weights)
+    published_sidecar(
+        model,
+        input_names=["features", "codec"],
+        feature_order=list(CANONICAL_FEATURES),
+        codec_block_layout=block,
+        **scaler,
+    )
+    return model
+
+
+def _non_utf8_location(path: Path, _: Scaler) -> Path:
+    external_location_model(path, [1.0] * SIX, "wxyz.data")
+    path.write_bytes(path.read_bytes().replace(b"wxyz.data", b"w\xff\xfez.data"))
+    return path
+
+
+def _huge_mean(path: Path, _: Scaler) -> Path:
+    model = linear_model(path, [1.0] * SIX)
+    published_sidecar(
+        model,
+        feature_order=list(CANONICAL_FEATURES),
+        feature_mean=[10**400] + [0] * (SIX - 1),
+        feature_std=[1] * SIX,
+    )
+    return model
+
+
+def _dangling_sidecar(path: Path, _: Scaler) -> Path:
+    model = linear_model(path, [1.0] * SIX)
+    model.with_suffix(".json").symlink_to(path.parent / "gone.json")
+    return model
+
+
+_UNTESTABLE: dict[str, tuple[Callable[[Path, Scaler], Path], str]] = {
+    "non_utf8_external_location": (_non_utf8_location, "not valid UTF-8"),
+    "sidecar_mean_of_400_digits": (_huge_mean, "too large for a float"),
+    "onehot_of_a_numeric_feature": (
+        lambda p, s: _codec_model(p, s, ["crf_norm_onehot[1]"]),
+        "'crf_norm' is float, not a string column",
+    ),
+    "onehot_of_the_target": (
+        lambda p, s: _codec_model(p, s, ["mos_onehot[3]"]),
+        "'mos' is double, not a string column",
+    ),
+    "onehot_of_motion2": (
+        lambda p, s: _codec_model(p, s, ["motion2_onehot[1]"]),
+        "'motion2' is float, not a string column",
+    ),
+    "string_column_fed_as_a_number": (
+        lambda p, s: _codec_model(p, s, ["encoder"]),
+        "'encoder' is string, not numeric",
+    ),
+    "dangling_sidecar_symlink": (_dangling_sidecar, "sidecar is a symlink to a missing file"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_UNTESTABLE))
+def test_an_untestable_model_is_a_skip_in_run_and_125_in_judge(tmp_path: Path, case: str) -> None:
+    make, says = _UNTESTABLE[case]
+    features, mean, std = codec_features_parquet(tmp_path / "codec.parquet", rows=200)
+    scaler = {"feature_mean": mean, "feature_std": std}
+    folder = tmp_path / "models"
+    folder.mkdir()
+    models = [_codec_model(folder / f"m{i}.onnx", scaler) for i in range(4)]
+    models[1].unlink()
+    models[1].with_suffix(".json").unlink()
+    make(models[1], scaler)
+    out = tmp_path / "report.json"
+    ran = run_cli(*models, "--features", features, "--min-plcc", "0.5", "--scan", "--json", out)
+    assert "Traceback" not in ran.err, ran.err
+    assert ran.code == 0, ran.err
+    steps = {s["index"]: s for s in _report(out)["steps"]}
+    assert steps[1]["status"] == "skip", steps[1]
+    assert says in steps[1]["reason"]
+    assert [steps[i]["status"] for i in (0, 2, 3)] == ["good"] * 3
+    judged = run_module("model_bisect", "judge", models[1], "--features", features, *GATE)
+    assert "Traceback" not in judged.err, judged.err
+    assert judged.code == JudgeExit.SKIP, (judged.code, judged.out, judged.err)
+    assert judged.out.startswith("skip: ")
+    assert says in judged.out

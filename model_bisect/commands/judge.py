@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..catalogue import CATALOGUE, MappingName
-from ..errors import BisectError, UsageError
+from ..errors import BisectError, UsageError, first_line
 from ..exitcodes import JudgeExit
-from ..safetext import printable
+from ..safetext import printable, unicode_safe
 
 if TYPE_CHECKING:
     from ..report import Step
@@ -120,6 +120,12 @@ def main(args: argparse.Namespace) -> int:
         return _judge(args)
     except BisectError as exc:
         raise abort(exc) from exc
+    except Exception as exc:  # a last net: a traceback exits 1, which git reads as "bad"
+        raise JudgeAbort(
+            f"unexpected {exc.__class__.__name__} ({unicode_safe(first_line(exc))})",
+            f"model-bisect judge {unicode_safe(str(args.model))}",
+            "rerun with --debug for the traceback and report it",
+        ) from exc
 
 
 def _judge(args: argparse.Namespace) -> int:

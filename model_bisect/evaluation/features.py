@@ -87,6 +87,9 @@ class FeatureTable:
     rows_sha256: str = ""
     strings: Mapping[str, StringColumn] = field(default_factory=dict)  # read only when needed
     absent: tuple[str, ...] = ()  # requested with allow_missing, but not in the file
+    # Requested with allow_missing as numeric (or one-hot) but of another type in the file:
+    # column -> what is wrong ("float, not a string column"); the models needing it skip.
+    mistyped: Mapping[str, str] = field(default_factory=dict)
     _subsets: dict[tuple[str, ...], np.ndarray] = field(
         default_factory=dict, init=False, repr=False
     )
@@ -146,6 +149,12 @@ def read_sidecar(model_path: Path) -> dict[str, Any] | None:
     try:
         text = read_bytes_bounded(sidecar, MAX_SIDECAR_BYTES).decode("utf-8")
     except FileNotFoundError:
+        if os.path.lexists(sidecar):  # a link to nowhere is a broken sidecar, not no sidecar
+            raise InputError(
+                "sidecar is a symlink to a missing file",
+                where,
+                "point the link at the sidecar JSON or remove it",
+            ) from None
         return None
     except NotRegularFileError as exc:
         raise InputError(
@@ -307,10 +316,20 @@ def load_features(
         )
     names = [name for name in wanted if name in available]
     string_names = [name for name in wanted_strings if name in available]
+    mistyped: dict[str, str] = {}
+    if allow_missing:  # a column of the wrong type is the needing model's skip, not the run's
+        for name in string_names:
+            if not _is_string(schema.field(name).type):
+                mistyped[name] = f"{schema.field(name).type}, not a string column"
+        for name in names:
+            if name != target and not _is_number(schema.field(name).type):
+                mistyped.setdefault(name, f"{schema.field(name).type}, not numeric")
+        names = [n for n in names if n == target or _is_number(schema.field(n).type)]
+        string_names = [n for n in string_names if _is_string(schema.field(n).type)]
     _check_string_columns(schema, string_names, where)
     for name in [*names, target]:
         kind = schema.field(name).type
-        if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
+        if not _is_number(kind):
             raise InputError(
                 f"column {name!r} is {kind}, not numeric",
                 where,
@@ -389,7 +408,22 @@ def load_features(
         rows_sha256=mask.hexdigest(),
         strings=string_columns,
         absent=tuple(missing),
+        mistyped=mistyped,
     )
+
+
+def _is_number(kind: Any) -> bool:
+    import pyarrow as pa
+
+    return bool(pa.types.is_integer(kind) or pa.types.is_floating(kind))
+
+
+def _is_string(kind: Any) -> bool:
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    return bool(pa.types.is_string(kind) or pa.types.is_large_string(kind))
 
 
 def _check_string_columns(schema: Any, names: Sequence[str], where: str) -> None:
@@ -399,7 +433,7 @@ def _check_string_columns(schema: Any, names: Sequence[str], where: str) -> None
         kind = schema.field(name).type
         if pa.types.is_dictionary(kind):
             kind = kind.value_type
-        if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+        if not _is_string(kind):
             raise InputError(
                 f"column {name!r} is {kind}, not a string column",
                 where,

@@ -172,8 +172,11 @@ def _float32s(value: Any, what: str, count: int, where: str, fix: str) -> tuple[
         raise InputError(f"{what} is not a list of numbers", where, fix)
     if len(value) != count:
         raise InputError(f"{what} has {len(value)} values for {count} columns", where, fix)
-    with np.errstate(over="ignore"):
-        rounded = np.asarray(value, dtype=np.float64).astype(np.float32)
+    try:
+        with np.errstate(over="ignore"):
+            rounded = np.asarray(value, dtype=np.float64).astype(np.float32)
+    except OverflowError:  # an integer beyond float64 (JSON integers have no bound)
+        raise InputError(f"{what} holds a number too large for a float", where, fix) from None
     if not np.isfinite(rounded).all():
         raise InputError(f"{what} holds a value that is not a finite float32", where, fix)
     return tuple(float(v) for v in rounded)

@@ -145,6 +145,10 @@ class Evaluator:
         except (OSError, ValueError) as exc:
             raise _Skip(f"unreadable model file ({exc.__class__.__name__}: {shown})") from None
         lacking = description.lacking(self.features)
+        mistyped = [n for n in lacking if n in self.features.mistyped]
+        if mistyped:
+            what = "; ".join(f"{n[:80]!r} is {self.features.mistyped[n]}" for n in mistyped[:12])
+            raise _Skip(f"cannot feed the feature cache's columns as described: {what}")
         if lacking:
             raise _Skip(
                 f"needs feature column{'s' if len(lacking) > 1 else ''} "
