@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from model_bisect import __version__
 from model_bisect.command_line import Parser, add_debug_flag, speak
@@ -199,6 +200,7 @@ def _regenerate(args: argparse.Namespace) -> int:
         f"wrote {args.out}: features.parquet ({origin.rows} rows), {origin.models} models, "
         "MANIFEST.json",
         highlight=False,
+        markup=False,  # a path is text, never markup: `[/]x` would be a MarkupError
         soft_wrap=True,
     )
     if origin.source_path is not None:
@@ -207,6 +209,7 @@ def _regenerate(args: argparse.Namespace) -> int:
             f"source {args.source_features}: target column {origin.target_column!r}{renamed}; "
             f"{origin.rows_read} rows read, {origin.dropped_rows} dropped (null, NaN or inf)",
             highlight=False,
+            markup=False,
             soft_wrap=True,
         )
     return ExitCode.OK
@@ -227,18 +230,24 @@ def _check(args: argparse.Namespace) -> int:
         _write_json(args.json, data, "--json")
 
     console = _console(sys.stdout)
-    table = Table(title=f"cache_builder check: {args.out} (--require {require.value})")
+    # Every text from the fixture or the command line goes in as Text, never as markup: an
+    # artifact path or a version like `[/]x` is shown as written.
+    table = Table(title=Text(f"cache_builder check: {args.out} (--require {require.value})"))
     table.add_column("artifact", no_wrap=True)
     table.add_column("result", no_wrap=True)
     table.add_column("detail")
     for finding in report.findings:
         style = _STYLE[finding.kind.value]
-        table.add_row(finding.path, f"[{style}]{finding.kind.value}[/]", "\n".join(finding.details))
+        kind = Text(finding.kind.value, style=style)
+        table.add_row(Text(finding.path), kind, Text("\n".join(finding.details)))
     console.print(table)
     if report.toolchain:
         changes = ", ".join(str(change) for change in report.toolchain)
         console.print(
-            f"toolchain differs from MANIFEST.json: {changes}", highlight=False, soft_wrap=True
+            f"toolchain differs from MANIFEST.json: {changes}",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
         )
     if report.drifted:
         console.print(report.advice(), highlight=False, markup=False, soft_wrap=True)

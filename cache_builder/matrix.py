@@ -149,6 +149,7 @@ def failing(rows: Sequence[MatrixRow]) -> list[str]:
 def table(rows: Sequence[MatrixRow]) -> Table:
     """The rows as a rich table, one line per library version and per difference."""
     from rich.table import Table
+    from rich.text import Text
 
     styles = {"identical": "green", "metadata-only": "yellow"}
     grid = Table(title="drift matrix: the fixture regenerated under each combination")
@@ -159,6 +160,9 @@ def table(rows: Sequence[MatrixRow]) -> Table:
         combination = row.name.split("-", 1)[1] if row.name.startswith("py") else row.name
         versions = "\n".join(f"{lib} {version}" for lib, version in row.versions.items())
         style = styles.get(row.verdict, "bold red")
-        verdict = f"[{style}]{row.verdict}[/{style}]"
-        grid.add_row(combination, row.python, versions, verdict, "\n".join(row.what) or "-")
+        # Text, not markup: every cell comes from a result file (`[/]x` is shown as written).
+        cells = (combination, row.python, versions)
+        verdict = Text(row.verdict, style=style)
+        what = Text("\n".join(row.what) or "-")
+        grid.add_row(*map(Text, cells), verdict, what)
     return grid
