@@ -192,6 +192,12 @@ def _write_json(path: Path, data: object, flag: str) -> None:
 def _regenerate(args: argparse.Namespace) -> int:
     from .actions import regenerate
 
+    if not args.out.resolve().name:  # `/`: the fixture is replaced through a sibling folder
+        raise InputError(
+            "--out is the root of the file system",
+            str(args.out),
+            "pass a folder of its own, e.g. testdata/bisect",
+        )
     with _progress(f"regenerating {args.out}"):
         manifest = regenerate(args.out, args.source_features, args.target_column)
     origin = manifest.origin

@@ -405,3 +405,8 @@ def test_matrix_rows_whose_versions_look_like_markup_are_printed_literally(
     assert done.code == ExitCode.OK, done.err
     for text in ("pyarrow [/]x", "onnx [bold]1.0", "3.11[/]"):
         assert text in done.out
+
+
+def test_regenerate_into_the_root_folder_is_one_line_exit_3() -> None:
+    done = run_module("cache_builder", "regenerate", "--out", "/", timeout=TIMEOUT)
+    refused(done, "--out is the root of the file system")
