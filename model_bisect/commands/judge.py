@@ -10,6 +10,7 @@ that cannot be evaluated at this commit (missing, corrupt, no usable input) is a
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -87,6 +88,21 @@ def _validate(args: argparse.Namespace) -> None:
         raise UsageError("MODEL is a folder", str(args.model), "pass one .onnx file")
 
 
+def _not_a_file(path: Path) -> str | None:
+    """Why ``path`` is not a regular file to read ("not found", "is a FIFO, not a regular
+    file"), or None. Only stat is asked: a FIFO is never opened, so nothing blocks."""
+    from ..files import special_file_kind
+
+    try:
+        kind = special_file_kind(os.stat(path))
+    except FileNotFoundError:
+        return "not found"
+    except (OSError, ValueError) as exc:
+        problem = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        return f"cannot be opened ({unicode_safe(problem)})"
+    return None if kind is None else f"is {kind}, not a regular file"
+
+
 def _entry(path: Path) -> TimelineEntry:
     from ..timeline.sources import from_arguments
 
@@ -139,16 +155,18 @@ def _judge(args: argparse.Namespace) -> int:
     gates = gate_specs(thresholds, args.max_drop)
     anchor = None
     if args.anchor is not None:
-        if not args.anchor.is_file():
+        problem = _not_a_file(args.anchor)
+        if problem is not None:
             raise UsageError(
-                "anchor model not found", str(args.anchor), "pass an existing .onnx file"
+                f"anchor model {problem}", str(args.anchor), "pass an existing .onnx file"
             )
         anchor = _entry(args.anchor)
-    if not args.features.is_file():  # checked before the model: no features, no bisect
+    problem = _not_a_file(args.features)  # checked before the model: no features, no bisect
+    if problem is not None:
         raise UsageError(
-            "feature cache not found", str(args.features), "pass an existing parquet file"
+            f"feature cache {problem}", str(args.features), "pass an existing parquet file"
         )
-    if not args.model.is_file():  # not at this commit: git should skip it, not stop
+    if not args.model.exists():  # not at this commit: git should skip it, not stop
         step = Step(0, args.model.name, Status.SKIP, None, "model file not found", 0.0)
         print(verdict_line(step, None))
         return int(JudgeExit.SKIP)
