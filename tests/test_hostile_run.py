@@ -941,3 +941,8 @@ def test_an_untestable_model_is_a_skip_in_run_and_125_in_judge(tmp_path: Path, c
     assert judged.code == JudgeExit.SKIP, (judged.code, judged.out, judged.err)
     assert judged.out.startswith("skip: ")
     assert says in judged.out
+
+
+def test_an_empty_model_argument_is_refused_not_read_as_the_current_folder(world: World) -> None:
+    ran = run_cli("", world.models[0], "--features", world.features, *GATE, cwd=world.folder)
+    assert_one_line_error(ran, "an empty MODEL argument")

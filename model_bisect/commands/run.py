@@ -181,6 +181,12 @@ def _validate(args: argparse.Namespace) -> None:
             "pass MODEL arguments, or --timeline FILE, or --git-path PATH "
             f"(or set one in [{TABLE}])",
         )
+    if any(not model for model in args.models):  # '' would silently mean the current folder
+        raise UsageError(
+            "an empty MODEL argument",
+            "model-bisect run",
+            "pass a model file, folder or glob ('.' for the current folder)",
+        )
     if args.rev_range and args.git_path is None:
         raise UsageError("--rev-range needs --git-path", "model-bisect run", "add --git-path PATH")
     if args.jobs < 1:
