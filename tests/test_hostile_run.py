@@ -946,3 +946,47 @@ def test_an_untestable_model_is_a_skip_in_run_and_125_in_judge(tmp_path: Path, c
 def test_an_empty_model_argument_is_refused_not_read_as_the_current_folder(world: World) -> None:
     ran = run_cli("", world.models[0], "--features", world.features, *GATE, cwd=world.folder)
     assert_one_line_error(ran, "an empty MODEL argument")
+
+
+# --- bounds: name lists are checked in linear time -----------------------------------------
+
+# A duplicate check of list.count per name took 31 s for 40,000 names; these lists would take
+# an hour. Linear, each run is a couple of seconds: the timeout is a generous bound, not a
+# measurement.
+NAME_LIST_TIMEOUT = 60.0
+
+
+def test_a_sidecar_of_380000_distinct_names_is_checked_in_linear_time(world: World) -> None:
+    names = [f"n{i}" for i in range(380_000)]
+    sidecar = world.models[1].with_suffix(".json")
+    sidecar.write_text(json.dumps({"features": names}, separators=(",", ":")), encoding="utf-8")
+    assert sidecar.stat().st_size < 4 << 20  # under the read bound: it is parsed, not refused
+    ran = run_cli(
+        *world.models, "--features", world.features, *GATE, "--scan", "--json",
+        world.folder.parent / "report.json", timeout=NAME_LIST_TIMEOUT,
+    )  # fmt: skip
+    assert ran.code == 0, ran.err
+    assert "needs feature columns 'n0'" in _skip_reason(world, 1)
+
+
+def test_a_timeline_inputs_table_of_60000_names_is_checked_in_linear_time(world: World) -> None:
+    columns = ", ".join(f'"c{i}"' for i in range(60_000))
+    entries = [f'[[models]]\npath = "{model}"\n' for model in world.models]
+    entries[1] += f"inputs = {{ input = [{columns}] }}\n"
+    timeline = world.folder.parent / "timeline.toml"
+    timeline.write_text("".join(entries), encoding="utf-8")
+    out = world.folder.parent / "report.json"
+    ran = run_cli(
+        "--timeline", timeline, "--features", world.features, *GATE, "--scan", "--json", out,
+        timeout=NAME_LIST_TIMEOUT,
+    )  # fmt: skip
+    assert ran.code == 0, ran.err
+    assert "needs feature columns 'c0'" in _skip_reason(world, 1)
+    # ...and a repeat at the very end of the list is still found.
+    timeline.write_text("".join(entries).replace(f'"c{59_999}"', '"c0"'), encoding="utf-8")
+    ran = run_cli(
+        "--timeline", timeline, "--features", world.features, *GATE, "--scan",
+        timeout=NAME_LIST_TIMEOUT,
+    )  # fmt: skip
+    assert_one_line_error(ran, "")
+    assert "repeats 'c0'" in ran.err

@@ -21,7 +21,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import InputError
-from .features import CANONICAL_FEATURES, read_sidecar, sidecar_names, sidecar_path
+from .features import (
+    CANONICAL_FEATURES,
+    read_sidecar,
+    repeated_names,
+    sidecar_names,
+    sidecar_path,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -133,7 +139,8 @@ class InputDescription:
 
     def lacking(self, table: FeatureTable) -> list[str]:
         """Columns the description needs that the loaded table does not hold."""
-        numeric = [name for name in self.numeric_columns if name not in table.names]
+        loaded = set(table.names)  # a sidecar may list 100,000s of names: no tuple scans
+        numeric = [name for name in self.numeric_columns if name not in loaded]
         strings = [name for name in self.string_columns if name not in table.strings]
         return [*numeric, *strings]
 
@@ -152,7 +159,7 @@ def _specs(value: Any, what: str, where: str, fix: str) -> tuple[ColumnSpec, ...
         raise InputError(f"{what} is not a non-empty list of column specs", where, fix)
     if not all(isinstance(v, str) for v in value):
         raise InputError(f"{what} holds a non-string column spec", where, fix)
-    duplicates = sorted({v for v in value if value.count(v) > 1})
+    duplicates = repeated_names(value)
     if duplicates:
         raise InputError(f"{what} repeats {', '.join(map(repr, duplicates))}", where, fix)
     try:
