@@ -96,6 +96,7 @@ class RunOptions:
     scan: bool = False
     input_name: str | None = None
     cache: EvalCache | None = None
+    model_timeout: float | None = None  # seconds of inference per model; None: no bound
 
 
 @dataclass(frozen=True)
@@ -217,6 +218,7 @@ class _Session:
                     input_name=self.options.input_name,
                     threads=inference_threads(self.jobs, self.overlap, os.cpu_count() or 1),
                     spin=not self.overlap,
+                    timeout=self.options.model_timeout,
                 )
                 if self.overlap:  # ready when due, read while this model is inferred
                     self._ranking_thread().submit(self._ranks)

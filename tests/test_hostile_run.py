@@ -38,6 +38,7 @@ from tests.hostilekit import (
     assert_one_line_error,
     external_location_model,
     fifo,
+    loop_forever_model,
     no_output_model,
     run_cli,
     sha256s,
@@ -990,3 +991,36 @@ def test_a_timeline_inputs_table_of_60000_names_is_checked_in_linear_time(world:
     )  # fmt: skip
     assert_one_line_error(ran, "")
     assert "repeats 'c0'" in ran.err
+
+
+# --- bounds: a model whose inference never ends is stopped and skipped ---------------------
+
+# Generous for two shared CPUs: without the bound the Loop model would run for days.
+NEVER_ENDS = 120.0
+
+
+def test_a_model_that_would_run_for_days_is_stopped_and_skipped(world: World) -> None:
+    world.models[1].unlink()
+    loop_forever_model(world.models[1], SIX)
+    out = world.folder.parent / "report.json"
+    ran = run_cli(
+        *world.models, "--features", world.features, *GATE, "--scan", "--json", out,
+        "--model-timeout", "2", timeout=NEVER_ENDS,
+    )  # fmt: skip
+    assert "Traceback" not in ran.err, ran.err
+    assert ran.code == 0, ran.err
+    assert "took longer than 2 s" in _skip_reason(world, 1)
+    steps = {s["index"]: s["status"] for s in _report(out)["steps"]}
+    assert [steps[i] for i in (0, 2, 3)] == ["good"] * 3
+    judged = run_module(
+        "model_bisect", "judge", world.models[1], "--features", world.features, *GATE,
+        "--model-timeout", "2", timeout=NEVER_ENDS,
+    )  # fmt: skip
+    assert judged.code == JudgeExit.SKIP, (judged.out, judged.err)
+    assert "took longer than 2 s" in judged.out
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "inf", "nan"])
+def test_a_model_timeout_that_is_not_a_positive_number_is_exit_3(world: World, value: str) -> None:
+    ran = run_cli(*world.models, "--features", world.features, *GATE, "--model-timeout", value)
+    assert_one_line_error(ran, "--model-timeout must be a positive number of seconds")

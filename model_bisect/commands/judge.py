@@ -42,7 +42,7 @@ def requested(words: Sequence[str]) -> bool:
 
 
 def add_parser(sub: Any) -> None:
-    from .run import add_gate_arguments
+    from .run import add_gate_arguments, add_timeout_argument
 
     parser = sub.add_parser(
         COMMAND,
@@ -64,6 +64,7 @@ def add_parser(sub: Any) -> None:
     data.add_argument("--features", type=Path, required=True, help="feature cache (parquet)")
     data.add_argument("--target", default="mos", help="target column (default: mos)")
     data.add_argument("--input-name", help="model input to feed (default: auto-detect)")
+    add_timeout_argument(data)
     add_gate_arguments(parser, "the --anchor model")
     cache = parser.add_argument_group("cache")
     cache.add_argument("--no-cache", action="store_true", help="ignore the evaluation cache")
@@ -75,7 +76,7 @@ def add_parser(sub: Any) -> None:
 
 
 def _validate(args: argparse.Namespace) -> None:
-    from .run import check_gate_arguments
+    from .run import check_gate_arguments, check_timeout_argument
 
     if args.max_drop and args.anchor is None:
         raise UsageError(
@@ -84,6 +85,7 @@ def _validate(args: argparse.Namespace) -> None:
             "add --anchor MODEL (a copy of the known-good model outside the repository)",
         )
     check_gate_arguments(args, "model-bisect judge")
+    check_timeout_argument(args, "model-bisect judge")
     if args.model.is_dir():
         raise UsageError("MODEL is a folder", str(args.model), "pass one .onnx file")
 
@@ -178,6 +180,7 @@ def _judge(args: argparse.Namespace) -> int:
         alpha=args.significance,
         input_name=args.input_name,
         cache=cache,
+        model_timeout=args.model_timeout,
     )
     judged = judge_model(_entry(args.model), args.features, options, anchor=anchor)
     print(verdict_line(judged.step, judged.anchor))

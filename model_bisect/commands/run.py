@@ -26,15 +26,40 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_MARKER",
+    "DEFAULT_MODEL_TIMEOUT",
     "add_config_flag",
     "add_gate_arguments",
     "add_parser",
+    "add_timeout_argument",
     "check_gate_arguments",
+    "check_timeout_argument",
     "exit_code_for",
     "main",
 ]
 
 DEFAULT_MARKER = "nightly"
+# Seconds of inference one model may take before it is stopped and skipped: far above what a
+# quality model needs on a million rows, far below a night.
+DEFAULT_MODEL_TIMEOUT = 600.0
+
+
+def add_timeout_argument(group: Any) -> None:
+    group.add_argument(
+        "--model-timeout",
+        type=float,
+        default=DEFAULT_MODEL_TIMEOUT,
+        metavar="SECONDS",
+        help=f"skip a model whose inference takes longer (default: {DEFAULT_MODEL_TIMEOUT:g})",
+    )
+
+
+def check_timeout_argument(args: argparse.Namespace, where: str) -> None:
+    if not 0 < args.model_timeout < float("inf"):
+        raise UsageError(
+            f"--model-timeout must be a positive number of seconds, not {args.model_timeout:g}",
+            where,
+            f"use e.g. --model-timeout {DEFAULT_MODEL_TIMEOUT:g}",
+        )
 
 
 def add_gate_arguments(parser: argparse.ArgumentParser, anchor: str) -> None:
@@ -117,6 +142,7 @@ def add_parser(sub: Any) -> None:
     search.add_argument(
         "--fail-on-first-bad", action="store_true", help="exit 2 when a regression is found"
     )
+    add_timeout_argument(search)
     search.add_argument("--no-cache", action="store_true", help="ignore the evaluation cache")
     search.add_argument(
         "--cache-dir",
@@ -196,6 +222,7 @@ def _validate(args: argparse.Namespace) -> None:
             "use --jobs 1 or more",
         )
     check_gate_arguments(args, "model-bisect run")
+    check_timeout_argument(args, "model-bisect run")
 
 
 def _entries(args: argparse.Namespace, workdir: Path) -> list[TimelineEntry]:
@@ -273,6 +300,7 @@ def _main(args: argparse.Namespace) -> int:
         scan=args.scan,
         input_name=args.input_name,
         cache=cache,
+        model_timeout=args.model_timeout,
     )
     invoked = invocation(
         args.argv,  # set by cli.main: the words this command was given
