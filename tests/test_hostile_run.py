@@ -1024,3 +1024,28 @@ def test_a_model_that_would_run_for_days_is_stopped_and_skipped(world: World) ->
 def test_a_model_timeout_that_is_not_a_positive_number_is_exit_3(world: World, value: str) -> None:
     ran = run_cli(*world.models, "--features", world.features, *GATE, "--model-timeout", value)
     assert_one_line_error(ran, "--model-timeout must be a positive number of seconds")
+
+
+# --- a model beyond protobuf's bound is refused on its size, before any read ---------------
+
+
+def test_a_3_gib_model_is_refused_on_its_size_without_reading_it(world: World) -> None:
+    import tracemalloc
+
+    from model_bisect.evaluation.onnxfile import MAX_MODEL_BYTES
+    from model_bisect.files import TooLargeError, read_bytes_bounded
+
+    huge = world.models[1]
+    with huge.open("r+b") as handle:  # sparse: 3 GiB of size, no blocks on disk
+        handle.truncate(3 << 30)
+    tracemalloc.start()
+    try:
+        with pytest.raises(TooLargeError):
+            read_bytes_bounded(huge, MAX_MODEL_BYTES)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20  # reading up to the bound first would have held 2 GiB
+    ran = _scan(world, *world.models)
+    assert ran.code == 0, ran.err
+    assert "2 GiB or larger" in _skip_reason(world, 1)
