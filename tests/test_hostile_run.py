@@ -1049,3 +1049,20 @@ def test_a_3_gib_model_is_refused_on_its_size_without_reading_it(world: World) -
     ran = _scan(world, *world.models)
     assert ran.code == 0, ran.err
     assert "2 GiB or larger" in _skip_reason(world, 1)
+
+
+def test_a_subnormal_sidecar_std_is_a_skip_with_its_reason_and_no_numpy_warning(
+    world: World,
+) -> None:
+    published_sidecar(
+        world.models[1],
+        feature_order=list(CANONICAL_FEATURES),
+        feature_mean=[0.0] * SIX,
+        feature_std=[1.0] * (SIX - 1) + [1e-45],
+    )
+    ran = _scan(world, *world.models)
+    assert ran.code == 0, ran.err
+    assert "RuntimeWarning" not in ran.err
+    assert "below 1.2e-38 (float32's smallest normal number) at position 5" in _skip_reason(
+        world, 1
+    )

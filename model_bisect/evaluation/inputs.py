@@ -49,6 +49,7 @@ __all__ = [
     "unknown_rows",
 ]
 
+_FLOAT32_TINY = 1.1754943508222875e-38  # numpy.finfo(numpy.float32).tiny
 UNKNOWN = "unknown"  # the one-hot value that catches every value a layout does not list
 _ONEHOT = re.compile(r"(?P<column>.+)_onehot\[(?P<value>.*)\]", re.DOTALL)
 Source = Literal["timeline", "sidecar", "default"]
@@ -200,6 +201,17 @@ def _scaler(
             f"{names[1]} is zero or negative at position {', '.join(map(str, bad))}",
             where,
             "a standard deviation must be positive; drop the column or fix the scaler",
+        )
+    # Below float32's smallest normal number (1.2e-38) the division overflows for any
+    # ordinary feature value: refused here, with its reason, rather than as a RuntimeWarning
+    # on stderr and "non-finite predictions".
+    tiny = [i for i, v in enumerate(std_values) if v < _FLOAT32_TINY]
+    if tiny:
+        raise InputError(
+            f"{names[1]} is below 1.2e-38 (float32's smallest normal number) at position "
+            f"{', '.join(map(str, tiny[:12]))}",
+            where,
+            "a column that constant carries nothing: drop it or fix the scaler",
         )
     return mean_values, std_values
 
