@@ -1066,3 +1066,17 @@ def test_a_subnormal_sidecar_std_is_a_skip_with_its_reason_and_no_numpy_warning(
     assert "below 1.2e-38 (float32's smallest normal number) at position 5" in _skip_reason(
         world, 1
     )
+
+
+@pytest.mark.parametrize("command", ["run", "publish"])
+def test_an_empty_marker_is_refused_not_replaced_by_nightly(world: World, command: str) -> None:
+    report = world.folder.parent / "report.json"
+    if command == "run":
+        args: tuple[str | Path, ...] = (*world.models, "--features", world.features, *GATE)
+    else:
+        assert _scan(world, *world.models).code == 0
+        args = ("--dry-run", "--report", report)
+    done = run_module("model_bisect", command, *args, "--marker", "")
+    assert "Traceback" not in done.err
+    assert done.code == 3, done.err
+    assert done.err.startswith("error: invalid marker key ''")

@@ -189,7 +189,8 @@ def _apply_config(args: argparse.Namespace, config: Config) -> None:
         args.max_drop = list(config.max_drop)
     args.features = args.features or config.features
     args.mapping = args.mapping or config.mapping or MappingName.NONE.value
-    args.marker = args.marker or config.marker or DEFAULT_MARKER
+    if args.marker is None:  # an empty --marker '' stays empty, to be refused, not defaulted
+        args.marker = config.marker or DEFAULT_MARKER
 
 
 def _validate(args: argparse.Namespace) -> None:
@@ -223,6 +224,9 @@ def _validate(args: argparse.Namespace) -> None:
         )
     check_gate_arguments(args, "model-bisect run")
     check_timeout_argument(args, "model-bisect run")
+    from ..publishing.comment import marker
+
+    marker(args.marker)  # before any work: the comment is rendered at the end
 
 
 def _entries(args: argparse.Namespace, workdir: Path) -> list[TimelineEntry]:
