@@ -224,9 +224,10 @@ def _validate(args: argparse.Namespace) -> None:
         )
     check_gate_arguments(args, "model-bisect run")
     check_timeout_argument(args, "model-bisect run")
-    from ..publishing.comment import marker
+    if not args.marker or args.markdown is not None:  # checked before any work, not at render
+        from ..publishing.comment import marker
 
-    marker(args.marker)  # before any work: the comment is rendered at the end
+        marker(args.marker)
 
 
 def _entries(args: argparse.Namespace, workdir: Path) -> list[TimelineEntry]:
