@@ -11,12 +11,9 @@ import argparse
 import contextlib
 import json
 import os
-import signal
 import sys
-import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, TextIO
 
 from rich.console import Console
@@ -24,7 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from model_bisect import __version__
-from model_bisect.command_line import Parser, add_debug_flag, speak
+from model_bisect.command_line import Parser, Terminated, add_debug_flag, speak, terminations_unwind
 from model_bisect.errors import InputError, UsageError
 from model_bisect.exitcodes import ExitCode
 from model_bisect.files import write_text_atomic
@@ -98,38 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class Terminated(BaseException):
-    """SIGTERM or SIGHUP, raised so that every `finally` (the check's scratch folder, the
-    fixture's staging tree) runs; by default these signals end the process on the spot."""
-
-    def __init__(self, signum: int) -> None:
-        self.signum = signum
-        super().__init__(signal.Signals(signum).name)
-
-
-@contextlib.contextmanager
-def _terminations_unwind() -> Iterator[None]:
-    if threading.current_thread() is not threading.main_thread():
-        yield  # only the main thread may set handlers; an embedding program keeps its own
-        return
-    caught = [signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        for each in caught:  # a second signal must not cut the clean-up short
-            signal.signal(each, signal.SIG_IGN)
-        raise Terminated(signum)
-
-    previous = {each: signal.signal(each, handler) for each in caught}
-    try:
-        yield
-    finally:
-        for each, action in previous.items():
-            signal.signal(each, action)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        with _terminations_unwind():
+        with terminations_unwind():
             return _main(argv)
     except Terminated as stop:
         print(f"error: terminated by {stop}", file=sys.stderr)

@@ -1080,3 +1080,49 @@ def test_an_empty_marker_is_refused_not_replaced_by_nightly(world: World, comman
     assert "Traceback" not in done.err
     assert done.code == 3, done.err
     assert done.err.startswith("error: invalid marker key ''")
+
+
+# --- a SIGTERM removes the temporary copies of --git-path versions -------------------------
+
+
+def test_sigterm_during_a_git_path_run_removes_its_temporary_folder(world: World) -> None:
+    import signal
+    import time
+
+    from tests.repokit import git
+
+    repo = world.folder.parent / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    model = repo / "m.onnx"
+    for step in range(3):  # the newest, probed first, runs until --model-timeout stops it
+        if step < 2:
+            linear_model(model, [w + 0.01 * step for w in world.weights])
+        else:
+            loop_forever_model(model, SIX)
+        git(repo, "add", "m.onnx")
+        git(repo, "commit", "-q", "-m", f"step {step}")
+    scratch = world.folder.parent / "tmp"
+    scratch.mkdir()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "model_bisect", "run", "--git-path", str(model),
+         "--features", str(world.features), *GATE, "--model-timeout", "5", "--quiet"],
+        cwd=repo, env={**os.environ, "TMPDIR": str(scratch)},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + NEVER_ENDS
+        while not list(scratch.glob("model-bisect-*")):
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "no temporary folder appeared"
+            time.sleep(0.01)
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=NEVER_ENDS)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 128 + signal.SIGTERM, err
+    assert "Traceback" not in err
+    assert "error: terminated by SIGTERM" in err
+    assert list(scratch.iterdir()) == []
