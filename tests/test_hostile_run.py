@@ -1126,3 +1126,29 @@ def test_sigterm_during_a_git_path_run_removes_its_temporary_folder(world: World
     assert "Traceback" not in err
     assert "error: terminated by SIGTERM" in err
     assert list(scratch.iterdir()) == []
+
+
+# --- a token of any shape, in a label, never reaches run's outputs -------------------------
+
+
+def test_a_token_that_is_not_github_shaped_is_masked_in_every_output_of_run(
+    world: World,
+) -> None:
+    token = "s3cr3t-of-no-known-shape-42"
+    entries = [
+        f'[[models]]\npath = "{model}"\nlabel = "retrain {token} #{i}"\n'
+        for i, model in enumerate(world.models)
+    ]
+    timeline = world.folder.parent / "timeline.toml"
+    timeline.write_text("".join(entries), encoding="utf-8")
+    out, markdown = world.folder.parent / "r.json", world.folder.parent / "r.md"
+    env = {**os.environ, "GH_TOKEN": token, "COLUMNS": "200"}
+    ran = run_cli(
+        "--timeline", timeline, "--features", world.features, *GATE, "--scan",
+        "--json", out, "--markdown", markdown, env=env,
+    )  # fmt: skip
+    assert ran.code == 0, ran.err
+    for text in (ran.out, ran.err, out.read_text("utf-8"), markdown.read_text("utf-8")):
+        assert token not in text
+    labels = [ref["label"] for ref in _report(out)["timeline"]]
+    assert labels == [f"retrain *** #{i}" for i in range(len(world.models))]

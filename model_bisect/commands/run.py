@@ -10,6 +10,7 @@ import argparse
 import os
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -313,12 +314,20 @@ def _main(args: argparse.Namespace) -> int:
         env=os.environ,
         reproduce=args.reproduce,
     )
+    from ..publishing.redact import redact, redact_report
+    from .provenance import TOKEN_VARIABLES
+
+    # The token's value, whatever its shape, is masked in labels (so on the live terminal
+    # too) and everywhere in the report, the comment body and the table.
+    secrets = [os.environ.get(name, "") for name in TOKEN_VARIABLES]
     with tempfile.TemporaryDirectory(prefix="model-bisect-") as tmp:
-        entries = _entries(args, Path(tmp))
+        entries = [replace(e, label=redact(e.label, secrets)) for e in _entries(args, Path(tmp))]
         inputs = [args.features, args.timeline, args.git_path, args.config_source]
         inputs += [p for e in entries for p in (e.path, *e.companions)]
         refuse_inputs(_outputs(args), [p for p in inputs if p is not None])
-        report = _run_with_progress(entries, args.features, options, invoked)
+        report = redact_report(
+            _run_with_progress(entries, args.features, options, invoked), secrets
+        )
 
     texts: dict[str, str] = {}
     if args.json is not None:
