@@ -291,3 +291,22 @@ def test_a_broken_pyproject_that_cannot_hold_the_table_does_not_stop_a_run(
     (tmp_path / "work").mkdir()
     ran = run_in(tmp_path / "work", "run", "m.onnx", "--features", "f.parquet", "--min-plcc", "0.5")
     _one_line_exit_3(ran, "model not found")  # the run went on to its own inputs
+
+
+def test_the_report_names_the_file_whose_table_supplied_the_settings(
+    project: Path, tmp_path: Path
+) -> None:
+    report = tmp_path / "r.json"
+    ran = run_in(project / "src" / "deep", "run", "--quiet", "--json", report)
+    assert ran.code == ExitCode.OK, ran.err
+    invoked = json.loads(report.read_text(encoding="utf-8"))["invocation"]
+    assert invoked["config"] == str(project / "pyproject.toml")  # found two folders up
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    data = project / "data"
+    ran = run_in(
+        elsewhere, "run", data / "models", "--features", data / "features.parquet",
+        "--min-plcc", "0.5", "--quiet", "--json", report,
+    )  # fmt: skip
+    assert ran.code == ExitCode.OK, ran.err
+    assert json.loads(report.read_text(encoding="utf-8"))["invocation"]["config"] is None

@@ -313,6 +313,7 @@ def _main(args: argparse.Namespace) -> int:
         cwd=Path.cwd(),
         env=os.environ,
         reproduce=args.reproduce,
+        config=args.config_source,
     )
     from ..publishing.redact import redact, redact_report
     from .provenance import TOKEN_VARIABLES
