@@ -12,7 +12,9 @@ import os
 import re
 import shlex
 import sys
+import tempfile
 from pathlib import Path
+from typing import NoReturn
 
 from invoke.context import Context
 from invoke.exceptions import Exit
@@ -45,6 +47,36 @@ def _q(path: Path) -> str:
 
 def _out(out: str | None) -> Path:
     return Path(out or os.environ.get("BISECT_OUT") or ROOT / "bisect-out").resolve()
+
+
+def _unusable_out(out_dir: Path, outputs: tuple[str, ...] = ()) -> str | None:
+    """Why ``out_dir`` cannot take the chain's files, in one line, or None once it exists and
+    last night's ``outputs`` are gone (a stale result.json must never be published as
+    tonight's). A file where the folder belongs, a folder under a file, /proc, or an output
+    name that is a directory are the operator's to fix, never a traceback."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for name in outputs:
+            path = out_dir / name
+            if path.is_dir() and not path.is_symlink():
+                return f"output {path} is a directory, not a file"
+            path.unlink(missing_ok=True)
+    except OSError as exc:
+        if isinstance(exc, FileExistsError) or out_dir.is_file():
+            return f"output folder {out_dir} is a file, not a folder"
+        if isinstance(exc, NotADirectoryError):
+            return f"output folder {out_dir} is below a file, not a folder"
+        return f"output folder {out_dir} is unusable ({exc.strerror or exc.__class__.__name__})"
+    return None
+
+
+def _made_out(out: str | None) -> Path:
+    """The output folder, made; exit 3 with one line when it cannot be."""
+    out_dir = _out(out)
+    problem = _unusable_out(out_dir)
+    if problem is not None:
+        raise Exit(f"error: {problem}: pass --out DIR or set BISECT_OUT", code=ExitCode.INPUT)
+    return out_dir
 
 
 def _chosen_fixture(fixture: str | None) -> Path | None:
@@ -135,8 +167,7 @@ def regenerate(c: Context) -> None:
 @task(help={"fixture": "fixture folder (default: $BISECT_FIXTURE_DIR or testdata/bisect)"})
 def check(c: Context, fixture: str | None = None, out: str | None = None) -> None:
     """Drift-check the fixture under the pinned toolchain into bisect-out/check.json."""
-    out_dir = _out(out)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = _made_out(out)
     c.run(_check_cmd(_fixture(fixture), out_dir), pty=False)
 
 
@@ -145,8 +176,7 @@ def bisect(
     c: Context, fixture: str | None = None, models: str | None = None, out: str | None = None
 ) -> None:
     """Bisect with the [tool.model-bisect] settings into bisect-out/result.{json,md}."""
-    out_dir = _out(out)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = _made_out(out)
     c.run(_bisect_cmd(_chosen_fixture(fixture), models, out_dir), pty=False)
 
 
@@ -182,9 +212,9 @@ def nightly(
     """The nightly chain: check -> bisect -> render -> publish; exits non-zero unless green."""
     target = f"--issue {shlex.quote(_issue(issue))}" if publish else "--dry-run"
     out_dir, fixture_dir = _out(out), _fixture(fixture)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for name in OUTPUTS:  # a stale result.json must never be published as tonight's
-        (out_dir / name).unlink(missing_ok=True)
+    problem = _unusable_out(out_dir, OUTPUTS)
+    if problem is not None:
+        _output_broke(c, target, problem)
 
     check_log = out_dir / "check.log"
     code = _check_exit(_logged(c, _check_cmd(fixture_dir, out_dir), check_log), check_log)
@@ -214,6 +244,21 @@ def nightly(
     if final:
         why = f"wiring broke ({stage})" if stage else VERDICTS.get(code, "publish failed")
         raise Exit(f"nightly: {why}; logs and comment body in {out_dir}", code=final)
+
+
+def _output_broke(c: Context, target: str, problem: str) -> NoReturn:
+    """The chain cannot even start (no folder for its files): the night is still a wiring
+    broke comment, its log a temporary file, and the nightly exits 3."""
+    with tempfile.TemporaryDirectory(prefix="model-bisect-nightly-") as scratch:
+        log = Path(scratch) / "output.log"
+        log.write_text(f"{problem}\n", encoding="utf-8")
+        c.run(
+            f"{MODEL_BISECT} publish --config {_q(CONFIG)} {target} "
+            f"--wiring-broke --error-log {_q(log)} --stage output",
+            warn=True,
+            pty=False,
+        )
+    raise Exit(f"nightly: wiring broke (output): {problem}", code=ExitCode.INPUT)
 
 
 @task

@@ -11,19 +11,17 @@ import argparse
 import contextlib
 import json
 import os
-import signal
 import sys
-import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, TextIO
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from model_bisect import __version__
-from model_bisect.command_line import Parser, add_debug_flag, speak
+from model_bisect.command_line import Parser, Terminated, add_debug_flag, speak, terminations_unwind
 from model_bisect.errors import InputError, UsageError
 from model_bisect.exitcodes import ExitCode
 from model_bisect.files import write_text_atomic
@@ -106,38 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class Terminated(BaseException):
-    """SIGTERM or SIGHUP, raised so that every `finally` (the check's scratch folder, the
-    fixture's staging tree) runs; by default these signals end the process on the spot."""
-
-    def __init__(self, signum: int) -> None:
-        self.signum = signum
-        super().__init__(signal.Signals(signum).name)
-
-
-@contextlib.contextmanager
-def _terminations_unwind() -> Iterator[None]:
-    if threading.current_thread() is not threading.main_thread():
-        yield  # only the main thread may set handlers; an embedding program keeps its own
-        return
-    caught = [signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        for each in caught:  # a second signal must not cut the clean-up short
-            signal.signal(each, signal.SIG_IGN)
-        raise Terminated(signum)
-
-    previous = {each: signal.signal(each, handler) for each in caught}
-    try:
-        yield
-    finally:
-        for each, action in previous.items():
-            signal.signal(each, action)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        with _terminations_unwind():
+        with terminations_unwind():
             return _main(argv)
     except Terminated as stop:
         print(f"error: terminated by {stop}", file=sys.stderr)
@@ -200,6 +169,12 @@ def _write_json(path: Path, data: object, flag: str) -> None:
 def _regenerate(args: argparse.Namespace) -> int:
     from .actions import regenerate
 
+    if not args.out.resolve().name:  # `/`: the fixture is replaced through a sibling folder
+        raise InputError(
+            "--out is the root of the file system",
+            str(args.out),
+            "pass a folder of its own, e.g. testdata/bisect",
+        )
     with _progress(f"regenerating {args.out}"):
         manifest = regenerate(args.out, args.source_features, args.target_column)
     origin = manifest.origin
@@ -208,6 +183,7 @@ def _regenerate(args: argparse.Namespace) -> int:
         f"wrote {args.out}: features.parquet ({origin.rows} rows), {origin.models} models, "
         "MANIFEST.json",
         highlight=False,
+        markup=False,  # a path is text, never markup: `[/]x` would be a MarkupError
         soft_wrap=True,
     )
     if origin.source_path is not None:
@@ -216,6 +192,7 @@ def _regenerate(args: argparse.Namespace) -> int:
             f"source {args.source_features}: target column {origin.target_column!r}{renamed}; "
             f"{origin.rows_read} rows read, {origin.dropped_rows} dropped (null, NaN or inf)",
             highlight=False,
+            markup=False,
             soft_wrap=True,
         )
     return ExitCode.OK
@@ -236,18 +213,24 @@ def _check(args: argparse.Namespace) -> int:
         _write_json(args.json, data, "--json")
 
     console = _console(sys.stdout)
-    table = Table(title=f"cache_builder check: {args.out} (--require {require.value})")
+    # Every text from the fixture or the command line goes in as Text, never as markup: an
+    # artifact path or a version like `[/]x` is shown as written.
+    table = Table(title=Text(f"cache_builder check: {args.out} (--require {require.value})"))
     table.add_column("artifact", no_wrap=True)
     table.add_column("result", no_wrap=True)
     table.add_column("detail")
     for finding in report.findings:
         style = _STYLE[finding.kind.value]
-        table.add_row(finding.path, f"[{style}]{finding.kind.value}[/]", "\n".join(finding.details))
+        kind = Text(finding.kind.value, style=style)
+        table.add_row(Text(finding.path), kind, Text("\n".join(finding.details)))
     console.print(table)
     if report.toolchain:
         changes = ", ".join(str(change) for change in report.toolchain)
         console.print(
-            f"toolchain differs from MANIFEST.json: {changes}", highlight=False, soft_wrap=True
+            f"toolchain differs from MANIFEST.json: {changes}",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
         )
     if report.drifted:
         console.print(report.advice(), highlight=False, markup=False, soft_wrap=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -40,6 +41,8 @@ FAILING = frozenset({"content", "missing", "extra", "unreadable"})
 # The libraries the matrix varies, shown for each row from the versions the check ran under.
 LIBRARIES = ("pyarrow", "pandas", "onnx", "numpy", "protobuf")
 MAX_RESULT_BYTES = 16 << 20  # a `check --json` file is a few KB
+# What `nox -s drift_matrix` names a result; another .json in the folder is no combination.
+_RESULT_NAME = re.compile(r"py[0-9]+\.[0-9]+-.+", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -108,10 +111,13 @@ def summarise(results: Path, combos: Sequence[str] = ()) -> list[MatrixRow]:
     """Rows for the result files in ``results``, in matrix order when ``combos`` names it.
 
     Files named `py<X.Y>-<combination>.json` for a combination not in ``combos`` are left out,
-    so results of combinations since removed from the noxfile do not linger in the table.
+    so results of combinations since removed from the noxfile do not linger in the table; a
+    `.json` of any other name (a stray `model-bisect-*.json` report) is not a result at all.
     """
     rows = []
     for path in sorted(results.glob("*.json")):
+        if _RESULT_NAME.fullmatch(path.stem) is None:
+            continue  # not a result (a stray report, a copy): a result is py<X.Y>-<combination>
         combination = path.stem.split("-", 1)[-1]
         if combos and combination not in combos:
             continue
@@ -149,6 +155,7 @@ def failing(rows: Sequence[MatrixRow]) -> list[str]:
 def table(rows: Sequence[MatrixRow]) -> Table:
     """The rows as a rich table, one line per library version and per difference."""
     from rich.table import Table
+    from rich.text import Text
 
     styles = {"identical": "green", "metadata-only": "yellow"}
     grid = Table(title="drift matrix: the fixture regenerated under each combination")
@@ -159,6 +166,9 @@ def table(rows: Sequence[MatrixRow]) -> Table:
         combination = row.name.split("-", 1)[1] if row.name.startswith("py") else row.name
         versions = "\n".join(f"{lib} {version}" for lib, version in row.versions.items())
         style = styles.get(row.verdict, "bold red")
-        verdict = f"[{style}]{row.verdict}[/{style}]"
-        grid.add_row(combination, row.python, versions, verdict, "\n".join(row.what) or "-")
+        # Text, not markup: every cell comes from a result file (`[/]x` is shown as written).
+        cells = (combination, row.python, versions)
+        verdict = Text(row.verdict, style=style)
+        what = Text("\n".join(row.what) or "-")
+        grid.add_row(*map(Text, cells), verdict, what)
     return grid

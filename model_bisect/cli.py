@@ -12,11 +12,12 @@ import sys
 from collections.abc import Callable, Sequence
 
 from . import __version__
-from .command_line import Parser, add_debug_flag, speak
+from .command_line import Parser, Terminated, add_debug_flag, speak, terminations_unwind
 from .commands import judge as judge_cmd
 from .commands import publish as publish_cmd
 from .commands import run as run_cmd
 from .errors import BisectError
+from .exitcodes import ExitCode
 
 __all__ = ["HANDLERS", "build_parser", "main"]
 
@@ -53,7 +54,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.argv = tuple(words)  # recorded in the report's invocation
         return HANDLERS[args.command](args)
 
-    return speak(dispatch, argv)
+    try:
+        with terminations_unwind():  # a SIGTERM still removes run's temporary folder
+            return speak(dispatch, argv)
+    except Terminated as stop:
+        print(f"error: terminated by {stop}", file=sys.stderr)
+        return ExitCode.signalled(stop.signum)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -7,17 +7,29 @@ speaks".
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
+import threading
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from types import FrameType
 from typing import Any, NoReturn
 
 from .errors import BisectError, UsageError
 from .exitcodes import ExitCode
 from .safetext import guarded_streams, printable
 
-__all__ = ["DEBUG_FLAG", "Parser", "add_debug_flag", "speak", "split_debug"]
+__all__ = [
+    "DEBUG_FLAG",
+    "Parser",
+    "Terminated",
+    "add_debug_flag",
+    "speak",
+    "split_debug",
+    "terminations_unwind",
+]
 
 DEBUG_FLAG = "--debug"
 
@@ -86,3 +98,34 @@ def _spoken(action: Callable[[list[str]], int], words: list[str], debug: bool) -
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return int(ExitCode.INTERRUPTED)
+
+
+class Terminated(BaseException):
+    """SIGTERM or SIGHUP, raised so that every `finally` (a temporary folder, the fixture's
+    staging tree) runs; by default these signals end the process on the spot."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        super().__init__(signal.Signals(signum).name)
+
+
+@contextlib.contextmanager
+def terminations_unwind() -> Iterator[None]:
+    """Within the block, SIGTERM and SIGHUP raise ``Terminated``, so temporary folders (run's
+    copies of `--git-path` versions, cache_builder's scratch) are removed on the way out."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set handlers; an embedding program keeps its own
+        return
+    caught = [signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        for each in caught:  # a second signal must not cut the clean-up short
+            signal.signal(each, signal.SIG_IGN)
+        raise Terminated(signum)
+
+    previous = {each: signal.signal(each, handler) for each in caught}
+    try:
+        yield
+    finally:
+        for each, action in previous.items():
+            signal.signal(each, action)

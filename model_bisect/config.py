@@ -18,10 +18,19 @@ from typing import Any
 
 from .catalogue import CATALOGUE, MappingName, MetricSpec
 from .errors import InputError, UsageError
+from .files import NotRegularFileError, TooLargeError, read_bytes_bounded
 from .publishing.marker import marker
 from .timeline.registry import SOURCES, SourceName
 
-__all__ = ["KEYS", "TABLE", "Config", "find_config", "load_config", "read_config"]
+__all__ = [
+    "KEYS",
+    "MAX_CONFIG_BYTES",
+    "TABLE",
+    "Config",
+    "find_config",
+    "load_config",
+    "read_config",
+]
 
 TABLE = "tool.model-bisect"
 PYPROJECT = "pyproject.toml"
@@ -65,20 +74,48 @@ class Config:
         return bool(self.thresholds or self.max_drop)
 
 
-def _table(path: Path, required: bool) -> Mapping[str, Any] | None:
-    """The `[tool.model-bisect]` table of one TOML file (None when it has none)."""
+# A pyproject.toml is a page of text; a bound keeps `--config /dev/zero`-like mistakes and
+# planted giants from filling memory before TOML sees a byte.
+MAX_CONFIG_BYTES = 4 << 20
+
+
+def _toml(path: Path) -> dict[str, Any]:
+    """One TOML file parsed; every way it can fail is one InputError (a FIFO or device is never
+    opened, the size is bounded, nesting too deep for the parser is named as such)."""
+    where = str(path)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = read_bytes_bounded(path, MAX_CONFIG_BYTES).decode("utf-8")
     except FileNotFoundError:
-        raise InputError("configuration file not found", str(path), "check the path") from None
-    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError("configuration file not found", where, "check the path") from None
+    except NotRegularFileError as exc:
+        raise InputError(
+            f"configuration file is {exc.kind}, not a regular file",
+            where,
+            "pass a TOML file",
+        ) from None
+    except TooLargeError:
+        raise InputError(
+            f"configuration file is larger than {MAX_CONFIG_BYTES >> 20} MB",
+            where,
+            "pass a pyproject.toml, not a data file",
+        ) from None
+    except (OSError, ValueError) as exc:  # ValueError: UnicodeDecodeError, a NUL in the path
         raise InputError(
             f"unreadable configuration file ({exc.__class__.__name__})",
-            str(path),
+            where,
             "pass a readable UTF-8 TOML file",
         ) from None
+    try:
+        return tomllib.loads(text)
+    except RecursionError:
+        raise InputError("TOML nests too deeply to parse", where, "fix the file") from None
     except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"invalid TOML ({exc})", str(path), "fix the syntax") from None
+        raise InputError(f"invalid TOML ({exc})", where, "fix the syntax") from None
+
+
+def _table(path: Path, required: bool) -> Mapping[str, Any] | None:
+    """The `[tool.model-bisect]` table of one TOML file (None when it has none)."""
+    data = _toml(path)
     tool = data.get("tool")
     table = tool.get("model-bisect") if isinstance(tool, dict) else None
     if table is None:
@@ -96,9 +133,26 @@ def find_config(start: Path) -> Path | None:
     """The nearest pyproject.toml at or above ``start`` that has a `[tool.model-bisect]`."""
     for folder in (start, *start.parents):
         candidate = folder / PYPROJECT
-        if candidate.is_file() and _table(candidate, required=False) is not None:
+        if not candidate.is_file():
+            continue
+        try:
+            table = _table(candidate, required=False)
+        except InputError:
+            if _mentions_the_table(candidate):
+                raise
+            continue  # some other project's broken file: not ours to judge, look further up
+        if table is not None:
             return candidate
     return None
+
+
+def _mentions_the_table(path: Path) -> bool:
+    """Whether a pyproject.toml that cannot be parsed could hold our table (its bytes name
+    it); when it cannot even be read, assume it does, so the error is shown, not skipped."""
+    try:
+        return b"model-bisect" in read_bytes_bounded(path, MAX_CONFIG_BYTES)
+    except OSError:
+        return True
 
 
 def load_config(explicit: Path | None, cwd: Path) -> Config:

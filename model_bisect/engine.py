@@ -105,6 +105,7 @@ class RunOptions:
     # --direction: which scores mean better quality, for every model whose timeline entry
     # does not say (LOWER_IS_BETTER negates the scores before anything else).
     direction: Direction = Direction.HIGHER_IS_BETTER
+    model_timeout: float | None = None  # seconds of inference per model; None: no bound
 
 
 def direction_of(entry: TimelineEntry, options: RunOptions) -> Direction:
@@ -216,6 +217,7 @@ class _Session:
                     input_name=self.options.input_name,
                     threads=inference_threads(self.jobs, overlap, os.cpu_count() or 1),
                     spin=not overlap,
+                    timeout=self.options.model_timeout,
                 )
             return self._evaluator
 

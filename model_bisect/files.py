@@ -159,7 +159,9 @@ def read_bytes_bounded(path: Path, limit: int) -> bytes:
     overcommit however small the file is."""
     with open_regular(path) as handle:
         size = os.fstat(handle.fileno()).st_size
-        chunks = [handle.read(min(size, limit) + 1)]
+        if size > limit:  # refused on its size: a 3 GiB model must not cost a 2 GiB read
+            raise TooLargeError(f"{path} is larger than {limit} bytes")
+        chunks = [handle.read(size + 1)]
         total = len(chunks[0])
         while total <= limit:  # a file that grew since fstat: the rest, a chunk at a time
             more = handle.read(min(1 << 20, limit + 1 - total))

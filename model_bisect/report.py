@@ -128,7 +128,9 @@ class Invocation:
     ``argv`` is the command line after the program name, secrets already masked; ``cwd`` the
     working directory relative to the repository root when it was inside one (``"."`` at the
     root, ``in_repository`` true), else absolute. ``reproduce`` overrides the shown command
-    when a wrapper (the nightly chain) produced the report.
+    when a wrapper (the nightly chain) produced the report. ``config`` is the file whose
+    `[tool.model-bisect]` supplied settings (found upwards or given with --config), in the
+    same form as ``cwd``: a parent folder's table must not act unseen.
     """
 
     argv: tuple[str, ...]
@@ -136,6 +138,7 @@ class Invocation:
     cwd: str
     in_repository: bool
     reproduce: str | None = None
+    config: str | None = None
 
     def command(self) -> str:
         """The command line to show: the wrapper's, else `model-bisect` with ``argv``."""
@@ -148,6 +151,7 @@ class Invocation:
             "cwd": self.cwd,
             "in_repository": self.in_repository,
             "reproduce": self.reproduce,
+            "config": self.config,
         }
 
     @classmethod
@@ -158,6 +162,7 @@ class Invocation:
             str(data["cwd"]),
             bool(data.get("in_repository", False)),
             _optional_str(data.get("reproduce")),
+            _optional_str(data.get("config")),
         )
 
 

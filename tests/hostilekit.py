@@ -27,6 +27,7 @@ __all__ = [
     "assert_one_line_error",
     "external_location_model",
     "fifo",
+    "loop_forever_model",
     "no_output_model",
     "run_cli",
     "sha256s",
@@ -107,4 +108,45 @@ def no_output_model(path: Path, n_features: int) -> Path:
     model.ir_version = IR_VERSION
     path.write_bytes(model.SerializeToString())
     assert not onnx.load_model_from_string(path.read_bytes()).graph.output
+    return path
+
+
+def loop_forever_model(path: Path, n_features: int, trips: int = 10**12) -> Path:
+    """A valid model that would run for days: ``score`` is the row sum carried unchanged
+    through a ``Loop`` of ``trips`` iterations (10**12: no machine finishes it)."""
+    body = helper.make_graph(
+        [
+            helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+            helper.make_node("Identity", ["v_in"], ["v_out"]),
+        ],
+        "body",
+        [
+            helper.make_tensor_value_info("i", TensorProto.INT64, []),
+            helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("v_in", TensorProto.FLOAT, ["N"]),
+        ],
+        [
+            helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("v_out", TensorProto.FLOAT, ["N"]),
+        ],
+    )
+    constants = [
+        helper.make_tensor("M", TensorProto.INT64, [], [trips]),
+        helper.make_tensor("cond", TensorProto.BOOL, [], [True]),
+        helper.make_tensor("axes", TensorProto.INT64, [1], [1]),
+    ]
+    graph = helper.make_graph(
+        [
+            helper.make_node("ReduceSum", ["input", "axes"], ["v0"], keepdims=0),
+            helper.make_node("Loop", ["M", "cond", "v0"], ["score"], body=body),
+        ],
+        "forever",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", n_features])],
+        [helper.make_tensor_value_info("score", TensorProto.FLOAT, ["N"])],
+        initializer=constants,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = IR_VERSION
+    onnx.checker.check_model(model)
+    path.write_bytes(model.SerializeToString())
     return path

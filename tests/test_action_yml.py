@@ -485,3 +485,16 @@ def test_forged_commands_in_the_tools_output_are_inert_and_ours_still_count(
         for c in obeyed
     ), obeyed
     assert not any("forged" in c.split("::", 2)[1] for c in obeyed)
+
+
+@needs_bash
+def test_a_models_line_starting_with_a_dash_is_a_file_name_not_an_option(
+    tmp_path: Path, fake_github: FakeGitHub
+) -> None:
+    inputs = {"models": f"{FIXTURE_DIR}/models\n--scan\n", "tracker-issue": str(ISSUE)}
+    done = run_composite(
+        inputs, _runner_env(fake_github, tmp_path / "summary.md"), tmp_path, _model_bisect()
+    )
+    run_code, run = done["run"]
+    assert run_code == 3, run["_log"]  # `--scan` named no file, so the run stops...
+    assert "model not found in --scan" in run["_log"]  # ...rather than switching on a scan

@@ -135,3 +135,14 @@ def test_cache_builder_version_is_the_model_bisect_version() -> None:
     assert (mine.code, theirs.code) == (ExitCode.OK, ExitCode.OK)
     assert mine.out.split()[-1] == theirs.out.split()[-1]
     assert mine.out.split()[-1][0].isdigit()
+
+
+def test_a_json_not_named_like_a_result_is_not_read_as_a_combination(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    _write(results, "py3.11-pinned", _check_json(IDENTICAL, {"pyarrow": "26.0.1"}))
+    _write(results, "model-bisect-report", {"schema_version": 1, "steps": []})
+    out = tmp_path / "m.json"
+    ran = call_main("cache_builder", "matrix", results, "--out", out)
+    assert ran.code == ExitCode.OK, ran.err
+    names = [row["name"] for row in json.loads(out.read_text())["combinations"]]
+    assert names == ["py3.11-pinned"]

@@ -4,6 +4,7 @@ relative to the file, flags win over it, and a wrong key or value is exit 3 nami
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 from types import ModuleType
@@ -11,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from model_bisect.config import KEYS, find_config, load_config, read_config
+from model_bisect.config import KEYS, MAX_CONFIG_BYTES, find_config, load_config, read_config
 from model_bisect.errors import InputError
 from model_bisect.exitcodes import ExitCode
 from model_bisect.timeline.registry import SourceName
@@ -261,3 +262,85 @@ def test_invoke_takes_the_tracker_issue_from_the_table_after_option_and_variable
     monkeypatch.setenv("BISECT_TRACKER_ISSUE", "34")
     assert tasks._issue(None) == "34"
     assert tasks._issue("56") == "56"
+
+
+# --- hostile configuration files ------------------------------------------------------------
+
+
+def _deep_toml(path: Path, depth: int = 50_000, *, table: bool = False) -> Path:
+    body = "a = " + "[" * depth + "]" * depth + "\n"
+    path.write_text(body + ("[tool.model-bisect]\n" if table else ""), encoding="utf-8")
+    return path
+
+
+def _one_line_exit_3(ran: Any, *says: str) -> None:
+    assert "Traceback" not in ran.err, ran.err[-2000:]
+    assert ran.code == ExitCode.INPUT, ran.err
+    lines = ran.err.splitlines()
+    assert len(lines) == 1, ran.err
+    for text in says:
+        assert text in lines[0]
+
+
+def test_a_fifo_or_a_device_as_config_is_one_line_exit_3_without_opening_it(
+    tmp_path: Path,
+) -> None:
+    fifo = tmp_path / "config.toml"
+    os.mkfifo(fifo)  # opening it for reading would block until a writer came: none will
+    ran = run_in(tmp_path, "run", "--config", fifo, "--quiet")
+    _one_line_exit_3(ran, "configuration file is a FIFO", str(fifo))
+    ran = run_in(tmp_path, "run", "--config", "/dev/zero", "--quiet")
+    _one_line_exit_3(ran, "configuration file is a character device", "/dev/zero")
+
+
+def test_a_config_beyond_the_size_bound_is_refused_before_parsing(tmp_path: Path) -> None:
+    big = tmp_path / "big.toml"
+    big.write_text("# padding\n" * (MAX_CONFIG_BYTES // 10 + 1), encoding="utf-8")
+    ran = run_in(tmp_path, "run", "--config", big, "--quiet")
+    _one_line_exit_3(ran, "configuration file is larger than", str(big))
+
+
+def test_toml_nested_50000_deep_is_one_line_exit_3(tmp_path: Path) -> None:
+    deep = _deep_toml(tmp_path / "deep.toml")
+    _one_line_exit_3(run_in(tmp_path, "run", "--config", deep), "nests too deeply", str(deep))
+    # Found from the working folder or a parent, and naming our table: the same line.
+    _deep_toml(tmp_path / "pyproject.toml", table=True)
+    (tmp_path / "sub").mkdir()
+    for folder in (tmp_path, tmp_path / "sub"):
+        ran = run_in(folder, "run", "m.onnx", "--features", "f.parquet", "--min-plcc", "0.5")
+        _one_line_exit_3(ran, "nests too deeply", str(tmp_path / "pyproject.toml"))
+
+
+@pytest.mark.parametrize("broken", ["deep", "syntax"])
+def test_a_broken_pyproject_that_cannot_hold_the_table_does_not_stop_a_run(
+    tmp_path: Path, broken: str
+) -> None:
+    """Some other project's pyproject.toml above the working folder, broken (nested past the
+    parser, or not TOML at all) and not naming our table, is not ours to judge: the search
+    passes it by as it passes by any file without the table."""
+    if broken == "deep":
+        _deep_toml(tmp_path / "pyproject.toml")
+    else:
+        (tmp_path / "pyproject.toml").write_text("[project\nname=", encoding="utf-8")
+    (tmp_path / "work").mkdir()
+    ran = run_in(tmp_path / "work", "run", "m.onnx", "--features", "f.parquet", "--min-plcc", "0.5")
+    _one_line_exit_3(ran, "model not found")  # the run went on to its own inputs
+
+
+def test_the_report_names_the_file_whose_table_supplied_the_settings(
+    project: Path, tmp_path: Path
+) -> None:
+    report = tmp_path / "r.json"
+    ran = run_in(project / "src" / "deep", "run", "--quiet", "--json", report)
+    assert ran.code == ExitCode.OK, ran.err
+    invoked = json.loads(report.read_text(encoding="utf-8"))["invocation"]
+    assert invoked["config"] == str(project / "pyproject.toml")  # found two folders up
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    data = project / "data"
+    ran = run_in(
+        elsewhere, "run", data / "models", "--features", data / "features.parquet",
+        "--min-plcc", "0.5", "--quiet", "--json", report,
+    )  # fmt: skip
+    assert ran.code == ExitCode.OK, ran.err
+    assert json.loads(report.read_text(encoding="utf-8"))["invocation"]["config"] is None

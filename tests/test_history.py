@@ -104,6 +104,14 @@ def test_missing_line_starts_a_new_history(body: str | None) -> None:
             b' "metrics": {"plcc": "high"}}]}'
         ),
         line_of(b"[" * 20_000 + b"]" * 20_000),
+        line_of(
+            b'{"runs": [{"date": "2026-11-01T03:00:00Z", "verdict": "regression",'
+            b' "metrics": {"plcc": ' + b"9" * 400 + b"}}]}"
+        ),
+        line_of(
+            b'{"runs": [{"date": "2026-11-01T03:00:00Z", "verdict": "regression",'
+            b' "first_bad_index": ' + b"9" * 400 + b"}]}"
+        ),
     ],
     ids=[
         "alphabet",
@@ -117,6 +125,8 @@ def test_missing_line_starts_a_new_history(body: str | None) -> None:
         "index-type",
         "metric-type",
         "deep-nesting",
+        "metric-of-400-digits",
+        "index-of-400-digits",
     ],
 )
 def test_corrupt_line_starts_a_new_history(line: str) -> None:

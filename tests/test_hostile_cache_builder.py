@@ -350,7 +350,7 @@ def test_regenerate_into_an_empty_folder_or_the_committed_fixture_copy_works(
 
 
 def test_regenerate_out_root_is_one_line() -> None:
-    refused(call_main("cache_builder", "regenerate", "--out", "/"), "root of a file system")
+    refused(call_main("cache_builder", "regenerate", "--out", "/"), "root of the file system")
 
 
 def test_check_with_a_job_summary_onto_the_manifest_leaves_it_and_still_checks(
@@ -438,3 +438,47 @@ def test_hostile_source_parquets_are_one_line(tmp_path: Path) -> None:
         )  # fmt: skip
         refused(done, needle)
         assert not out.exists()
+
+
+# -- texts that look like rich markup are shown as written -----------------------------------
+
+
+def test_check_of_a_fixture_whose_path_looks_like_markup_prints_it_and_matches(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "[" / "]x [bold]"  # the path holds `[/]x`, a closing tag with no opening
+    shutil.copytree(COMMITTED, out)
+    (out / "[red]stray[bold]").write_text("not an artifact", encoding="utf-8")
+    done = run_module("cache_builder", "check", "--out", out, timeout=TIMEOUT)
+    assert "Traceback" not in done.err, done.err
+    assert done.code == ExitCode.DRIFT, done.err  # the stray artifact is real drift...
+    assert "[red]stray[bold]" in done.out  # ...shown by its name
+    (out / "[red]stray[bold]").unlink()
+    done = run_module("cache_builder", "check", "--out", out, timeout=TIMEOUT)
+    assert done.code == ExitCode.OK, done.err
+    words = done.out.split()
+    assert "[bold]" in words
+    assert any(word.endswith("[/]x") for word in words)
+
+
+def test_matrix_rows_whose_versions_look_like_markup_are_printed_literally(
+    tmp_path: Path,
+) -> None:
+    from cache_builder.drift import DriftReport, Finding, Kind, Require
+
+    results = tmp_path / "results"
+    results.mkdir()
+    findings = (Finding("[/]x.parquet", Kind.IDENTICAL),)
+    current = {"pyarrow": "[/]x", "onnx": "[bold]1.0", "python": "3.11[/]"}
+    report = DriftReport(findings, (), dict(current), current).to_json(Require.CONTENT)
+    (results / "py3.11-pinned.json").write_text(json.dumps(report), encoding="utf-8")
+    done = run_module("cache_builder", "matrix", results, "--out", tmp_path / "m.json")
+    assert "Traceback" not in done.err, done.err
+    assert done.code == ExitCode.OK, done.err
+    for text in ("pyarrow [/]x", "onnx [bold]1.0", "3.11[/]"):
+        assert text in done.out
+
+
+def test_regenerate_into_the_root_folder_is_one_line_exit_3() -> None:
+    done = run_module("cache_builder", "regenerate", "--out", "/", timeout=TIMEOUT)
+    refused(done, "--out is the root of the file system")

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,23 +30,30 @@ from onnx import TensorProto, helper
 from model_bisect.engine import MAX_JOBS, RunOptions, run
 from model_bisect.evaluation.cache import EvalCache
 from model_bisect.evaluation.features import CANONICAL_FEATURES
+from model_bisect.exitcodes import JudgeExit
 from model_bisect.gates import gate_specs
 from model_bisect.report import Report
 from model_bisect.timeline.arguments import from_arguments
-from tests.clirun import REPO_ROOT, CliRun, call_main
+from tests.clirun import REPO_ROOT, CliRun, call_main, run_module
 from tests.hostilekit import (
     Ran,
     assert_one_line_error,
     external_location_model,
     fifo,
+    loop_forever_model,
     no_output_model,
     run_cli,
     sha256s,
 )
 from tests.modelkit import (
+    CODEC_BLOCK_WEIGHTS,
+    CODEC_LAYOUT,
     IR_VERSION,
+    codec_features_parquet,
+    codec_regressor,
     features_parquet,
     linear_model,
+    published_sidecar,
     sidecar_json,
     timeline_dir,
 )
@@ -1064,3 +1072,307 @@ def test_a_commit_subject_forging_commands_never_starts_a_line_in_a_git_path_run
     assert ran.code == 0, ran.err
     assert "injected" in ran.out
     assert _commands(ran.out, ran.err) == []
+
+
+# --- every per-model failure is that model's skip (run) and 125 (judge) ---------------------
+
+
+Scaler = dict[str, list[float]]
+
+
+def _codec_model(path: Path, scaler: Scaler, layout: list[str] | None = None) -> Path:
+    """A two-input codec regressor with a published sidecar; ``layout`` replaces its codec
+    block (a one-column block, so the graph still fits it)."""
+    block = list(CODEC_LAYOUT) if layout is None else layout
+    weights = CODEC_BLOCK_WEIGHTS if layout is None else [0.5] * len(layout)
+    model = codec_regressor(path, block_weights=weights)
+    published_sidecar(
+        model,
+        input_names=["features", "codec"],
+        feature_order=list(CANONICAL_FEATURES),
+        codec_block_layout=block,
+        **scaler,
+    )
+    return model
+
+
+def _non_utf8_location(path: Path, _: Scaler) -> Path:
+    external_location_model(path, [1.0] * SIX, "wxyz.data")
+    path.write_bytes(path.read_bytes().replace(b"wxyz.data", b"w\xff\xfez.data"))
+    return path
+
+
+def _huge_mean(path: Path, _: Scaler) -> Path:
+    model = linear_model(path, [1.0] * SIX)
+    published_sidecar(
+        model,
+        feature_order=list(CANONICAL_FEATURES),
+        feature_mean=[10**400] + [0] * (SIX - 1),
+        feature_std=[1] * SIX,
+    )
+    return model
+
+
+def _dangling_sidecar(path: Path, _: Scaler) -> Path:
+    model = linear_model(path, [1.0] * SIX)
+    model.with_suffix(".json").symlink_to(path.parent / "gone.json")
+    return model
+
+
+_UNTESTABLE: dict[str, tuple[Callable[[Path, Scaler], Path], str]] = {
+    "non_utf8_external_location": (_non_utf8_location, "not valid UTF-8"),
+    "sidecar_mean_of_400_digits": (_huge_mean, "too large for a float"),
+    "onehot_of_a_numeric_feature": (
+        lambda p, s: _codec_model(p, s, ["crf_norm_onehot[1]"]),
+        "'crf_norm' is float, not a string column",
+    ),
+    "onehot_of_the_target": (
+        lambda p, s: _codec_model(p, s, ["mos_onehot[3]"]),
+        "'mos' is double, not a string column",
+    ),
+    "onehot_of_motion2": (
+        lambda p, s: _codec_model(p, s, ["motion2_onehot[1]"]),
+        "'motion2' is float, not a string column",
+    ),
+    "string_column_fed_as_a_number": (
+        lambda p, s: _codec_model(p, s, ["encoder"]),
+        "'encoder' is string, not numeric",
+    ),
+    "dangling_sidecar_symlink": (_dangling_sidecar, "sidecar is a symlink to a missing file"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_UNTESTABLE))
+def test_an_untestable_model_is_a_skip_in_run_and_125_in_judge(tmp_path: Path, case: str) -> None:
+    make, says = _UNTESTABLE[case]
+    features, mean, std = codec_features_parquet(tmp_path / "codec.parquet", rows=200)
+    scaler = {"feature_mean": mean, "feature_std": std}
+    folder = tmp_path / "models"
+    folder.mkdir()
+    models = [_codec_model(folder / f"m{i}.onnx", scaler) for i in range(4)]
+    models[1].unlink()
+    models[1].with_suffix(".json").unlink()
+    make(models[1], scaler)
+    out = tmp_path / "report.json"
+    ran = run_cli(*models, "--features", features, "--min-plcc", "0.5", "--scan", "--json", out)
+    assert "Traceback" not in ran.err, ran.err
+    assert ran.code == 0, ran.err
+    steps = {s["index"]: s for s in _report(out)["steps"]}
+    assert steps[1]["status"] == "skip", steps[1]
+    assert says in steps[1]["reason"]
+    assert [steps[i]["status"] for i in (0, 2, 3)] == ["good"] * 3
+    judged = run_module("model_bisect", "judge", models[1], "--features", features, *GATE)
+    assert "Traceback" not in judged.err, judged.err
+    assert judged.code == JudgeExit.SKIP, (judged.code, judged.out, judged.err)
+    assert judged.out.startswith("skip: ")
+    assert says in judged.out
+
+
+def test_an_empty_model_argument_is_refused_not_read_as_the_current_folder(world: World) -> None:
+    ran = run_cli("", world.models[0], "--features", world.features, *GATE, cwd=world.folder)
+    assert_one_line_error(ran, "an empty MODEL argument")
+
+
+# --- bounds: name lists are checked in linear time -----------------------------------------
+
+# A duplicate check of list.count per name took 31 s for 40,000 names; these lists would take
+# an hour. Linear, each run is a couple of seconds: the timeout is a generous bound, not a
+# measurement.
+NAME_LIST_TIMEOUT = 60.0
+
+
+def test_a_sidecar_of_380000_distinct_names_is_checked_in_linear_time(world: World) -> None:
+    names = [f"n{i}" for i in range(380_000)]
+    sidecar = world.models[1].with_suffix(".json")
+    sidecar.write_text(json.dumps({"features": names}, separators=(",", ":")), encoding="utf-8")
+    assert sidecar.stat().st_size < 4 << 20  # under the read bound: it is parsed, not refused
+    ran = run_cli(
+        *world.models, "--features", world.features, *GATE, "--scan", "--json",
+        world.folder.parent / "report.json", timeout=NAME_LIST_TIMEOUT,
+    )  # fmt: skip
+    assert ran.code == 0, ran.err
+    assert "needs feature columns 'n0'" in _skip_reason(world, 1)
+
+
+def test_a_timeline_inputs_table_of_60000_names_is_checked_in_linear_time(world: World) -> None:
+    columns = ", ".join(f'"c{i}"' for i in range(60_000))
+    entries = [f'[[models]]\npath = "{model}"\n' for model in world.models]
+    entries[1] += f"inputs = {{ input = [{columns}] }}\n"
+    timeline = world.folder.parent / "timeline.toml"
+    timeline.write_text("".join(entries), encoding="utf-8")
+    out = world.folder.parent / "report.json"
+    ran = run_cli(
+        "--timeline", timeline, "--features", world.features, *GATE, "--scan", "--json", out,
+        timeout=NAME_LIST_TIMEOUT,
+    )  # fmt: skip
+    assert ran.code == 0, ran.err
+    assert "needs feature columns 'c0'" in _skip_reason(world, 1)
+    # ...and a repeat at the very end of the list is still found.
+    timeline.write_text("".join(entries).replace(f'"c{59_999}"', '"c0"'), encoding="utf-8")
+    ran = run_cli(
+        "--timeline", timeline, "--features", world.features, *GATE, "--scan",
+        timeout=NAME_LIST_TIMEOUT,
+    )  # fmt: skip
+    assert_one_line_error(ran, "")
+    assert "repeats 'c0'" in ran.err
+
+
+# --- bounds: a model whose inference never ends is stopped and skipped ---------------------
+
+# Generous for two shared CPUs: without the bound the Loop model would run for days.
+NEVER_ENDS = 120.0
+
+
+def test_a_model_that_would_run_for_days_is_stopped_and_skipped(world: World) -> None:
+    world.models[1].unlink()
+    loop_forever_model(world.models[1], SIX)
+    out = world.folder.parent / "report.json"
+    ran = run_cli(
+        *world.models, "--features", world.features, *GATE, "--scan", "--json", out,
+        "--model-timeout", "2", timeout=NEVER_ENDS,
+    )  # fmt: skip
+    assert "Traceback" not in ran.err, ran.err
+    assert ran.code == 0, ran.err
+    assert "took longer than 2 s" in _skip_reason(world, 1)
+    steps = {s["index"]: s["status"] for s in _report(out)["steps"]}
+    assert [steps[i] for i in (0, 2, 3)] == ["good"] * 3
+    judged = run_module(
+        "model_bisect", "judge", world.models[1], "--features", world.features, *GATE,
+        "--model-timeout", "2", timeout=NEVER_ENDS,
+    )  # fmt: skip
+    assert judged.code == JudgeExit.SKIP, (judged.out, judged.err)
+    assert "took longer than 2 s" in judged.out
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "inf", "nan"])
+def test_a_model_timeout_that_is_not_a_positive_number_is_exit_3(world: World, value: str) -> None:
+    ran = run_cli(*world.models, "--features", world.features, *GATE, "--model-timeout", value)
+    assert_one_line_error(ran, "--model-timeout must be a positive number of seconds")
+
+
+# --- a model beyond protobuf's bound is refused on its size, before any read ---------------
+
+
+def test_a_3_gib_model_is_refused_on_its_size_without_reading_it(world: World) -> None:
+    import tracemalloc
+
+    from model_bisect.evaluation.onnxfile import MAX_MODEL_BYTES
+    from model_bisect.files import TooLargeError, read_bytes_bounded
+
+    huge = world.models[1]
+    with huge.open("r+b") as handle:  # sparse: 3 GiB of size, no blocks on disk
+        handle.truncate(3 << 30)
+    tracemalloc.start()
+    try:
+        with pytest.raises(TooLargeError):
+            read_bytes_bounded(huge, MAX_MODEL_BYTES)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20  # reading up to the bound first would have held 2 GiB
+    ran = _scan(world, *world.models)
+    assert ran.code == 0, ran.err
+    assert "2 GiB or larger" in _skip_reason(world, 1)
+
+
+def test_a_subnormal_sidecar_std_is_a_skip_with_its_reason_and_no_numpy_warning(
+    world: World,
+) -> None:
+    published_sidecar(
+        world.models[1],
+        feature_order=list(CANONICAL_FEATURES),
+        feature_mean=[0.0] * SIX,
+        feature_std=[1.0] * (SIX - 1) + [1e-45],
+    )
+    ran = _scan(world, *world.models)
+    assert ran.code == 0, ran.err
+    assert "RuntimeWarning" not in ran.err
+    assert "below 1.2e-38 (float32's smallest normal number) at position 5" in _skip_reason(
+        world, 1
+    )
+
+
+@pytest.mark.parametrize("command", ["run", "publish"])
+def test_an_empty_marker_is_refused_not_replaced_by_nightly(world: World, command: str) -> None:
+    report = world.folder.parent / "report.json"
+    if command == "run":
+        args: tuple[str | Path, ...] = (*world.models, "--features", world.features, *GATE)
+    else:
+        assert _scan(world, *world.models).code == 0
+        args = ("--dry-run", "--report", report)
+    done = run_module("model_bisect", command, *args, "--marker", "")
+    assert "Traceback" not in done.err
+    assert done.code == 3, done.err
+    assert done.err.startswith("error: invalid marker key ''")
+
+
+# --- a SIGTERM removes the temporary copies of --git-path versions -------------------------
+
+
+def test_sigterm_during_a_git_path_run_removes_its_temporary_folder(world: World) -> None:
+    import signal
+    import time
+
+    from tests.repokit import git
+
+    repo = world.folder.parent / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    model = repo / "m.onnx"
+    for step in range(3):  # the newest, probed first, runs until --model-timeout stops it
+        if step < 2:
+            linear_model(model, [w + 0.01 * step for w in world.weights])
+        else:
+            loop_forever_model(model, SIX)
+        git(repo, "add", "m.onnx")
+        git(repo, "commit", "-q", "-m", f"step {step}")
+    scratch = world.folder.parent / "tmp"
+    scratch.mkdir()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "model_bisect", "run", "--git-path", str(model),
+         "--features", str(world.features), *GATE, "--model-timeout", "5", "--quiet"],
+        cwd=repo, env={**os.environ, "TMPDIR": str(scratch)},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + NEVER_ENDS
+        while not list(scratch.glob("model-bisect-*")):
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "no temporary folder appeared"
+            time.sleep(0.01)
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=NEVER_ENDS)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 128 + signal.SIGTERM, err
+    assert "Traceback" not in err
+    assert "error: terminated by SIGTERM" in err
+    assert list(scratch.iterdir()) == []
+
+
+# --- a token of any shape, in a label, never reaches run's outputs -------------------------
+
+
+def test_a_token_that_is_not_github_shaped_is_masked_in_every_output_of_run(
+    world: World,
+) -> None:
+    token = "s3cr3t-of-no-known-shape-42"
+    entries = [
+        f'[[models]]\npath = "{model}"\nlabel = "retrain {token} #{i}"\n'
+        for i, model in enumerate(world.models)
+    ]
+    timeline = world.folder.parent / "timeline.toml"
+    timeline.write_text("".join(entries), encoding="utf-8")
+    out, markdown = world.folder.parent / "r.json", world.folder.parent / "r.md"
+    env = {**os.environ, "GH_TOKEN": token, "COLUMNS": "200"}
+    ran = run_cli(
+        "--timeline", timeline, "--features", world.features, *GATE, "--scan",
+        "--json", out, "--markdown", markdown, env=env,
+    )  # fmt: skip
+    assert ran.code == 0, ran.err
+    for text in (ran.out, ran.err, out.read_text("utf-8"), markdown.read_text("utf-8")):
+        assert token not in text
+    labels = [ref["label"] for ref in _report(out)["timeline"]]
+    assert labels == [f"retrain *** #{i}" for i in range(len(world.models))]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from model_bisect.exitcodes import ExitCode, JudgeExit
-from tests.clirun import call_main
+from tests.clirun import call_main, run_module
 from tests.modelkit import (
     bad_weights,
     default_weights,
@@ -252,3 +253,23 @@ def test_a_gate_just_above_the_models_plcc_prints_a_value_below_it(
     assert found.group(2) == threshold
     assert float(found.group(1)) < float(found.group(2))
     assert float(found.group(1)) == pytest.approx(plcc, abs=1e-4)
+
+
+def test_features_that_are_a_fifo_are_named_as_such_and_exit_128(
+    tmp_path: Path, features: Path
+) -> None:
+    model = linear_model(tmp_path / "m.onnx", default_weights(6))
+    fifo = tmp_path / "fifo.parquet"
+    os.mkfifo(fifo)  # never opened: a read would block until a writer came
+    done = run_module("model_bisect", "judge", model, "--features", fifo, *GATE, timeout=120)
+    assert done.code == JudgeExit.ABORT, done.err
+    assert done.err.startswith("error: feature cache is a FIFO, not a regular file")
+    assert "not found" not in done.err
+
+
+def test_a_model_that_is_a_fifo_is_a_skip_saying_so(tmp_path: Path, features: Path) -> None:
+    fifo = tmp_path / "m.onnx"
+    os.mkfifo(fifo)
+    done = run_module("model_bisect", "judge", fifo, "--features", features, *GATE, timeout=120)
+    assert done.code == JudgeExit.SKIP, done.err
+    assert "a FIFO, not a regular file" in done.out

@@ -85,6 +85,7 @@ def test_a_git_path_report_has_full_shas_repository_paths_and_its_command(
         "cwd": ".",
         "in_repository": True,
         "reproduce": None,
+        "config": None,  # no [tool.model-bisect] above the repository
     }
     body = md.read_text(encoding="utf-8")
     shown = shlex.join(["model-bisect", *args]).replace("_", "&#95;").replace("'", "&#x27;")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import time
@@ -532,3 +533,19 @@ def test_compose_sees_only_our_own_comment(github: FakeGitHub) -> None:
     assert seen == [None, sticky("night 1")]
     with pytest.raises(UsageError, match="does not start with its marker"):
         publish(github, lambda current: "no marker")
+
+
+def test_a_400_digit_number_in_our_history_starts_afresh_and_the_comment_is_updated(
+    github_env: FakeGitHub, tmp_path: Path
+) -> None:
+    runs = [{"date": "2026-11-01T03:00:00Z", "verdict": "no_regression", "metrics": {}}]
+    payload = json.dumps({"runs": runs}).replace("{}", '{"plcc": ' + "9" * 400 + "}")
+    line = base64.urlsafe_b64encode(payload.encode()).decode()
+    github_env.seed_comment(
+        REPO, ISSUE, sticky(f"old\n\n<!-- model-bisect:history:v1 {line} -->"), "nightly-bot"
+    )
+    ran = _publish_cli(_report_file(tmp_path, "tonight", make_report()), "2026-11-02T03:00:00Z")
+    assert ran.code == ExitCode.OK, ran.err
+    assert "history line is corrupt" in ran.err
+    body = github_env.comments(REPO, ISSUE)[0]["body"]
+    assert [r.date for r in read_history(body).runs] == ["2026-11-02T03:00:00Z"]

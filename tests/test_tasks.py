@@ -145,3 +145,58 @@ def test_nightly_publish_without_a_tracker_issue_exits_3_before_running_anything
     assert result.code == ExitCode.INPUT
     assert "BISECT_TRACKER_ISSUE" in result.err
     assert not out.exists()
+
+
+# --- an output folder that cannot take the chain's files --------------------------------------
+
+
+def _broken_out(tmp_path: Path, kind: str) -> Path:
+    """BISECT_OUT as a file, a folder below a file, /proc (no folder can be made there), or
+    a folder whose result.json is a directory."""
+    afile = tmp_path / "afile"
+    afile.write_text("not a folder\n", encoding="utf-8")
+    if kind == "file":
+        return afile
+    if kind == "below_a_file":
+        return afile / "out"
+    if kind == "proc":
+        return Path("/proc/model-bisect-out")
+    out = tmp_path / "out"
+    (out / "result.json").mkdir(parents=True)
+    return out
+
+
+BROKEN_OUT = {
+    "file": "is a file, not a folder",
+    "below_a_file": "is below a file",
+    "proc": "is unusable",
+    "result_json_a_directory": "result.json is a directory",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BROKEN_OUT))
+def test_nightly_with_an_unusable_output_folder_exits_3_with_a_wiring_broke_body(
+    tmp_path: Path, kind: str
+) -> None:
+    out = _broken_out(tmp_path, kind)
+    env = {**os.environ, "BISECT_OUT": str(out)}
+    result = run_module("invoke", "nightly", env=env, timeout=120)
+    assert "Traceback" not in result.err, result.err
+    assert result.code == ExitCode.INPUT, result.err
+    assert "Wiring broke in stage <code>output</code>" in result.out  # the --dry-run body
+    assert BROKEN_OUT[kind] in result.out  # the body quotes the problem as its log
+    assert "wiring broke (output): " in result.err
+    assert (tmp_path / "afile").read_text(encoding="utf-8") == "not a folder\n"
+
+
+@pytest.mark.parametrize("kind", ["file", "below_a_file"])
+def test_check_and_bisect_with_bisect_out_a_file_exit_3_in_one_line(
+    tmp_path: Path, kind: str
+) -> None:
+    env = {**os.environ, "BISECT_OUT": str(_broken_out(tmp_path, kind))}
+    for task_name in ("check", "bisect"):
+        result = run_module("invoke", task_name, env=env, timeout=120)
+        assert "Traceback" not in result.err, result.err
+        assert result.code == ExitCode.INPUT, result.err
+        assert result.err.strip().startswith("error: output folder")
+        assert BROKEN_OUT[kind] in result.err

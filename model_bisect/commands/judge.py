@@ -10,20 +10,22 @@ that cannot be evaluated at this commit (missing, corrupt, no usable input) is a
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..catalogue import CATALOGUE, Direction, MappingName
-from ..errors import BisectError, UsageError
+from ..errors import BisectError, UsageError, first_line
 from ..exitcodes import JudgeExit
-from ..safetext import printable
+from ..safetext import printable, unicode_safe
 from ._shared import (
     add_cache_arguments,
     add_data_arguments,
     add_gate_arguments,
     cache_from,
     check_gate_arguments,
+    check_timeout_argument,
     gates_from,
 )
 
@@ -78,8 +80,24 @@ def _validate(args: argparse.Namespace) -> None:
             "add --anchor MODEL (a copy of the known-good model outside the repository)",
         )
     check_gate_arguments(args, "model-bisect judge")
+    check_timeout_argument(args, "model-bisect judge")
     if args.model.is_dir():
         raise UsageError("MODEL is a folder", str(args.model), "pass one .onnx file")
+
+
+def _not_a_file(path: Path) -> str | None:
+    """Why ``path`` is not a regular file to read ("not found", "is a FIFO, not a regular
+    file"), or None. Only stat is asked: a FIFO is never opened, so nothing blocks."""
+    from ..files import special_file_kind
+
+    try:
+        kind = special_file_kind(os.stat(path))
+    except FileNotFoundError:
+        return "not found"
+    except (OSError, ValueError) as exc:
+        problem = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        return f"cannot be opened ({unicode_safe(problem)})"
+    return None if kind is None else f"is {kind}, not a regular file"
 
 
 def _entry(path: Path) -> TimelineEntry:
@@ -115,6 +133,12 @@ def main(args: argparse.Namespace) -> int:
         return _judge(args)
     except BisectError as exc:
         raise abort(exc) from exc
+    except Exception as exc:  # a last net: a traceback exits 1, which git reads as "bad"
+        raise JudgeAbort(
+            f"unexpected {exc.__class__.__name__} ({unicode_safe(first_line(exc))})",
+            f"model-bisect judge {unicode_safe(str(args.model))}",
+            "rerun with --debug for the traceback and report it",
+        ) from exc
 
 
 def _judge(args: argparse.Namespace) -> int:
@@ -125,16 +149,18 @@ def _judge(args: argparse.Namespace) -> int:
     gates = gates_from(args)
     anchor = None
     if args.anchor is not None:
-        if not args.anchor.is_file():
+        problem = _not_a_file(args.anchor)
+        if problem is not None:
             raise UsageError(
-                "anchor model not found", str(args.anchor), "pass an existing .onnx file"
+                f"anchor model {problem}", str(args.anchor), "pass an existing .onnx file"
             )
         anchor = _entry(args.anchor)
-    if not args.features.is_file():  # checked before the model: no features, no bisect
+    problem = _not_a_file(args.features)  # checked before the model: no features, no bisect
+    if problem is not None:
         raise UsageError(
-            "feature cache not found", str(args.features), "pass an existing parquet file"
+            f"feature cache {problem}", str(args.features), "pass an existing parquet file"
         )
-    if not args.model.is_file():  # not at this commit: git should skip it, not stop
+    if not args.model.exists():  # not at this commit: git should skip it, not stop
         step = Step(0, args.model.name, Status.SKIP, None, "model file not found", 0.0)
         print(verdict_line(step, None))
         return int(JudgeExit.SKIP)
@@ -147,6 +173,7 @@ def _judge(args: argparse.Namespace) -> int:
         input_name=args.input_name,
         cache=cache,
         direction=Direction(args.direction),
+        model_timeout=args.model_timeout,
     )
     judged = judge_model(_entry(args.model), args.features, options, anchor=anchor)
     print(verdict_line(judged.step, judged.anchor))

@@ -37,6 +37,7 @@ def invocation(
     env: Mapping[str, str],
     reproduce: str | None = None,
     secrets: Iterable[str] = (),
+    config: Path | None = None,
 ) -> Invocation:
     """The record of one command line run in ``cwd``; tokens in ``env`` (and anything shaped
     like a GitHub token) are masked in every word."""
@@ -45,6 +46,13 @@ def invocation(
     shown = None if reproduce is None else redact(reproduce, hidden)
     folder = Path(os.path.abspath(cwd))
     root = repository_root(folder)
+    where = None  # the settings file, in the same form as the working directory
+    if config is not None:
+        settings = Path(os.path.abspath(config))
+        if root is not None and settings.is_relative_to(root):
+            where = redact(settings.relative_to(root).as_posix(), hidden)
+        else:
+            where = redact(str(settings), hidden)
     if root is None:
-        return Invocation(words, __version__, str(folder), False, shown)
-    return Invocation(words, __version__, folder.relative_to(root).as_posix(), True, shown)
+        return Invocation(words, __version__, str(folder), False, shown, where)
+    return Invocation(words, __version__, folder.relative_to(root).as_posix(), True, shown, where)

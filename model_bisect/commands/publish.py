@@ -257,7 +257,8 @@ def main(args: argparse.Namespace) -> int:
 
     env = os.environ
     config = load_config(args.config, Path.cwd())
-    args.marker = args.marker or config.marker or DEFAULT_MARKER
+    if args.marker is None:  # an empty --marker '' stays empty, to be refused, not defaulted
+        args.marker = config.marker or DEFAULT_MARKER
     if args.issue is None:
         args.issue = config.tracker_issue
     token = resolve_token(env)

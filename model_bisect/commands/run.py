@@ -11,6 +11,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +31,7 @@ from ._shared import (
     add_marker_flag,
     cache_from,
     check_gate_arguments,
+    check_timeout_argument,
     gates_from,
 )
 
@@ -111,7 +113,8 @@ def _apply_config(args: argparse.Namespace, config: Config) -> None:
         args.max_drop = list(config.max_drop)
     args.features = args.features or config.features
     args.mapping = args.mapping or config.mapping or MappingName.NONE.value
-    args.marker = args.marker or config.marker or DEFAULT_MARKER
+    if args.marker is None:  # an empty --marker '' stays empty, to be refused, not defaulted
+        args.marker = config.marker or DEFAULT_MARKER
 
 
 def _validate(args: argparse.Namespace) -> None:
@@ -139,6 +142,13 @@ def _validate(args: argparse.Namespace) -> None:
                     "model-bisect run",
                     f"add {source.spelled}",
                 )
+    value = getattr(args, given[0].dest)
+    if any(isinstance(v, str) and not v for v in (value if isinstance(value, list) else [value])):
+        raise UsageError(  # '' would silently mean the current folder
+            f"an empty {given[0].metavar} argument",
+            "model-bisect run",
+            "pass a model file, folder or glob ('.' for the current folder)",
+        )
     if args.jobs < 1:
         raise UsageError(
             f"--jobs must be at least 1, not {args.jobs}",
@@ -146,6 +156,11 @@ def _validate(args: argparse.Namespace) -> None:
             "use --jobs 1 or more",
         )
     check_gate_arguments(args, "model-bisect run")
+    check_timeout_argument(args, "model-bisect run")
+    if not args.marker or args.markdown is not None:  # checked before any work, not at render
+        from ..publishing.comment import marker
+
+        marker(args.marker)
 
 
 def _given(args: argparse.Namespace, source: TimelineSource) -> tuple[str, ...]:
@@ -237,20 +252,30 @@ def _main(args: argparse.Namespace) -> int:
         input_name=args.input_name,
         cache=cache,
         direction=Direction(args.direction),
+        model_timeout=args.model_timeout,
     )
     invoked = invocation(
         args.argv,  # set by cli.main: the words this command was given
         cwd=Path.cwd(),
         env=os.environ,
         reproduce=args.reproduce,
+        config=args.config_source,
     )
+    from ..publishing.redact import redact, redact_report
+    from .provenance import TOKEN_VARIABLES
+
+    # The token's value, whatever its shape, is masked in labels (so on the live terminal
+    # too) and everywhere in the report, the comment body and the table.
+    secrets = [os.environ.get(name, "") for name in TOKEN_VARIABLES]
     with tempfile.TemporaryDirectory(prefix="model-bisect-") as tmp:
-        entries = _entries(args, Path(tmp))
+        entries = [replace(e, label=redact(e.label, secrets)) for e in _entries(args, Path(tmp))]
         inputs = [args.features, *_source_inputs(args), args.config_source]
         inputs += [p for e in entries for p in (e.path, *e.companions)]
         read = [p for p in inputs if p is not None]
         refuse_inputs(_outputs(args), read)
-        report = _run_with_progress(entries, args.features, options, invoked)
+        report = redact_report(
+            _run_with_progress(entries, args.features, options, invoked), secrets
+        )
 
     texts: dict[str, str] = {}
     if args.json is not None:

@@ -11,6 +11,7 @@ the package at run time, so every implementation may import these records.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -88,6 +89,12 @@ class Dataset(Protocol):
     def lacking(self, description: InputDescription) -> list[str]:
         """What ``description`` needs that this data does not hold (the model is skipped,
         naming them)."""
+        ...
+
+    @property
+    def mistyped(self) -> Mapping[str, str]:
+        """Columns present but of a type the descriptions cannot use, each with what is
+        wrong ("float, not a string column"): a model that needs one is skipped, saying so."""
         ...
 
     def row_shape(self, model_input: ModelInput) -> tuple[int, ...]:

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import threading
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,6 +98,9 @@ class FeatureTable:
     rows_sha256: str = ""
     strings: Mapping[str, StringColumn] = field(default_factory=dict)  # read only when needed
     absent: tuple[str, ...] = ()  # requested with allow_missing, but not in the file
+    # Requested with allow_missing as numeric (or one-hot) but of another type in the file:
+    # column -> what is wrong ("float, not a string column"); the models needing it skip.
+    mistyped: Mapping[str, str] = field(default_factory=dict)
     _subsets: dict[tuple[str, ...], np.ndarray] = field(
         default_factory=dict, init=False, repr=False
     )
@@ -119,7 +123,8 @@ class FeatureTable:
 
     def lacking(self, description: InputDescription) -> list[str]:
         """Columns the description needs that this table did not load."""
-        numeric = [name for name in description.numeric_columns if name not in self.names]
+        loaded = set(self.names)  # a sidecar may list 100,000s of names: no tuple scans
+        numeric = [name for name in description.numeric_columns if name not in loaded]
         strings = [name for name in description.string_columns if name not in self.strings]
         return [*numeric, *strings]
 
@@ -227,6 +232,12 @@ def read_sidecar(model_path: Path) -> dict[str, Any] | None:
         text = read_text_bounded(sidecar, MAX_SIDECAR_BYTES)
     except BoundedReadError as exc:
         if exc.problem is ReadProblem.MISSING:
+            if os.path.lexists(sidecar):  # a link to nowhere is a broken sidecar, not none
+                raise InputError(
+                    "sidecar is a symlink to a missing file",
+                    where,
+                    "point the link at the sidecar JSON or remove it",
+                ) from None
             return None
         raise InputError(
             exc.worded(_SIDECAR_PROBLEMS), where, _SIDECAR_FIXES[exc.problem]
@@ -246,6 +257,12 @@ def read_sidecar(model_path: Path) -> dict[str, Any] | None:
     return data
 
 
+def repeated_names(names: Sequence[str]) -> list[str]:
+    """The names listed more than once, sorted; linear, since a sidecar within its 4 MB
+    bound can list 380,000 names (``list.count`` per name took minutes)."""
+    return sorted(name for name, seen in Counter(names).items() if seen > 1)
+
+
 def sidecar_names(data: Mapping[str, Any], key: str, sidecar: Path) -> tuple[str, ...]:
     """The sidecar's ``key`` as a non-empty list of distinct non-empty names."""
     names = data[key]
@@ -255,7 +272,7 @@ def sidecar_names(data: Mapping[str, Any], key: str, sidecar: Path) -> tuple[str
         raise InputError(f'sidecar "{key}" is not a non-empty list', where, fix)
     if not all(isinstance(n, str) and n for n in names):
         raise InputError(f'sidecar "{key}" holds a non-string or empty name', where, fix)
-    duplicates = sorted({n for n in names if names.count(n) > 1})
+    duplicates = repeated_names(names)
     if duplicates:
         raise InputError(f'sidecar "{key}" repeats {", ".join(map(repr, duplicates))}', where, fix)
     return tuple(names)
@@ -350,33 +367,44 @@ def load_features(
     available = list(schema.names)
     shown = _listed(available) or "(none)"
     wanted = list(dict.fromkeys(columns))
-    repeated = sorted({n for n in [*wanted, *strings, target] if available.count(n) > 1})
+    counts = Counter(available)  # a set and a count: both lists can be 100,000s long
+    repeated = sorted({n for n in [*wanted, *strings, target] if counts[n] > 1})
     if repeated:
         raise InputError(
             f"column {_listed(list(map(repr, repeated)))} appears more than once",
             where,
             "give every column of the features file a distinct name",
         )
-    if target not in available:
+    if target not in counts:
         raise InputError(
             f"no target column {target!r}",
             where,
             f"pass --target with one of: {shown}",
         )
     wanted_strings = list(dict.fromkeys(strings))
-    missing = [name for name in [*wanted, *wanted_strings] if name not in available]
+    missing = [name for name in [*wanted, *wanted_strings] if name not in counts]
     if missing and not allow_missing:
         raise InputError(
             f"missing feature column{'s' if len(missing) > 1 else ''} {_listed(missing)}",
             where,
             f"the file has {shown}; add the columns or list the model's in a sidecar JSON",
         )
-    names = [name for name in wanted if name in available]
-    string_names = [name for name in wanted_strings if name in available]
+    names = [name for name in wanted if name in counts]
+    string_names = [name for name in wanted_strings if name in counts]
+    mistyped: dict[str, str] = {}
+    if allow_missing:  # a column of the wrong type is the needing model's skip, not the run's
+        for name in string_names:
+            if not _is_string(schema.field(name).type):
+                mistyped[name] = f"{schema.field(name).type}, not a string column"
+        for name in names:
+            if name != target and not _is_number(schema.field(name).type):
+                mistyped.setdefault(name, f"{schema.field(name).type}, not numeric")
+        names = [n for n in names if n == target or _is_number(schema.field(n).type)]
+        string_names = [n for n in string_names if _is_string(schema.field(n).type)]
     _check_string_columns(schema, string_names, where)
     for name in [*names, target]:
         kind = schema.field(name).type
-        if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
+        if not _is_number(kind):
             raise InputError(
                 f"column {name!r} is {kind}, not numeric",
                 where,
@@ -455,7 +483,22 @@ def load_features(
         rows_sha256=mask.hexdigest(),
         strings=string_columns,
         absent=tuple(missing),
+        mistyped=mistyped,
     )
+
+
+def _is_number(kind: Any) -> bool:
+    import pyarrow as pa
+
+    return bool(pa.types.is_integer(kind) or pa.types.is_floating(kind))
+
+
+def _is_string(kind: Any) -> bool:
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    return bool(pa.types.is_string(kind) or pa.types.is_large_string(kind))
 
 
 def _check_string_columns(schema: Any, names: Sequence[str], where: str) -> None:
@@ -465,7 +508,7 @@ def _check_string_columns(schema: Any, names: Sequence[str], where: str) -> None
         kind = schema.field(name).type
         if pa.types.is_dictionary(kind):
             kind = kind.value_type
-        if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+        if not _is_string(kind):
             raise InputError(
                 f"column {name!r} is {kind}, not a string column",
                 where,
@@ -587,7 +630,8 @@ def load_for(
     features = load_features(path, numeric, target, strings=strings, allow_missing=True)
     if one_model:
         return features
-    if features.absent and all(features.lacking(d) for d in descriptions):
+    unfed = features.absent or features.mistyped
+    if unfed and all(features.lacking(d) for d in descriptions):
         # Read again without allow_missing for the usual message naming the missing columns.
         load_features(path, numeric, target, strings=strings)
     return features

@@ -20,7 +20,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import InputError
-from .features import CANONICAL_FEATURES, load_for, read_sidecar, sidecar_names, sidecar_path
+from .features import (
+    CANONICAL_FEATURES,
+    load_for,
+    read_sidecar,
+    repeated_names,
+    sidecar_names,
+    sidecar_path,
+)
 
 if TYPE_CHECKING:
     from .dataset import Dataset
@@ -41,6 +48,7 @@ __all__ = [
     "undescribed",
 ]
 
+_FLOAT32_TINY = 1.1754943508222875e-38  # numpy.finfo(numpy.float32).tiny
 UNKNOWN = "unknown"  # the one-hot value that catches every value a layout does not list
 _ONEHOT = re.compile(r"(?P<column>.+)_onehot\[(?P<value>.*)\]", re.DOTALL)
 Source = Literal["timeline", "sidecar", "default"]
@@ -144,7 +152,7 @@ def _specs(value: Any, what: str, where: str, fix: str) -> tuple[ColumnSpec, ...
         raise InputError(f"{what} is not a non-empty list of column specs", where, fix)
     if not all(isinstance(v, str) for v in value):
         raise InputError(f"{what} holds a non-string column spec", where, fix)
-    duplicates = sorted({v for v in value if value.count(v) > 1})
+    duplicates = repeated_names(value)
     if duplicates:
         raise InputError(f"{what} repeats {', '.join(map(repr, duplicates))}", where, fix)
     try:
@@ -164,8 +172,11 @@ def _float32s(value: Any, what: str, count: int, where: str, fix: str) -> tuple[
         raise InputError(f"{what} is not a list of numbers", where, fix)
     if len(value) != count:
         raise InputError(f"{what} has {len(value)} values for {count} columns", where, fix)
-    with np.errstate(over="ignore"):
-        rounded = np.asarray(value, dtype=np.float64).astype(np.float32)
+    try:
+        with np.errstate(over="ignore"):
+            rounded = np.asarray(value, dtype=np.float64).astype(np.float32)
+    except OverflowError:  # an integer beyond float64 (JSON integers have no bound)
+        raise InputError(f"{what} holds a number too large for a float", where, fix) from None
     if not np.isfinite(rounded).all():
         raise InputError(f"{what} holds a value that is not a finite float32", where, fix)
     return tuple(float(v) for v in rounded)
@@ -182,6 +193,17 @@ def _scaler(
             f"{names[1]} is zero or negative at position {', '.join(map(str, bad))}",
             where,
             "a standard deviation must be positive; drop the column or fix the scaler",
+        )
+    # Below float32's smallest normal number (1.2e-38) the division overflows for any
+    # ordinary feature value: refused here, with its reason, rather than as a RuntimeWarning
+    # on stderr and "non-finite predictions".
+    tiny = [i for i, v in enumerate(std_values) if v < _FLOAT32_TINY]
+    if tiny:
+        raise InputError(
+            f"{names[1]} is below 1.2e-38 (float32's smallest normal number) at position "
+            f"{', '.join(map(str, tiny[:12]))}",
+            where,
+            "a column that constant carries nothing: drop it or fix the scaler",
         )
     return mean_values, std_values
 

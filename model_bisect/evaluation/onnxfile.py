@@ -76,7 +76,10 @@ def external_data_locations(model: Path | bytes | onnx.ModelProto) -> list[str]:
     for tensor in tensors:
         if tensor.data_location == onnx.TensorProto.EXTERNAL:
             entries = {e.key: e.value for e in tensor.external_data}
-            locations.append(entries.get("location", ""))
+            location: str | bytes = entries.get("location", "")
+            if isinstance(location, bytes):  # protobuf's answer for a string that is not UTF-8
+                location = location.decode("utf-8", "surrogateescape")
+            locations.append(location)
     return list(dict.fromkeys(locations))
 
 
@@ -92,6 +95,10 @@ def unsafe_location_reason(location: str, folder: Path) -> str | None:
     shown = unicode_safe(repr(location[:80] + ("..." if len(location) > 80 else "")))
     if "\0" in location:
         return f"unsafe external-data location {shown}: holds a NUL byte"
+    try:
+        location.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes, carried as lone surrogates
+        return f"unsafe external-data location {shown}: not valid UTF-8"
     encoded = location.encode("utf-8", "surrogateescape")
     if len(encoded) > _MAX_LOCATION_BYTES or any(
         len(part.encode("utf-8", "surrogateescape")) > _MAX_NAME_BYTES

@@ -9,6 +9,7 @@ anything, so a model cannot make us read files outside its own folder.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -93,6 +94,42 @@ _MODEL_READ_PROBLEMS = {
 }
 
 
+class _Deadline:
+    """One model's inference time bound: a timer thread sets ONNX Runtime's
+    ``RunOptions.terminate``, which every running and later ``run`` call checks (a ``Loop``
+    of 10**12 iterations included), so a model that would never return cannot hang the run.
+    Without ``seconds`` it is the default run options and never fires."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self.seconds = seconds
+        self.run_options: Any = None
+        self._fired = threading.Event()
+        self._timer: threading.Timer | None = None
+
+    @property
+    def expired(self) -> bool:
+        return self._fired.is_set()
+
+    def __enter__(self) -> _Deadline:
+        if self.seconds is None:
+            return self
+        import onnxruntime as ort
+
+        self.run_options = ort.RunOptions()
+        self._timer = threading.Timer(self.seconds, self._fire)
+        self._timer.daemon = True  # a run that ends first must not wait for the timer
+        self._timer.start()
+        return self
+
+    def _fire(self) -> None:
+        self._fired.set()
+        self.run_options.terminate = True
+
+    def __exit__(self, *_: object) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+
 class _Skip(Exception):
     """Internal: stop evaluating this model, with the reason the report will show."""
 
@@ -143,9 +180,13 @@ class Evaluator:
         threads: int | None = None,
         batch_rows: int = DEFAULT_BATCH_ROWS,
         spin: bool = True,
+        timeout: float | None = None,
     ) -> None:
         if batch_rows < 1:
             raise ValueError("batch_rows must be positive")
+        if timeout is not None and not timeout > 0:
+            raise ValueError("timeout must be positive")
+        self.timeout = timeout  # seconds of inference per model; None: no bound
         self.data = data
         self.spin = spin
         self.input_name = input_name
@@ -177,6 +218,10 @@ class Evaluator:
         except BoundedReadError as exc:
             raise _Skip(exc.worded(_MODEL_READ_PROBLEMS, shown=shown)) from None
         lacking = self.data.lacking(description)
+        mistyped = [n for n in lacking if n in self.data.mistyped]
+        if mistyped:
+            what = "; ".join(f"{n[:80]!r} is {self.data.mistyped[n]}" for n in mistyped[:12])
+            raise _Skip(f"cannot feed the feature cache's columns as described: {what}")
         if lacking:
             raise _Skip(
                 f"needs feature column{'s' if len(lacking) > 1 else ''} "
@@ -344,6 +389,18 @@ class Evaluator:
         kept: type[np.floating[Any]],
         fixed: int | None,
     ) -> np.ndarray:
+        with _Deadline(self.timeout) as deadline:
+            return self._batches(session, bound, output, kept, fixed, deadline)
+
+    def _batches(
+        self,
+        session: Any,
+        bound: Sequence[tuple[str, ModelInput, Any]],
+        output: str,
+        kept: type[np.floating[Any]],
+        fixed: int | None,
+        deadline: _Deadline,
+    ) -> np.ndarray:
         rows = self.data.rows
         step = fixed if fixed is not None else min(self.batch_rows, rows)
         predictions = np.empty(rows, dtype=kept)
@@ -357,9 +414,15 @@ class Evaluator:
                     chunk = np.concatenate([chunk, pad])
                 chunks[name] = chunk
             try:
-                result = session.run([output], chunks)[0]
+                result = session.run([output], chunks, deadline.run_options)[0]
             except Exception as exc:
+                if deadline.expired:
+                    raise _Skip(
+                        f"took longer than {deadline.seconds:g} s (--model-timeout): stopped"
+                    ) from None
                 raise _Skip(f"ONNX Runtime failed running the model ({_foreign(exc)})") from None
+            if deadline.expired:  # ended on its own as the timer fired: still over the bound
+                raise _Skip(f"took longer than {deadline.seconds:g} s (--model-timeout): stopped")
             values = np.asarray(result)
             expected = max(n, fixed or 0)
             if values.dtype.kind not in "fiub":

@@ -46,6 +46,7 @@ _PREFIX = "<!-- model-bisect:history:v1 "
 _LINE = re.compile(r"<!-- model-bisect:history:v1 ([A-Za-z0-9_-]*={0,2}) -->")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
 _VERDICT = re.compile(r"[a-z_]{1,40}")
+_MAX_INDEX = 10**9  # no timeline has more models; JSON integers have no bound at all
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ class Run:
         if not isinstance(verdict, str) or not _VERDICT.fullmatch(verdict):
             raise ValueError(f"bad verdict {verdict!r}")
         index = data.get("first_bad_index")
-        if index is not None and (type(index) is not int or index < 0):
+        if index is not None and (type(index) is not int or not 0 <= index <= _MAX_INDEX):
             raise ValueError(f"bad first_bad_index {index!r}")
         metrics = data.get("metrics") or {}
         if not isinstance(metrics, dict) or not all(
@@ -177,6 +178,8 @@ def read_history(body: str | None) -> History:
             raise ValueError("no runs list")
         runs = tuple(Run.from_json(entry) for entry in entries)
     except (binascii.Error, UnicodeDecodeError, ValueError, KeyError, RecursionError):
+        return History(restarted="corrupt")
+    except OverflowError:  # a JSON integer beyond float range where a metric belongs
         return History(restarted="corrupt")
     return History(runs=runs[-MAX_RUNS:])
 
