@@ -20,6 +20,7 @@ import numpy as np
 
 from . import __version__
 from .catalogue import metric_spec
+from .culprit.keep import Boundary
 from .errors import InputError
 from .evaluation.cache import EvalCache
 from .evaluation.features import FeatureTable, load_features
@@ -36,6 +37,7 @@ from .report import (
     Status,
     Step,
     Verdict,
+    VerdictKind,
 )
 from .safetext import unicode_safe
 from .search import SearchResult, bisect, scan, verdict_message
@@ -43,6 +45,7 @@ from .timeline.sources import TimelineEntry, require_two
 from .toolchain import toolchain_versions
 
 if TYPE_CHECKING:
+    from .culprit.record import Culprit
     from .evaluation.runner import Evaluator
     from .ranks import TargetRanks
 
@@ -96,6 +99,7 @@ class RunOptions:
     scan: bool = False
     input_name: str | None = None
     cache: EvalCache | None = None
+    row_id: str | None = None  # the culprit's worst rows name this column's value
 
 
 @dataclass(frozen=True)
@@ -195,6 +199,7 @@ class _Session:
             g.kind == "max_drop" for g in options.gates
         )
         self.visited: dict[int, _Measure] = {}
+        self.boundary = Boundary()  # the culprit section's predictions (two models at most)
         self._ranker: ThreadPoolExecutor | None = None
         self._ranking: Future[Metrics] | None = None
         self.jobs = effective_jobs(options.jobs, len(entries))  # probes at once
@@ -242,11 +247,7 @@ class _Session:
 
     def measure(self, entry: TimelineEntry) -> tuple[_Measure, bool]:
         """The model's metrics (or skip reason), and whether an earlier entry had the same bytes."""
-        # content_sha256 covers external-data files and the sidecar: a retrained model often
-        # changes only model.onnx.data, leaving model.onnx byte-identical.
-        memo_key = entry.content_sha256 or entry.sha256 or f"path:{entry.path}"
-        if entry.index in self.descriptions:  # same bytes fed differently are different models
-            memo_key += "|" + self.descriptions[entry.index].fingerprint()
+        memo_key = self._memo_key(entry)
         with self.lock:
             known = self.measured.get(memo_key)
         if known is not None:
@@ -255,6 +256,14 @@ class _Session:
         with self.lock:
             found, owner = self.measured.setdefault(memo_key, (found, entry.index))
         return found, owner != entry.index
+
+    def _memo_key(self, entry: TimelineEntry) -> str:
+        # content_sha256 covers external-data files and the sidecar: a retrained model often
+        # changes only model.onnx.data, leaving model.onnx byte-identical.
+        memo_key = entry.content_sha256 or entry.sha256 or f"path:{entry.path}"
+        if entry.index in self.descriptions:  # same bytes fed differently are different models
+            memo_key += "|" + self.descriptions[entry.index].fingerprint()
+        return memo_key
 
     def _measure_uncached(self, entry: TimelineEntry) -> _Measure:
         if entry.index in self.broken:
@@ -277,6 +286,7 @@ class _Session:
         with self.lock:
             self.evaluations += 1
         predictions = evaluation.predictions
+        self.boundary.offer(self._memo_key(entry), predictions)
         record = {"unknown_rows": evaluation.unknown_rows, "note": evaluation.note}
         if self.overlap:
             metrics = self._compute_metrics(predictions, ranked=False)
@@ -434,12 +444,36 @@ class _Session:
             p_values=p_values,
             unknown_rows=found.unknown_rows,
         )
+        self.boundary.judged(index, self._memo_key(entry), status)
         with self.lock:
             self.steps[index] = step
             self.visited[index] = found
         if self.on_step is not None:
             self.on_step(step)
         return status
+
+    def predict_again(self, index: int) -> np.ndarray | None:
+        """A model's predictions once more (its metrics came from the evaluation cache)."""
+        evaluation = self.evaluator.predict(self.entries[index], self.descriptions[index])
+        return evaluation.predictions if evaluation.ok else None
+
+    def explain(self, result: SearchResult) -> Culprit | None:
+        """The culprit section when the search localised a regression."""
+        if result.kind is not VerdictKind.REGRESSION:
+            return None
+        if result.last_good is None or result.first_bad is None:
+            return None
+        from .culprit.explain import explain_boundary
+
+        return explain_boundary(
+            [e.path for e in self.entries],
+            self.features,
+            result.last_good,
+            result.first_bad,
+            self.boundary,
+            self.predict_again,
+            row_id=self.options.row_id,
+        )
 
     def set_anchor(self) -> None:
         """--max-drop compares with the first model, so it is measured before anything else."""
@@ -529,6 +563,10 @@ def run(
 ) -> Report:
     """Evaluate the timeline lazily and localise the first model that fails the gates."""
     require_two(entries)
+    if options.row_id is not None:
+        from .culprit.explain import check_row_id
+
+        check_row_id(features_path, options.row_id)
     session = _open_session(entries, features_path, options, on_step)
 
     jobs = session.jobs
@@ -546,13 +584,15 @@ def run(
         else:  # the --max-drop anchor is measured already: it is a step, not a new probe
             known = {0: session.visit(0)} if session.anchor is not None else None
             result = bisect(n, probe, jobs=jobs, known=known)
+        culprit = session.explain(result)
         session.finish()
     finally:
         session.close()
         if pool is not None:
             pool.shutdown()
 
-    return _build_report(entries, session.features, options, session, result, invocation)
+    report = _build_report(entries, session.features, options, session, result, invocation)
+    return replace(report, culprit=culprit)
 
 
 def _build_report(

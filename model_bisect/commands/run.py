@@ -102,6 +102,9 @@ def add_parser(sub: Any) -> None:
     data.add_argument("--features", type=Path, help="feature cache (parquet)")
     data.add_argument("--target", default="mos", help="target column (default: mos)")
     data.add_argument("--input-name", help="model input to feed (default: auto-detect)")
+    data.add_argument(
+        "--row-id", metavar="COLUMN", help="culprit: name the worst rows by this column"
+    )
 
     add_gate_arguments(parser, "the timeline's first model")
 
@@ -267,6 +270,7 @@ def _main(args: argparse.Namespace) -> int:
         scan=args.scan,
         input_name=args.input_name,
         cache=cache,
+        row_id=args.row_id,
     )
     invoked = invocation(
         args.argv,  # set by cli.main: the words this command was given

@@ -1,0 +1,156 @@
+"""`model-bisect run` explains a localised regression: real models, real parquet, ORT."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from model_bisect.evaluation.features import CANONICAL_FEATURES
+from model_bisect.exitcodes import ExitCode
+from model_bisect.report import read_report
+from tests.clirun import call_main
+from tests.modelkit import default_weights, linear_model
+
+ROWS = 600
+GOOD = default_weights(len(CANONICAL_FEATURES))
+ENCODERS = ("libx264", "libx265", "libvpx-vp9")
+
+
+def _features(path: Path, *, nan_rows: tuple[int, ...] = ()) -> dict[str, Any]:
+    rng = np.random.default_rng(5)
+    x = rng.uniform(0.0, 1.0, size=(ROWS, len(CANONICAL_FEATURES))).astype(np.float32)
+    mos = x.astype(np.float64) @ np.asarray(GOOD) + rng.normal(0.0, 0.01, ROWS)
+    for row in nan_rows:
+        x[row, 0] = np.nan
+    columns: dict[str, Any] = {name: x[:, i] for i, name in enumerate(CANONICAL_FEATURES)}
+    columns["mos"] = mos
+    columns["encoder"] = [ENCODERS[i % 3] for i in range(ROWS)]
+    columns["clip"] = [f"clip-{i:04d}" for i in range(ROWS)]
+    pq.write_table(pa.table(columns), path)
+    return columns
+
+
+def _timeline(folder: Path, first_bad: int, n: int = 6) -> tuple[list[float], list[float]]:
+    """Identical good models, then the same weights with ``motion2``'s scaled by -4."""
+    bad = list(GOOD)
+    bad[5] *= -4.0
+    for i in range(n):
+        linear_model(folder / f"model_{i:02d}.onnx", GOOD if i < first_bad else bad, 0.1)
+    return GOOD, bad
+
+
+def _run(tmp_path: Path, *extra: str | Path) -> dict[str, Any]:
+    out = tmp_path / "r.json"
+    ran = call_main(
+        "model_bisect",
+        *("run", tmp_path / "models", "--features", tmp_path / "f.parquet"),
+        *("--min-plcc", "0.97", "--json", out, "--quiet", *extra),
+    )
+    assert ran.code == ExitCode.OK, ran.err
+    data: dict[str, Any] = json.loads(out.read_text())
+    return data
+
+
+def _predict(columns: dict[str, Any], weights: list[float]) -> np.ndarray:
+    x = np.column_stack([np.asarray(columns[n], dtype=np.float64) for n in CANONICAL_FEATURES])
+    return x @ np.asarray(weights) + 0.1
+
+
+@pytest.fixture
+def case(tmp_path: Path) -> tuple[dict[str, Any], list[float], list[float]]:
+    columns = _features(tmp_path / "f.parquet")
+    good, bad = _timeline(tmp_path / "models", first_bad=3)
+    return columns, good, bad
+
+
+def test_the_scaled_weight_is_the_only_graph_change_named(
+    tmp_path: Path, case: tuple[dict[str, Any], list[float], list[float]]
+) -> None:
+    body = _run(tmp_path, "--no-cache")
+    assert body["verdict"]["kind"] == "regression"
+    culprit = body["culprit"]
+    assert (culprit["last_good_index"], culprit["first_bad_index"]) == (2, 3)
+    assert [c["name"] for c in culprit["graph"]] == ["W"]
+    assert culprit["graph"][0]["max_abs"] == pytest.approx(abs(GOOD[5] * 5), rel=1e-6)
+    assert culprit["predictions_from"] == "search"
+
+
+def test_agreement_and_worst_rows_match_numpy_with_ids(
+    tmp_path: Path, case: tuple[dict[str, Any], list[float], list[float]]
+) -> None:
+    columns, good, bad = case
+    culprit = _run(tmp_path, "--no-cache", "--row-id", "clip")["culprit"]
+    before, after = _predict(columns, good), _predict(columns, bad)
+    assert culprit["agreement"]["plcc"] == pytest.approx(np.corrcoef(before, after)[0, 1], abs=1e-5)
+    assert culprit["agreement"]["max_abs_diff"] == pytest.approx(
+        np.abs(after - before).max(), rel=1e-4
+    )
+    growth = np.abs(after - columns["mos"]) - np.abs(before - columns["mos"])
+    expected = np.argsort(-growth, kind="stable")[:10]
+    assert [r["row"] for r in culprit["rows"]] == expected.tolist()
+    assert [r["id"] for r in culprit["rows"]] == [f"clip-{i:04d}" for i in expected]
+    # the id column is no slice; the encoder column is, one entry per value
+    assert sorted(s["value"] for s in culprit["slices"]) == sorted(ENCODERS)
+    assert {s["rows"] for s in culprit["slices"]} == {ROWS // 3}
+    assert sum(d["rows"] for d in culprit["deciles"]) == ROWS
+
+
+def test_rows_are_numbered_in_the_file_when_some_were_dropped(tmp_path: Path) -> None:
+    columns = _features(tmp_path / "f.parquet", nan_rows=(0, 1, 2))
+    good, bad = _timeline(tmp_path / "models", first_bad=3)
+    culprit = _run(tmp_path, "--no-cache", "--row-id", "clip")["culprit"]
+    before, after = _predict(columns, good), _predict(columns, bad)
+    growth = np.abs(after - columns["mos"]) - np.abs(before - columns["mos"])
+    growth[:3] = -np.inf
+    expected = np.argsort(-growth, kind="stable")[:10]
+    assert [r["row"] for r in culprit["rows"]] == expected.tolist()
+    assert [r["id"] for r in culprit["rows"]] == [f"clip-{i:04d}" for i in expected]
+
+
+def test_a_cached_rerun_runs_the_boundary_models_again_for_the_same_section(
+    tmp_path: Path, case: tuple[dict[str, Any], list[float], list[float]]
+) -> None:
+    cache = tmp_path / "cache"
+    first = _run(tmp_path, "--cache-dir", cache)
+    second = _run(tmp_path, "--cache-dir", cache)
+    assert second["evaluations"] == 0
+    assert second["culprit"]["predictions_from"] == "rerun"
+    for key in ("graph", "agreement", "deciles", "slices", "rows"):
+        assert second["culprit"][key] == first["culprit"][key]
+
+
+def test_no_regression_has_no_culprit_and_the_report_round_trips(tmp_path: Path) -> None:
+    _features(tmp_path / "f.parquet")
+    _timeline(tmp_path / "models", first_bad=99)
+    body = _run(tmp_path, "--no-cache")
+    assert body["verdict"]["kind"] == "no_regression"
+    assert body["culprit"] is None
+
+
+def test_a_report_with_a_culprit_reads_back_equal(
+    tmp_path: Path, case: tuple[dict[str, Any], list[float], list[float]]
+) -> None:
+    body = _run(tmp_path, "--no-cache")
+    report = read_report(tmp_path / "r.json")
+    assert report.culprit is not None
+    assert report.culprit.to_json() == body["culprit"]
+
+
+def test_an_unknown_row_id_column_is_exit_3_naming_it(
+    tmp_path: Path, case: tuple[dict[str, Any], list[float], list[float]]
+) -> None:
+    ran = call_main(
+        "model_bisect",
+        *("run", tmp_path / "models", "--features", tmp_path / "f.parquet"),
+        *("--min-plcc", "0.97", "--quiet", "--no-cache", "--row-id", "nope"),
+    )
+    assert ran.code == ExitCode.INPUT
+    assert ran.err.count("\n") == 1
+    assert "no column 'nope' for --row-id" in ran.err
+    assert "f.parquet" in ran.err
