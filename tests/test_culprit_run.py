@@ -7,42 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
-from model_bisect.evaluation.features import CANONICAL_FEATURES
 from model_bisect.exitcodes import ExitCode
 from model_bisect.report import read_report
 from tests.clirun import call_main
-from tests.modelkit import default_weights, linear_model
-
-ROWS = 600
-GOOD = default_weights(len(CANONICAL_FEATURES))
-ENCODERS = ("libx264", "libx265", "libvpx-vp9")
-
-
-def _features(path: Path, *, nan_rows: tuple[int, ...] = ()) -> dict[str, Any]:
-    rng = np.random.default_rng(5)
-    x = rng.uniform(0.0, 1.0, size=(ROWS, len(CANONICAL_FEATURES))).astype(np.float32)
-    mos = x.astype(np.float64) @ np.asarray(GOOD) + rng.normal(0.0, 0.01, ROWS)
-    for row in nan_rows:
-        x[row, 0] = np.nan
-    columns: dict[str, Any] = {name: x[:, i] for i, name in enumerate(CANONICAL_FEATURES)}
-    columns["mos"] = mos
-    columns["encoder"] = [ENCODERS[i % 3] for i in range(ROWS)]
-    columns["clip"] = [f"clip-{i:04d}" for i in range(ROWS)]
-    pq.write_table(pa.table(columns), path)
-    return columns
-
-
-def _timeline(folder: Path, first_bad: int, n: int = 6) -> tuple[list[float], list[float]]:
-    """Identical good models, then the same weights with ``motion2``'s scaled by -4."""
-    bad = list(GOOD)
-    bad[5] *= -4.0
-    for i in range(n):
-        linear_model(folder / f"model_{i:02d}.onnx", GOOD if i < first_bad else bad, 0.1)
-    return GOOD, bad
+from tests.culpritkit import ENCODERS, GOOD, ROWS, features, predict, timeline
 
 
 def _run(tmp_path: Path, *extra: str | Path) -> dict[str, Any]:
@@ -57,15 +27,10 @@ def _run(tmp_path: Path, *extra: str | Path) -> dict[str, Any]:
     return data
 
 
-def _predict(columns: dict[str, Any], weights: list[float]) -> np.ndarray:
-    x = np.column_stack([np.asarray(columns[n], dtype=np.float64) for n in CANONICAL_FEATURES])
-    return x @ np.asarray(weights) + 0.1
-
-
 @pytest.fixture
 def case(tmp_path: Path) -> tuple[dict[str, Any], list[float], list[float]]:
-    columns = _features(tmp_path / "f.parquet")
-    good, bad = _timeline(tmp_path / "models", first_bad=3)
+    columns = features(tmp_path / "f.parquet")
+    good, bad = timeline(tmp_path / "models", first_bad=3)
     return columns, good, bad
 
 
@@ -86,7 +51,7 @@ def test_agreement_and_worst_rows_match_numpy_with_ids(
 ) -> None:
     columns, good, bad = case
     culprit = _run(tmp_path, "--no-cache", "--row-id", "clip")["culprit"]
-    before, after = _predict(columns, good), _predict(columns, bad)
+    before, after = predict(columns, good), predict(columns, bad)
     assert culprit["agreement"]["plcc"] == pytest.approx(np.corrcoef(before, after)[0, 1], abs=1e-5)
     assert culprit["agreement"]["max_abs_diff"] == pytest.approx(
         np.abs(after - before).max(), rel=1e-4
@@ -102,10 +67,10 @@ def test_agreement_and_worst_rows_match_numpy_with_ids(
 
 
 def test_rows_are_numbered_in_the_file_when_some_were_dropped(tmp_path: Path) -> None:
-    columns = _features(tmp_path / "f.parquet", nan_rows=(0, 1, 2))
-    good, bad = _timeline(tmp_path / "models", first_bad=3)
+    columns = features(tmp_path / "f.parquet", nan_rows=(0, 1, 2))
+    good, bad = timeline(tmp_path / "models", first_bad=3)
     culprit = _run(tmp_path, "--no-cache", "--row-id", "clip")["culprit"]
-    before, after = _predict(columns, good), _predict(columns, bad)
+    before, after = predict(columns, good), predict(columns, bad)
     growth = np.abs(after - columns["mos"]) - np.abs(before - columns["mos"])
     growth[:3] = -np.inf
     expected = np.argsort(-growth, kind="stable")[:10]
@@ -126,8 +91,8 @@ def test_a_cached_rerun_runs_the_boundary_models_again_for_the_same_section(
 
 
 def test_no_regression_has_no_culprit_and_the_report_round_trips(tmp_path: Path) -> None:
-    _features(tmp_path / "f.parquet")
-    _timeline(tmp_path / "models", first_bad=99)
+    features(tmp_path / "f.parquet")
+    timeline(tmp_path / "models", first_bad=99)
     body = _run(tmp_path, "--no-cache")
     assert body["verdict"]["kind"] == "no_regression"
     assert body["culprit"] is None
