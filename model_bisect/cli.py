@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from . import __version__
 from .command_line import Parser, add_debug_flag, speak
+from .commands import compare as compare_cmd
 from .commands import judge as judge_cmd
 from .commands import publish as publish_cmd
 from .commands import run as run_cmd
@@ -32,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     run_cmd.add_parser(sub)
     publish_cmd.add_parser(sub)
     judge_cmd.add_parser(sub)
+    compare_cmd.add_parser(sub)
     for command in sub.choices.values():
         add_debug_flag(command)
     return parser
@@ -46,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise judge_cmd.abort(exc) from None
             raise
         args.argv = tuple(words)  # recorded in the report's invocation
-        handlers = {"run": run_cmd.main, "publish": publish_cmd.main}
+        handlers = {"run": run_cmd.main, "publish": publish_cmd.main, "compare": compare_cmd.main}
         return handlers.get(args.command, judge_cmd.main)(args)
 
     return speak(dispatch, argv)
