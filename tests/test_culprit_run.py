@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from model_bisect.exitcodes import ExitCode
@@ -119,3 +121,16 @@ def test_an_unknown_row_id_column_is_exit_3_naming_it(
     assert ran.err.count("\n") == 1
     assert "no column 'nope' for --row-id" in ran.err
     assert "f.parquet" in ran.err
+
+
+def test_nulls_in_a_string_column_are_their_own_slice(tmp_path: Path) -> None:
+    columns = features(tmp_path / "f.parquet")
+    table = pq.read_table(tmp_path / "f.parquet")
+    encoder = [None if i % 10 == 0 else v for i, v in enumerate(columns["encoder"])]
+    index = table.schema.get_field_index("encoder")
+    pq.write_table(table.set_column(index, "encoder", pa.array(encoder)), tmp_path / "f.parquet")
+    timeline(tmp_path / "models", first_bad=3)
+    slices = _run(tmp_path, "--no-cache")["culprit"]["slices"]
+    rows = {s["value"]: s["rows"] for s in slices}
+    expected = {v: sum(1 for e in encoder if e == v) for v in ENCODERS}
+    assert rows == {**expected, "(null)": ROWS // 10}

@@ -247,7 +247,7 @@ def _without_target(path: Path, numeric: list[str], strings: list[str]) -> Featu
     from ..files import file_sha256
 
     try:
-        table = pq.read_table(path, columns=[*numeric, *strings])
+        table = pq.ParquetFile(path).read(columns=[*numeric, *strings])
     except (OSError, pa.ArrowException, KeyError):
         return load_features(path, numeric, "", strings=strings)  # its own message
     name = "__no_target__"

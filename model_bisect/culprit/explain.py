@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -60,7 +60,8 @@ def _kept_rows(features: FeatureTable) -> np.ndarray | None:
         return None
     import pyarrow.parquet as pq
 
-    table = pq.read_table(features.path, columns=[*features.names, features.target_name])
+    # ParquetFile, not read_table: that one imports pyarrow.dataset, a second on its own
+    table = pq.ParquetFile(features.path).read(columns=[*features.names, features.target_name])
     keep = np.ones(table.num_rows, dtype=bool)
     for column in table.columns:
         values = column.to_numpy(zero_copy_only=False).astype(np.float64)
@@ -76,9 +77,11 @@ def _string_slices(
     before: np.ndarray,
     after: np.ndarray,
 ) -> tuple[SliceChange, ...]:
-    """Every string column of the file with at most MAX_SLICE_VALUES values, broken down."""
+    """Every string column of the file with at most MAX_SLICE_VALUES values, broken down.
+
+    Read as dictionary codes, straight into numpy: no string per row is built, and
+    pyarrow.compute (whose first call costs most of a second) is never loaded."""
     import pyarrow as pa
-    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     schema = pq.ParquetFile(features.path).schema_arrow
@@ -86,28 +89,54 @@ def _string_slices(
     for field in schema:
         kind = field.type.value_type if pa.types.is_dictionary(field.type) else field.type
         textual = pa.types.is_string(kind) or pa.types.is_large_string(kind)
-        if field.name in exclude or not textual:
+        if field.name in exclude or not textual or not _few_values(features.path, field.name):
             continue
-        column = pq.read_table(features.path, columns=[field.name]).column(0)
-        if kept is not None:
-            column = column.take(pa.array(kept))
-        encoded = pc.dictionary_encode(column.cast(pa.string())).combine_chunks()
-        vocabulary = [str(v) for v in encoded.dictionary.to_pylist()]
+        parquet = pq.ParquetFile(features.path, read_dictionary=[field.name])
+        column = parquet.read(columns=[field.name]).column(0).unify_dictionaries()
+        chunks = column.chunks
+        vocabulary = [str(v) for v in chunks[0].dictionary.to_pylist()] if chunks else []
         if len(vocabulary) > MAX_SLICE_VALUES:
             continue
-        codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int32)
+        codes = np.concatenate([_codes(chunk) for chunk in chunks]) if chunks else np.empty(0)
+        if kept is not None:
+            codes = codes[kept]
         found += by_value(field.name, codes, vocabulary, target, before, after)
     found.sort(key=lambda s: (-s.rmse_growth, s.column, s.value))
     return tuple(found)
 
 
+def _codes(chunk: Any) -> np.ndarray:
+    """A dictionary chunk's indices as int32, -1 where the value is null."""
+    indices = chunk.indices
+    values = np.frombuffer(indices.buffers()[1], dtype=indices.type.to_pandas_dtype())
+    values = values[indices.offset : indices.offset + len(indices)].astype(np.int32)
+    if indices.null_count:
+        bits = np.frombuffer(indices.buffers()[0], dtype=np.uint8)
+        valid = np.unpackbits(bits, bitorder="little")[
+            indices.offset : indices.offset + len(indices)
+        ]
+        values[valid == 0] = -1
+    return values
+
+
+def _few_values(path: Path, name: str, probe: int = 4096) -> bool:
+    """Whether the column's first ``probe`` rows (or its dictionary) hold at most
+    MAX_SLICE_VALUES values: an id or path column is told apart there, before its 500,000
+    strings are read."""
+    import pyarrow.parquet as pq
+
+    parquet = pq.ParquetFile(path, read_dictionary=[name])
+    batch = next(parquet.iter_batches(batch_size=probe, columns=[name]), None)
+    return batch is None or len(batch.column(0).dictionary) <= MAX_SLICE_VALUES
+
+
 def _id_lookup(path: Path, column: str) -> Callable[[np.ndarray], list[str | None]]:
     def look_up(rows: np.ndarray) -> list[str | None]:
-        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        values = pq.read_table(path, columns=[column]).column(0).take(pa.array(rows))
-        return [None if v is None else str(v) for v in values.to_pylist()]
+        values = pq.ParquetFile(path).read(columns=[column]).column(0)
+        picked = [values[int(r)].as_py() for r in rows]  # a handful: no compute kernel
+        return [None if v is None else str(v) for v in picked]
 
     return look_up
 
@@ -129,6 +158,9 @@ def explain(
     ``features``."""
     graph, graph_error = graph_changes(before_model, after_model)
     target = features.target
+    # float64 once: every breakdown below reads these, and a cast per use costs more than them
+    before = np.asarray(before, dtype=np.float64)
+    after = np.asarray(after, dtype=np.float64)
     kept = _kept_rows(features)
     try:
         slices = _string_slices(features, kept, [row_id] if row_id else [], target, before, after)

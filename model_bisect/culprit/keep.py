@@ -39,6 +39,8 @@ class Boundary:
             for kept in (self._good, self._bad):
                 if predictions is None and kept is not None and kept[1] == key:
                     predictions = kept[2]
+            if status is Status.BAD and self._bad is None:
+                _warm_up()
             if predictions is None:
                 return
             if status is Status.GOOD and (self._good is None or index > self._good[0]):
@@ -52,3 +54,20 @@ class Boundary:
                 if kept is not None and kept[0] == index:
                     return kept[2]
             return None
+
+
+def _warm_up() -> None:
+    """Import what the section needs on a background thread once a model fails: the search
+    still has models to run (ONNX Runtime releases the GIL), and a bad model makes a culprit
+    section likely. ``import onnx`` alone costs about a quarter of a second."""
+
+    def load() -> None:
+        import importlib
+
+        for name in ("onnx",):
+            try:
+                importlib.import_module(name)
+            except ImportError:  # reported where it is needed, not here
+                return
+
+    threading.Thread(target=load, name="culprit-imports", daemon=True).start()
