@@ -134,3 +134,15 @@ def test_nulls_in_a_string_column_are_their_own_slice(tmp_path: Path) -> None:
     rows = {s["value"]: s["rows"] for s in slices}
     expected = {v: sum(1 for e in encoder if e == v) for v in ENCODERS}
     assert rows == {**expected, "(null)": ROWS // 10}
+
+
+def test_a_report_written_before_the_culprit_existed_still_reads(
+    tmp_path: Path, case: tuple[dict[str, Any], list[float], list[float]]
+) -> None:
+    body = _run(tmp_path, "--no-cache")
+    del body["culprit"]
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps(body), encoding="utf-8")
+    report = read_report(old)
+    assert report.culprit is None
+    assert report.verdict.first_bad_index == 3
