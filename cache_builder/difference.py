@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from model_bisect.culprit.graph import short
+
 __all__ = ["Difference", "short"]
 
 
@@ -14,10 +16,3 @@ class Difference:
 
     metadata: tuple[str, ...] = ()
     content: tuple[str, ...] = ()
-
-
-def short(value: object) -> str:
-    """Numbers to 7 significant digits (float32 precision); anything else as repr-free text."""
-    if isinstance(value, float):
-        return f"{value:.7g}"
-    return str(value)

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 
 from . import __version__
 from .command_line import Parser, Terminated, add_debug_flag, speak, terminations_unwind
+from .commands import compare as compare_cmd
 from .commands import judge as judge_cmd
 from .commands import publish as publish_cmd
 from .commands import run as run_cmd
@@ -22,7 +23,12 @@ from .exitcodes import ExitCode
 __all__ = ["HANDLERS", "build_parser", "main"]
 
 # Each subcommand's parser and handler; argparse refuses any other command word.
-_COMMANDS = {"run": run_cmd, "publish": publish_cmd, judge_cmd.COMMAND: judge_cmd}
+_COMMANDS = {
+    "run": run_cmd,
+    "publish": publish_cmd,
+    judge_cmd.COMMAND: judge_cmd,
+    "compare": compare_cmd,
+}
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     name: module.main for name, module in _COMMANDS.items()
 }

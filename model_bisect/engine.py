@@ -22,9 +22,10 @@ import numpy as np
 
 from . import __version__
 from .catalogue import Direction, GateKind, metric_spec
+from .culprit.keep import Boundary
 from .errors import InputError, first_line
 from .evaluation.cache import EvalCache
-from .evaluation.features import TARGET_COLUMN
+from .evaluation.features import TARGET_COLUMN, FeatureTable
 from .evaluation.inputs import InputDescription, describe, open_dataset
 from .gates import judge
 from .rank_overlap import Once, RanksBeside
@@ -40,6 +41,7 @@ from .report import (
     Status,
     Step,
     Verdict,
+    VerdictKind,
 )
 from .safetext import unicode_safe
 from .search import SearchResult, bisect, scan, verdict_message
@@ -47,6 +49,7 @@ from .timeline.entry import TimelineEntry, require_two
 from .toolchain import toolchain_versions
 
 if TYPE_CHECKING:
+    from .culprit.record import Culprit
     from .evaluation.dataset import Dataset
     from .evaluation.runner import Evaluator
     from .ranks import TargetRanks
@@ -106,6 +109,7 @@ class RunOptions:
     # does not say (LOWER_IS_BETTER negates the scores before anything else).
     direction: Direction = Direction.HIGHER_IS_BETTER
     model_timeout: float | None = None  # seconds of inference per model; None: no bound
+    row_id: str | None = None  # the culprit's worst rows name this column's value
 
 
 def direction_of(entry: TimelineEntry, options: RunOptions) -> Direction:
@@ -197,6 +201,7 @@ class _Session:
         self.needs_predictions = options.alpha is not None and any(
             g.kind is GateKind.MAX_DROP for g in options.gates
         )
+        self.boundary = Boundary()  # the culprit section's predictions (two models at most)
         self.jobs = effective_jobs(options.jobs, len(entries))  # probes at once
         overlap = (
             self.jobs == 1
@@ -286,6 +291,7 @@ class _Session:
         predictions = evaluation.predictions
         if direction_of(entry, self.options) is Direction.LOWER_IS_BETTER:
             predictions = np.negative(predictions)  # before the mapping, metrics and cache
+        self.boundary.offer(self._memo_key(entry), predictions)
         record = {"unknown_rows": evaluation.unknown_rows, "note": evaluation.note}
         # Predictions (8 MB per million rows) are kept only for the significance test; holding
         # them for every model of a 512-model scan would cost gigabytes.
@@ -398,6 +404,7 @@ class _Session:
             p_values=p_values,
             unknown_rows=found.unknown_rows,
         )
+        self.boundary.judged(index, self._memo_key(entry), status)
         record = partial(self._record, step, self._memo_key(entry))
         if self.beside is None:
             record()
@@ -412,6 +419,37 @@ class _Session:
             self.steps[step.index] = step
         if self.on_step is not None:
             self.on_step(step)
+
+    def predict_again(self, index: int) -> np.ndarray | None:
+        """A model's predictions once more (its metrics came from the evaluation cache)."""
+        entry = self.entries[index]
+        evaluation = self.evaluator().predict(entry, self.descriptions[index])
+        if not evaluation.ok or evaluation.predictions is None:
+            return None
+        if direction_of(entry, self.options) is Direction.LOWER_IS_BETTER:
+            negated: np.ndarray = np.negative(evaluation.predictions)  # as the metrics saw them
+            return negated
+        return evaluation.predictions
+
+    def explain(self, result: SearchResult) -> Culprit | None:
+        """The culprit section when the search localised a regression."""
+        if result.kind is not VerdictKind.REGRESSION:
+            return None
+        if result.last_good is None or result.first_bad is None:
+            return None
+        if not isinstance(self.data, FeatureTable):  # rows and slices read feature columns
+            return None
+        from .culprit.explain import explain_boundary
+
+        return explain_boundary(
+            [e.path for e in self.entries],
+            self.data,
+            result.last_good,
+            result.first_bad,
+            self.boundary,
+            self.predict_again,
+            row_id=self.options.row_id,
+        )
 
     def set_anchor(self) -> None:
         """--max-drop compares with the first model, so it is measured before anything else."""
@@ -516,6 +554,10 @@ def run(
 ) -> Report:
     """Evaluate the timeline lazily and localise the first model that fails the gates."""
     require_two(entries)
+    if options.row_id is not None:
+        from .culprit.explain import check_row_id
+
+        check_row_id(features_path, options.row_id)
     with _open_session(entries, features_path, options, on_step) as session:
         jobs = session.jobs
         pool = ThreadPoolExecutor(max_workers=jobs) if jobs > 1 else None
@@ -535,10 +577,12 @@ def run(
         finally:
             if pool is not None:
                 pool.shutdown()
+        culprit = session.explain(result)
 
     if session.steps and all(s.status is Status.SKIP for s in session.steps.values()):
         raise _nothing_fed(session, features_path)
-    return _build_report(entries, session.data, options, session, result, invocation)
+    report = _build_report(entries, session.data, options, session, result, invocation)
+    return replace(report, culprit=culprit)
 
 
 # The distinct skip reasons an error line names before it counts the rest.

@@ -1,7 +1,8 @@
 """The bisect report (schema_version 1): the one record every renderer and publisher reads.
 
 Its JSON shape is the contract described in docs/report-schema.md; ``to_json`` /
-``from_json`` here are the only code that knows the field names.
+``from_json`` here are the only code that knows the field names (the additive ``culprit``
+section's live with its records in ``culprit/record.py``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .catalogue import CATALOGUE, Direction, GateKind, MappingName, metric_spec
+from .culprit.record import Culprit
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -423,6 +425,7 @@ class Report:
     settings: Mapping[str, Any] = field(default_factory=dict)  # mapping, target, alpha, jobs...
     scan: ScanSummary | None = None
     invocation: Invocation | None = None  # None in reports written before it was recorded
+    culprit: Culprit | None = None  # only for a localised regression
     schema_version: int = SCHEMA_VERSION
 
     def to_json(self) -> dict[str, Any]:
@@ -439,6 +442,7 @@ class Report:
             "settings": dict(self.settings),
             "scan": None if self.scan is None else self.scan.to_json(),
             "invocation": None if self.invocation is None else self.invocation.to_json(),
+            "culprit": None if self.culprit is None else self.culprit.to_json(),
         }
 
     @classmethod
@@ -461,6 +465,7 @@ class Report:
             settings=dict(data.get("settings", {})),
             scan=None if scan is None else ScanSummary.from_json(scan),
             invocation=None if invocation is None else Invocation.from_json(invocation),
+            culprit=None if data.get("culprit") is None else Culprit.from_json(data["culprit"]),
         )
 
 

@@ -165,6 +165,7 @@ def test_run_in_actions_writes_summary_and_outputs_and_no_annotation_when_green(
         "last_good_index": "7",
         "evaluations": str(json.loads(report.read_text())["evaluations"]),
         "report": str(report),
+        "culprit_summary": "",  # no regression, no culprit
     }
     summary = summary_of(runner)
     assert summary.startswith("### ✅ No regression")

@@ -87,6 +87,8 @@ def test_fully_cached_rerun_imports_neither_onnxruntime_nor_scipy(tmp_path: Path
     assert second["verdict"] == first["verdict"]
     assert "model_bisect.engine" in warm  # the rerun did go through the engine
     assert _heavy(warm) == set()
+    # no regression, no culprit section: its differ and its parquet reads stay unloaded
+    assert {"model_bisect.culprit.explain", "model_bisect.culprit.graph"} & (cold | warm) == set()
 
 
 def _rich(modules: set[str]) -> set[str]:

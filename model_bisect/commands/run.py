@@ -65,6 +65,9 @@ def add_parser(sub: Any) -> None:
             )
 
     add_data_arguments(parser, features_required=False)  # [tool.model-bisect] may name it
+    parser.add_argument(
+        "--row-id", metavar="COLUMN", help="culprit: name the worst rows by this column"
+    )
 
     add_gate_arguments(parser, "the timeline's first model")
 
@@ -253,6 +256,7 @@ def _main(args: argparse.Namespace) -> int:
         cache=cache,
         direction=Direction(args.direction),
         model_timeout=args.model_timeout,
+        row_id=args.row_id,
     )
     invoked = invocation(
         args.argv,  # set by cli.main: the words this command was given

@@ -52,6 +52,7 @@ RUN_OUTPUTS = (
     "last_good_index",
     "evaluations",
     "report",
+    "culprit_summary",
 )
 PUBLISH_OUTPUTS = ("comment_url",)
 CHECK_OUTPUTS: tuple[str, ...] = ()
@@ -201,11 +202,20 @@ def _plain(text: str, env: Mapping[str, str]) -> str:
     return redact(text, _secrets(env))
 
 
+def _culprit_summary(report: Report) -> str:
+    """One line for ``culprit_summary``; empty without a localised regression."""
+    if report.culprit is None:
+        return ""
+    from ..culprit.render import one_line
+
+    return one_line(report.culprit)
+
+
 def run_result(report: Report, report_path: Path | None, env: Mapping[str, str]) -> StepResult:
     """`model-bisect run`: the verdict block of the comment as the summary, the verdict's
     numbers as outputs, and an annotation unless the timeline is green."""
     from ..report import VerdictKind
-    from .comment import summary_lines, verdict_lines  # the comment's own headline and facts
+    from .comment import culprit_lines, summary_lines, verdict_lines  # the comment's own
     from .redact import redact_report
 
     clean = redact_report(report, _secrets(env))
@@ -224,10 +234,12 @@ def run_result(report: Report, report_path: Path | None, env: Mapping[str, str])
         "last_good_index": index(verdict.last_good_index),
         "evaluations": str(clean.evaluations),
         "report": "" if report_path is None else str(report_path),
+        "culprit_summary": _culprit_summary(clean),
     }
     path = _plain(outputs["report"], env).replace("`", "")
     where = [f"Report: `{path}`", ""] if path else []
     summary = [*verdict_lines(clean), "", *summary_lines(clean), "", *where]
+    summary += [*culprit_lines(clean), ""] if clean.culprit is not None else []
     message = _plain(verdict.message, env)
     annotations: tuple[Annotation, ...] = ()
     if verdict.kind is VerdictKind.REGRESSION:

@@ -383,6 +383,16 @@ def _night_chart(runs: Sequence[Run], gate: GateSpec | None) -> list[str]:
     return [*lines, "```"]
 
 
+def culprit_lines(report: Report) -> list[str]:
+    """The collapsed culprit block (comment and job summary); none without a culprit."""
+    if report.culprit is None:
+        return []
+    from ..culprit.render import details_lines
+
+    labels = {ref.index: ref.label for ref in report.timeline}
+    return details_lines(report.culprit, labels, _text)
+
+
 def _history_blocks(
     runs: Sequence[Run], nights: int, gate: GateSpec | None
 ) -> tuple[list[str], list[str]]:
@@ -420,7 +430,7 @@ def render_markdown(
     with_p = _has_p(report.steps)
     rows = {s.index: _row(s, with_p, short_identity(report, s.index)) for s in ordered}
     table_head = ["#### Steps", "", *_table_head(with_p)]
-    optional = [_chart(report), _toolchain(report)]
+    optional = [_chart(report), _toolchain(report), culprit_lines(report)]
     footer = _footer(run_url, _reproduce(report))
     runs = tuple(history)
     gate = report.gates[0] if report.gates else None

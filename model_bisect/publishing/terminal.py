@@ -146,6 +146,7 @@ def print_report(report: Report, console: Console) -> None:
         table.add_row(*cells)
     console.print(table)
     if reasons_in_table:
+        _print_culprit(report, console)
         return
     # What did not fit beside the numbers, one model per paragraph.
     for step, label, reason in zip(steps, labels, reasons, strict=True):
@@ -155,3 +156,17 @@ def print_report(report: Report, console: Console) -> None:
             continue
         console.print(Text(f"#{step.index} {label}"))
         console.print(Text(reason or step.status.value))
+    _print_culprit(report, console)
+
+
+def _print_culprit(report: Report, console: Console) -> None:
+    """The culprit summary under the table (only for a localised regression)."""
+    if report.culprit is None:
+        return
+    from rich.text import Text
+
+    from ..culprit.render import terminal_lines
+
+    labels = {ref.index: ref.label for ref in report.timeline}
+    for line in terminal_lines(report.culprit, labels):
+        console.print(Text(printable(line)), soft_wrap=True)  # one greppable line each

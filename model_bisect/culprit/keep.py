@@ -1,0 +1,73 @@
+"""Predictions kept through a bisect for the two models that end up at the boundary.
+
+The search cannot know in advance which models those are, but in a good...bad timeline they
+are always the highest good index and the lowest bad index seen so far: holding just those
+two (and the ones still being judged) costs two arrays, not one per visited model. Models
+are keyed by content, as the engine's memo is, so a duplicate of a kept model (evaluated
+once) still finds its predictions. Standard library only: the engine creates one every run.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+from ..report import Status
+
+if TYPE_CHECKING:
+    import numpy as np
+
+__all__ = ["Boundary"]
+
+
+class Boundary:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: dict[str, np.ndarray] = {}
+        self._good: tuple[int, str, np.ndarray] | None = None
+        self._bad: tuple[int, str, np.ndarray] | None = None
+
+    def offer(self, key: str, predictions: np.ndarray) -> None:
+        """A model's predictions, before it is judged."""
+        with self._lock:
+            self._pending[key] = predictions
+
+    def judged(self, index: int, key: str, status: Status) -> None:
+        """Keep the predictions when the model is the new highest good or lowest bad one."""
+        with self._lock:
+            predictions = self._pending.pop(key, None)
+            for kept in (self._good, self._bad):
+                if predictions is None and kept is not None and kept[1] == key:
+                    predictions = kept[2]
+            if status is Status.BAD and self._bad is None:
+                _warm_up()
+            if predictions is None:
+                return
+            if status is Status.GOOD and (self._good is None or index > self._good[0]):
+                self._good = (index, key, predictions)
+            elif status is Status.BAD and (self._bad is None or index < self._bad[0]):
+                self._bad = (index, key, predictions)
+
+    def get(self, index: int) -> np.ndarray | None:
+        with self._lock:
+            for kept in (self._good, self._bad):
+                if kept is not None and kept[0] == index:
+                    return kept[2]
+            return None
+
+
+def _warm_up() -> None:
+    """Import what the section needs on a background thread once a model fails: the search
+    still has models to run (ONNX Runtime releases the GIL), and a bad model makes a culprit
+    section likely. ``import onnx`` alone costs about a quarter of a second."""
+
+    def load() -> None:
+        import importlib
+
+        for name in ("onnx",):
+            try:
+                importlib.import_module(name)
+            except ImportError:  # reported where it is needed, not here
+                return
+
+    threading.Thread(target=load, name="culprit-imports", daemon=True).start()
