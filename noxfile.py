@@ -277,7 +277,11 @@ MUTATION_TARGETS: dict[str, tuple[str, ...]] = {
     "model_bisect/ranks.py": ("tests/test_ranks.py", "tests/test_rank_overlap.py"),
     "model_bisect/significance.py": ("tests/test_significance.py",),
     "model_bisect/catalogue.py": ("tests/test_catalogue.py", "tests/test_gates.py"),
-    "cache_builder/drift.py": _DRIFT_TESTS,
+    "cache_builder/drift.py": (
+        *_DRIFT_TESTS,
+        "tests/test_drift_report.py",
+        "tests/test_cache_builder_source.py",  # a source fixture's origin
+    ),
     "cache_builder/parquet_diff.py": _DRIFT_TESTS,
     "cache_builder/onnx_diff.py": _DRIFT_TESTS,
     "cache_builder/difference.py": _DRIFT_TESTS,
