@@ -16,7 +16,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from cache_builder import drift
 from cache_builder.cli import main
+from cache_builder.difference import Difference
 from cache_builder.drift import ADVICE, Kind, Require, ToolchainChange, compare_trees
 from cache_builder.writers import parquet_options
 from tests.cachekit import edit_model, read_json
@@ -177,3 +179,17 @@ def test_an_unlisted_matching_file_is_named_even_after_a_drifted_one(
     findings = {f.path: f for f in compare_trees(committed, regenerated).findings}
     assert findings["features.parquet"].kind is Kind.CONTENT
     assert findings["MANIFEST.json"].details == ("does not list models/model_07.onnx",)
+
+
+def test_metadata_only_drift_a_differ_cannot_name_still_says_bytes_differ(
+    trees: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The classifier's fallback, with a differ that finds nothing to itemise (the differs
+    themselves always name something today, so only a stand-in can reach it)."""
+    committed, regenerated = trees
+    path = committed / "features.parquet"
+    pq.write_table(pq.read_table(path), path, compression="snappy")
+    monkeypatch.setitem(drift._EXPLAINERS, ".parquet", lambda old, new: Difference())
+    (finding,) = [f for f in compare_trees(committed, regenerated).findings if f.path == path.name]
+    assert finding.kind is Kind.METADATA_ONLY
+    assert finding.details == ("bytes differ",)
