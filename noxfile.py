@@ -288,7 +288,7 @@ MUTATION_TARGETS: dict[str, tuple[str, ...]] = {
 }
 # The whole session stays under 30 minutes on a 2-core machine: the budget is shared out
 # among the modules still to run, and a module that outgrows its share is stopped there
-# (its unfinished mutants are reported as not run).
+# (mutmut reports its unfinished mutants as "not checked").
 MUTATION_BUDGET_SECONDS = 28 * 60
 MUTATION_CHILDREN = 2
 _SCRATCH_IGNORED = (
