@@ -11,6 +11,7 @@ import os
 import shutil
 import tarfile
 import tempfile
+import time
 import tomllib
 import zipfile
 from pathlib import Path
@@ -265,3 +266,95 @@ def floors(session: nox.Session) -> None:
             session.error(f"{name} {got[name]} is installed, not its floor {bound}")
     session.run("pytest", "-m", "not slow", "tests/test_publish.py", "tests/test_cli_run.py")
     session.run("python", "-m", "cache_builder", "check", "--require", "content")
+
+
+# Mutation testing of the pure core and the drift classifier (docs/testing.md). Each module is
+# mutated in a scratch copy of the project against only the test files that cover it; mutmut
+# forks one child per mutant and runs only the tests that reached the mutated function.
+MUTATION_OUT = Path("bisect-out/mutation")
+_DRIFT_TESTS = ("tests/test_cache_builder_drift.py", "tests/test_drift_classes.py")
+MUTATION_TARGETS: dict[str, tuple[str, ...]] = {
+    "model_bisect/search.py": ("tests/test_search.py",),
+    "model_bisect/gates.py": ("tests/test_gates.py", "tests/test_promises_gates.py"),
+    "model_bisect/metrics.py": ("tests/test_metrics.py",),
+    "model_bisect/ranks.py": ("tests/test_ranks.py", "tests/test_rank_overlap.py"),
+    "model_bisect/significance.py": ("tests/test_significance.py",),
+    "model_bisect/catalogue.py": ("tests/test_catalogue.py", "tests/test_gates.py"),
+    "cache_builder/drift.py": (
+        *_DRIFT_TESTS,
+        "tests/test_drift_report.py",
+        "tests/test_cache_builder_source.py",  # a source fixture's origin
+    ),
+    "cache_builder/parquet_diff.py": _DRIFT_TESTS,
+    "cache_builder/onnx_diff.py": _DRIFT_TESTS,
+    "cache_builder/difference.py": _DRIFT_TESTS,
+}
+# The whole session stays under 30 minutes on a 2-core machine: the budget is shared out
+# among the modules still to run, and a module that outgrows its share is stopped there
+# (mutmut reports its unfinished mutants as "not checked").
+MUTATION_BUDGET_SECONDS = 28 * 60
+MUTATION_CHILDREN = 2
+_SCRATCH_IGNORED = (
+    *(".git", ".venv", ".nox", "bisect-out", "mutants", "build", "*.egg-info"),
+    *("__pycache__", ".hypothesis", ".mypy_cache", ".ruff_cache", ".pytest_cache"),
+)
+
+
+def _mutmut_table(sources: str, tests: tuple[str, ...]) -> str:
+    return (
+        "\n\n[tool.mutmut]\n"
+        f"source_paths = [{json.dumps(sources)}]\n"
+        f"pytest_add_cli_args_test_selection = {json.dumps(list(tests))}\n"
+        'pytest_add_cli_args = ["-p", "no:cacheprovider", "-q", "-m", "not slow"]\n'
+        'also_copy = ["model_bisect", "cache_builder", "tests", "testdata", "constraints"]\n'
+    )
+
+
+@nox.session(default=False)
+def mutation(session: nox.Session) -> None:
+    """Mutation-test the pure core and drift classifier with mutmut; modules may be named."""
+    session.install("-c", TOOLCHAIN, "-e", ".[dev]")
+    chosen = session.posargs or list(MUTATION_TARGETS)
+    unknown = [name for name in chosen if name not in MUTATION_TARGETS]
+    if unknown:
+        session.error(f"not a mutation target: {', '.join(unknown)}; pick from the noxfile")
+    timeout = shutil.which("timeout")
+    out = MUTATION_OUT.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + MUTATION_BUDGET_SECONDS
+    summary: dict[str, dict[str, object]] = {}
+    for done, module in enumerate(chosen):
+        share = int((deadline - time.monotonic()) / (len(chosen) - done))
+        scratch = Path(tempfile.mkdtemp(prefix="mutation-"))
+        try:
+            project = scratch / "project"
+            shutil.copytree(".", project, ignore=shutil.ignore_patterns(*_SCRATCH_IGNORED))
+            with (project / "pyproject.toml").open("a", encoding="utf-8") as table:
+                table.write(_mutmut_table(module, MUTATION_TARGETS[module]))
+            started = time.monotonic()
+            limit = [timeout, "--signal=INT", str(max(share, 60))] if timeout else []
+            with session.chdir(project):
+                session.run(
+                    *limit, "mutmut", "run", "--max-children", str(MUTATION_CHILDREN),
+                    external=bool(limit), success_codes=[0, 124],
+                )  # fmt: skip
+                listed = session.run("mutmut", "results", "--all", "true", silent=True)
+            statuses: dict[str, int] = {}
+            survivors = []
+            for line in str(listed or "").splitlines():
+                name, sep, status = line.strip().rpartition(": ")
+                if sep and name.startswith(("model_bisect.", "cache_builder.")):
+                    statuses[status] = statuses.get(status, 0) + 1
+                    if status != "killed":
+                        survivors.append(f"{name}: {status}")
+            summary[module] = {
+                "mutants": sum(statuses.values()),
+                "statuses": statuses,
+                "seconds": round(time.monotonic() - started),
+                "not_killed": survivors,
+            }
+            session.log(f"{module}: {statuses} in {summary[module]['seconds']} s")
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    session.log(f"survivors and scores in {out / 'summary.json'}; see docs/testing.md")
