@@ -336,6 +336,8 @@ def _comparable(report: Report) -> dict[str, Any]:
         step.pop("cached", None)
     body.pop("evaluations", None)
     body["settings"].pop("cache", None)
+    if body.get("culprit"):  # whether the boundary came from the search or was run again
+        body["culprit"].pop("predictions_from", None)
     return body
 
 

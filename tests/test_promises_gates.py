@@ -81,11 +81,11 @@ def test_an_undefined_value_reads_as_nan_in_a_drop_reason() -> None:
     gate = [GateSpec("plcc", "max_drop", 0.1)]
     status, reason = judge(_metrics(plcc=math.nan), gate, anchor=_metrics(plcc=0.9))
     assert status is Status.BAD
-    assert reason == "plcc 0.900 -> undefined (NaN) vs first model: drop undefined, needs <= 0.1"
+    assert reason == "plcc 0.9000 -> undefined (NaN) vs first model: drop undefined, needs <= 0.1"
 
 
 def test_every_failing_gate_is_joined_by_a_semicolon() -> None:
     gates = [GateSpec("plcc", "min", 0.95), GateSpec("rmse", "max", 0.25)]
     status, reason = judge(_metrics(plcc=0.9, rmse=0.5), gates)
     assert status is Status.BAD
-    assert reason == "plcc 0.900 < 0.95; rmse 0.500 > 0.25"
+    assert reason == "plcc 0.9000 < 0.95; rmse 0.5000 > 0.25"
