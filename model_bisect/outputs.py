@@ -13,7 +13,7 @@ from pathlib import Path
 from .errors import InputError, UsageError
 from .safetext import unicode_safe
 
-__all__ = ["STDOUT", "check_outputs", "check_writable", "refuse_inputs"]
+__all__ = ["STDOUT", "check_outputs", "check_writable", "file_identity", "refuse_inputs"]
 
 # Write ends of FIFOs that passed the reader probe (see _unwritable).
 _HELD_WRITERS: list[int] = []
@@ -94,7 +94,7 @@ def check_outputs(outputs: Sequence[tuple[str, Path]]) -> None:
     files = [(flag, path) for flag, path in outputs if str(path) != STDOUT]
     for flag, path in files:
         check_writable(flag, path)
-    if len(files) == 2 and _identity(files[0][1]) == _identity(files[1][1]):
+    if len(files) == 2 and file_identity(files[0][1]) == file_identity(files[1][1]):
         raise UsageError(
             "--json and --markdown name the same file",
             _shown(files[0][1]),
@@ -102,7 +102,7 @@ def check_outputs(outputs: Sequence[tuple[str, Path]]) -> None:
         )
 
 
-def _identity(path: Path | str) -> tuple[object, ...]:
+def file_identity(path: Path | str) -> tuple[object, ...]:
     """The file ``path`` is (device and inode, so hard links and symlinks match), or its
     resolved name when it does not exist yet."""
     try:
@@ -128,9 +128,9 @@ def refuse_inputs(
     files = [(flag, path) for flag, path in outputs if str(path) != STDOUT]
     if not files:
         return
-    known = {_identity(path): path for path in inputs}
+    known = {file_identity(path): path for path in inputs}
     for flag, path in files:
-        found = known.get(_identity(path))
+        found = known.get(file_identity(path))
         if found is not None:
             raise InputError(
                 f"{flag} would overwrite {noun} {_shown(Path(found))}", _shown(path), fix

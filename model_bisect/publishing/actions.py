@@ -21,6 +21,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..outputs import file_identity
 from ..safetext import own_command
 
 if TYPE_CHECKING:
@@ -125,19 +126,6 @@ def output_text(outputs: Mapping[str, str], token: Callable[[], str] | None = No
     return "".join(line + "\n" for line in lines)
 
 
-def _identity(path: str | Path) -> tuple[object, ...]:
-    """The file ``path`` is (device and inode: hard links and symlinks match), else its
-    resolved name."""
-    try:
-        info = os.stat(path)
-        return ("inode", info.st_dev, info.st_ino)
-    except (OSError, ValueError):
-        try:
-            return ("name", os.path.realpath(path))
-        except (OSError, ValueError):
-            return ("name", str(path))
-
-
 def _append(
     variable: str, text: str, env: Mapping[str, str], inputs: frozenset[tuple[object, ...]]
 ) -> str | None:
@@ -150,7 +138,7 @@ def _append(
     what = variable.split("_")[-1].lower()
     if not name:
         return f"{variable} is not set, so this step's {what} is lost"
-    if _identity(name) in inputs:
+    if file_identity(name) in inputs:
         return f"{variable} ({name!r}) is one of this step's inputs: left alone, its {what} is lost"
     try:  # non-blocking: a FIFO that nobody reads is a problem to report, not a hang
         fd = os.open(name, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK, 0o666)
@@ -170,7 +158,7 @@ def deliver(
     step's ``inputs`` and so is not written). Outside Actions: []."""
     if not in_actions(env):
         return []
-    known = frozenset(_identity(path) for path in inputs)
+    known = frozenset(file_identity(path) for path in inputs)
     problems = []
     if result.summary:
         summary = result.summary if result.summary.endswith("\n") else result.summary + "\n"
