@@ -18,7 +18,7 @@ from typing import Any
 
 from .catalogue import CATALOGUE, MappingName, MetricSpec
 from .errors import InputError, UsageError
-from .files import NotRegularFileError, TooLargeError, read_bytes_bounded
+from .files import BoundedReadError, ReadProblem, read_bytes_bounded, read_text_bounded
 from .publishing.marker import marker
 from .timeline.registry import SOURCES, SourceName
 
@@ -79,32 +79,33 @@ class Config:
 MAX_CONFIG_BYTES = 4 << 20
 
 
+# How a configuration file that cannot be read is named, and the fix.
+_CONFIG_PROBLEMS = {
+    ReadProblem.MISSING: ("configuration file not found", "check the path"),
+    ReadProblem.NOT_REGULAR: (
+        "configuration file is {detail}, not a regular file",
+        "pass a TOML file",
+    ),
+    ReadProblem.TOO_LARGE: (
+        f"configuration file is larger than {MAX_CONFIG_BYTES >> 20} MB",
+        "pass a pyproject.toml, not a data file",
+    ),
+    ReadProblem.UNREADABLE: (
+        "unreadable configuration file ({detail})",
+        "pass a readable UTF-8 TOML file",
+    ),
+}
+
+
 def _toml(path: Path) -> dict[str, Any]:
     """One TOML file parsed; every way it can fail is one InputError (a FIFO or device is never
     opened, the size is bounded, nesting too deep for the parser is named as such)."""
     where = str(path)
     try:
-        text = read_bytes_bounded(path, MAX_CONFIG_BYTES).decode("utf-8")
-    except FileNotFoundError:
-        raise InputError("configuration file not found", where, "check the path") from None
-    except NotRegularFileError as exc:
-        raise InputError(
-            f"configuration file is {exc.kind}, not a regular file",
-            where,
-            "pass a TOML file",
-        ) from None
-    except TooLargeError:
-        raise InputError(
-            f"configuration file is larger than {MAX_CONFIG_BYTES >> 20} MB",
-            where,
-            "pass a pyproject.toml, not a data file",
-        ) from None
-    except (OSError, ValueError) as exc:  # ValueError: UnicodeDecodeError, a NUL in the path
-        raise InputError(
-            f"unreadable configuration file ({exc.__class__.__name__})",
-            where,
-            "pass a readable UTF-8 TOML file",
-        ) from None
+        text = read_text_bounded(path, MAX_CONFIG_BYTES)
+    except BoundedReadError as exc:
+        problem, fix = _CONFIG_PROBLEMS[exc.problem]
+        raise InputError(problem.format(detail=exc.detail), where, fix) from None
     try:
         return tomllib.loads(text)
     except RecursionError:
