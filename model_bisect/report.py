@@ -33,6 +33,7 @@ __all__ = [
     "Step",
     "Verdict",
     "VerdictKind",
+    "negated_phrase",
     "read_report",
     "short_identity",
 ]
@@ -504,3 +505,15 @@ def short_identity(report: Report, index: int) -> str:
         if ref.index == index:
             return ref.identity[:ID_DIGITS] if ref.identity else "-"
     return "-"
+
+
+def negated_phrase(report: Report, more: str) -> str:
+    """Which models' scores were negated, declared lower-is-better ("" when none); ``more``
+    stands for the rest of a long list, in the renderer's own alphabet."""
+    lower = [ref.index for ref in report.timeline if ref.direction is Direction.LOWER_IS_BETTER]
+    if not lower:
+        return ""
+    if len(lower) == len(report.timeline):
+        return "scores negated: every model declared lower-is-better"
+    shown = ", ".join(f"#{i}" for i in lower[:20]) + (f" {more}" if len(lower) > 20 else "")
+    return f"scores negated for {shown}: declared lower-is-better"

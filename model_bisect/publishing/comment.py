@@ -14,9 +14,9 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from urllib.parse import quote
 
-from ..catalogue import CATALOGUE, Direction, GateKind, fixed
+from ..catalogue import CATALOGUE, GateKind, fixed
 from ..errors import UsageError
-from ..report import GateSpec, Report, Status, Step, VerdictKind, short_identity
+from ..report import GateSpec, Report, Status, Step, VerdictKind, negated_phrase, short_identity
 from .history import WIRING_BROKE, Run, encode_history
 from .marker import DEFAULT_MARKER, marker
 from .redact import redact, redact_report
@@ -206,14 +206,8 @@ def summary_lines(report: Report) -> list[str]:
 
 
 def _negated_note(report: Report) -> str:
-    """Which models' scores were negated because they were declared lower-is-better."""
-    lower = [ref.index for ref in report.timeline if ref.direction is Direction.LOWER_IS_BETTER]
-    if not lower:
-        return ""
-    if len(lower) == len(report.timeline):
-        return " · scores negated: every model declared lower-is-better"
-    shown = ", ".join(f"#{i}" for i in lower[:20]) + (" …" if len(lower) > 20 else "")
-    return f" · scores negated for {shown}: declared lower-is-better"
+    phrase = negated_phrase(report, "…")
+    return f" · {phrase}" if phrase else ""
 
 
 def _skipped_note(report: Report) -> str:

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from ..catalogue import CATALOGUE, Direction
-from ..report import Report, Status, Step, VerdictKind, short_identity
+from ..catalogue import CATALOGUE
+from ..report import Report, Status, Step, VerdictKind, negated_phrase, short_identity
 from ..safetext import printable
 
 if TYPE_CHECKING:
@@ -64,14 +64,8 @@ def _summary(report: Report) -> str:
 
 
 def _negated_note(report: Report) -> str:
-    """Which models' scores were negated because they were declared lower-is-better."""
-    lower = [ref.index for ref in report.timeline if ref.direction is Direction.LOWER_IS_BETTER]
-    if not lower:
-        return ""
-    if len(lower) == len(report.timeline):
-        return "; scores negated: every model declared lower-is-better"
-    shown = ", ".join(f"#{i}" for i in lower[:20]) + (" ..." if len(lower) > 20 else "")
-    return f"; scores negated for {shown}: declared lower-is-better"
+    phrase = negated_phrase(report, "...")
+    return f"; {phrase}" if phrase else ""
 
 
 def _scan_line(report: Report) -> str | None:
