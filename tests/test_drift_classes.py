@@ -138,9 +138,12 @@ def test_compare_onnx_itemises_every_changed_initializer(tmp_path: Path) -> None
     onnx.save_model(build([1.0, 2.0, 3.75], 0.25), new)
     difference = compare_onnx(old, new)
     assert difference.metadata == ()
+    rel_w = np.linalg.norm([0.0, 0.0, 0.75]) / np.linalg.norm([1.0, 2.0, 3.0])
+    rel_b = 0.25 / 0.5
+    # Both itemised, the larger relative change first.
     assert difference.content == (
-        "initializer w: 1 of 3 values changed, largest change at w[2] 3 -> 3.75 "
-        "(absolute difference 0.75)",
         "initializer b: 1 of 1 values changed, largest change at b 0.5 -> 0.25 "
-        "(absolute difference 0.25)",
+        f"(absolute difference 0.25), relative L2 change {rel_b:.7g}",
+        "initializer w: 1 of 3 values changed, largest change at w[2] 3 -> 3.75 "
+        f"(absolute difference 0.75), relative L2 change {rel_w:.7g}",
     )
