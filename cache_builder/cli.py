@@ -23,6 +23,7 @@ from rich.text import Text
 from model_bisect import __version__
 from model_bisect.command_line import Parser, Terminated, add_debug_flag, speak, terminations_unwind
 from model_bisect.errors import InputError, UsageError
+from model_bisect.evaluation.features import TARGET_COLUMN
 from model_bisect.exitcodes import ExitCode
 from model_bisect.files import write_text_atomic
 from model_bisect.outputs import check_writable, refuse_inputs
@@ -187,7 +188,7 @@ def _regenerate(args: argparse.Namespace) -> int:
         soft_wrap=True,
     )
     if origin.source_path is not None:
-        renamed = "" if origin.target_column == "mos" else " renamed to 'mos'"
+        renamed = "" if origin.target_column == TARGET_COLUMN else f" renamed to {TARGET_COLUMN!r}"
         console.print(
             f"source {args.source_features}: target column {origin.target_column!r}{renamed}; "
             f"{origin.rows_read} rows read, {origin.dropped_rows} dropped (null, NaN or inf)",

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError, UsageError
+from ..evaluation.features import TARGET_COLUMN
 from ..exitcodes import ExitCode
 from ..safetext import printable
 
@@ -76,7 +77,11 @@ def add_parser(sub: Any) -> None:
         help=f"compare every X.onnx in FOLDER with its X{TWIN_SUFFIX}",
     )
     parser.add_argument("--features", type=Path, required=True, help="feature cache (parquet)")
-    parser.add_argument("--target", default="mos", help="target column, if any (default: mos)")
+    parser.add_argument(
+        "--target",
+        default=TARGET_COLUMN,
+        help=f"target column, if any (default: {TARGET_COLUMN})",
+    )
     parser.add_argument("--input-name", help="model input to feed (default: auto-detect)")
     parser.add_argument("--row-id", metavar="COLUMN", help="name the worst rows by this column")
     parser.add_argument(
