@@ -287,7 +287,8 @@ MUTATION_TARGETS: dict[str, tuple[str, ...]] = {
     ),
     "cache_builder/parquet_diff.py": _DRIFT_TESTS,
     "cache_builder/onnx_diff.py": _DRIFT_TESTS,
-    "cache_builder/difference.py": _DRIFT_TESTS,
+    # The ONNX differ cache_builder's drift check shares with the culprit section.
+    "model_bisect/culprit/graph.py": (*_DRIFT_TESTS, "tests/test_culprit_graph.py"),
 }
 # The whole session stays under 30 minutes on a 2-core machine: the budget is shared out
 # among the modules still to run, and a module that outgrows its share is stopped there
