@@ -27,7 +27,7 @@ from model_bisect.exitcodes import ExitCode
 from model_bisect.files import write_text_atomic
 from model_bisect.outputs import check_writable, refuse_inputs
 
-from .layout import DEFAULT_OUT
+from .layout import DEFAULT_OUT, IMAGES_OUT, FixtureKind
 
 if TYPE_CHECKING:
     from .drift import DriftReport
@@ -54,7 +54,9 @@ def _prog() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     common = Parser(add_help=False)
-    common.add_argument("--out", type=Path, default=Path(DEFAULT_OUT), help="fixture folder")
+    common.add_argument(
+        "--out", type=Path, help=f"fixture folder (default {DEFAULT_OUT}; {IMAGES_OUT} for images)"
+    )
     parser = Parser(
         prog=_prog(),
         description="Make the golden feature cache reproducibly, and check it for drift.",
@@ -64,6 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     regen = sub.add_parser(
         "regenerate", parents=[common], help="write the fixture (atomically) into --out"
+    )
+    regen.add_argument(
+        "--kind",
+        choices=[kind.value for kind in FixtureKind],
+        default=FixtureKind.FEATURES.value,
+        help="features: the feature cache and linear models; images: tensor caches and CNNs",
     )
     regen.add_argument(
         "--source-features", type=Path, metavar="PARQUET", help="real MOS/DMOS feature parquet"
@@ -117,12 +125,19 @@ def _main(argv: Sequence[str] | None = None) -> int:
     def dispatch(words: list[str]) -> int:
         args = build_parser().parse_args(words)
         if args.command == "check":
+            args.out = args.out or Path(DEFAULT_OUT)
             return _check(args)
         if args.command == "matrix":
             return _matrix(args)
         if args.target_column is not None and args.source_features is None:
             raise UsageError("--target-column needs --source-features", None, "add it")
-        return _regenerate(args)
+        kind = FixtureKind(args.kind)
+        if kind is FixtureKind.IMAGES and args.source_features is not None:
+            raise UsageError(
+                "--source-features makes a feature fixture", None, "drop --kind images"
+            )
+        args.out = args.out or Path(kind.default_out)
+        return _regenerate(args, kind)
 
     return speak(dispatch, argv)
 
@@ -166,8 +181,8 @@ def _write_json(path: Path, data: object, flag: str) -> None:
         ) from None
 
 
-def _regenerate(args: argparse.Namespace) -> int:
-    from .actions import regenerate
+def _regenerate(args: argparse.Namespace, kind: FixtureKind) -> int:
+    from .actions import regenerate, regenerate_images
 
     if not args.out.resolve().name:  # `/`: the fixture is replaced through a sibling folder
         raise InputError(
@@ -175,10 +190,21 @@ def _regenerate(args: argparse.Namespace) -> int:
             str(args.out),
             "pass a folder of its own, e.g. testdata/bisect",
         )
+    console = _console(sys.stdout)
+    if kind is FixtureKind.IMAGES:
+        with _progress(f"regenerating {args.out}"):
+            manifest = regenerate_images(args.out)
+        artifacts = ", ".join(name for name in sorted(manifest.artifacts) if "/" not in name)
+        console.print(
+            f"wrote {args.out}: {artifacts}, {manifest.origin.models} models, MANIFEST.json",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+        return ExitCode.OK
     with _progress(f"regenerating {args.out}"):
         manifest = regenerate(args.out, args.source_features, args.target_column)
     origin = manifest.origin
-    console = _console(sys.stdout)
     console.print(
         f"wrote {args.out}: features.parquet ({origin.rows} rows), {origin.models} models, "
         "MANIFEST.json",
