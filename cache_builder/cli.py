@@ -1,4 +1,4 @@
-"""`python -m cache_builder regenerate|check|matrix`: parse, run, speak, map errors to exit codes.
+"""`python -m cache_builder regenerate|check|frames|matrix`: parse, run, speak, exit codes.
 
 The exit codes are the project's `ExitCode`: OK when the fixture (or every matrix combination)
 matches, DRIFT when a difference the required level forbids was found, INPUT for unusable input
@@ -92,6 +92,32 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument(
         "--source-features", type=Path, metavar="PARQUET", help="the source the fixture came from"
     )
+    frames = sub.add_parser(
+        "frames",
+        help="build a tensor cache from a folder of images and a CSV of scores",
+        description=(
+            "Decode, convert and resize each image the CSV names (Pillow) into a parquet "
+            "tensor cache: a uint8 fixed-shape tensor column `frame` ([C, H, W]), or `ref` "
+            "and `dist` for pairs, with `mos`, `file` and optionally `clip`."
+        ),
+    )
+    frames.add_argument("images", type=Path, help="folder the CSV's file names are relative to")
+    frames.add_argument("--scores", type=Path, required=True, metavar="CSV", help="CSV of scores")
+    frames.add_argument("--out", type=Path, required=True, metavar="PARQUET", help="the cache")
+    frames.add_argument("--size", required=True, metavar="WxH", help="resize to, e.g. 224x224")
+    frames.add_argument("--mode", choices=("grey", "rgb"), default="grey", help="channels")
+    frames.add_argument(
+        "--resample",
+        choices=("nearest", "box", "bilinear", "hamming", "bicubic", "lanczos"),
+        default="bicubic",
+        help="Pillow's resampling filter",
+    )
+    frames.add_argument("--file-column", default="file", metavar="NAME", help="image file names")
+    frames.add_argument("--score-column", default="score", metavar="NAME", help="the scores")
+    frames.add_argument("--clip-column", metavar="NAME", help="clip ids, written as `clip`")
+    frames.add_argument(
+        "--reference-column", metavar="NAME", help="reference images: full-reference pairs"
+    )
     summary = sub.add_parser(
         "matrix",
         help="summarise the drift matrix from its `check --json` result files",
@@ -129,6 +155,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
             return _check(args)
         if args.command == "matrix":
             return _matrix(args)
+        if args.command == "frames":
+            return _frames(args)
         if args.target_column is not None and args.source_features is None:
             raise UsageError("--target-column needs --source-features", None, "add it")
         kind = FixtureKind(args.kind)
@@ -283,6 +311,37 @@ def _tell_actions(out: Path, report: DriftReport, require: str, failed: bool) ->
     # The fixture (its MANIFEST.json above all) is this step's input: never appended to.
     for line in github_actions.deliver(result, os.environ, _fixture_files(out)):
         print(line)
+
+
+def _frames(args: argparse.Namespace) -> int:
+    from .frames import FrameMode, FramesRequest, Resample, build_frames, parse_size
+
+    if not args.images.is_dir():
+        raise InputError("image folder not found", str(args.images), "pass a folder of images")
+    _refuse_output("--out", args.out, [args.scores])
+    request = FramesRequest(
+        images=args.images,
+        scores=args.scores,
+        out=args.out,
+        size=parse_size(args.size),
+        mode=FrameMode(args.mode),
+        resample=Resample(args.resample),
+        file_column=args.file_column,
+        score_column=args.score_column,
+        clip_column=args.clip_column,
+        reference_column=args.reference_column,
+    )
+    with _progress(f"building {args.out}"):
+        rows = build_frames(request)
+    width, height = request.size
+    _console(sys.stdout).print(
+        f"wrote {args.out}: {rows} rows of {request.mode.value} {width}x{height} "
+        f"({request.resample.value})",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
+    return ExitCode.OK
 
 
 def _matrix(args: argparse.Namespace) -> int:
