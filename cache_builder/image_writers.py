@@ -16,6 +16,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from onnx import TensorProto, helper, numpy_helper
 
+from model_bisect.catalogue import Direction
+
 from .fixture import Origin, OriginKind
 from .images import (
     IMAGENET_MEAN,
@@ -23,7 +25,6 @@ from .images import (
     PIXEL_SCALE,
     SIZE,
     Cnn,
-    Direction,
     FrameSet,
     ImageFixture,
 )
@@ -116,8 +117,8 @@ def timeline_toml(models: Sequence[Cnn]) -> str:
     lines = ["# Written by `python -m cache_builder regenerate --kind images`; do not edit.", ""]
     for model in models:
         lines += ["[[models]]", f'path = "{image_model(model.name)}"', f'label = "{model.name}"']
-        if model.direction is Direction.LOWER:
-            lines.append('direction = "lower"')
+        if model.direction is Direction.LOWER_IS_BETTER:
+            lines.append(f'direction = "{model.direction.value}"')
         for name in ("ref", "dist") if model.full_reference else ("frame",):
             lines += [f"[models.inputs.{name}]", f'tensor = "{name}"', f"scale = {PIXEL_SCALE!r}"]
             if model.full_reference:

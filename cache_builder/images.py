@@ -19,6 +19,8 @@ from enum import StrEnum
 import numpy as np
 import numpy.typing as npt
 
+from model_bisect.catalogue import Direction
+
 __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
@@ -26,7 +28,6 @@ __all__ = [
     "PIXEL_SCALE",
     "SIZE",
     "Cnn",
-    "Direction",
     "Distortion",
     "FrameSet",
     "ImageFixture",
@@ -76,13 +77,6 @@ _NOISE_SD = (0.0, 8.0, 18.0, 34.0)  # per level, on the 0..255 scale
 _BLOCK = (1, 2, 4, 8)  # block side per level
 
 
-class Direction(StrEnum):
-    """Which scores of a model mean better quality (the timeline's ``direction``)."""
-
-    HIGHER = "higher"
-    LOWER = "lower"
-
-
 @dataclass(frozen=True, eq=False)
 class FrameSet:
     """One tensor cache: tensor columns ``[N, C, SIZE, SIZE]`` uint8, the target, clip ids."""
@@ -110,7 +104,7 @@ class Cnn:
     weights: npt.NDArray[np.float32]
     bias: np.float32
     full_reference: bool
-    direction: Direction = Direction.HIGHER
+    direction: Direction = Direction.HIGHER_IS_BETTER
     batch: int = 0
 
 
@@ -121,10 +115,6 @@ class ImageFixture:
     nr_models: tuple[Cnn, ...]
     fr_models: tuple[Cnn, ...]
     seeds: Mapping[str, int]
-
-    @property
-    def first_bad(self) -> int:
-        return _NR_FIRST_BAD
 
 
 def build_images(seeds: Mapping[str, int] = IMAGE_SEEDS) -> ImageFixture:
@@ -159,7 +149,7 @@ def build_images(seeds: Mapping[str, int] = IMAGE_SEEDS) -> ImageFixture:
         fr_models.append(Cnn(f"fr_{index:02d}", fr_kernels, fr_bias, weights, bias, True))
     weights, bias = _perturb(distance, timeline_rng)
     fr_models.append(
-        Cnn("fr_02", fr_kernels, fr_bias, weights, bias, True, Direction.LOWER, batch=1)
+        Cnn("fr_02", fr_kernels, fr_bias, weights, bias, True, Direction.LOWER_IS_BETTER, batch=1)
     )
     return ImageFixture(nr, fr, tuple(nr_models), tuple(fr_models), dict(seeds))
 

@@ -18,6 +18,7 @@ import pytest
 
 from cache_builder.cli import main
 from tests.cachekit import REPO_ROOT, snapshot
+from tests.clirun import call_main
 
 COMMITTED = REPO_ROOT / "testdata" / "bisect-images"
 
@@ -44,6 +45,21 @@ def test_regenerate_without_kind_still_writes_the_feature_fixture(tmp_path: Path
     out = tmp_path / "bisect"
     assert main(["regenerate", "--out", str(out)]) == 0
     assert _generated(snapshot(out)) == _generated(snapshot(REPO_ROOT / "testdata" / "bisect"))
+
+
+def test_the_image_fixture_takes_no_source_features(tmp_path: Path) -> None:
+    source = tmp_path / "source.parquet"
+    source.write_bytes(b"")
+    regen = call_main(
+        "cache_builder", "regenerate", "--kind", "images", "--out", tmp_path / "x",
+        "--source-features", source,
+    )  # fmt: skip
+    assert regen.code == 3
+    assert "--source-features makes a feature fixture" in regen.err
+    assert not (tmp_path / "x").exists()
+    check = call_main("cache_builder", "check", "--out", COMMITTED, "--source-features", source)
+    assert check.code == 3
+    assert "--source-features does not apply to the image fixture" in check.err
 
 
 def test_one_changed_pixel_is_content_drift_naming_row_and_index(tmp_path: Path) -> None:
