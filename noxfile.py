@@ -72,8 +72,8 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def drift(session: nox.Session) -> None:
-    """Check testdata/bisect and testdata/bisect-images byte for byte under the pinned toolchain
-    (arguments after `--` go to one check instead, as `invoke check` passes `--out --json`)."""
+    """Check testdata/bisect and testdata/bisect-images byte for byte under the pinned toolchain."""
+    # Arguments after `--` go to one check instead: `invoke check` passes `--out` and `--json`.
     session.install("-r", TOOLCHAIN, "-c", TOOLCHAIN, "-e", ".")
     folders: list[list[str]] = (
         [[]] if session.posargs else [[], ["--out", "testdata/bisect-images"]]
