@@ -72,9 +72,15 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def drift(session: nox.Session) -> None:
-    """Check testdata/bisect byte for byte under the pinned toolchain."""
+    """Check testdata/bisect and testdata/bisect-images byte for byte under the pinned toolchain."""
+    # Arguments after `--` go to one check instead: `invoke check` passes `--out` and `--json`.
     session.install("-r", TOOLCHAIN, "-c", TOOLCHAIN, "-e", ".")
-    session.run("python", "-m", "cache_builder", "check", "--require", "bytes", *session.posargs)
+    folders: list[list[str]] = (
+        [[]] if session.posargs else [[], ["--out", "testdata/bisect-images"]]
+    )
+    for folder in folders:
+        session.run("python", "-m", "cache_builder", "check", "--require", "bytes",
+                    *folder, *session.posargs)  # fmt: skip
 
 
 @nox.session(default=False)

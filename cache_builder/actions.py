@@ -9,24 +9,27 @@ process's id in its name and is removed by the next `check`.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
-from model_bisect.errors import InputError
+from model_bisect.errors import InputError, UsageError
 from model_bisect.files import file_sha256
 
 from .drift import DriftReport, compare_trees
 from .fixture import Fixture, Origin, OriginKind
+from .image_writers import image_artifacts, image_origin
+from .images import IMAGE_SEEDS, ImageFixture, build_images
 from .layout import MANIFEST_FILE
 from .manifest import Manifest, read_manifest
 from .source import build_from_source
 from .synthetic import build_synthetic
-from .writers import write_fixture
+from .writers import write_fixture, write_tree
 
-__all__ = ["SCRATCH_PREFIX", "check", "regenerate"]
+__all__ = ["SCRATCH_PREFIX", "check", "regenerate", "regenerate_images"]
 
 SCRATCH_PREFIX = "cache_builder-check-"
 
@@ -37,13 +40,28 @@ def regenerate(out: Path, source: Path | None = None, target_column: str | None 
     return _write(fixture, out)
 
 
+def regenerate_images(out: Path, seeds: Mapping[str, int] = IMAGE_SEEDS) -> Manifest:
+    """Write the image fixture (tensor caches, CNN timelines) into ``out``."""
+    return _write_images(build_images(seeds), out)
+
+
 def check(out: Path, source: Path | None = None) -> DriftReport:
     """Regenerate the way ``out``'s MANIFEST.json says it was made, then compare the trees."""
     manifest = read_manifest(out)
-    fixture = _remake(manifest.origin, out, source)
+    remade: Callable[[Path], Manifest]
+    if manifest.origin.kind is OriginKind.IMAGES:
+        if source is not None:
+            raise UsageError(
+                "--source-features does not apply to the image fixture",
+                str(out / MANIFEST_FILE),
+                "drop --source-features",
+            )
+        remade = functools.partial(_write_images, _remake_images(manifest.origin, out))
+    else:
+        remade = functools.partial(_write, _remake(manifest.origin, out, source))
     with _scratch() as scratch:
         fresh = scratch / "fixture"
-        _write(fixture, fresh)
+        remade(fresh)
         return compare_trees(out, fresh)
 
 
@@ -104,8 +122,16 @@ def _alive(pid: int) -> bool:
 
 
 def _write(fixture: Fixture, out: Path) -> Manifest:
+    return _writing(out, lambda: write_fixture(fixture, out))
+
+
+def _write_images(fixture: ImageFixture, out: Path) -> Manifest:
+    return _writing(out, lambda: write_tree(out, image_artifacts(fixture), image_origin(fixture)))
+
+
+def _writing(out: Path, write: Callable[[], Manifest]) -> Manifest:
     try:
-        return write_fixture(fixture, out)
+        return write()
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise InputError(
@@ -145,6 +171,17 @@ def _remake(origin: Origin, out: Path, source: Path | None) -> Fixture:
     return build_from_source(
         recorded, origin.target_column, out, _timeline_seed(origin, out), origin.models
     )
+
+
+def _remake_images(origin: Origin, out: Path) -> ImageFixture:
+    try:
+        return build_images({name: origin.seeds[name] for name in IMAGE_SEEDS})
+    except KeyError as exc:
+        raise InputError(
+            f"MANIFEST.json lacks the seed {exc}",
+            str(out / MANIFEST_FILE),
+            "regenerate with `python -m cache_builder regenerate --kind images`",
+        ) from None
 
 
 def _timeline_seed(origin: Origin, out: Path) -> int:

@@ -1,4 +1,4 @@
-"""`python -m cache_builder regenerate|check|matrix`: parse, run, speak, map errors to exit codes.
+"""`python -m cache_builder regenerate|check|frames|matrix`: parse, run, speak, exit codes.
 
 The exit codes are the project's `ExitCode`: OK when the fixture (or every matrix combination)
 matches, DRIFT when a difference the required level forbids was found, INPUT for unusable input
@@ -28,7 +28,7 @@ from model_bisect.exitcodes import ExitCode
 from model_bisect.files import write_text_atomic
 from model_bisect.outputs import check_writable, refuse_inputs
 
-from .layout import DEFAULT_OUT
+from .layout import DEFAULT_OUT, IMAGES_OUT, FixtureKind
 
 if TYPE_CHECKING:
     from .drift import DriftReport
@@ -55,7 +55,9 @@ def _prog() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     common = Parser(add_help=False)
-    common.add_argument("--out", type=Path, default=Path(DEFAULT_OUT), help="fixture folder")
+    common.add_argument(
+        "--out", type=Path, help=f"fixture folder (default {DEFAULT_OUT}; {IMAGES_OUT} for images)"
+    )
     parser = Parser(
         prog=_prog(),
         description="Make the golden feature cache reproducibly, and check it for drift.",
@@ -65,6 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     regen = sub.add_parser(
         "regenerate", parents=[common], help="write the fixture (atomically) into --out"
+    )
+    regen.add_argument(
+        "--kind",
+        choices=[kind.value for kind in FixtureKind],
+        default=FixtureKind.FEATURES.value,
+        help="features: the feature cache and linear models; images: tensor caches and CNNs",
     )
     regen.add_argument(
         "--source-features", type=Path, metavar="PARQUET", help="real MOS/DMOS feature parquet"
@@ -84,6 +92,32 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("--json", type=Path, metavar="FILE", help="write the findings as JSON")
     chk.add_argument(
         "--source-features", type=Path, metavar="PARQUET", help="the source the fixture came from"
+    )
+    frames = sub.add_parser(
+        "frames",
+        help="build a tensor cache from a folder of images and a CSV of scores",
+        description=(
+            "Decode, convert and resize each image the CSV names (Pillow) into a parquet "
+            "tensor cache: a uint8 fixed-shape tensor column `frame` ([C, H, W]), or `ref` "
+            "and `dist` for pairs, with `mos`, `file` and optionally `clip`."
+        ),
+    )
+    frames.add_argument("images", type=Path, help="folder the CSV's file names are relative to")
+    frames.add_argument("--scores", type=Path, required=True, metavar="CSV", help="CSV of scores")
+    frames.add_argument("--out", type=Path, required=True, metavar="PARQUET", help="the cache")
+    frames.add_argument("--size", required=True, metavar="WxH", help="resize to, e.g. 224x224")
+    frames.add_argument("--mode", choices=("grey", "rgb"), default="grey", help="channels")
+    frames.add_argument(
+        "--resample",
+        choices=("nearest", "box", "bilinear", "hamming", "bicubic", "lanczos"),
+        default="bicubic",
+        help="Pillow's resampling filter",
+    )
+    frames.add_argument("--file-column", default="file", metavar="NAME", help="image file names")
+    frames.add_argument("--score-column", default="score", metavar="NAME", help="the scores")
+    frames.add_argument("--clip-column", metavar="NAME", help="clip ids, written as `clip`")
+    frames.add_argument(
+        "--reference-column", metavar="NAME", help="reference images: full-reference pairs"
     )
     summary = sub.add_parser(
         "matrix",
@@ -118,12 +152,21 @@ def _main(argv: Sequence[str] | None = None) -> int:
     def dispatch(words: list[str]) -> int:
         args = build_parser().parse_args(words)
         if args.command == "check":
+            args.out = args.out or Path(DEFAULT_OUT)
             return _check(args)
         if args.command == "matrix":
             return _matrix(args)
+        if args.command == "frames":
+            return _frames(args)
         if args.target_column is not None and args.source_features is None:
             raise UsageError("--target-column needs --source-features", None, "add it")
-        return _regenerate(args)
+        kind = FixtureKind(args.kind)
+        if kind is FixtureKind.IMAGES and args.source_features is not None:
+            raise UsageError(
+                "--source-features makes a feature fixture", None, "drop --kind images"
+            )
+        args.out = args.out or Path(kind.default_out)
+        return _regenerate(args, kind)
 
     return speak(dispatch, argv)
 
@@ -167,8 +210,8 @@ def _write_json(path: Path, data: object, flag: str) -> None:
         ) from None
 
 
-def _regenerate(args: argparse.Namespace) -> int:
-    from .actions import regenerate
+def _regenerate(args: argparse.Namespace, kind: FixtureKind) -> int:
+    from .actions import regenerate, regenerate_images
 
     if not args.out.resolve().name:  # `/`: the fixture is replaced through a sibling folder
         raise InputError(
@@ -176,10 +219,21 @@ def _regenerate(args: argparse.Namespace) -> int:
             str(args.out),
             "pass a folder of its own, e.g. testdata/bisect",
         )
+    console = _console(sys.stdout)
+    if kind is FixtureKind.IMAGES:
+        with _progress(f"regenerating {args.out}"):
+            manifest = regenerate_images(args.out)
+        artifacts = ", ".join(name for name in sorted(manifest.artifacts) if "/" not in name)
+        console.print(
+            f"wrote {args.out}: {artifacts}, {manifest.origin.models} models, MANIFEST.json",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+        return ExitCode.OK
     with _progress(f"regenerating {args.out}"):
         manifest = regenerate(args.out, args.source_features, args.target_column)
     origin = manifest.origin
-    console = _console(sys.stdout)
     console.print(
         f"wrote {args.out}: features.parquet ({origin.rows} rows), {origin.models} models, "
         "MANIFEST.json",
@@ -258,6 +312,37 @@ def _tell_actions(out: Path, report: DriftReport, require: str, failed: bool) ->
     # The fixture (its MANIFEST.json above all) is this step's input: never appended to.
     for line in github_actions.deliver(result, os.environ, _fixture_files(out)):
         print(line)
+
+
+def _frames(args: argparse.Namespace) -> int:
+    from .frames import FrameMode, FramesRequest, Resample, build_frames, parse_size
+
+    if not args.images.is_dir():
+        raise InputError("image folder not found", str(args.images), "pass a folder of images")
+    _refuse_output("--out", args.out, [args.scores])
+    request = FramesRequest(
+        images=args.images,
+        scores=args.scores,
+        out=args.out,
+        size=parse_size(args.size),
+        mode=FrameMode(args.mode),
+        resample=Resample(args.resample),
+        file_column=args.file_column,
+        score_column=args.score_column,
+        clip_column=args.clip_column,
+        reference_column=args.reference_column,
+    )
+    with _progress(f"building {args.out}"):
+        rows = build_frames(request)
+    width, height = request.size
+    _console(sys.stdout).print(
+        f"wrote {args.out}: {rows} rows of {request.mode.value} {width}x{height} "
+        f"({request.resample.value})",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
+    return ExitCode.OK
 
 
 def _matrix(args: argparse.Namespace) -> int:

@@ -65,6 +65,7 @@ class FixtureData:
 class OriginKind(StrEnum):
     SYNTHETIC = "synthetic"
     SOURCE = "source"
+    IMAGES = "images"  # the image fixture: seeded frames and CNNs (cache_builder.images)
 
 
 @dataclass(frozen=True)
@@ -106,14 +107,14 @@ class Origin:
         try:
             kind = OriginKind(str(data.get("kind")))
         except ValueError:
-            raise FieldError("origin.kind", "must be 'synthetic' or 'source'") from None
+            raise FieldError("origin.kind", "must be 'synthetic', 'source' or 'images'") from None
         seeds = {
             text(name, "origin.seeds", 40): integer(value, f"origin.seeds.{name}", 0, MAX_SEED)
             for name, value in mapping(data.get("seeds"), "origin.seeds").items()
         }
         rows = integer(data.get("rows"), "origin.rows", 1, MAX_ROWS)
         models = integer(data.get("models"), "origin.models", 1, MAX_MODELS)
-        if kind is OriginKind.SYNTHETIC:
+        if kind is not OriginKind.SOURCE:
             return cls(kind, seeds, rows, models)
         source = mapping(data.get("source"), "origin.source")
         rows_read = integer(source.get("rows_read"), "origin.source.rows_read", rows, MAX_ROWS)

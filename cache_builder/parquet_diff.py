@@ -122,8 +122,48 @@ def _is_number(kind: pa.DataType) -> bool:
     return bool(pa.types.is_integer(kind) or pa.types.is_floating(kind))
 
 
+def _tensor_values(column: pa.ChunkedArray) -> np.ndarray | None:
+    """``[rows, *shape]`` float64 values of a fixed-shape tensor column (or a fixed-size list
+    of numbers); None for any other column."""
+    kind = column.type
+    shape: tuple[int, ...]
+    if isinstance(kind, pa.FixedShapeTensorType):
+        storage, shape = kind.storage_type, tuple(kind.shape)
+    elif pa.types.is_fixed_size_list(kind):
+        storage, shape = kind, (kind.list_size,)
+    else:
+        return None
+    if not _is_number(storage.value_type):
+        return None
+    chunks = [c.storage if isinstance(c, pa.ExtensionArray) else c for c in column.chunks]
+    flat = [
+        np.asarray(c.flatten().to_numpy(zero_copy_only=False), dtype=np.float64) for c in chunks
+    ]
+    values = np.concatenate(flat) if flat else np.empty(0)
+    return values.reshape((len(column), *shape))
+
+
+def _tensors(name: str, a: np.ndarray, b: np.ndarray) -> list[str]:
+    """Rows whose tensors differ; the first differing element as a tensor index."""
+    differs = a != b
+    rows = differs.reshape(a.shape[0], -1).any(axis=1)
+    if not rows.any():
+        return []
+    first = int(np.argmax(rows))
+    where = tuple(int(i) for i in np.argwhere(differs[first])[0])
+    largest = float(np.abs(a[differs] - b[differs]).max())
+    return [
+        f"column {name}: {int(rows.sum())} of {a.shape[0]} tensors differ, first at row {first} "
+        f"index {list(where)} ({short(float(a[first][where]))} -> {short(float(b[first][where]))})"
+        f", largest absolute difference {short(largest)}"
+    ]
+
+
 def _column(name: str, old: pa.ChunkedArray, new: pa.ChunkedArray) -> list[str]:
     """Rows compared by value (NaN equals NaN): differing count, first row, largest gap."""
+    old_tensor, new_tensor = _tensor_values(old), _tensor_values(new)
+    if old_tensor is not None and new_tensor is not None and old_tensor.shape == new_tensor.shape:
+        return _tensors(name, old_tensor, new_tensor)
     if _is_number(old.type) and _is_number(new.type):
         a, b = float_values(old), float_values(new)
         differs = ~((a == b) | (np.isnan(a) & np.isnan(b)))

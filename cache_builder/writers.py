@@ -12,7 +12,7 @@ import os
 import secrets
 import shutil
 import stat
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ from model_bisect.evaluation.features import CANONICAL_FEATURES, TARGET_COLUMN
 from model_bisect.files import write_bytes_atomic
 from model_bisect.safetext import unicode_safe
 
-from .fixture import Fixture, FixtureData, LinearWeights
+from .fixture import Fixture, FixtureData, LinearWeights, Origin
 from .layout import FEATURES_FILE, MANIFEST_FILE, is_hand_written, model_file
 from .manifest import Manifest, describe, read_manifest
 
@@ -43,6 +43,7 @@ __all__ = [
     "parquet_bytes",
     "parquet_options",
     "write_fixture",
+    "write_tree",
 ]
 
 # Pinned rather than taken from the onnx library, whose version would otherwise become
@@ -127,7 +128,15 @@ def onnx_bytes(weights: LinearWeights, index: int) -> bytes:
 
 
 def write_fixture(fixture: Fixture, out: Path) -> Manifest:
-    """Write ``fixture`` to ``out`` all or nothing; top-level *.md files in ``out`` survive.
+    """Write the feature fixture to ``out`` all or nothing (see ``write_tree``)."""
+    artifacts = [(FEATURES_FILE, parquet_bytes(fixture.data))]
+    artifacts += [(model_file(i), onnx_bytes(w, i)) for i, w in enumerate(fixture.timeline)]
+    return write_tree(out, artifacts, fixture.origin)
+
+
+def write_tree(out: Path, artifacts: Sequence[tuple[str, bytes]], origin: Origin) -> Manifest:
+    """Write ``artifacts`` (relative POSIX path, bytes) and their manifest to ``out`` all or
+    nothing; top-level *.md files in ``out`` survive.
 
     The new tree is built in a hidden sibling and swapped in with two renames; the old tree
     waits in a fixed-name sibling until the swap is done, so a kill at any point leaves a
@@ -146,12 +155,9 @@ def write_fixture(fixture: Fixture, out: Path) -> Manifest:
     staging = out.with_name(f".{out.name}.staging-{secrets.token_hex(4)}")
     staging.mkdir()  # not mkdtemp: its mode 0700 would become the fixture folder's
     try:
-        names = [FEATURES_FILE]
-        write_bytes_atomic(staging / FEATURES_FILE, parquet_bytes(fixture.data))
-        for index, weights in enumerate(fixture.timeline):
-            names.append(model_file(index))
-            write_bytes_atomic(staging / model_file(index), onnx_bytes(weights, index))
-        manifest = describe(staging, names, fixture.origin)
+        for name, data in artifacts:
+            write_bytes_atomic(staging / name, data)
+        manifest = describe(staging, [name for name, _ in artifacts], origin)
         write_bytes_atomic(staging / MANIFEST_FILE, manifest.dumps().encode("utf-8"))
         if out.is_dir():
             for kept in sorted(out.iterdir()):

@@ -100,7 +100,7 @@ HOSTILE_FIELDS = [
     ("origin.seeds.timeline", "x", "must be an integer"),
     ("origin.seeds.good_weights", True, "must be an integer"),
     ("origin.seeds", [], "must be an object, not a list"),
-    ("origin.kind", "alien", "must be 'synthetic' or 'source'"),
+    ("origin.kind", "alien", "must be 'synthetic', 'source' or 'images'"),
     ("origin", "synthetic", "must be an object"),
     ("artifacts", {"../../etc/passwd": {"sha256": "0" * 64, "size": 1}}, "relative path"),
     ("artifacts", {"/etc/passwd": {"sha256": "0" * 64, "size": 1}}, "relative path"),
