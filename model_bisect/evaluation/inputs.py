@@ -538,13 +538,26 @@ def undescribed(description: InputDescription, graph_input: str) -> str:
 
 
 def open_dataset(
-    path: Path, descriptions: Sequence[InputDescription], target: str, *, one_model: bool = False
+    path: Path,
+    descriptions: Sequence[InputDescription],
+    target: str,
+    *,
+    one_model: bool = False,
+    pool_by: str | None = None,
 ) -> Dataset:
     """The data every model of a run is fed from, read once; what to read follows from the
     models' descriptions: a tensor cache when any model is fed a tensor column (models fed
-    feature columns are then skipped, naming them), else the feature parquet."""
+    feature columns are then skipped, naming them), else the feature parquet; with
+    ``pool_by``, judged per group of that column (``pooling.pooled``)."""
+    data: Dataset
     if any(d.tensor_columns for d in descriptions):
         from .tensors import open_tensors
 
-        return open_tensors(path, descriptions, target, one_model=one_model)
-    return load_for(path, descriptions, target, one_model=one_model)
+        data = open_tensors(path, descriptions, target, one_model=one_model)
+    else:
+        data = load_for(path, descriptions, target, one_model=one_model)
+    if pool_by is None:
+        return data
+    from .pooling import pooled
+
+    return pooled(data, pool_by)

@@ -421,7 +421,7 @@ class Evaluator:
         fixed: int | None,
         deadline: _Deadline,
     ) -> np.ndarray:
-        rows = self.data.rows
+        rows = self.data.fed_rows
         step = fixed if fixed is not None else min(self.batch_rows, rows, self._bounded(bound))
         predictions = np.empty(rows, dtype=kept)
         for begin in range(0, rows, step):
@@ -456,4 +456,4 @@ class Evaluator:
         bad = int(np.count_nonzero(~np.isfinite(predictions)))
         if bad:
             raise _Skip(f"non-finite predictions: {bad} of {rows} rows are NaN or infinite")
-        return predictions
+        return self.data.pooled(predictions)  # one per rated item, where rows are pooled

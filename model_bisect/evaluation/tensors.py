@@ -172,6 +172,16 @@ class TensorTable:
         return int(self.target.shape[0])
 
     @property
+    def fed_rows(self) -> int:
+        return self.rows
+
+    def pooled(self, predictions: np.ndarray) -> np.ndarray:
+        return predictions
+
+    def kept_rows(self) -> np.ndarray | None:
+        return self.kept
+
+    @property
     def digest(self) -> str:
         return hashlib.sha256(
             f"tensors {self.sha256}\nrows {self.rows_sha256}".encode()
