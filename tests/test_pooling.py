@@ -150,3 +150,37 @@ def test_group_means_and_targets_by_hand() -> None:
     assert differs is None
     _, differs = group_target(np.asarray([1.0, 2.0, 1.0, 3.0, 2.5, 1.0]), groups)
     assert differs == "a"
+
+
+def test_a_feature_cache_pools_too_with_its_dropped_rows_left_out(tmp_path: Path) -> None:
+    """Rows dropped for a non-finite feature must not shift the clip ids onto other rows."""
+    from model_bisect.evaluation.features import CANONICAL_FEATURES
+    from tests.modelkit import default_weights, linear_model
+
+    rng = np.random.default_rng(12)
+    clips = 30
+    clip_of_row = np.repeat(np.arange(clips), FRAMES)
+    x = rng.uniform(0, 1, (clips * FRAMES, len(CANONICAL_FEATURES))).astype(np.float32)
+    x[4, 2] = np.nan  # clip 1 keeps two of its rows
+    mos = rng.uniform(1, 5, clips)[clip_of_row]
+    columns: dict[str, object] = {n: x[:, i] for i, n in enumerate(CANONICAL_FEATURES)}
+    columns |= {"mos": mos, "clip": [f"c{c}" for c in clip_of_row]}
+    cache = tmp_path / "features.parquet"
+    pq.write_table(pa.table(columns), cache)
+    weights = np.asarray(default_weights(len(CANONICAL_FEATURES)), dtype=np.float32)
+    models = [linear_model(tmp_path / f"m{i}.onnx", list(weights * (i + 1))) for i in range(2)]
+    out = tmp_path / "r.json"
+    done = call_main(
+        "model_bisect",
+        *("run", *models, "--features", cache, "--min-plcc", "-1"),
+        *("--pool-by", "clip", "--no-cache", "--json", out),
+    )
+    assert done.code == ExitCode.OK, done.err
+    report = json.loads(out.read_text())
+    kept = np.isfinite(x).all(axis=1)
+    per_row = x[kept] @ weights
+    means = [per_row[clip_of_row[kept] == c].mean() for c in range(clips)]
+    plcc = scipy.stats.pearsonr(means, mos[::FRAMES]).statistic
+    assert report["steps"][-1]["metrics"]["plcc"] == pytest.approx(plcc, abs=1e-5)
+    assert report["features"]["groups"] == clips
+    assert report["features"]["dropped_rows"] == 1
