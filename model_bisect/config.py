@@ -48,6 +48,7 @@ KEYS = (
     *_threshold_keys(),
     "max-drop",
     "mapping",
+    "pool-by",
     "marker",
     "tracker-issue",
 )
@@ -66,6 +67,7 @@ class Config:
     thresholds: Mapping[str, float] = field(default_factory=dict)
     max_drop: tuple[str, ...] = ()
     mapping: str | None = None
+    pool_by: str | None = None
     marker: str | None = None
     tracker_issue: int | None = None
 
@@ -191,6 +193,7 @@ def read_config(path: Path) -> Config:
         thresholds=thresholds,
         max_drop=checker.max_drop(table.get("max-drop")),
         mapping=checker.choice("mapping", table.get("mapping"), [m.value for m in MappingName]),
+        pool_by=None if "pool-by" not in table else checker.text("pool-by", table["pool-by"]),
         marker=checker.marker(table.get("marker")),
         tracker_issue=checker.issue(table.get("tracker-issue")),
     )

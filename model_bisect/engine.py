@@ -110,6 +110,7 @@ class RunOptions:
     direction: Direction = Direction.HIGHER_IS_BETTER
     model_timeout: float | None = None  # seconds of inference per model; None: no bound
     row_id: str | None = None  # the culprit's worst rows name this column's value
+    pool_by: str | None = None  # rows sharing this column's value are one rated item
 
 
 def direction_of(entry: TimelineEntry, options: RunOptions) -> Direction:
@@ -498,7 +499,11 @@ def _open_session(
             "fix the sidecar JSON files next to the models",
         )
     data = open_dataset(
-        features_path, list(descriptions.values()), options.target, one_model=one_model
+        features_path,
+        list(descriptions.values()),
+        options.target,
+        one_model=one_model,
+        pool_by=options.pool_by,
     )
     session = _Session(entries, data, options, descriptions, broken, on_step)
     with session.beside or nullcontext():
@@ -653,9 +658,11 @@ def _build_report(
         features=FeaturesRef(
             path=unicode_safe(str(data.path)),
             sha256=data.sha256,
-            rows=data.rows,
+            rows=data.fed_rows,
             columns=data.names,
             dropped_rows=data.dropped.count,
+            pool_by=options.pool_by,
+            groups=data.rows if options.pool_by is not None else None,
         ),
         gates=options.gates,
         steps=tuple(session.steps[i] for i in sorted(session.steps)),

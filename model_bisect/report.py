@@ -176,15 +176,21 @@ class FeaturesRef:
     rows: int
     columns: tuple[str, ...]
     dropped_rows: int = 0  # rows with a non-finite feature or target, left out
+    pool_by: str | None = None  # --pool-by: the column whose values are the rated items
+    groups: int | None = None  # how many rated items (groups) the metrics are over
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "path": self.path,
             "sha256": self.sha256,
             "rows": self.rows,
             "columns": list(self.columns),
             "dropped_rows": self.dropped_rows,
         }
+        if self.pool_by is not None:  # additive: reports without pooling read as before
+            data["pool_by"] = self.pool_by
+            data["groups"] = self.groups
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> FeaturesRef:
@@ -194,6 +200,8 @@ class FeaturesRef:
             int(data["rows"]),
             tuple(data["columns"]),
             int(data.get("dropped_rows", 0)),
+            None if data.get("pool_by") is None else str(data["pool_by"]),
+            None if data.get("groups") is None else int(data["groups"]),
         )
 
 

@@ -66,6 +66,16 @@ class TensorRows:
         self.batches.append((model_input.name, start, stop))
         return self.tensors[model_input.name or ""][start:stop]
 
+    @property
+    def fed_rows(self) -> int:
+        return self.rows
+
+    def pooled(self, predictions: np.ndarray) -> np.ndarray:
+        return predictions
+
+    def kept_rows(self) -> np.ndarray | None:
+        return None
+
     def unknown_rows(self, description: InputDescription) -> UnknownRows:
         return UnknownRows()
 

@@ -30,6 +30,7 @@ __all__ = [
     "add_data_arguments",
     "add_gate_arguments",
     "add_marker_flag",
+    "add_pool_argument",
     "cache_from",
     "check_gate_arguments",
     "check_timeout_argument",
@@ -98,6 +99,16 @@ def gates_from(args: argparse.Namespace) -> tuple[GateSpec, ...]:
 
     thresholds = {spec.name: getattr(args, spec.dest) for spec in CATALOGUE}
     return gate_specs(thresholds, args.max_drop)
+
+
+def add_pool_argument(parser: argparse.ArgumentParser) -> None:
+    """--pool-by: `run` and `judge` judge per rated item (a clip of several frames)."""
+    parser.add_argument(
+        "--pool-by",
+        metavar="COLUMN",
+        help="rows sharing a value of COLUMN are one rated item: predictions averaged per"
+        " group, metrics over groups",
+    )
 
 
 def add_data_arguments(parser: argparse.ArgumentParser, *, features_required: bool) -> None:

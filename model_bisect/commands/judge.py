@@ -23,6 +23,7 @@ from ._shared import (
     add_cache_arguments,
     add_data_arguments,
     add_gate_arguments,
+    add_pool_argument,
     cache_from,
     check_gate_arguments,
     check_timeout_argument,
@@ -68,6 +69,7 @@ def add_parser(sub: Any) -> None:
         help="reference model for --max-drop (keep it outside the repository being bisected)",
     )
     add_data_arguments(parser, features_required=True)
+    add_pool_argument(parser)
     add_gate_arguments(parser, "the --anchor model")
     add_cache_arguments(parser.add_argument_group("cache"))
 
@@ -174,6 +176,7 @@ def _judge(args: argparse.Namespace) -> int:
         cache=cache,
         direction=Direction(args.direction),
         model_timeout=args.model_timeout,
+        pool_by=args.pool_by,
     )
     judged = judge_model(_entry(args.model), args.features, options, anchor=anchor)
     print(verdict_line(judged.step, judged.anchor))

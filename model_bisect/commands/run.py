@@ -29,6 +29,7 @@ from ._shared import (
     add_data_arguments,
     add_gate_arguments,
     add_marker_flag,
+    add_pool_argument,
     cache_from,
     check_gate_arguments,
     check_timeout_argument,
@@ -68,6 +69,7 @@ def add_parser(sub: Any) -> None:
     parser.add_argument(
         "--row-id", metavar="COLUMN", help="culprit: name the worst rows by this column"
     )
+    add_pool_argument(parser)
 
     add_gate_arguments(parser, "the timeline's first model")
 
@@ -116,6 +118,7 @@ def _apply_config(args: argparse.Namespace, config: Config) -> None:
         args.max_drop = list(config.max_drop)
     args.features = args.features or config.features
     args.mapping = args.mapping or config.mapping or MappingName.NONE.value
+    args.pool_by = args.pool_by or config.pool_by
     if args.marker is None:  # an empty --marker '' stays empty, to be refused, not defaulted
         args.marker = config.marker or DEFAULT_MARKER
 
@@ -257,6 +260,7 @@ def _main(args: argparse.Namespace) -> int:
         direction=Direction(args.direction),
         model_timeout=args.model_timeout,
         row_id=args.row_id,
+        pool_by=args.pool_by,
     )
     invoked = invocation(
         args.argv,  # set by cli.main: the words this command was given

@@ -66,7 +66,22 @@ class Dataset(Protocol):
 
     @property
     def rows(self) -> int:
-        """Rows kept: every prediction array and the target have this length."""
+        """Rated items kept: every (pooled) prediction array and the target have this
+        length."""
+        ...
+
+    @property
+    def fed_rows(self) -> int:
+        """Rows the models are fed (``rows`` unless rows are pooled into items)."""
+        ...
+
+    def pooled(self, predictions: np.ndarray) -> np.ndarray:
+        """``[fed_rows]`` predictions as ``[rows]``, one per rated item (the identity unless
+        rows are pooled: ``pooling.PooledDataset``)."""
+        ...
+
+    def kept_rows(self) -> np.ndarray | None:
+        """The file row of each kept row (None: every row is kept)."""
         ...
 
     @property

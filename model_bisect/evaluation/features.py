@@ -101,6 +101,7 @@ class FeatureTable:
     # Requested with allow_missing as numeric (or one-hot) but of another type in the file:
     # column -> what is wrong ("float, not a string column"); the models needing it skip.
     mistyped: Mapping[str, str] = field(default_factory=dict)
+    kept: np.ndarray | None = None  # file row of each kept row; None when none dropped
     _subsets: dict[tuple[str, ...], np.ndarray] = field(
         default_factory=dict, init=False, repr=False
     )
@@ -110,6 +111,16 @@ class FeatureTable:
     @property
     def rows(self) -> int:
         return int(self.matrix.shape[0])
+
+    @property
+    def fed_rows(self) -> int:
+        return self.rows
+
+    def pooled(self, predictions: np.ndarray) -> np.ndarray:
+        return predictions
+
+    def kept_rows(self) -> np.ndarray | None:
+        return self.kept
 
     @property
     def digest(self) -> str:
@@ -484,6 +495,7 @@ def load_features(
         strings=string_columns,
         absent=tuple(missing),
         mistyped=mistyped,
+        kept=np.flatnonzero(keep) if dropped else None,
     )
 
 

@@ -44,6 +44,7 @@ __all__ = [
     "from_timeline_table",
     "merged",
     "open_dataset",
+    "output_name",
     "parse_spec",
     "undescribed",
 ]
@@ -83,12 +84,19 @@ def parse_spec(text: str) -> ColumnSpec:
 @dataclass(frozen=True)
 class ModelInput:
     """One graph input: its name (None: the single float input, or bound by position), its
-    columns in order, and the float32 scaler ``(x - mean) / std`` the caller applies."""
+    columns in order, and the float32 scaler ``(x - mean) / std`` the caller applies.
+
+    A tensor input (``tensor`` set, no columns) is fed one tensor column of the cache: its
+    values times ``scale``, then ``(x - mean) / std`` per channel (the row shape's first
+    axis); ``shape`` gives the row shape of a plain ``fixed_size_list`` column."""
 
     name: str | None
     columns: tuple[ColumnSpec, ...]
     mean: tuple[float, ...] | None = None  # float32 values, held as Python floats
     std: tuple[float, ...] | None = None
+    tensor: str | None = None  # the tensor column fed; None for feature columns
+    scale: float | None = None  # float32, multiplied first
+    shape: tuple[int, ...] | None = None  # row shape of a fixed_size_list column
 
     def unknown_slot(self, column: str) -> int | None:
         """Position of ``COLUMN_onehot[unknown]`` in this input, if the layout has one."""
@@ -104,6 +112,11 @@ class InputDescription:
 
     inputs: tuple[ModelInput, ...]
     source: Source
+    output: str | None = None  # the graph output scored; None: the first
+
+    @property
+    def tensor_columns(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(i.tensor for i in self.inputs if i.tensor is not None))
 
     @property
     def numeric_columns(self) -> tuple[str, ...]:
@@ -124,15 +137,22 @@ class InputDescription:
         """Everything that decides what the model is fed (columns, layouts, scaler values), as
         JSON-able data: the evaluation cache keys on it. The source is left out on purpose:
         the same description from the timeline or the sidecar feeds the same values."""
-        return [
-            {
+        key: list[dict[str, Any]] = []
+        for i in self.inputs:
+            entry: dict[str, Any] = {
                 "name": i.name,
                 "columns": [s.text for s in i.columns],
                 "mean": None if i.mean is None else list(i.mean),
                 "std": None if i.std is None else list(i.std),
             }
-            for i in self.inputs
-        ]
+            if i.tensor is not None:  # only then: feature models keep their cache keys
+                entry["tensor"] = i.tensor
+                entry["scale"] = i.scale
+                entry["shape"] = None if i.shape is None else list(i.shape)
+            key.append(entry)
+        if self.output is not None:
+            key.append({"output": self.output})
+        return key
 
     def fingerprint(self) -> str:
         return json.dumps(self.key(), sort_keys=True, separators=(",", ":"))
@@ -208,15 +228,89 @@ def _scaler(
     return mean_values, std_values
 
 
+# --- tensor inputs ----------------------------------------------------------------------------
+
+_TENSOR_KEYS = frozenset({"tensor", "scale", "mean", "std", "shape"})
+_TENSOR_FIX = (
+    'write {INPUT = {tensor = "COLUMN", scale = 0.0039, mean = [...], std = [...]}}, '
+    "mean and std one value per channel"
+)
+
+
+def _tensor_input(name: str, body: Mapping[str, Any], what: str, where: str) -> ModelInput:
+    """``{tensor = COLUMN, scale?, mean?, std?, shape?}``: one graph input fed a tensor
+    column. Channel counts are checked against the column when the data is open."""
+    unknown = sorted(set(body) - _TENSOR_KEYS)
+    if unknown:
+        raise InputError(
+            f"{what} has unknown key {', '.join(map(repr, unknown))}", where, _TENSOR_FIX
+        )
+    column = body["tensor"]
+    if not isinstance(column, str) or not column:
+        raise InputError(f"{what} tensor is not a column name", where, _TENSOR_FIX)
+    scale = None
+    if "scale" in body:
+        (scale,) = _float32s([body["scale"]], f"{what} scale", 1, where, _TENSOR_FIX)
+        if scale == 0:
+            raise InputError(f"{what} scale is zero", where, "give a non-zero scale, e.g. 1/255")
+    mean = std = None
+    if "mean" in body:
+        values = body["mean"]
+        count = len(values) if isinstance(values, list) and values else 1
+        mean = _float32s(values, f"{what} mean", count, where, _TENSOR_FIX)
+    if "std" in body:
+        values = body["std"]
+        count = len(values) if isinstance(values, list) and values else 1
+        std = _float32s(values, f"{what} std", count, where, _TENSOR_FIX)
+        bad = [i for i, v in enumerate(std) if not v >= _FLOAT32_TINY]
+        if bad:
+            raise InputError(
+                f"{what} std is zero, negative or subnormal at position "
+                f"{', '.join(map(str, bad[:12]))}",
+                where,
+                "a standard deviation must be a positive float32",
+            )
+    shape = None
+    if "shape" in body:
+        given = body["shape"]
+        if (
+            not isinstance(given, list)
+            or not given
+            or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in given)
+        ):
+            raise InputError(
+                f"{what} shape is not a list of positive integers",
+                where,
+                "give the row shape without the batch axis, e.g. shape = [3, 32, 32]",
+            )
+        shape = tuple(given)
+    return ModelInput(name, (), mean, std, tensor=column, scale=scale, shape=shape)
+
+
+def output_name(value: Any, where: str, what: str) -> str | None:
+    """A model-level ``output`` key: the graph output scored (None: the first)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise InputError(
+            f"{what} output is not an output name", where, 'write output = "NAME" (a graph output)'
+        )
+    return value
+
+
 # --- the timeline file's `inputs` table -----------------------------------------------------
 
 
-def from_timeline_table(value: Any, where: str, entry: int) -> InputDescription:
-    """An entry's ``inputs`` table: ``{input name: [specs]}`` or ``{input name: {columns =
-    [specs], standardize = {mean = [...], std = [...]}}}``."""
+def from_timeline_table(
+    value: Any, where: str, entry: int, *, output: str | None = None
+) -> InputDescription:
+    """An entry's ``inputs`` table: ``{input name: [specs]}``, ``{input name: {columns =
+    [specs], standardize = {mean = [...], std = [...]}}}`` or ``{input name: {tensor =
+    COLUMN, ...}}`` (``_tensor_input``); ``output`` is the entry's graph output to score."""
     fix = (
-        "write inputs as {INPUT = [column specs]} or "
-        "{INPUT = {columns = [...], standardize = {mean = [...], std = [...]}}}"
+        "write inputs as {INPUT = [column specs]}, "
+        "{INPUT = {columns = [...], standardize = {mean = [...], std = [...]}}} or "
+        '{INPUT = {tensor = "COLUMN", scale = ...}}'
     )
     if not isinstance(value, dict) or not value:
         raise InputError(
@@ -228,6 +322,9 @@ def from_timeline_table(value: Any, where: str, entry: int) -> InputDescription:
         if not name:
             raise InputError(f"entry {entry} has an input with an empty name", where, fix)
         standardize = None
+        if isinstance(body, dict) and "tensor" in body:
+            inputs.append(_tensor_input(str(name), body, what, where))
+            continue
         if isinstance(body, dict):
             unknown = sorted(set(body) - {"columns", "standardize"})
             if unknown:
@@ -254,7 +351,7 @@ def from_timeline_table(value: Any, where: str, entry: int) -> InputDescription:
                 "give one mean and one std per column, in the order of the columns",
             )
         inputs.append(ModelInput(str(name), specs, mean, std))
-    return InputDescription(tuple(inputs), "timeline")
+    return InputDescription(tuple(inputs), "timeline", output)
 
 
 # --- the sidecar JSON -------------------------------------------------------------------------
@@ -280,6 +377,10 @@ def from_sidecar_data(data: Mapping[str, Any], sidecar: Path) -> InputDescriptio
     documentation of the training vocabulary: the layout alone decides the columns.
     """
     where = str(sidecar)
+    if "inputs" in data:  # the timeline entry's table, in JSON
+        output = output_name(data.get("output"), where, "sidecar")
+        table = from_timeline_table(data["inputs"], where, 1, output=output)
+        return InputDescription(table.inputs, "sidecar", table.output)
     if not any(key in data for key in _SIDECAR_KEYS):
         return default_description()
     first = CANONICAL_FEATURES
@@ -398,14 +499,17 @@ def merged(timeline: InputDescription, sidecar: InputDescription, where: Path) -
         inputs = [_over(given[i.name], i, where) if i.name in given else i for i in sidecar.inputs]
         known = {i.name for i in sidecar.inputs}
         inputs += [i for i in timeline.inputs if i.name not in known]
-        return InputDescription(tuple(inputs), "timeline")
+        return InputDescription(tuple(inputs), "timeline", timeline.output or sidecar.output)
     if len(sidecar.inputs) == 1 and len(timeline.inputs) == 1:
-        return InputDescription((_over(timeline.inputs[0], sidecar.inputs[0], where),), "timeline")
+        only = _over(timeline.inputs[0], sidecar.inputs[0], where)
+        return InputDescription((only,), "timeline", timeline.output or sidecar.output)
     return timeline
 
 
 def _over(mine: ModelInput, theirs: ModelInput, where: Path) -> ModelInput:
     """The timeline's ``mine`` with the sidecar's scaler kept when ``mine`` gives none."""
+    if mine.tensor is not None or theirs.tensor is not None:  # a tensor input is whole
+        return mine
     if mine.mean is not None or theirs.mean is None:
         return mine
     if [c.text for c in mine.columns] == [c.text for c in theirs.columns]:
@@ -434,9 +538,26 @@ def undescribed(description: InputDescription, graph_input: str) -> str:
 
 
 def open_dataset(
-    path: Path, descriptions: Sequence[InputDescription], target: str, *, one_model: bool = False
+    path: Path,
+    descriptions: Sequence[InputDescription],
+    target: str,
+    *,
+    one_model: bool = False,
+    pool_by: str | None = None,
 ) -> Dataset:
     """The data every model of a run is fed from, read once; what to read follows from the
-    models' descriptions. Today that is always the feature parquet: another kind of data is
-    one more branch here, not a change to the engine."""
-    return load_for(path, descriptions, target, one_model=one_model)
+    models' descriptions: a tensor cache when any model is fed a tensor column (models fed
+    feature columns are then skipped, naming them), else the feature parquet; with
+    ``pool_by``, judged per group of that column (``pooling.pooled``)."""
+    data: Dataset
+    if any(d.tensor_columns for d in descriptions):
+        from .tensors import open_tensors
+
+        data = open_tensors(path, descriptions, target, one_model=one_model)
+    else:
+        data = load_for(path, descriptions, target, one_model=one_model)
+    if pool_by is None:
+        return data
+    from .pooling import pooled
+
+    return pooled(data, pool_by)

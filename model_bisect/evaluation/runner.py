@@ -8,6 +8,7 @@ anything, so a model cannot make us read files outside its own folder.
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -34,11 +35,14 @@ if TYPE_CHECKING:
     from ..timeline.entry import TimelineEntry
     from .dataset import Dataset
 
-__all__ = ["DEFAULT_BATCH_ROWS", "Evaluation", "Evaluator"]
+__all__ = ["BATCH_INPUT_BYTES", "DEFAULT_BATCH_ROWS", "Evaluation", "Evaluator"]
 
 # Rows per InferenceSession.run: large enough that per-call overhead vanishes on 1M rows,
 # small enough that a model's intermediate tensors stay a fraction of the feature matrix.
 DEFAULT_BATCH_ROWS = 1 << 18
+# Bytes of input one run of a model with a dynamic batch axis is fed at most: an image model
+# then runs hundreds of 224x224 frames a call, a feature model its 262,144 rows as before.
+BATCH_INPUT_BYTES = 64 << 20
 # ORT severities: 0 verbose, 1 info, 2 warning, 3 error, 4 fatal. Fatal only: ORT's C++ logger
 # writes straight to stderr, node names from the model raw (escapes, newlines, forged
 # workflow commands); every error it logs also reaches us as an exception, filtered below.
@@ -250,19 +254,27 @@ class Evaluator:
             bound = [(feed_name, specs[0], dtype)]
         else:
             bound, batch = self._bind(session, specs, description)
-        output, kept = self._first_output(session)
+        output, kept = self._first_output(session, description.output)
         return self._run(session, bound, output, kept, batch)
 
     @staticmethod
-    def _first_output(session: Any) -> tuple[str, type[np.floating[Any]]]:
-        """The output scored, and the dtype its predictions are kept in: a float32 output stays
-        float32 (every metric sums in float64 chunks; at 10M rows a float64 copy would be 40 MB
-        more), anything else becomes float64."""
+    def _first_output(
+        session: Any, wanted: str | None = None
+    ) -> tuple[str, type[np.floating[Any]]]:
+        """The output scored (``wanted``, else the first), and the dtype its predictions are
+        kept in: a float32 output stays float32 (every metric sums in float64 chunks; at 10M
+        rows a float64 copy would be 40 MB more), anything else becomes float64."""
         outputs = session.get_outputs()
         if not outputs:
             raise _Skip("model declares no outputs: nothing to score")
-        first = outputs[0]
-        return str(first.name), np.float32 if first.type == "tensor(float)" else np.float64
+        chosen = outputs[0]
+        if wanted is not None:
+            named = [o for o in outputs if o.name == wanted]
+            if not named:
+                names = ", ".join(repr(o.name) for o in outputs)
+                raise _Skip(f"model has no output {wanted!r} (its outputs: {names})")
+            chosen = named[0]
+        return str(chosen.name), np.float32 if chosen.type == "tensor(float)" else np.float64
 
     def _session(self, path: Path, data: bytes | None) -> Any:
         import onnxruntime as ort  # here, not at the top: a fully cached rerun never needs it
@@ -381,6 +393,14 @@ class Evaluator:
             bound.append((arg.name, spec, _FLOAT_INPUTS[arg.type]))
         return bound, batch
 
+    def _bounded(self, bound: Sequence[tuple[str, ModelInput, Any]]) -> int:
+        """Rows whose inputs, in the graph's own types, fit ``BATCH_INPUT_BYTES``."""
+        per_row = sum(
+            math.prod(self.data.row_shape(spec)) * int(np.dtype(dtype).itemsize)
+            for _, spec, dtype in bound
+        )
+        return max(1, BATCH_INPUT_BYTES // max(1, per_row))
+
     def _run(
         self,
         session: Any,
@@ -401,8 +421,8 @@ class Evaluator:
         fixed: int | None,
         deadline: _Deadline,
     ) -> np.ndarray:
-        rows = self.data.rows
-        step = fixed if fixed is not None else min(self.batch_rows, rows)
+        rows = self.data.fed_rows
+        step = fixed if fixed is not None else min(self.batch_rows, rows, self._bounded(bound))
         predictions = np.empty(rows, dtype=kept)
         for begin in range(0, rows, step):
             n = min(step, rows - begin)
@@ -436,4 +456,4 @@ class Evaluator:
         bad = int(np.count_nonzero(~np.isfinite(predictions)))
         if bad:
             raise _Skip(f"non-finite predictions: {bad} of {rows} rows are NaN or infinite")
-        return predictions
+        return self.data.pooled(predictions)  # one per rated item, where rows are pooled

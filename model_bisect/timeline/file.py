@@ -10,7 +10,7 @@ from typing import Any
 
 from ..catalogue import Direction
 from ..errors import InputError, first_line
-from ..evaluation.inputs import InputDescription, from_timeline_table
+from ..evaluation.inputs import InputDescription, from_timeline_table, output_name
 from ..files import BoundedReadError, FileKind, ReadProblem, read_text_bounded
 from ..safetext import unicode_safe
 from .entry import TimelineEntry, make_entries, path_kind, unique_labels
@@ -79,16 +79,25 @@ def from_file(path: Path) -> list[TimelineEntry]:
             entry = {"path": entry}
         if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
             raise InputError(f"entry {number} has no path", where, example)
-        unknown = sorted(set(entry) - {"path", "label", "inputs", "direction"})
+        unknown = sorted(set(entry) - {"path", "label", "inputs", "direction", "output"})
         if unknown:
             raise InputError(
                 f"entry {number} has unknown key {', '.join(map(repr, unknown))}",
                 where,
-                "entries take only path, label, inputs and direction",
+                "entries take only path, label, inputs, direction and output",
             )
         directions.append(_direction(entry.get("direction"), where, number))
         given = entry.get("inputs")
-        described.append(None if given is None else from_timeline_table(given, where, number))
+        output = output_name(entry.get("output"), where, f"entry {number}")
+        if output is not None and given is None:
+            raise InputError(
+                f"entry {number} names an output but has no inputs table",
+                where,
+                "describe the model's inputs in the entry, or drop output",
+            )
+        described.append(
+            None if given is None else from_timeline_table(given, where, number, output=output)
+        )
         label = entry.get("label")
         if label is not None and not isinstance(label, str):
             raise InputError(f"entry {number} has a non-string label", where, "quote the label")
