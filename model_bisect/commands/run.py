@@ -396,7 +396,11 @@ def _run_with_progress(
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     with Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,  # gone once the run ends: the table is what stays on screen
     ) as progress:
         task = progress.add_task(f"bisecting {len(entries)} models", total=None)
         visited = 0
