@@ -143,6 +143,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "model_bisect.rank_overlap",
             "model_bisect.settings",
             "model_bisect.config",
+            "model_bisect.json_schema",
         ),
     ),
     (
