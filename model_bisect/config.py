@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .catalogue import CATALOGUE, MappingName, MetricSpec
+from .catalogue import CATALOGUE, MetricSpec
 from .errors import InputError, UsageError
 from .files import BoundedReadError, ReadProblem, read_bytes_bounded, read_text_bounded
 from .publishing.marker import marker
+from .settings import SETTINGS, Kind, Setting, config_keys
 from .timeline.registry import SOURCES, SourceName
 
 __all__ = [
@@ -42,38 +43,42 @@ def _threshold_keys() -> dict[str, MetricSpec]:
 
 
 # Every key the table accepts, each named like the command-line flag it stands in for.
-KEYS = (
-    *(source.config_key for source in SOURCES),
-    "features",
-    *_threshold_keys(),
-    "max-drop",
-    "mapping",
-    "pool-by",
-    "marker",
-    "tracker-issue",
-)
+KEYS = config_keys()
+
+# One value of a setting from SETTINGS, as the run uses it (a path resolved).
+Value = str | float | int | bool | Path
 
 
 @dataclass(frozen=True)
 class Config:
     """The validated table; empty (``source`` None) when there is none. ``timelines`` maps
     each timeline source the table sets to its paths (resolved against the file's folder),
-    ``thresholds`` a metric name to its ``min-``/``max-`` value, ``max_drop`` holds
-    ``METRIC=DELTA`` texts."""
+    ``source_options`` a source option's dest (``rev_range``) to its value, ``thresholds`` a
+    metric name to its ``min-``/``max-`` value, ``max_drop`` holds ``METRIC=DELTA`` texts,
+    ``values`` a setting's name (see `settings.py`) to the value the table gives it."""
 
     source: Path | None = None
     timelines: Mapping[SourceName, tuple[str, ...]] = field(default_factory=dict)
-    features: Path | None = None
+    source_options: Mapping[str, str] = field(default_factory=dict)
     thresholds: Mapping[str, float] = field(default_factory=dict)
     max_drop: tuple[str, ...] = ()
-    mapping: str | None = None
-    pool_by: str | None = None
+    values: Mapping[str, Value] = field(default_factory=dict)
     marker: str | None = None
     tracker_issue: int | None = None
 
     @property
     def has_gates(self) -> bool:
         return bool(self.thresholds or self.max_drop)
+
+    @property
+    def features(self) -> Path | None:
+        value = self.values.get("features")
+        return value if isinstance(value, Path) else None
+
+    @property
+    def mapping(self) -> str | None:
+        value = self.values.get("mapping")
+        return value if isinstance(value, str) else None
 
 
 # A pyproject.toml is a page of text; a bound keeps `--config /dev/zero`-like mistakes and
@@ -172,10 +177,11 @@ def read_config(path: Path) -> Config:
     assert table is not None
     checker = _Checker(path)
     threshold_keys = _threshold_keys()
-    unknown = sorted(set(table) - set(KEYS) - set(threshold_keys))
+    keys = config_keys()
+    unknown = sorted(set(table) - set(keys))
     if unknown:
         raise InputError(
-            f"unknown key {unknown[0]!r}", checker.where, f"use only {', '.join(KEYS)}"
+            f"unknown key {unknown[0]!r}", checker.where, f"use only {', '.join(keys)}"
         )
     thresholds = {
         spec.name: checker.threshold(key, table[key], spec.threshold_range, spec.threshold_hint)
@@ -189,11 +195,10 @@ def read_config(path: Path) -> Config:
             for source in SOURCES
             if source.config_key in table
         },
-        features=checker.path("features", table.get("features")),
+        source_options=checker.source_options(table),
         thresholds=thresholds,
         max_drop=checker.max_drop(table.get("max-drop")),
-        mapping=checker.choice("mapping", table.get("mapping"), [m.value for m in MappingName]),
-        pool_by=None if "pool-by" not in table else checker.text("pool-by", table["pool-by"]),
+        values={s.name: checker.setting(s, table[s.name]) for s in SETTINGS if s.name in table},
         marker=checker.marker(table.get("marker")),
         tracker_issue=checker.issue(table.get("tracker-issue")),
     )
@@ -213,12 +218,6 @@ class _Checker:
         if not isinstance(value, str) or not value.strip():
             raise self.bad(key, value, "use a non-empty string")
         return value
-
-    def path(self, key: str, value: object) -> Path | None:
-        """Relative to the file's folder, not to wherever the command was started."""
-        if value is None:
-            return None
-        return self.folder / self.text(key, value)
 
     def paths(self, key: str, value: object, many: bool) -> tuple[str, ...]:
         """One path, or with ``many`` one or a list of paths or globs."""
@@ -254,12 +253,45 @@ class _Checker:
             drops.append(f"{metric}={float(delta)!r}")
         return tuple(drops)
 
-    def choice(self, key: str, value: object, allowed: list[str]) -> str | None:
-        if value is None:
-            return None
-        if value not in allowed:
-            raise self.bad(key, value, f"use one of {', '.join(allowed)}")
-        return str(value)
+    def source_options(self, table: Mapping[str, Any]) -> dict[str, str]:
+        """A source option (``rev-range``) only beside its source, as on the command line."""
+        found = {}
+        for source in SOURCES:
+            for option in source.options:
+                key = option.flag.removeprefix("--")
+                if key not in table:
+                    continue
+                if source.config_key not in table:
+                    raise self.bad(key, table[key], f"set {source.config_key} too, or drop {key}")
+                found[option.dest] = self.text(key, table[key])
+        return found
+
+    def setting(self, setting: Setting, value: object) -> Value:
+        """One value of a SETTINGS record, checked by its kind and bounds."""
+        key, kind = setting.name, setting.kind
+        if kind is Kind.PATH:
+            return self.folder / self.text(key, value)
+        if kind is Kind.TEXT:
+            return self.text(key, value)
+        if kind is Kind.CHOICE:
+            if value not in setting.choices:
+                raise self.bad(key, value, f"use one of {', '.join(setting.choices)}")
+            return str(value)
+        if kind is Kind.SWITCH:
+            if not isinstance(value, bool):
+                raise self.bad(key, value, f"use true or false, e.g. {key} = {setting.example}")
+            return value
+        integer = kind is Kind.INTEGER
+        number = isinstance(value, int) if integer else isinstance(value, int | float)
+        if isinstance(value, bool) or not number:
+            what = "a whole number" if integer else "a number"
+            raise self.bad(key, value, f"use {what}, e.g. {key} = {setting.example}")
+        assert isinstance(value, int | float)
+        if setting.bounds is not None and value not in setting.bounds:
+            raise self.bad(
+                key, value, f"use a number in {setting.bounds.describe()}, e.g. {setting.example}"
+            )
+        return value if integer else float(value)
 
     def marker(self, value: object) -> str | None:
         if value is None:

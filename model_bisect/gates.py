@@ -13,7 +13,7 @@ from .catalogue import CATALOGUE, GateKind, fixed, gate_flags_text, metric_spec
 from .errors import UsageError
 from .report import GateSpec, Metrics, Status
 
-__all__ = ["gate_specs", "judge", "parse_max_drop"]
+__all__ = ["gate_specs", "judge", "parse_max_drop", "shown_for_gates", "threshold_clause"]
 
 
 def parse_max_drop(text: str) -> GateSpec:
@@ -130,6 +130,30 @@ def _drop_verdict(
     return True, f"{exceeded} but not significant (p = {p:.3g} >= {alpha:g})"
 
 
+def threshold_clause(gate: GateSpec, value: float) -> tuple[bool, str]:
+    """Whether a ``min``/``max`` gate holds for ``value``, and the clause a reason says it
+    with (``plcc 0.9960 >= 0.85``); the terminal drops exactly this clause where its table
+    shows the same number (``shown_for_gates``)."""
+    if gate.kind is GateKind.MIN:
+        ok, sign = value >= gate.threshold, (">=", "<")
+    elif gate.kind is GateKind.MAX:
+        ok, sign = value <= gate.threshold, ("<=", ">")
+    else:
+        raise ValueError(f"not a threshold gate: {gate}")
+    if math.isnan(value):  # NaN compares false both ways, so ok is already False
+        return False, f"{gate.metric} undefined (NaN), needs {gate.describe()}"
+    shown, limit = _beside(value, gate.threshold), _threshold_text(gate.threshold)
+    return ok, f"{gate.metric} {shown} {sign[0] if ok else sign[1]} {limit}"
+
+
+def shown_for_gates(value: float, thresholds: Sequence[float], decimals: int) -> str:
+    """``value`` with at least ``decimals`` decimals, and as many more as any threshold needs
+    for the printed number to stand on the value's side of it: a table cell that agrees with
+    every gate on its metric (``0.99989`` beside a 0.99994 gate, never ``0.9999``)."""
+    texts = [fixed(value, decimals), *(_beside(value, t) for t in thresholds)]
+    return max(texts, key=len)
+
+
 def judge(
     metrics: Metrics,
     gates: Sequence[GateSpec],
@@ -149,16 +173,7 @@ def judge(
         if gate.kind is GateKind.MAX_DROP:
             ok, text = _drop_verdict(gate, metrics, anchor, p_values, alpha)
         elif gate.kind in (GateKind.MIN, GateKind.MAX):
-            value = metrics.value(gate.metric)
-            if gate.kind is GateKind.MIN:
-                ok, sign = value >= gate.threshold, (">=", "<")
-            else:
-                ok, sign = value <= gate.threshold, ("<=", ">")
-            if not math.isnan(value):
-                shown, limit = _beside(value, gate.threshold), _threshold_text(gate.threshold)
-                text = f"{gate.metric} {shown} {sign[0] if ok else sign[1]} {limit}"
-            else:  # NaN compares false both ways, so ok is already False
-                text = f"{gate.metric} undefined (NaN), needs {gate.describe()}"
+            ok, text = threshold_clause(gate, metrics.value(gate.metric))
         else:
             raise ValueError(f"unknown gate kind in {gate}")
         (held if ok else failed).append(text)

@@ -136,7 +136,16 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("evaluation", ("model_bisect.evaluation", "model_bisect.culprit")),
     ("timeline", ("model_bisect.timeline",)),
     ("publishing", ("model_bisect.publishing",)),
-    ("glue", ("model_bisect.engine", "model_bisect.rank_overlap", "model_bisect.config")),
+    (
+        "glue",
+        (
+            "model_bisect.engine",
+            "model_bisect.rank_overlap",
+            "model_bisect.settings",
+            "model_bisect.config",
+            "model_bisect.json_schema",
+        ),
+    ),
     (
         "front ends",
         (

@@ -101,3 +101,25 @@ def test_summary_counts_skipped_models_and_names_the_requested_mapping() -> None
     assert "gates: plcc >= 0.85 (mapping: cubic); 8 models, 8 evaluated, 8 visited, 1 skipped" in (
         text
     )
+
+
+def test_a_cell_agrees_with_its_gate_and_the_reason_drops_what_the_table_says() -> None:
+    from model_bisect.catalogue import GateKind
+    from model_bisect.gates import judge
+    from model_bisect.report import GateSpec, Step
+    from tests.reportkit import metrics_of
+
+    gates = (GateSpec("plcc", GateKind.MIN, 0.99999), GateSpec("plcc", GateKind.MAX_DROP, 0.5))
+    report = make_report(gates=gates, visited=[0, 7])
+    anchor = metrics_of(0.999995, 0.99, 0.9, 0.1)
+    metrics = metrics_of(0.999986, 0.99, 0.9, 0.1)
+    status, reason = judge(metrics, gates, anchor=anchor)
+    head = replace(report.steps[-1], metrics=metrics, status=status, reason=reason)
+    steps: tuple[Step, ...] = (report.steps[0], head)
+    text = _render(replace(report, steps=steps), 80)
+    row = next(line for line in text.splitlines() if line.lstrip().startswith("7 "))
+    assert "plcc 0.999986 < 0.99999" in reason  # the clause the table makes redundant...
+    assert "0.999986" in row.split()  # ...the cell says it with the gate's decimals
+    assert "1.0000" not in row.split()
+    assert "< 0.99999" not in text  # and the clause is not printed again
+    assert "drop" in text  # what the numbers do not say stays

@@ -12,10 +12,11 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..catalogue import CATALOGUE, Direction, MappingName
+from ..catalogue import CATALOGUE, GateKind
 from ..errors import UsageError
 from ..evaluation.features import TARGET_COLUMN
 from ..publishing.marker import DEFAULT_MARKER
+from ..settings import DEFAULT_MODEL_TIMEOUT, Command, Kind, Setting, setting_named
 
 if TYPE_CHECKING:
     from ..evaluation.cache import EvalCache
@@ -30,49 +31,70 @@ __all__ = [
     "add_data_arguments",
     "add_gate_arguments",
     "add_marker_flag",
-    "add_pool_argument",
+    "add_setting",
     "cache_from",
     "check_gate_arguments",
     "check_timeout_argument",
     "gates_from",
 ]
 
-# Seconds of inference one model may take before it is stopped and skipped: far above what a
-# quality model needs on a million rows, far below a night.
-DEFAULT_MODEL_TIMEOUT = 600.0
+_TYPES = {Kind.PATH: Path, Kind.TEXT: str, Kind.NUMBER: float, Kind.INTEGER: int}
 
 
-def add_gate_arguments(parser: argparse.ArgumentParser, anchor: str) -> None:
+def add_setting(
+    group: argparse._ActionsContainer, setting: Setting, command: Command, *, required: bool = False
+) -> None:
+    """The flag of one `settings.py` record. For `run` it defaults to None, so that
+    [tool.model-bisect] can fill it before the record's default does; `judge` reads no file and
+    takes the default at once."""
+    if command not in setting.commands:
+        raise ValueError(f"{setting.flag} is not a flag of {command}")
+    default = None if command is Command.RUN else setting.default
+    if setting.kind is Kind.SWITCH:
+        group.add_argument(
+            setting.flag, dest=setting.dest, action="store_true", default=default,
+            help=setting.flag_help,
+        )  # fmt: skip
+        return
+    group.add_argument(
+        setting.flag,
+        dest=setting.dest,
+        type=_TYPES.get(setting.kind, str),
+        choices=setting.choices or None,
+        default=default,
+        required=required,
+        metavar=setting.metavar,
+        help=setting.flag_help,
+    )
+
+
+def _gate_help(label: str, kind: GateKind, bounds: tuple[float, float]) -> str:
+    sign = ">=" if kind is GateKind.MIN else "<="
+    low, high = bounds
+    return f"gate: a model is good only when its {label} {sign} X (X in [{low:g}, {high:g}])"
+
+
+def add_gate_arguments(parser: argparse.ArgumentParser, anchor: str, command: Command) -> None:
     """The gate flags `run` and `judge` share; ``anchor`` names what --max-drop compares with.
-    --mapping has no default here: `run` fills it from [tool.model-bisect], else `none`."""
+    The mapping, the direction and the significance are settings (`settings.py`)."""
     gates = parser.add_argument_group("gates (at least one; a model is good when all hold)")
     for spec in CATALOGUE:
-        gates.add_argument(spec.flag, dest=spec.dest, type=float, metavar="X")
+        gates.add_argument(
+            spec.flag,
+            dest=spec.dest,
+            type=float,
+            metavar="X",
+            help=_gate_help(spec.label, spec.threshold_kind, spec.threshold_range),
+        )
     gates.add_argument(
         "--max-drop",
         action="append",
         default=[],
         metavar="METRIC=DELTA",
-        help=f"largest allowed drop relative to {anchor} (repeatable)",
+        help=f"gate: largest allowed drop relative to {anchor} (repeatable)",
     )
-    gates.add_argument(
-        "--mapping",
-        choices=[m.value for m in MappingName],
-        help="fit a P.1401-style mapping before PLCC and RMSE (default: none)",
-    )
-    gates.add_argument(
-        "--direction",
-        choices=[d.value for d in Direction],
-        default=Direction.HIGHER_IS_BETTER.value,
-        help="which scores mean better quality; lower negates them before anything else"
-        " (default: higher; a timeline entry's direction wins)",
-    )
-    gates.add_argument(
-        "--significance",
-        type=float,
-        metavar="ALPHA",
-        help="with --max-drop: a drop counts only when significant at this level",
-    )
+    for name in ("mapping", "direction", "significance"):
+        add_setting(gates, setting_named(name), command)
 
 
 def check_gate_arguments(args: argparse.Namespace, where: str) -> None:
@@ -101,33 +123,16 @@ def gates_from(args: argparse.Namespace) -> tuple[GateSpec, ...]:
     return gate_specs(thresholds, args.max_drop)
 
 
-def add_pool_argument(parser: argparse.ArgumentParser) -> None:
-    """--pool-by: `run` and `judge` judge per rated item (a clip of several frames)."""
-    parser.add_argument(
-        "--pool-by",
-        metavar="COLUMN",
-        help="rows sharing a value of COLUMN are one rated item: predictions averaged per"
-        " group, metrics over groups",
-    )
-
-
-def add_data_arguments(parser: argparse.ArgumentParser, *, features_required: bool) -> None:
-    """--features, --target and --input-name: what the models are evaluated on."""
+def add_data_arguments(parser: argparse.ArgumentParser, command: Command) -> None:
+    """--features, --target, --input-name, --model-timeout, --pool-by (and `run`'s
+    --row-id): the data and how it is read. `judge` requires --features; `run` may take
+    it from [tool.model-bisect]."""
     data = parser.add_argument_group("data")
-    data.add_argument(
-        "--features", type=Path, required=features_required, help="feature cache (parquet)"
-    )
-    data.add_argument(
-        "--target", default=TARGET_COLUMN, help=f"target column (default: {TARGET_COLUMN})"
-    )
-    data.add_argument("--input-name", help="model input to feed (default: auto-detect)")
-    data.add_argument(
-        "--model-timeout",
-        type=float,
-        default=DEFAULT_MODEL_TIMEOUT,
-        metavar="SECONDS",
-        help=f"skip a model whose inference takes longer (default: {DEFAULT_MODEL_TIMEOUT:g})",
-    )
+    for name in ("features", "target", "input-name", "model-timeout", "row-id", "pool-by"):
+        setting = setting_named(name)
+        if command in setting.commands:
+            required = name == "features" and command is Command.JUDGE
+            add_setting(data, setting, command, required=required)
 
 
 def check_timeout_argument(args: argparse.Namespace, where: str) -> None:

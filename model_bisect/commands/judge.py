@@ -19,11 +19,11 @@ from ..catalogue import CATALOGUE, Direction, MappingName
 from ..errors import BisectError, UsageError, first_line
 from ..exitcodes import JudgeExit
 from ..safetext import printable, unicode_safe
+from ..settings import Command
 from ._shared import (
     add_cache_arguments,
     add_data_arguments,
     add_gate_arguments,
-    add_pool_argument,
     cache_from,
     check_gate_arguments,
     check_timeout_argument,
@@ -68,9 +68,8 @@ def add_parser(sub: Any) -> None:
         metavar="MODEL",
         help="reference model for --max-drop (keep it outside the repository being bisected)",
     )
-    add_data_arguments(parser, features_required=True)
-    add_pool_argument(parser)
-    add_gate_arguments(parser, "the --anchor model")
+    add_data_arguments(parser, Command.JUDGE)
+    add_gate_arguments(parser, "the --anchor model", Command.JUDGE)
     add_cache_arguments(parser.add_argument_group("cache"))
 
 

@@ -15,12 +15,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..catalogue import CATALOGUE, Direction, MappingName
+from ..catalogue import CATALOGUE, Direction
 from ..config import TABLE, Config, load_config
 from ..errors import BisectError, InputError, UsageError, first_line
 from ..exitcodes import ExitCode
 from ..outputs import STDOUT, check_outputs, refuse_inputs
 from ..safetext import printable, unicode_safe
+from ..settings import SETTINGS, Command, setting_named
 from ..timeline.registry import SOURCES, TimelineSource
 from ._shared import (
     DEFAULT_MARKER,
@@ -29,7 +30,7 @@ from ._shared import (
     add_data_arguments,
     add_gate_arguments,
     add_marker_flag,
-    add_pool_argument,
+    add_setting,
     cache_from,
     check_gate_arguments,
     check_timeout_argument,
@@ -65,23 +66,13 @@ def add_parser(sub: Any) -> None:
                 option.flag, dest=option.dest, metavar=option.metavar, help=option.help
             )
 
-    add_data_arguments(parser, features_required=False)  # [tool.model-bisect] may name it
-    parser.add_argument(
-        "--row-id", metavar="COLUMN", help="culprit: name the worst rows by this column"
-    )
-    add_pool_argument(parser)
+    add_data_arguments(parser, Command.RUN)  # [tool.model-bisect] may name the features
 
-    add_gate_arguments(parser, "the timeline's first model")
+    add_gate_arguments(parser, "the timeline's first model", Command.RUN)
 
     search = parser.add_argument_group("search")
-    search.add_argument("--scan", action="store_true", help="evaluate every model, check order")
-    search.add_argument(
-        "--jobs",
-        type=int,
-        default=1,
-        metavar="N",
-        help="parallel probes (clamped to min(models, 4 x CPUs, 32))",
-    )
+    add_setting(search, setting_named("scan"), Command.RUN)
+    add_setting(search, setting_named("jobs"), Command.RUN)
     search.add_argument(
         "--fail-on-first-bad", action="store_true", help="exit 2 when a regression is found"
     )
@@ -111,14 +102,21 @@ def _apply_config(args: argparse.Namespace, config: Config) -> None:
         for source in SOURCES:
             values = list(config.timelines.get(source.name, ()))
             setattr(args, source.dest, values if source.many else next(iter(values), None))
+            for option in source.options:  # the file's rev-range refines the file's git-path
+                if getattr(args, option.dest) is None:
+                    setattr(args, option.dest, config.source_options.get(option.dest))
     gate_flags = any(getattr(args, spec.dest) is not None for spec in CATALOGUE) or args.max_drop
     if not gate_flags:
         for spec in CATALOGUE:
             setattr(args, spec.dest, config.thresholds.get(spec.name))
         args.max_drop = list(config.max_drop)
-    args.features = args.features or config.features
-    args.mapping = args.mapping or config.mapping or MappingName.NONE.value
-    args.pool_by = args.pool_by or config.pool_by
+    for setting in SETTINGS:
+        # a drop's significance belongs to the file's gates: gate flags replace both
+        ours = not (gate_flags and setting.name == "significance")
+        if ours and setting.name in config.values and getattr(args, setting.dest) is None:
+            setattr(args, setting.dest, config.values[setting.name])
+        elif getattr(args, setting.dest) is None:
+            setattr(args, setting.dest, setting.default)
     if args.marker is None:  # an empty --marker '' stays empty, to be refused, not defaulted
         args.marker = config.marker or DEFAULT_MARKER
 
@@ -399,7 +397,11 @@ def _run_with_progress(
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     with Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,  # gone once the run ends: the table is what stays on screen
     ) as progress:
         task = progress.add_task(f"bisecting {len(entries)} models", total=None)
         visited = 0

@@ -10,10 +10,11 @@ import re
 
 from ..errors import UsageError
 
-__all__ = ["DEFAULT_MARKER", "marker"]
+__all__ = ["DEFAULT_MARKER", "KEY_PATTERN", "marker"]
 
 DEFAULT_MARKER = "nightly"
-_KEY = re.compile(r"[A-Za-z0-9._-]+")
+KEY_PATTERN = r"[A-Za-z0-9._-]+"  # also the JSON Schema of [tool.model-bisect] marker
+_KEY = re.compile(KEY_PATTERN)
 
 
 def marker(key: str) -> str:
