@@ -33,6 +33,9 @@ __all__ = [
 ]
 
 TABLE = "tool.model-bisect"
+# run's --executor choices, spelled here so config.py stays standard library only (a test
+# checks they are ExecutorKind's values).
+EXECUTORS = ("local", "ray")
 PYPROJECT = "pyproject.toml"
 
 
@@ -50,6 +53,8 @@ KEYS = (
     "mapping",
     "marker",
     "tracker-issue",
+    "executor",
+    "ray-address",
 )
 
 
@@ -68,6 +73,8 @@ class Config:
     mapping: str | None = None
     marker: str | None = None
     tracker_issue: int | None = None
+    executor: str | None = None  # "local" or "ray" (run's --executor)
+    ray_address: str | None = None
 
     @property
     def has_gates(self) -> bool:
@@ -192,6 +199,12 @@ def read_config(path: Path) -> Config:
         mapping=checker.choice("mapping", table.get("mapping"), [m.value for m in MappingName]),
         marker=checker.marker(table.get("marker")),
         tracker_issue=checker.issue(table.get("tracker-issue")),
+        executor=checker.choice("executor", table.get("executor"), list(EXECUTORS)),
+        ray_address=(
+            None
+            if table.get("ray-address") is None
+            else checker.text("ray-address", table["ray-address"])
+        ),
     )
 
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ..catalogue import CATALOGUE, Direction, MappingName
 from ..config import TABLE, Config, load_config
 from ..errors import BisectError, InputError, UsageError, first_line
+from ..executors import Executor, ExecutorKind
 from ..exitcodes import ExitCode
 from ..outputs import STDOUT, check_outputs, refuse_inputs
 from ..safetext import printable, unicode_safe
@@ -83,6 +84,7 @@ def add_parser(sub: Any) -> None:
     search.add_argument(
         "--fail-on-first-bad", action="store_true", help="exit 2 when a regression is found"
     )
+    _add_executor_arguments(search)
     add_cache_arguments(search)
 
     out = parser.add_argument_group("output")
@@ -102,6 +104,41 @@ def add_parser(sub: Any) -> None:
     add_config_flag(parser)
 
 
+def _add_executor_arguments(group: Any) -> None:
+    group.add_argument(
+        "--executor",
+        choices=[kind.value for kind in ExecutorKind],
+        help="where probes run: local threads (default) or Ray tasks (pip install"
+        " 'model-bisect[ray]')",
+    )
+    group.add_argument(
+        "--ray-address",
+        metavar="ADDRESS",
+        help="the Ray cluster to join (auto: the one on this machine; default: start a local Ray)",
+    )
+
+
+def _executor_from(args: argparse.Namespace) -> Executor:
+    """``--executor``/``--ray-address`` (the config's keys filled in already)."""
+    kind = ExecutorKind(args.executor or ExecutorKind.LOCAL.value)
+    if args.ray_address is not None and kind is not ExecutorKind.RAY:
+        raise UsageError(
+            "--ray-address needs --executor ray",
+            "model-bisect run",
+            "add --executor ray, or drop --ray-address",
+        )
+    if kind is ExecutorKind.RAY:
+        import importlib.util
+
+        if importlib.util.find_spec("ray") is None:
+            raise UsageError(
+                "--executor ray needs Ray, which is not installed",
+                "model-bisect run",
+                "pip install 'model-bisect[ray]', or use --executor local",
+            )
+    return Executor(kind, args.ray_address or None)
+
+
 def _apply_config(args: argparse.Namespace, config: Config) -> None:
     """Fill what the command line left out from the file: flags always win. The timeline and
     the gates are each one setting: any timeline source or gate flag replaces the file's."""
@@ -116,6 +153,9 @@ def _apply_config(args: argparse.Namespace, config: Config) -> None:
         args.max_drop = list(config.max_drop)
     args.features = args.features or config.features
     args.mapping = args.mapping or config.mapping or MappingName.NONE.value
+    args.executor = args.executor or config.executor
+    if args.ray_address is None:
+        args.ray_address = config.ray_address
     if args.marker is None:  # an empty --marker '' stays empty, to be refused, not defaulted
         args.marker = config.marker or DEFAULT_MARKER
 
@@ -160,6 +200,7 @@ def _validate(args: argparse.Namespace) -> None:
         )
     check_gate_arguments(args, "model-bisect run")
     check_timeout_argument(args, "model-bisect run")
+    args.executor_spec = _executor_from(args)
     if not args.marker or args.markdown is not None:  # checked before any work, not at render
         from ..publishing.comment import marker
 
@@ -257,6 +298,7 @@ def _main(args: argparse.Namespace) -> int:
         direction=Direction(args.direction),
         model_timeout=args.model_timeout,
         row_id=args.row_id,
+        executor=args.executor_spec,
     )
     invoked = invocation(
         args.argv,  # set by cli.main: the words this command was given
