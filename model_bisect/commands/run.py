@@ -7,6 +7,7 @@ parser can be built for `--help` without loading it.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import tempfile
@@ -86,6 +87,13 @@ def add_parser(sub: Any) -> None:
     )
     _add_executor_arguments(search)
     add_cache_arguments(search)
+    search.add_argument(
+        "--cache-max-mb",
+        type=float,
+        metavar="MB",
+        help="after the run, prune the evaluation cache's least recently used entries down to"
+        " MB (default $MODEL_BISECT_CACHE_MAX_MB, else 2048)",
+    )
 
     out = parser.add_argument_group("output")
     out.add_argument(
@@ -116,6 +124,29 @@ def _add_executor_arguments(group: Any) -> None:
         metavar="ADDRESS",
         help="the Ray cluster to join (auto: the one on this machine; default: start a local Ray)",
     )
+
+
+def _cache_bound(args: argparse.Namespace) -> int:
+    """The cache folder's bound in bytes: ``--cache-max-mb``, else the variable, else the
+    default; a value that is not a positive number is a usage error naming where it came from."""
+    from ..evaluation.cache import DEFAULT_MAX_MB
+
+    where, text = "--cache-max-mb", args.cache_max_mb
+    if text is None:
+        where, text = "MODEL_BISECT_CACHE_MAX_MB", os.environ.get("MODEL_BISECT_CACHE_MAX_MB")
+    if text is None or text == "":
+        return DEFAULT_MAX_MB << 20
+    try:
+        megabytes = float(text)
+    except ValueError:
+        megabytes = math.nan
+    if not (math.isfinite(megabytes) and megabytes > 0):
+        raise UsageError(
+            f"the evaluation cache bound must be a positive number of MB, not {text!r}",
+            where,
+            f"use a number such as {DEFAULT_MAX_MB}, or pass --no-cache",
+        )
+    return int(megabytes * (1 << 20))
 
 
 def _executor_from(args: argparse.Namespace) -> Executor:
@@ -201,6 +232,7 @@ def _validate(args: argparse.Namespace) -> None:
     check_gate_arguments(args, "model-bisect run")
     check_timeout_argument(args, "model-bisect run")
     args.executor_spec = _executor_from(args)
+    args.cache_bytes = _cache_bound(args)
     if not args.marker or args.markdown is not None:  # checked before any work, not at render
         from ..publishing.comment import marker
 
@@ -322,6 +354,8 @@ def _main(args: argparse.Namespace) -> int:
         report = redact_report(
             _run_with_progress(entries, args.features, options, invoked), secrets
         )
+    if cache is not None:  # the entries this run used stay, whatever their size
+        cache.prune(args.cache_bytes)
 
     texts: dict[str, str] = {}
     if args.json is not None:
