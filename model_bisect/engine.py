@@ -660,6 +660,7 @@ def _build_report(
         "mode": "scan" if options.scan else "bisect",
         "cache": options.cache is not None,
         "direction": options.direction.value,
+        "executor": options.executor.kind.value,
     }
     return Report(
         tool_version=__version__,

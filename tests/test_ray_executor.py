@@ -52,6 +52,7 @@ def _without_timings(report: Report) -> dict[str, Any]:
     data: dict[str, Any] = json.loads(json.dumps(report.to_json()))
     for step in data["steps"]:
         step.pop("seconds")
+    assert data["settings"].pop("executor") in ("local", "ray")
     return data
 
 
@@ -132,4 +133,9 @@ def test_cli_executor_ray_writes_the_report_of_jobs_k_locally(tmp_path: Path) ->
             step.pop("seconds")
         return data
 
-    assert loaded("r.json") == loaded("l.json")
+    local_report, ray_report = loaded("l.json"), loaded("r.json")
+    assert (local_report["settings"].pop("executor"), ray_report["settings"].pop("executor")) == (
+        "local",
+        "ray",
+    )
+    assert ray_report == local_report
