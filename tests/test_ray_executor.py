@@ -7,7 +7,10 @@ themselves; the report must be the local executor's, timings aside.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import os
+import signal
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -25,6 +28,7 @@ from model_bisect.report import Report, Status, VerdictKind
 from model_bisect.timeline.arguments import from_arguments
 from model_bisect.timeline.entry import TimelineEntry
 from tests.clirun import call_main
+from tests.hostilekit import loop_forever_model
 from tests.modelkit import default_weights, features_parquet, invalid_model, timeline_dir
 
 ray = pytest.importorskip("ray")
@@ -139,3 +143,91 @@ def test_cli_executor_ray_writes_the_report_of_jobs_k_locally(tmp_path: Path) ->
         "ray",
     )
     assert ray_report == local_report
+
+
+def _descendants(root: int) -> set[int]:
+    """Every process below ``root`` (the local Ray's raylet and workers are)."""
+    children: dict[int, list[int]] = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat", encoding="utf-8") as handle:
+                    parent = int(handle.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(parent, []).append(int(name))
+    found, stack = set(), [root]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            found.add(child)
+            stack.append(child)
+    return found
+
+
+def _kill_the_worker_evaluating(spared: set[int], done: threading.Event) -> int:
+    """SIGKILL the Ray worker of ours whose title says it runs ``_evaluate`` (Ray titles a
+    busy worker ``ray::<task>``) and is not in ``spared``; waits until there is one."""
+    while not done.wait(0.05):
+        for pid in _descendants(os.getpid()) - spared:
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                    title = handle.read()
+            except OSError:
+                continue
+            if title.startswith(b"ray::_evaluate"):
+                os.kill(pid, signal.SIGKILL)
+                return pid
+    raise AssertionError("the probe ended before a worker could be killed")
+
+
+def _in_thread(work: Callable[[], object]) -> tuple[threading.Thread, dict[str, object]]:
+    outcome: dict[str, object] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = work()
+        except Exception as exc:  # handed to the test's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    return thread, outcome
+
+
+def _endless_timeline(folder: Path) -> tuple[Path, list[TimelineEntry]]:
+    features = _timeline(folder, 2, first_bad=None)
+    loop_forever_model(folder / "models" / "model_01.onnx", 6)  # the tail, probed first
+    return features, from_arguments([str(folder / "models")])
+
+
+def test_a_worker_lost_mid_probe_is_retried_once(tmp_path: Path) -> None:
+    features, entries = _endless_timeline(tmp_path)
+    # The retry runs to the model's time bound: a skip, which is what the local run says.
+    options = RunOptions(gates=gate_specs({"plcc": 0.85}), model_timeout=15.0, scan=True)
+    done = threading.Event()
+    thread, outcome = _in_thread(lambda: run(entries, features, replace(options, executor=RAY)))
+    _kill_the_worker_evaluating(set(), done)
+    thread.join()
+    done.set()
+    assert "error" not in outcome, outcome
+    report = outcome["value"]
+    assert isinstance(report, Report)
+    assert [s.status for s in report.steps] == [Status.GOOD, Status.SKIP]
+    assert "took longer than 15 s" in report.steps[1].reason
+
+
+def test_a_model_that_kills_its_worker_every_time_stops_the_run_with_exit_3(
+    tmp_path: Path,
+) -> None:
+    features, entries = _endless_timeline(tmp_path)
+    options = RunOptions(gates=gate_specs({"plcc": 0.85}), model_timeout=600.0, executor=RAY)
+    done = threading.Event()
+    thread, outcome = _in_thread(lambda: run(entries, features, options))
+    first = _kill_the_worker_evaluating(set(), done)
+    _kill_the_worker_evaluating({first}, done)  # the retry, on another worker
+    thread.join()
+    done.set()
+    error = outcome.get("error")
+    assert isinstance(error, InputError), outcome
+    assert error.exit_code == 3
+    assert str(error).startswith("Ray lost the evaluation of model_01.onnx after 1 retry")
