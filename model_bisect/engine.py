@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +27,7 @@ from .errors import InputError, first_line
 from .evaluation.cache import EvalCache
 from .evaluation.features import TARGET_COLUMN, FeatureTable
 from .evaluation.inputs import InputDescription, describe, open_dataset
+from .executors import Executor, ExecutorKind, RemoteJob, remote_predictor
 from .gates import judge
 from .rank_overlap import Once, RanksBeside
 from .report import (
@@ -51,7 +52,7 @@ from .toolchain import toolchain_versions
 if TYPE_CHECKING:
     from .culprit.record import Culprit
     from .evaluation.dataset import Dataset
-    from .evaluation.runner import Evaluator
+    from .executors import Predictor, RemotePredictor
     from .ranks import TargetRanks
 
 __all__ = [
@@ -111,6 +112,8 @@ class RunOptions:
     model_timeout: float | None = None  # seconds of inference per model; None: no bound
     row_id: str | None = None  # the culprit's worst rows name this column's value
     pool_by: str | None = None  # rows sharing this column's value are one rated item
+    # where probes run: local threads, or Ray tasks
+    executor: Executor = field(default_factory=Executor)
 
 
 def direction_of(entry: TimelineEntry, options: RunOptions) -> Direction:
@@ -189,7 +192,8 @@ class _Session:
         self.descriptions = descriptions
         self.broken = broken
         self.on_step = on_step
-        self._evaluator: Evaluator | None = None
+        self._evaluator: Predictor | None = None
+        self._remote: RemotePredictor | None = None
         self.lock = threading.Lock()  # the memo, the steps and the evaluation count
         self.measured: dict[str, tuple[_Measure, int]] = {}  # by memo key: result, first index
         self.steps: dict[int, Step] = {}
@@ -204,6 +208,8 @@ class _Session:
         )
         self.boundary = Boundary()  # the culprit section's predictions (two models at most)
         self.jobs = effective_jobs(options.jobs, len(entries))  # probes at once
+        if options.executor.kind is not ExecutorKind.LOCAL:  # not bound by this machine's CPUs
+            self.jobs = max(1, min(options.jobs, len(entries), MAX_JOBS))
         overlap = (
             self.jobs == 1
             and data.rows <= OVERLAP_MAX_ROWS
@@ -211,9 +217,20 @@ class _Session:
         )
         self.beside = RanksBeside(data.target, self.target_ranks) if overlap else None
 
-    def evaluator(self) -> Evaluator:
-        """Created on the first cache miss: a fully cached rerun never loads ONNX Runtime."""
+    def evaluator(self) -> Predictor:
+        """Created on the first cache miss: a fully cached rerun never loads ONNX Runtime
+        (nor starts Ray)."""
         with self.lock:
+            if self._evaluator is None and self.options.executor.kind is not ExecutorKind.LOCAL:
+                job = RemoteJob(
+                    features=self.data.path,
+                    descriptions=tuple(self.descriptions.values()),  # as open_dataset saw them
+                    target=self.options.target,
+                    digest=self.data.digest,
+                    input_name=self.options.input_name,
+                    timeout=self.options.model_timeout,
+                )
+                self._evaluator = self._remote = remote_predictor(self.options.executor, job)
             if self._evaluator is None:
                 from .evaluation.runner import Evaluator
 
@@ -226,6 +243,11 @@ class _Session:
                     timeout=self.options.model_timeout,
                 )
             return self._evaluator
+
+    def close(self) -> None:
+        """Let go of a remote executor (a Ray this run started stops here)."""
+        if self._remote is not None:
+            self._remote.close()
 
     def _cache_key(self, entry: TimelineEntry) -> str:
         """Everything the metrics depend on: the model with its weights, the data as evaluated
@@ -506,10 +528,13 @@ def _open_session(
         pool_by=options.pool_by,
     )
     session = _Session(entries, data, options, descriptions, broken, on_step)
-    with session.beside or nullcontext():
-        if any(g.kind is GateKind.MAX_DROP for g in options.gates):
-            session.set_anchor()
-        yield session
+    try:
+        with session.beside or nullcontext():
+            if any(g.kind is GateKind.MAX_DROP for g in options.gates):
+                session.set_anchor()
+            yield session
+    finally:
+        session.close()
 
 
 @dataclass(frozen=True)
@@ -639,6 +664,7 @@ def _build_report(
         "mode": "scan" if options.scan else "bisect",
         "cache": options.cache is not None,
         "direction": options.direction.value,
+        "executor": options.executor.kind.value,
     }
     return Report(
         tool_version=__version__,

@@ -15,6 +15,7 @@ from enum import StrEnum
 
 from .catalogue import CATALOGUE, Direction, MappingName
 from .evaluation.features import TARGET_COLUMN
+from .executors import ExecutorKind
 from .timeline.registry import SOURCES
 
 __all__ = [
@@ -213,6 +214,24 @@ SETTINGS: tuple[Setting, ...] = (
         default=1,
         metavar="N",
         bounds=Range(1.0),
+        commands=frozenset({Command.RUN}),
+    ),
+    Setting(
+        "executor",
+        Kind.CHOICE,
+        "where a round's probes run: local threads, or Ray tasks (pip install 'model-bisect[ray]')",
+        example=ExecutorKind.RAY.value,
+        default=ExecutorKind.LOCAL.value,
+        choices=tuple(kind.value for kind in ExecutorKind),
+        commands=frozenset({Command.RUN}),
+    ),
+    Setting(
+        "ray-address",
+        Kind.TEXT,
+        "the Ray cluster to join with executor ray (auto: the one on this machine)",
+        example="auto",
+        default_text="start a local Ray",
+        metavar="ADDRESS",
         commands=frozenset({Command.RUN}),
     ),
 )

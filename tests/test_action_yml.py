@@ -22,6 +22,7 @@ import yaml
 
 from model_bisect.catalogue import CATALOGUE
 from model_bisect.publishing.actions import PUBLISH_OUTPUTS, RUN_OUTPUTS
+from tests.cachesteps import eval_cache_problems
 from tests.conftest import FIXTURE_DIR, REPO_ROOT
 from tests.fake_github import FakeGitHub
 from tests.metrickit import add_metric
@@ -35,7 +36,9 @@ needs_bash = pytest.mark.skipif(BASH is None, reason="bash is not installed")
 
 _INPUT = re.compile(r"\$\{\{\s*inputs\.([\w-]+)\s*\}\}")
 _STEP_OUTPUT = re.compile(r"\$\{\{\s*steps\.([\w-]+)\.outputs\.([\w-]+)\s*\}\}")
-_EXPRESSION = re.compile(r"\$\{\{\s*(inputs|steps|github)\.([\w-]+)(?:\.outputs\.([\w-]+))?\s*\}\}")
+_EXPRESSION = re.compile(
+    r"\$\{\{\s*(inputs|steps|github|runner)\.([\w-]+)(?:\.outputs\.([\w-]+))?\s*\}\}"
+)
 _PIN = re.compile(r"[\w.-]+/[\w./-]+@[0-9a-f]{40}")
 # Variables the tool itself reads from its environment (the token), not the script.
 _READ_BY_THE_TOOL = frozenset({"GH_TOKEN"})
@@ -312,7 +315,7 @@ def run_composite(
     }
     failed = False
     for step in action["runs"]["steps"]:
-        if step["id"] in done:
+        if step["id"] in done or "uses" in step:  # actions (the cache) are not run here
             continue
         if failed and "!cancelled()" not in str(step.get("if", "")):
             continue
@@ -323,6 +326,8 @@ def run_composite(
                 return given[name]
             if kind == "github":
                 return env.get("GITHUB_TOKEN_FOR_TEST", "")
+            if kind == "runner":  # runner.temp
+                return str(temp)
             return done.get(name, (0, {}))[1].get(output, "")
 
         step_env = {k: _EXPRESSION.sub(value, str(v)) for k, v in step.get("env", {}).items()}
@@ -498,3 +503,30 @@ def test_a_models_line_starting_with_a_dash_is_a_file_name_not_an_option(
     run_code, run = done["run"]
     assert run_code == 3, run["_log"]  # `--scan` named no file, so the run stops...
     assert "model not found in --scan" in run["_log"]  # ...rather than switching on a scan
+
+
+# --- the evaluation cache carries over between runs ---------------------------------------
+
+
+def test_the_action_restores_and_saves_the_evaluation_cache() -> None:
+    assert eval_cache_problems(_action()["runs"]["steps"]) == []
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "problem"),
+    [
+        ("        restore-keys: |\n", "        lookup-only: false\n        unused: |\n",
+         "no restore-keys"),
+        ("-${{ github.run_id }}-${{ github.run_attempt }}", "", "does not change every run"),
+        ("    - id: save-eval-cache\n      if: ${{ !cancelled() && steps.install.outcome"
+         " == 'success' }}\n", "    - id: save-eval-cache\n", "saved only when the job succeeds"),
+        ("        MODEL_BISECT_CACHE_DIR: ${{ runner.temp }}/model-bisect-cache\n",
+         "        MODEL_BISECT_CACHE_DIR: ${{ runner.temp }}/elsewhere\n", "not the bisect's"),
+        ("key: ${{ steps.eval-cache.outputs.cache-primary-key }}", "key: fixed",
+         "primary key"),
+    ],
+)  # fmt: skip
+def test_a_broken_cache_step_in_the_action_is_caught(old: str, new: str, problem: str) -> None:
+    broken = yaml.safe_load(_break(old, new))
+    problems = eval_cache_problems(broken["runs"]["steps"])
+    assert any(problem in found for found in problems), problems

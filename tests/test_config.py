@@ -148,6 +148,8 @@ def test_the_nearest_pyproject_without_the_table_is_passed_over(project: Path) -
         ('marker = "a b"\n', "marker = 'a b'"),
         ("models = []\n", "models = []"),
         ("features = 3\n", "features = 3"),
+        ('executor = "dask"\n', "executor = 'dask'"),
+        ('ray-address = ""\n', "ray-address = ''"),
     ],
 )
 def test_a_bad_key_or_value_exits_3_naming_it(project: Path, body: str, named: str) -> None:
@@ -344,3 +346,15 @@ def test_the_report_names_the_file_whose_table_supplied_the_settings(
     )  # fmt: skip
     assert ran.code == ExitCode.OK, ran.err
     assert json.loads(report.read_text(encoding="utf-8"))["invocation"]["config"] is None
+
+
+def test_a_ray_address_without_the_ray_executor_exits_3(project: Path) -> None:
+    write_table(project, 'models = "data/models"\nfeatures = "data/features.parquet"\n'
+                'min-plcc = 0.85\nray-address = "auto"\n')  # fmt: skip
+    ran = run_in(project, "run", "--quiet", "--no-cache")
+    assert ran.code == ExitCode.INPUT
+    (line,) = ran.err.splitlines()
+    assert line == (
+        "error: --ray-address needs --executor ray in model-bisect run: add --executor ray,"
+        " or drop --ray-address"
+    )

@@ -133,7 +133,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         ),
     ),
     ("files", ("model_bisect.files", "model_bisect.outputs", "model_bisect.toolchain")),
-    ("evaluation", ("model_bisect.evaluation", "model_bisect.culprit")),
+    ("evaluation", ("model_bisect.evaluation", "model_bisect.culprit", "model_bisect.executors")),
     ("timeline", ("model_bisect.timeline",)),
     ("publishing", ("model_bisect.publishing",)),
     (

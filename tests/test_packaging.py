@@ -41,6 +41,26 @@ def _runtime_requirements(meta: metadata.PackageMetadata) -> list[Requirement]:
     return [r for r in requirements if r.marker is None or r.marker.evaluate({"extra": ""})]
 
 
+def _optional_runtime_distributions(meta: metadata.PackageMetadata) -> set[str]:
+    """Distributions of the extras users opt into (``ray``), not the ``dev`` tooling."""
+    extras = [e for e in meta.get_all("Provides-Extra") or [] if e != "dev"]
+    requirements = [Requirement(text) for text in meta.get_all("Requires-Dist") or []]
+    return {
+        canonicalize_name(r.name)
+        for r in requirements
+        if r.marker is not None and any(r.marker.evaluate({"extra": e}) for e in extras)
+    }
+
+
+def _top_level_imports(tree: ast.Module) -> Iterator[str]:
+    """Modules imported when a module is imported (outside any function)."""
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            yield node.module
+
+
 def _runtime_requirements_of_pyproject() -> list[Requirement]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     return [Requirement(text) for text in project["dependencies"]]
@@ -109,9 +129,26 @@ def test_wheel_requires_exactly_the_distributions_the_runtime_code_imports(
     imports = _third_party_imports()
     needed = {_distribution_of(module) for module in imports}
     declared = {canonicalize_name(r.name) for r in _runtime_requirements(wheel_metadata)}
+    optional = _optional_runtime_distributions(wheel_metadata)
     where = {_distribution_of(m): sorted(files) for m, files in imports.items()}
-    assert not needed - declared, {name: where[name] for name in needed - declared}
+    missing = needed - declared - optional
+    assert not missing, {name: where[name] for name in missing}
     assert not declared - needed, f"declared but imported by no runtime module: {declared - needed}"
+
+
+def test_an_optional_extra_is_imported_only_inside_functions(
+    wheel_metadata: metadata.PackageMetadata,
+) -> None:
+    optional = _optional_runtime_distributions(wheel_metadata)
+    assert "ray" in optional  # pip install 'model-bisect[ray]'
+    eager = [
+        f"{path.relative_to(ROOT).as_posix()} imports {module}"
+        for package in RUNTIME_PACKAGES
+        for path in sorted((ROOT / package).rglob("*.py"))
+        for module in _top_level_imports(ast.parse(path.read_text(encoding="utf-8")))
+        if module.split(".")[0] in optional
+    ]
+    assert eager == []
 
 
 def test_every_runtime_dependency_has_a_lower_bound_and_no_upper_cap(

@@ -23,6 +23,7 @@ import pytest
 import yaml
 from invoke.tasks import Task
 
+from tests.cachesteps import eval_cache_problems
 from tests.repokit import load_root_module
 
 from .conftest import FIXTURE_DIR, REPO_ROOT
@@ -547,3 +548,21 @@ def test_the_drift_matrix_uploads_its_summary_even_when_a_combination_fails() ->
     uploads = [s for s in job["steps"] if s.get("uses", "").startswith("actions/upload-artifact@")]
     assert uploads[0]["if"] == "always()"
     assert "drift-matrix.json" in uploads[0]["with"]["path"]
+
+
+# --- policy: the evaluation cache carries over between nights -----------------------------
+
+
+def test_the_nightly_restores_and_saves_the_evaluation_cache() -> None:
+    assert eval_cache_problems(_steps(_load(NIGHTLY))) == []
+
+
+def test_a_nightly_whose_cache_is_saved_under_one_fixed_key_is_caught() -> None:
+    text = NIGHTLY.read_text(encoding="utf-8")
+    old = "-${{ github.run_id }}-${{ github.run_attempt }}"
+    assert old in text
+    problems = eval_cache_problems(_steps(_load_text(text.replace(old, "", 1))))
+    assert any("does not change every run" in p for p in problems), problems
+    no_prefix = text.replace("          restore-keys: |\n", "          unused: |\n", 1)
+    problems = eval_cache_problems(_steps(_load_text(no_prefix)))
+    assert any("no restore-keys" in p for p in problems), problems

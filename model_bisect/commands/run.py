@@ -7,6 +7,7 @@ parser can be built for `--help` without loading it.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import tempfile
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from ..catalogue import CATALOGUE, Direction
 from ..config import TABLE, Config, load_config
 from ..errors import BisectError, InputError, UsageError, first_line
+from ..executors import Executor, ExecutorKind
 from ..exitcodes import ExitCode
 from ..outputs import STDOUT, check_outputs, refuse_inputs
 from ..safetext import printable, unicode_safe
@@ -76,7 +78,16 @@ def add_parser(sub: Any) -> None:
     search.add_argument(
         "--fail-on-first-bad", action="store_true", help="exit 2 when a regression is found"
     )
+    add_setting(search, setting_named("executor"), Command.RUN)
+    add_setting(search, setting_named("ray-address"), Command.RUN)
     add_cache_arguments(search)
+    search.add_argument(
+        "--cache-max-mb",
+        type=float,
+        metavar="MB",
+        help="after the run, prune the evaluation cache's least recently used entries down to"
+        " MB (default $MODEL_BISECT_CACHE_MAX_MB, else 2048)",
+    )
 
     out = parser.add_argument_group("output")
     out.add_argument(
@@ -93,6 +104,50 @@ def add_parser(sub: Any) -> None:
         help="the command the report says reproduces it (default: this command line)",
     )
     add_config_flag(parser)
+
+
+def _cache_bound(args: argparse.Namespace) -> int:
+    """The cache folder's bound in bytes: ``--cache-max-mb``, else the variable, else the
+    default; a value that is not a positive number is a usage error naming where it came from."""
+    from ..evaluation.cache import DEFAULT_MAX_MB
+
+    where, text = "--cache-max-mb", args.cache_max_mb
+    if text is None:
+        where, text = "MODEL_BISECT_CACHE_MAX_MB", os.environ.get("MODEL_BISECT_CACHE_MAX_MB")
+    if text is None or text == "":
+        return DEFAULT_MAX_MB << 20
+    try:
+        megabytes = float(text)
+    except ValueError:
+        megabytes = math.nan
+    if not (math.isfinite(megabytes) and megabytes > 0):
+        raise UsageError(
+            f"the evaluation cache bound must be a positive number of MB, not {text!r}",
+            where,
+            f"use a number such as {DEFAULT_MAX_MB}, or pass --no-cache",
+        )
+    return int(megabytes * (1 << 20))
+
+
+def _executor_from(args: argparse.Namespace) -> Executor:
+    """``--executor``/``--ray-address`` (the config's keys filled in already)."""
+    kind = ExecutorKind(args.executor or ExecutorKind.LOCAL.value)
+    if args.ray_address is not None and kind is not ExecutorKind.RAY:
+        raise UsageError(
+            "--ray-address needs --executor ray",
+            "model-bisect run",
+            "add --executor ray, or drop --ray-address",
+        )
+    if kind is ExecutorKind.RAY:
+        import importlib.util
+
+        if importlib.util.find_spec("ray") is None:
+            raise UsageError(
+                "--executor ray needs Ray, which is not installed",
+                "model-bisect run",
+                "pip install 'model-bisect[ray]', or use --executor local",
+            )
+    return Executor(kind, args.ray_address or None)
 
 
 def _apply_config(args: argparse.Namespace, config: Config) -> None:
@@ -161,6 +216,8 @@ def _validate(args: argparse.Namespace) -> None:
         )
     check_gate_arguments(args, "model-bisect run")
     check_timeout_argument(args, "model-bisect run")
+    args.executor_spec = _executor_from(args)
+    args.cache_bytes = _cache_bound(args)
     if not args.marker or args.markdown is not None:  # checked before any work, not at render
         from ..publishing.comment import marker
 
@@ -259,6 +316,7 @@ def _main(args: argparse.Namespace) -> int:
         model_timeout=args.model_timeout,
         row_id=args.row_id,
         pool_by=args.pool_by,
+        executor=args.executor_spec,
     )
     invoked = invocation(
         args.argv,  # set by cli.main: the words this command was given
@@ -282,6 +340,8 @@ def _main(args: argparse.Namespace) -> int:
         report = redact_report(
             _run_with_progress(entries, args.features, options, invoked), secrets
         )
+    if cache is not None:  # the entries this run used stay, whatever their size
+        cache.prune(args.cache_bytes)
 
     texts: dict[str, str] = {}
     if args.json is not None:

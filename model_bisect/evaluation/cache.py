@@ -12,6 +12,11 @@ FIFO named like an entry is a miss), a write goes through a temporary file of ou
 touched), and the JSON carries a checksum of its own content, so a hand-edited record is a
 miss rather than an answer. The checksum is not a signature: whoever can write the folder
 can recompute it, which is why the cache folder must be the user's own.
+
+The folder is kept under a size bound by ``prune``: least recently used entries go first (a hit
+refreshes its entry's time), never one this process read or wrote. An entry is removed JSON
+first, so an interrupted eviction leaves at most predictions without a record, which is a miss
+and the next prune's first candidate; links and anything not named like an entry are left alone.
 """
 
 from __future__ import annotations
@@ -24,7 +29,8 @@ import os
 import re
 import secrets
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path, PurePath
 from typing import Any, TypeVar, overload
@@ -34,7 +40,7 @@ import numpy as np
 from ..errors import InputError
 from ..safetext import unicode_safe
 
-__all__ = ["CACHE_FORMAT", "EvalCache"]
+__all__ = ["CACHE_FORMAT", "DEFAULT_MAX_MB", "EvalCache", "Pruned"]
 
 # Bumped when the entry layout changes, so old entries become misses instead of wrong hits.
 CACHE_FORMAT = 1
@@ -44,6 +50,48 @@ _MAX_RECORD_BYTES = 16 << 20  # a record is a few kB of metrics
 _MAX_PREDICTIONS_BYTES = 1 << 31
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _NEW_FILE_MODE = 0o666  # the umask applies, as for any file the user creates
+_ENTRY_FILE = re.compile(r"([0-9a-f]{64})\.(json|npy)")
+# The folder's bound when neither --cache-max-mb nor MODEL_BISECT_CACHE_MAX_MB says: records
+# are a few kB, predictions (kept for --significance) 8 MB per million rows.
+DEFAULT_MAX_MB = 2048
+
+
+@dataclass(frozen=True)
+class Pruned:
+    """What one ``prune`` did: entries removed, bytes freed, bytes the folder's entries hold now."""
+
+    removed: int
+    freed_bytes: int
+    kept_bytes: int
+
+
+@dataclass
+class _Stored:
+    """One key's files as found on disk (regular files only, sizes and times from lstat)."""
+
+    names: list[str]
+    size: int = 0
+    used: float = 0.0  # the record's mtime (refreshed on every hit); the predictions' if orphaned
+    has_record: bool = False
+
+
+def _stored_entries(folder: Path) -> Iterator[tuple[str, str, os.stat_result]]:
+    """(key, file name, lstat) of every regular file named like an entry; links, folders and
+    temporaries are not entries and are never touched."""
+    try:
+        listing = list(os.scandir(folder))
+    except OSError:
+        return
+    for item in listing:
+        found = _ENTRY_FILE.fullmatch(item.name)
+        if found is None:
+            continue
+        try:
+            info = item.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if stat.S_ISREG(info.st_mode):
+            yield found.group(1), item.name, info
 
 
 class _NotAnEntry(OSError):
@@ -130,6 +178,7 @@ class EvalCache:
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
+        self.used: set[str] = set()  # keys this process read or wrote: prune keeps them
 
     @staticmethod
     def default_folder() -> Path:
@@ -236,6 +285,9 @@ class EvalCache:
         ):
             self._remove(key)
             return None
+        self.used.add(key)
+        with contextlib.suppress(OSError, NotImplementedError):  # least recently *used*
+            os.utime(meta_path, follow_symlinks=False)
         return record, predictions
 
     def put(self, key: str, record: dict[str, Any], predictions: np.ndarray | None = None) -> None:
@@ -256,6 +308,7 @@ class EvalCache:
                     npy_path.unlink()  # a link is removed, never its target
             meta["checksum"] = _checksum(meta)
             _write_entry(meta_path, json.dumps(meta, sort_keys=True).encode("utf-8"))
+            self.used.add(key)
         except _NotAnEntry:
             return  # a directory squats the entry's name: it stays a miss, the run goes on
         except OSError as exc:
@@ -265,6 +318,36 @@ class EvalCache:
                 "make the folder writable, choose another with MODEL_BISECT_CACHE_DIR, "
                 "or pass --no-cache",
             ) from None
+
+    def prune(self, max_bytes: int) -> Pruned:
+        """Remove least recently used entries until the folder's entries fit in ``max_bytes``;
+        entries this process used stay even when they alone exceed it. Each entry goes record
+        first: a reader then misses, it never sees a record without its predictions."""
+        stored: dict[str, _Stored] = {}
+        for key, name, info in _stored_entries(self.folder):
+            entry = stored.setdefault(key, _Stored([]))
+            entry.names.append(name)
+            entry.size += info.st_size
+            if name.endswith(".json"):
+                entry.has_record, entry.used = True, info.st_mtime
+            elif not entry.has_record:
+                entry.used = max(entry.used, info.st_mtime)
+        total = sum(entry.size for entry in stored.values())
+        removed = freed = 0
+        # Orphaned predictions first (an interrupted eviction), then the oldest use.
+        order = sorted(stored.items(), key=lambda item: (item[1].has_record, item[1].used))
+        for key, entry in order:
+            if total <= max_bytes:
+                break
+            if key in self.used:
+                continue
+            for name in sorted(entry.names, key=lambda n: not n.endswith(".json")):
+                with contextlib.suppress(OSError):  # unlink never follows a link
+                    os.unlink(self.folder / name)
+            total -= entry.size
+            freed += entry.size
+            removed += 1
+        return Pruned(removed, freed, total)
 
     def _remove(self, key: str) -> None:
         for path in self._paths(key):
