@@ -34,11 +34,22 @@ __all__ = [
     "check_gate_arguments",
     "check_timeout_argument",
     "gates_from",
+    "issue_number",
 ]
 
 # Seconds of inference one model may take before it is stopped and skipped: far above what a
 # quality model needs on a million rows, far below a night.
 DEFAULT_MODEL_TIMEOUT = 600.0
+MAX_ISSUE = 2**31 - 1  # GitHub's issue numbers are 32-bit
+
+
+def issue_number(text: str) -> int:
+    """An issue or pull-request number as GitHub numbers them (`publish`, `nightly`)."""
+    digits = text.isascii() and text.isdigit() and len(text) <= len(str(MAX_ISSUE))
+    if not digits or not 1 <= int(text) <= MAX_ISSUE:
+        shown = repr(text) if len(text) <= 40 else repr(text[:37]) + "..."
+        raise argparse.ArgumentTypeError(f"issue must be a positive number, not {shown}")
+    return int(text)
 
 
 def add_gate_arguments(parser: argparse.ArgumentParser, anchor: str) -> None:

@@ -22,7 +22,7 @@ from ..errors import BisectError, InputError, UsageError, first_line
 from ..exitcodes import ExitCode
 from ..files import special_file_kind
 from ..outputs import STDOUT, check_writable, refuse_inputs  # --body-out - is standard output
-from ._shared import DEFAULT_MARKER, add_config_flag, add_marker_flag
+from ._shared import DEFAULT_MARKER, add_config_flag, add_marker_flag, issue_number
 
 if TYPE_CHECKING:
     from ..publishing.history import Run
@@ -30,17 +30,8 @@ if TYPE_CHECKING:
 
 __all__ = ["MAX_LOG_BYTES", "MAX_REPORT_BYTES", "STDOUT", "add_parser", "main"]
 
-MAX_ISSUE = 2**31 - 1  # GitHub's issue numbers are 32-bit
 MAX_REPORT_BYTES = 64 << 20  # a report of 10,000 models is about 5 MB
 MAX_LOG_BYTES = 4 << 20  # only the log's tail is shown; its last 4 MiB are plenty
-
-
-def _issue_number(text: str) -> int:
-    digits = text.isascii() and text.isdigit() and len(text) <= len(str(MAX_ISSUE))
-    if not digits or not 1 <= int(text) <= MAX_ISSUE:
-        shown = repr(text) if len(text) <= 40 else repr(text[:37]) + "..."
-        raise argparse.ArgumentTypeError(f"issue must be a positive number, not {shown}")
-    return int(text)
 
 
 def _run_date(text: str) -> str:
@@ -67,7 +58,7 @@ def add_parser(sub: Any) -> None:
             "issue up to date with it. The token comes from GH_TOKEN or GITHUB_TOKEN."
         ),
     )
-    parser.add_argument("--issue", type=_issue_number, metavar="N", help="tracking issue number")
+    parser.add_argument("--issue", type=issue_number, metavar="N", help="tracking issue number")
     parser.add_argument("--repo", metavar="OWNER/NAME", help="default: $GITHUB_REPOSITORY")
     body = parser.add_mutually_exclusive_group(required=True)
     body.add_argument("--report", type=Path, metavar="FILE", help="report JSON of `run --json`")

@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 GITHUB_COMMENT_LIMIT = 65536  # GitHub answers 422 above this many characters
-REPRODUCE = "reproduce locally: `invoke nightly`"  # the wiring-broke body: only the nightly
+REPRODUCE = "reproduce locally: `model-bisect nightly`"  # the wiring-broke body: only the nightly
 LOG_TAIL_LINES = 200
 LOG_TAIL_CHARS = 20000
 CHART_MAX_POINTS = 400  # beyond this the chart costs more characters than it explains
