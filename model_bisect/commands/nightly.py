@@ -53,7 +53,7 @@ class Plan:
     models: Path | None  # None: the config's timeline
     features: Path | None  # None: the config's features
     config: Path | None
-    target: tuple[str, ...]  # `publish` flags: --dry-run, or --issue N
+    target: tuple[str, ...]  # `publish` flags: --dry-run, --issue N, --pr N
     reproduce: str
 
 
@@ -76,6 +76,12 @@ def add_parser(sub: Any) -> None:
         type=issue_number,
         metavar="N",
         help="tracker issue (default: $BISECT_TRACKER_ISSUE, else tracker-issue)",
+    )
+    parser.add_argument(
+        "--pr",
+        type=issue_number,
+        metavar="N",
+        help="comment on this pull request (default inside Actions: the event's, if it is one)",
     )
     parser.add_argument(
         "--fixture",
@@ -128,7 +134,13 @@ def _target(args: argparse.Namespace, env: Mapping[str, str], tracker: int | Non
     """The `publish` flags that say where tonight's comment goes; refused before any work."""
     if not args.publish:
         return ["--dry-run"]
+    from ..publishing.event import pull_request_number
+
+    if args.pr is not None:
+        return ["--pr", str(args.pr)]
     issue = args.issue or _issue_from_env(env) or tracker
+    if pull_request_number(env) is not None:  # publish reads the event's number itself
+        return [] if issue is None else ["--issue", str(issue)]
     if issue is None:
         raise UsageError(
             "no tracker issue",

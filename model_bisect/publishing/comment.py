@@ -235,15 +235,28 @@ def _table_head(with_p: bool) -> list[str]:
     ]
 
 
-def _row(step: Step, with_p: bool, identity: str) -> str:
+_SHA = re.compile(r"[0-9a-f]{7,64}")
+
+
+def commit_link(base: str | None, commit: str | None) -> str | None:
+    """The commit's page (``base`` is ``$GITHUB_SERVER_URL/<repo>/commit/``), or None; a
+    report's ``commit`` is untrusted, so only a hexadecimal SHA is linked."""
+    if not base or not commit or not _SHA.fullmatch(commit):
+        return None
+    url = quote(base + commit, safe=":/?&=#%~.-_+!$,;'")
+    return url if re.match(r"https?://", url) else None
+
+
+def _row(step: Step, with_p: bool, identity: str, url: str | None = None) -> str:
     m = step.metrics
     values = ["—" if m is None else spec.show(m.value(spec.name)) for spec in CATALOGUE]
     p_cell = ""
     if with_p:
         p = ", ".join(f"{_text(k, 20)} {v:.3g}" for k, v in sorted(step.p_values.items()))
         p_cell = f" {p or '—'} |"
+    model = f"[{_code(step.label)}]({url})" if url else _code(step.label)
     return (
-        f"| {step.index} | {_code(step.label)} | {_code(identity)} | {_STATUS_ICON[step.status]} | "
+        f"| {step.index} | {model} | {_code(identity)} | {_STATUS_ICON[step.status]} | "
         f"{' | '.join(values)} |{p_cell} {_text(step.reason, 200) or '—'} |"
     )
 
@@ -415,8 +428,12 @@ def render_markdown(
     limit: int = GITHUB_COMMENT_LIMIT,
     secrets: Iterable[str] = (),
     history: Sequence[Run] = (),
+    commit_base: str | None = None,
 ) -> str:
     """The sticky comment body: verdict first, then the evidence, cut to fit ``limit``.
+
+    ``commit_base`` (``$GITHUB_SERVER_URL/<repo>/commit/``) links each model of a git
+    timeline to its commit.
 
     ``secrets`` (the token) and anything shaped like a GitHub token are replaced by ``***``
     before escaping, which would otherwise disguise them from a later search-and-replace.
@@ -428,7 +445,11 @@ def render_markdown(
     summary = summary_lines(report)
     ordered = _row_order(report)
     with_p = _has_p(report.steps)
-    rows = {s.index: _row(s, with_p, short_identity(report, s.index)) for s in ordered}
+    commits = {ref.index: commit_link(commit_base, ref.commit) for ref in report.timeline}
+    rows = {
+        s.index: _row(s, with_p, short_identity(report, s.index), commits.get(s.index))
+        for s in ordered
+    }
     table_head = ["#### Steps", "", *_table_head(with_p)]
     optional = [_chart(report), _toolchain(report), culprit_lines(report)]
     footer = _footer(run_url, _reproduce(report))
