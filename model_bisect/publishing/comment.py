@@ -112,7 +112,9 @@ def _reproduce(report: Report) -> str | None:
         where = " (from the repository root)"
     else:
         where = f" (from {_code(invoked.cwd, 300)} in the repository)"
-    return f"reproduce locally: {_code(invoked.command(), 2000)}{where}"
+    at = f" at {_code(invoked.head[:12])}" if invoked.head else ""
+    settings = f", settings from {_code(invoked.config, 300)}" if invoked.config else ""
+    return f"reproduce locally: {_code(invoked.command(), 2000)}{where}{at}{settings}"
 
 
 def _number(value: float, digits: int = 4) -> str:
