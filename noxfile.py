@@ -236,6 +236,13 @@ def wheel(session: nox.Session) -> None:
             body = (work / "body.md").read_text(encoding="utf-8")
             expect(body.splitlines()[0] == comment.splitlines()[0], "publish body lacks marker")
             installed(builder, "check", "--out", "fixture")
+            # The whole chain from the wheel, in a repository of its own settings.
+            (work / "pyproject.toml").write_text(
+                "[tool.model-bisect]\nmin-plcc = 0.85\n", encoding="utf-8"
+            )
+            installed(cli, "nightly", "--fixture", "fixture", "--out", "nightly-out")
+            body = (work / "nightly-out" / "comment.md").read_text(encoding="utf-8")
+            expect("No regression" in body, "model-bisect nightly is not green on the fixture")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 

@@ -149,10 +149,12 @@ def compare_trees(committed: Path, regenerated: Path) -> DriftReport:
     if manifest is not None:
         findings.append(manifest)
     recorded, current = old_manifest.environment(), new_manifest.environment()
+    # `current` names everything this version tracks; a library only an older manifest
+    # recorded (pandas) cannot explain a byte today, so it is no change.
     changes = tuple(
-        ToolchainChange(name, recorded.get(name, "unrecorded"), current.get(name, "unknown"))
-        for name in sorted(recorded.keys() | current.keys())
-        if recorded.get(name) != current.get(name)
+        ToolchainChange(name, recorded.get(name, "unrecorded"), current[name])
+        for name in sorted(current)
+        if recorded.get(name) != current[name]
     )
     return DriftReport(tuple(findings), changes, recorded, current)
 

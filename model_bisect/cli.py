@@ -15,6 +15,7 @@ from . import __version__
 from .command_line import Parser, Terminated, add_debug_flag, speak, terminations_unwind
 from .commands import compare as compare_cmd
 from .commands import judge as judge_cmd
+from .commands import nightly as nightly_cmd
 from .commands import publish as publish_cmd
 from .commands import run as run_cmd
 from .errors import BisectError
@@ -28,6 +29,7 @@ _COMMANDS = {
     "publish": publish_cmd,
     judge_cmd.COMMAND: judge_cmd,
     "compare": compare_cmd,
+    "nightly": nightly_cmd,
 }
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     name: module.main for name, module in _COMMANDS.items()

@@ -133,7 +133,8 @@ class Invocation:
     root, ``in_repository`` true), else absolute. ``reproduce`` overrides the shown command
     when a wrapper (the nightly chain) produced the report. ``config`` is the file whose
     `[tool.model-bisect]` supplied settings (found upwards or given with --config), in the
-    same form as ``cwd``: a parent folder's table must not act unseen.
+    same form as ``cwd``: a parent folder's table must not act unseen. ``head`` is the
+    repository's checked-out commit (full SHA), so a rerun starts from the same code.
     """
 
     argv: tuple[str, ...]
@@ -142,6 +143,7 @@ class Invocation:
     in_repository: bool
     reproduce: str | None = None
     config: str | None = None
+    head: str | None = None
 
     def command(self) -> str:
         """The command line to show: the wrapper's, else `model-bisect` with ``argv``."""
@@ -155,6 +157,7 @@ class Invocation:
             "in_repository": self.in_repository,
             "reproduce": self.reproduce,
             "config": self.config,
+            "head": self.head,
         }
 
     @classmethod
@@ -166,6 +169,7 @@ class Invocation:
             bool(data.get("in_repository", False)),
             _optional_str(data.get("reproduce")),
             _optional_str(data.get("config")),
+            _optional_str(data.get("head")),
         )
 
 

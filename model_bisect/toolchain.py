@@ -11,20 +11,21 @@ from collections.abc import Sequence
 
 __all__ = ["FIXTURE_PACKAGES", "TOOLCHAIN_PACKAGES", "toolchain_versions"]
 
-# What a bisect's numbers can depend on: the report's "toolchain".
+# What a bisect's numbers can depend on: the report's "toolchain". Only runtime dependencies
+# the tool imports: pandas is not one (Arrow columns become numpy without it, arrow.py), so a
+# line naming it would be noise ("pandas absent") or a false lead.
 TOOLCHAIN_PACKAGES: tuple[str, ...] = (
     "numpy",
-    "pandas",
     "pyarrow",
     "onnx",
     "onnxruntime",
     "scipy",
 )
 # Every distribution whose version can change a fixture byte (protobuf serialises ONNX):
-# the fixture MANIFEST.json's "toolchain", which must stay byte-stable.
+# the fixture MANIFEST.json's "toolchain", which must stay byte-stable. Not pandas: the writer
+# goes from numpy straight to Arrow (cache_builder/writers.py).
 FIXTURE_PACKAGES: tuple[str, ...] = (
     "numpy",
-    "pandas",
     "pyarrow",
     "onnx",
     "protobuf",

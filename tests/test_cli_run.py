@@ -630,7 +630,9 @@ def test_an_unknown_subcommand_is_a_usage_error_and_every_command_has_a_handler(
     assert "invalid choice: 'jduge'" in _error_line(ran.err)
     parser = build_parser()
     (sub,) = [a for a in parser._actions if a.dest == "command"]
-    assert set(sub.choices or ()) == set(HANDLERS) == {"run", "publish", "judge", "compare"}
+    assert (
+        set(sub.choices or ()) == set(HANDLERS) == {"run", "publish", "judge", "compare", "nightly"}
+    )
 
 
 def _image_model(path: Path) -> Path:

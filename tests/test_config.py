@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -20,7 +19,7 @@ from tests.clirun import run_module
 from tests.conftest import FIXTURE_DIR, REPO_ROOT
 from tests.fake_github import FakeGitHub
 from tests.metrickit import add_metric
-from tests.repokit import git, load_root_module
+from tests.repokit import git
 
 REPO, ISSUE = "acme/models", 1
 
@@ -237,33 +236,39 @@ def test_a_metric_added_to_the_catalogue_gets_its_config_keys(
         read_config(write_table(tmp_path, "max-mae = -1\n"))
 
 
-# --- invoke ---------------------------------------------------------------------------------
+# --- the nightly ----------------------------------------------------------------------------
 
 
-def _tasks() -> ModuleType:
-    return load_root_module("tasks.py", "tasks_for_config")
+def _nightly_plan(cwd: Path, env: dict[str, str], *words: str) -> Any:
+    from model_bisect.cli import build_parser
+    from model_bisect.commands.nightly import plan
+
+    return plan(build_parser().parse_args(["nightly", *words]), env, cwd)
 
 
-def test_invoke_bisect_leaves_gates_to_the_table_and_options_still_win(tmp_path: Path) -> None:
-    tasks = _tasks()
-    assert not hasattr(tasks, "NIGHTLY_GATE")
-    plain = tasks._bisect_cmd(None, None, tmp_path)
-    assert f"--config {REPO_ROOT / 'pyproject.toml'}" in plain
-    assert "--min-" not in plain
-    assert "--features" not in plain
-    other = tasks._bisect_cmd(tmp_path / "fixture", None, tmp_path)
-    assert f"{tmp_path / 'fixture' / 'models'} --features {tmp_path / 'fixture'}" in other
-
-
-def test_invoke_takes_the_tracker_issue_from_the_table_after_option_and_variable(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_the_nightly_bisect_leaves_gates_to_the_table_and_a_fixture_replaces_the_data(
+    tmp_path: Path,
 ) -> None:
-    tasks = _tasks()
-    monkeypatch.setattr(tasks, "CONFIG", write_table(tmp_path, "tracker-issue = 12\n"))
-    assert tasks._issue(None) == "12"
-    monkeypatch.setenv("BISECT_TRACKER_ISSUE", "34")
-    assert tasks._issue(None) == "34"
-    assert tasks._issue("56") == "56"
+    from model_bisect.commands.nightly import bisect_command
+
+    plain = bisect_command(_nightly_plan(REPO_ROOT, {}))
+    assert plain[plain.index("--config") + 1] == str(REPO_ROOT / "pyproject.toml")
+    assert not any(word.startswith("--min-") for word in plain)
+    assert "--features" not in plain
+    other = bisect_command(_nightly_plan(REPO_ROOT, {}, "--fixture", str(tmp_path / "fixture")))
+    assert other[other.index("--features") + 1] == str(tmp_path / "fixture" / "features.parquet")
+    assert other[-2:] == ["--", str(tmp_path / "fixture" / "models")]
+
+
+def test_the_nightly_takes_the_tracker_issue_from_the_table_after_option_and_variable(
+    tmp_path: Path,
+) -> None:
+    config = str(write_table(tmp_path, "tracker-issue = 12\n"))
+    base = ("--publish", "--config", config)
+    assert _nightly_plan(tmp_path, {}, *base).target == ("--issue", "12")
+    env = {"BISECT_TRACKER_ISSUE": "34"}
+    assert _nightly_plan(tmp_path, env, *base).target == ("--issue", "34")
+    assert _nightly_plan(tmp_path, env, *base, "--issue", "56").target == ("--issue", "56")
 
 
 # --- hostile configuration files ------------------------------------------------------------

@@ -106,6 +106,7 @@ def test_no_file_cites_the_retired_design_document() -> None:
         ("model_bisect", "run"),
         ("model_bisect", "publish"),
         ("model_bisect", "judge"),
+        ("model_bisect", "nightly"),
         ("cache_builder", "regenerate"),
         ("cache_builder", "check"),
         ("cache_builder", "matrix"),

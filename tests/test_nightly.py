@@ -1,8 +1,9 @@
 """`invoke nightly` end to end, as the workflow runs it, against the fake GitHub API.
 
-Each run is a real `python -m invoke nightly ...` subprocess in the repository: the drift
-check through `nox -s drift` (pinned toolchain, venv reused), the bisect through `model-bisect
-run`, and the sticky comment through `model-bisect publish` to the loopback server. Outputs go
+Each run is a real `python -m invoke nightly ...` subprocess in the repository, which runs
+`model-bisect nightly`: the drift check through `python -m cache_builder check`, the bisect
+through `model-bisect run`, and the sticky comment through `model-bisect publish` to the
+loopback server. Outputs go
 to a `bisect-out` under tmp (BISECT_OUT) and evaluations to a fresh cache (MODEL_BISECT_CACHE_DIR).
 """
 
@@ -99,7 +100,7 @@ def test_nightly_on_the_committed_fixture_posts_one_green_comment_and_exits_0(
     assert "No regression" in body
     assert "Wiring broke" not in body
     # The report names the chain that produced it, not the inner `model-bisect run`.
-    assert "reproduce locally: <code>invoke nightly</code>" in body
+    assert "reproduce locally: <code>model-bisect nightly --config pyproject.toml</code>" in body
     for name in ("check.json", "check.log", "bisect.log", "result.json", "result.md"):
         assert (run.out / name).is_file(), name
     assert (run.out / "comment.md").read_text(encoding="utf-8") == body
@@ -120,7 +121,7 @@ def test_nightly_on_a_regression_timeline_posts_the_first_bad_index_and_exits_2(
     assert run.exit_code == ExitCode.REGRESSION, run.stderr[-3000:]
     body = _sticky(github)
     assert "Regression at index 5" in body
-    assert "reproduce locally: <code>invoke nightly --models " in body
+    assert "reproduce locally: <code>model-bisect nightly --models " in body
     assert "--publish" not in body.split("reproduce locally:", 1)[1]
     verdict = json.loads((run.out / "result.json").read_text(encoding="utf-8"))["verdict"]
     assert (verdict["kind"], verdict["first_bad_index"]) == ("regression", 5)

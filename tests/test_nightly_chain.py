@@ -1,73 +1,50 @@
-"""The nightly chain's failure paths, fast enough for the default selection.
+"""`model-bisect nightly` end to end, fast enough for the default selection.
 
-`tasks.py`'s `nightly` task runs here in this process with a real invoke `Context`: every
-command is a real process. The one substitution is the drift check's environment: instead of
-`nox -s drift` building the pinned-toolchain venv (minutes, which is why tests/test_nightly.py
-is `slow`), the check runs the same `python -m cache_builder check --require bytes ...` that
-the nox session runs, in this venv. Every command the chain issues is recorded, so a test can
-show that the bisect never ran.
+Every run is a real `python -m model_bisect nightly` process; its steps are real processes
+too: `python -m cache_builder check --require bytes` on a copy of the committed fixture (in
+this venv, which is installed under the pinned toolchain), `model-bisect run` with ONNX
+Runtime, and `model-bisect publish` (printing, or sending through ghapi to the fake GitHub).
+tests/test_nightly.py (slow) runs the same chain through `invoke nightly` as the workflow does.
 """
 
 from __future__ import annotations
 
-import gc
-import shlex
+import json
+import os
 import shutil
-import sys
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from invoke.context import Context
-from invoke.exceptions import Exit
 
 from model_bisect.exitcodes import ExitCode
-from tests.conftest import FIXTURE_DIR
-from tests.repokit import load_root_module
+
+from .clirun import CliRun, run_module
+from .conftest import FIXTURE_DIR
+from .fake_github import FakeGitHub
 
 MARKER = "<!-- model-bisect:nightly -->"
-
-# invoke's local runner leaves its pipes and Popen objects to the garbage collector; their
-# ResourceWarnings are invoke's, so they are collected and silenced here, inside these tests.
-pytestmark = [
-    pytest.mark.filterwarnings("ignore::ResourceWarning"),
-    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
-]
+REPO, ISSUE = "acme/models", 7
+BOX = "┏━│┃└┴"  # rich's table borders, as the drift check draws them
 
 
-@pytest.fixture(autouse=True)
-def _collect_invoke_leftovers() -> Iterator[None]:
-    yield
-    gc.collect()
+@pytest.fixture
+def github() -> Iterator[FakeGitHub]:
+    with FakeGitHub(issues=[(REPO, ISSUE)]) as fake:
+        yield fake
 
 
-@pytest.fixture(scope="module")
-def tasks() -> ModuleType:
-    return load_root_module("tasks.py", "tasks_for_the_chain")
-
-
-def _context(tasks: ModuleType, issued: list[str]) -> Context:
-    """A real Context that records each command and runs the drift check without nox."""
-    nox_drift = f"{tasks.NOX} -s drift -- "
-    check = f"{shlex.quote(sys.executable)} -m cache_builder check --require bytes "
-
-    class Recording(Context):
-        def run(self, command: str, **kwargs: Any) -> Any:
-            issued.append(command)
-            kwargs.setdefault("in_stream", False)  # pytest's stdin cannot be read
-            return super().run(command.replace(nox_drift, check), **kwargs)
-
-    return Recording()
+def _copy(tmp_path: Path) -> Path:
+    fixture = tmp_path / "fixture"
+    shutil.copytree(FIXTURE_DIR, fixture)
+    return fixture
 
 
 def _drifted_copy(tmp_path: Path) -> Path:
     """The committed fixture with one value changed (written with another codec too)."""
-    fixture = tmp_path / "fixture"
-    shutil.copytree(FIXTURE_DIR, fixture)
+    fixture = _copy(tmp_path)
     features = fixture / "features.parquet"
     table = pq.read_table(features)
     values = table.column("vif_scale1").to_pylist()
@@ -78,58 +55,100 @@ def _drifted_copy(tmp_path: Path) -> Path:
     return fixture
 
 
-def test_failed_drift_check_skips_the_bisect_and_renders_the_wiring_broke_body(
-    tasks: ModuleType, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+def _nightly(tmp_path: Path, *args: str | Path, github: FakeGitHub | None = None) -> CliRun:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "BISECT_", "GH_"))}
+    env["MODEL_BISECT_CACHE_DIR"] = str(tmp_path / "eval-cache")
+    if github is not None:
+        env.update(GH_TOKEN=github.token, GITHUB_REPOSITORY=REPO, GITHUB_API_URL=github.url)
+    return run_module("model_bisect", "nightly", *args, env=env, timeout=600)
+
+
+def test_nightly_on_a_copy_of_the_fixture_is_green_and_writes_every_output(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "bisect-out"
+    run = _nightly(tmp_path, "--fixture", _copy(tmp_path), "--out", out)
+
+    assert run.code == ExitCode.OK, run.err[-3000:]
+    for name in ("check.json", "check.log", "bisect.log", "result.json", "result.md"):
+        assert (out / name).is_file(), name
+    assert json.loads((out / "check.json").read_text(encoding="utf-8"))["result"] == "match"
+    report = json.loads((out / "result.json").read_text(encoding="utf-8"))
+    assert report["verdict"]["kind"] == "no_regression"
+    # the fixture asked for is the one bisected, not the config's timeline
+    assert report["features"]["path"] == str(tmp_path / "fixture" / "features.parquet")
+    body = (out / "comment.md").read_text(encoding="utf-8")
+    assert body.startswith(MARKER)
+    assert "No regression" in body
+    assert body in run.out  # without --publish the body is printed, not sent
+    # the report names the chain, never --publish (a reproduction must not post)
+    assert report["invocation"]["reproduce"].startswith("model-bisect nightly --fixture ")
+    assert "--out" not in report["invocation"]["reproduce"]
+
+
+def test_a_drifted_fixture_exits_1_and_posts_wiring_broke_quoting_the_log_intact(
+    tmp_path: Path, github: FakeGitHub
 ) -> None:
     out = tmp_path / "bisect-out"
     out.mkdir()
     (out / "result.json").write_text("{}", encoding="utf-8")  # yesterday's: must not survive
-    issued: list[str] = []
+    fixture = _drifted_copy(tmp_path)
 
-    with pytest.raises(Exit) as stopped:
-        tasks.nightly(_context(tasks, issued), fixture=str(_drifted_copy(tmp_path)), out=str(out))
+    run = _nightly(
+        tmp_path, "--publish", "--issue", str(ISSUE), "--fixture", fixture, "--out", out,
+        github=github,
+    )  # fmt: skip
 
-    assert stopped.value.code == ExitCode.DRIFT
-    assert "wiring broke (check)" in str(stopped.value.message)
-    # The chain issued the check and the publish, and never `model-bisect run`.
-    assert len(issued) == 2
-    assert " -s drift -- " in issued[0]
-    assert " -m model_bisect run " not in " ".join(issued)
-    assert " -m model_bisect publish " in issued[1]
-    assert "--wiring-broke" in issued[1]
-    assert "--stage check" in issued[1]
-    assert "--dry-run" in issued[1]  # without --publish nothing is sent
-    assert not (out / "result.json").exists()
+    assert run.code == ExitCode.DRIFT, run.out[-3000:] + run.err[-3000:]
+    assert "nightly: wiring broke (check)" in run.err
+    # the bisect never ran, and last night's report is gone
     assert (out / "bisect.log").read_text(encoding="utf-8").startswith("not run: the drift check")
-    body = (out / "comment.md").read_text(encoding="utf-8")
+    assert not (out / "result.json").exists()
+    log = (out / "check.log").read_text(encoding="utf-8")
+    assert log.startswith("$ ")
+    assert " -m cache_builder check --require bytes " in log
+    assert "\ufffd" not in log
+    assert "sticky comment" in run.out, run.out[-2000:] + run.err[-2000:]
+    (comment,) = github.comments(REPO, ISSUE)
+    body = comment["body"]
     assert body.startswith(f"{MARKER}\n### 🛠️ Wiring broke in stage <code>check</code>")
-    assert "vif_scale1" in body  # the check log's tail names the drifted column
-    # The dry run prints what it would have sent (the terminal may re-flow the log's table).
-    printed = capfd.readouterr().out
-    assert f"{MARKER}\n### 🛠️ Wiring broke in stage <code>check</code>" in printed
+    assert "vif_scale1" in body  # the log's tail names the drifted column
+    assert "\ufffd" not in body
+    table_lines = [line for line in log.splitlines() if line.startswith(("┏", "│ features"))]
+    assert len(table_lines) == 2
+    for line in table_lines:  # the box-drawing characters reach the comment whole
+        assert line in body
+    assert set(BOX) <= set(body)
+    assert "reproduce locally: `model-bisect nightly`" in body
+    assert (out / "comment.md").read_text(encoding="utf-8") == body
+    assert github.token not in run.out + run.err + log
 
 
 def test_a_clean_check_then_a_failing_bisect_is_wiring_broke_in_stage_bisect(
-    tasks: ModuleType, tmp_path: Path
+    tmp_path: Path,
 ) -> None:
-    """The other branch: the check passes, the bisect ends without a verdict (exit 3)."""
-    fixture = tmp_path / "fixture"
-    shutil.copytree(FIXTURE_DIR, fixture)
     out = tmp_path / "bisect-out"
-    issued: list[str] = []
+    run = _nightly(
+        tmp_path, "--fixture", _copy(tmp_path), "--models", tmp_path / "no-models-here",
+        "--out", out,
+    )  # fmt: skip
 
-    with pytest.raises(Exit) as stopped:
-        tasks.nightly(
-            _context(tasks, issued),
-            fixture=str(fixture),
-            models=str(tmp_path / "no-models-here"),
-            out=str(out),
-        )
-
-    assert stopped.value.code == ExitCode.INPUT
-    assert "wiring broke (bisect)" in str(stopped.value.message)
-    assert len(issued) == 3
-    assert " -m model_bisect run " in issued[1]
-    assert "--stage bisect" in issued[2]
+    assert run.code == ExitCode.INPUT, run.err[-3000:]
+    assert "nightly: wiring broke (bisect)" in run.err
+    assert " -m model_bisect run " in (out / "bisect.log").read_text(encoding="utf-8")
     body = (out / "comment.md").read_text(encoding="utf-8")
     assert body.startswith(f"{MARKER}\n### 🛠️ Wiring broke in stage <code>bisect</code>")
+    assert "no-models-here" in body
+
+
+def test_nightly_publish_without_any_tracker_issue_exits_3_before_running_anything(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "bisect-out"
+    run = _nightly(tmp_path, "--publish", "--out", out)
+
+    assert run.code == ExitCode.INPUT
+    assert run.err.startswith("error: no tracker issue")
+    assert "BISECT_TRACKER_ISSUE" in run.err
+    assert "Traceback" not in run.err
+    assert not out.exists()

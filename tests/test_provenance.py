@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from dataclasses import replace
 from pathlib import Path
 
 from model_bisect import __version__
@@ -86,8 +87,54 @@ def test_a_git_path_report_has_full_shas_repository_paths_and_its_command(
         "in_repository": True,
         "reproduce": None,
         "config": None,  # no [tool.model-bisect] above the repository
+        "head": shas[-1],  # the checked-out commit
     }
     body = md.read_text(encoding="utf-8")
     shown = shlex.join(["model-bisect", *args]).replace("_", "&#95;").replace("'", "&#x27;")
     assert f"reproduce locally: <code>{shown}</code> (from the repository root)" in body
     assert "invoke nightly" not in body
+
+
+def _repository(tmp_path: Path) -> tuple[Path, str]:
+    """A real git repository with one commit, and that commit's SHA."""
+    repo = tmp_path / "repo"
+    (repo / "data").mkdir(parents=True)
+    git(repo, "init", "-q")
+    (repo / "data" / "f.parquet").write_bytes(b"x")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "one")
+    return repo, git(repo, "rev-parse", "HEAD").strip()
+
+
+def test_the_repository_head_is_recorded_and_shown_with_the_settings_file(
+    tmp_path: Path,
+) -> None:
+    from model_bisect.publishing.comment import render_markdown
+    from model_bisect.report import Invocation
+    from tests.reportkit import make_report
+
+    repo, head = _repository(tmp_path)
+    (repo / "pyproject.toml").write_text("[tool.model-bisect]\n", encoding="utf-8")
+    recorded = invocation(["run"], cwd=repo, env={}, config=repo / "pyproject.toml")
+    assert recorded.head == head
+    assert Invocation.from_json(json.loads(json.dumps(recorded.to_json()))) == recorded
+    body = render_markdown(replace(make_report(), invocation=recorded))
+    assert f"(from the repository root) at <code>{head[:12]}</code>" in body
+    assert "settings from <code>pyproject.toml</code>" in body
+    # outside a repository there is no head to name
+    assert invocation(["run"], cwd=tmp_path, env={}).head is None
+
+
+def test_paths_in_the_command_line_are_runnable_from_a_fresh_checkout(tmp_path: Path) -> None:
+    repo, _ = _repository(tmp_path)
+    temp = tmp_path / "runner-temp"
+    argv = [
+        "run", "--features", str(repo / "data" / "f.parquet"), f"--json={temp}/m/report.json",
+        "--markdown", str(temp / "m" / "result.md"), "--cache-dir", "/var/cache/mb", "models",
+    ]  # fmt: skip
+    recorded = invocation(argv, cwd=repo / "data", env={"RUNNER_TEMP": str(temp)})
+    assert recorded.argv == (
+        "run", "--features", "f.parquet", "--json=report.json",
+        "--markdown", "result.md", "--cache-dir", "/var/cache/mb", "models",
+    )  # fmt: skip
+    assert str(temp) not in recorded.command()

@@ -36,9 +36,21 @@ __all__ = [
     "check_gate_arguments",
     "check_timeout_argument",
     "gates_from",
+    "issue_number",
 ]
 
 _TYPES = {Kind.PATH: Path, Kind.TEXT: str, Kind.NUMBER: float, Kind.INTEGER: int}
+
+MAX_ISSUE = 2**31 - 1  # GitHub's issue numbers are 32-bit
+
+
+def issue_number(text: str) -> int:
+    """An issue or pull-request number as GitHub numbers them (`publish`, `nightly`)."""
+    digits = text.isascii() and text.isdigit() and len(text) <= len(str(MAX_ISSUE))
+    if not digits or not 1 <= int(text) <= MAX_ISSUE:
+        shown = repr(text) if len(text) <= 40 else repr(text[:37]) + "..."
+        raise argparse.ArgumentTypeError(f"issue must be a positive number, not {shown}")
+    return int(text)
 
 
 def add_setting(

@@ -22,7 +22,7 @@ from ..errors import BisectError, InputError, UsageError, first_line
 from ..exitcodes import ExitCode
 from ..files import special_file_kind
 from ..outputs import STDOUT, check_writable, refuse_inputs  # --body-out - is standard output
-from ._shared import DEFAULT_MARKER, add_config_flag, add_marker_flag
+from ._shared import DEFAULT_MARKER, add_config_flag, add_marker_flag, issue_number
 
 if TYPE_CHECKING:
     from ..publishing.history import Run
@@ -30,17 +30,8 @@ if TYPE_CHECKING:
 
 __all__ = ["MAX_LOG_BYTES", "MAX_REPORT_BYTES", "STDOUT", "add_parser", "main"]
 
-MAX_ISSUE = 2**31 - 1  # GitHub's issue numbers are 32-bit
 MAX_REPORT_BYTES = 64 << 20  # a report of 10,000 models is about 5 MB
 MAX_LOG_BYTES = 4 << 20  # only the log's tail is shown; its last 4 MiB are plenty
-
-
-def _issue_number(text: str) -> int:
-    digits = text.isascii() and text.isdigit() and len(text) <= len(str(MAX_ISSUE))
-    if not digits or not 1 <= int(text) <= MAX_ISSUE:
-        shown = repr(text) if len(text) <= 40 else repr(text[:37]) + "..."
-        raise argparse.ArgumentTypeError(f"issue must be a positive number, not {shown}")
-    return int(text)
 
 
 def _run_date(text: str) -> str:
@@ -67,7 +58,13 @@ def add_parser(sub: Any) -> None:
             "issue up to date with it. The token comes from GH_TOKEN or GITHUB_TOKEN."
         ),
     )
-    parser.add_argument("--issue", type=_issue_number, metavar="N", help="tracking issue number")
+    parser.add_argument("--issue", type=issue_number, metavar="N", help="tracking issue number")
+    parser.add_argument(
+        "--pr",
+        type=issue_number,
+        metavar="N",
+        help="comment on this pull request (default inside Actions: the event's, if it is one)",
+    )
     parser.add_argument("--repo", metavar="OWNER/NAME", help="default: $GITHUB_REPOSITORY")
     body = parser.add_mutually_exclusive_group(required=True)
     body.add_argument("--report", type=Path, metavar="FILE", help="report JSON of `run --json`")
@@ -185,7 +182,11 @@ Renderer = Callable[[Sequence["Run"]], str]  # the history to show (tonight last
 
 
 def _prepare(
-    args: argparse.Namespace, run_url: str | None, secrets: tuple[str, ...], date: str
+    args: argparse.Namespace,
+    run_url: str | None,
+    secrets: tuple[str, ...],
+    date: str,
+    commit_base: str | None = None,
 ) -> tuple[Run, Renderer]:
     """Tonight's history entry, and the body as a function of the history it will carry."""
     from ..publishing.comment import marker, render_markdown, render_wiring_broke
@@ -216,7 +217,12 @@ def _prepare(
     # The history keeps labels as they are, so they are redacted before they are stored.
     tonight = run_from_report(redact_report(report, secrets), date)
     return tonight, lambda runs: render_markdown(
-        report, marker_key=args.marker, run_url=run_url, secrets=secrets, history=runs
+        report,
+        marker_key=args.marker,
+        run_url=run_url,
+        secrets=secrets,
+        history=runs,
+        commit_base=commit_base,
     )
 
 
@@ -251,6 +257,7 @@ def _plain(body: str) -> str:
 def main(args: argparse.Namespace) -> int:
     from ..files import write_text_atomic
     from ..publishing.comment import run_url_from_env
+    from ..publishing.event import commit_url_base
     from ..publishing.github import resolve_token
     from ..publishing.history import append_run, iso_date, read_history
     from ..publishing.redact import redact_body
@@ -271,7 +278,7 @@ def main(args: argparse.Namespace) -> int:
     _check_outputs(outputs, inputs)  # before anything is read, rendered or sent
     to_stdout = args.body_out is not None and str(args.body_out) == STDOUT
     date = args.date or iso_date(datetime.now(UTC))
-    tonight, render = _prepare(args, run_url_from_env(env), secrets, date)
+    tonight, render = _prepare(args, run_url_from_env(env), secrets, date, commit_url_base(env))
     composed: list[str] = []
 
     def compose(current: str | None) -> str:
@@ -364,7 +371,11 @@ def _publish(
             "no repository", "publish", "pass --repo OWNER/NAME or set GITHUB_REPOSITORY"
         )
     check_repo(repo, "--repo" if args.repo else "GITHUB_REPOSITORY")
-    if args.issue is None:
+    from ..publishing.event import pull_request_number
+
+    # A pull request's run comments on the pull request (GitHub numbers both alike).
+    number = args.pr or pull_request_number(env) or args.issue
+    if number is None:
         raise UsageError(
             "no tracking issue",
             "publish",
@@ -378,16 +389,16 @@ def _publish(
     result = publish_comment(
         compose,
         repo=repo,
-        issue=args.issue,
+        issue=number,
         token=token,
         api_url=api_url,
         marker_key=args.marker,
         author=args.author,
     )
     removed = f"; removed {len(result.deleted)} duplicate(s)" if result.deleted else ""
-    where = result.url or f"{repo}#{args.issue} comment {result.comment_id}"
+    where = result.url or f"{repo}#{number} comment {result.comment_id}"
     # With --body-out - standard output holds the body alone, so the status line moves aside.
     status = sys.stderr if to_stdout else sys.stdout
     print(f"{result.action} the sticky comment: {where}{removed}", file=status)
-    sent.append((result.action, result.url, f"{repo}#{args.issue}"))
+    sent.append((result.action, result.url, f"{repo}#{number}"))
     return ExitCode.OK

@@ -348,9 +348,13 @@ def _main(args: argparse.Namespace) -> int:
         texts["--json"] = dumps(report)
     if args.markdown is not None:
         from ..publishing.comment import render_markdown, run_url_from_env
+        from ..publishing.event import commit_url_base
 
         texts["--markdown"] = render_markdown(
-            report, marker_key=args.marker, run_url=run_url_from_env(os.environ)
+            report,
+            marker_key=args.marker,
+            run_url=run_url_from_env(os.environ),
+            commit_base=commit_url_base(os.environ),
         )
     table_stream = sys.stdout
     for flag, path in _outputs(args):

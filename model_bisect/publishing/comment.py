@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 GITHUB_COMMENT_LIMIT = 65536  # GitHub answers 422 above this many characters
-REPRODUCE = "reproduce locally: `invoke nightly`"  # the wiring-broke body: only the nightly
+REPRODUCE = "reproduce locally: `model-bisect nightly`"  # the wiring-broke body: only the nightly
 LOG_TAIL_LINES = 200
 LOG_TAIL_CHARS = 20000
 CHART_MAX_POINTS = 400  # beyond this the chart costs more characters than it explains
@@ -112,7 +112,9 @@ def _reproduce(report: Report) -> str | None:
         where = " (from the repository root)"
     else:
         where = f" (from {_code(invoked.cwd, 300)} in the repository)"
-    return f"reproduce locally: {_code(invoked.command(), 2000)}{where}"
+    at = f" at {_code(invoked.head[:12])}" if invoked.head else ""
+    settings = f", settings from {_code(invoked.config, 300)}" if invoked.config else ""
+    return f"reproduce locally: {_code(invoked.command(), 2000)}{where}{at}{settings}"
 
 
 def _number(value: float, digits: int = 4) -> str:
@@ -229,15 +231,28 @@ def _table_head(with_p: bool) -> list[str]:
     ]
 
 
-def _row(step: Step, with_p: bool, identity: str) -> str:
+_SHA = re.compile(r"[0-9a-f]{7,64}")
+
+
+def commit_link(base: str | None, commit: str | None) -> str | None:
+    """The commit's page (``base`` is ``$GITHUB_SERVER_URL/<repo>/commit/``), or None; a
+    report's ``commit`` is untrusted, so only a hexadecimal SHA is linked."""
+    if not base or not commit or not _SHA.fullmatch(commit):
+        return None
+    url = quote(base + commit, safe=":/?&=#%~.-_+!$,;'")
+    return url if re.match(r"https?://", url) else None
+
+
+def _row(step: Step, with_p: bool, identity: str, url: str | None = None) -> str:
     m = step.metrics
     values = ["—" if m is None else spec.show(m.value(spec.name)) for spec in CATALOGUE]
     p_cell = ""
     if with_p:
         p = ", ".join(f"{_text(k, 20)} {v:.3g}" for k, v in sorted(step.p_values.items()))
         p_cell = f" {p or '—'} |"
+    model = f"[{_code(step.label)}]({url})" if url else _code(step.label)
     return (
-        f"| {step.index} | {_code(step.label)} | {_code(identity)} | {_STATUS_ICON[step.status]} | "
+        f"| {step.index} | {model} | {_code(identity)} | {_STATUS_ICON[step.status]} | "
         f"{' | '.join(values)} |{p_cell} {_text(step.reason, 200) or '—'} |"
     )
 
@@ -409,8 +424,12 @@ def render_markdown(
     limit: int = GITHUB_COMMENT_LIMIT,
     secrets: Iterable[str] = (),
     history: Sequence[Run] = (),
+    commit_base: str | None = None,
 ) -> str:
     """The sticky comment body: verdict first, then the evidence, cut to fit ``limit``.
+
+    ``commit_base`` (``$GITHUB_SERVER_URL/<repo>/commit/``) links each model of a git
+    timeline to its commit.
 
     ``secrets`` (the token) and anything shaped like a GitHub token are replaced by ``***``
     before escaping, which would otherwise disguise them from a later search-and-replace.
@@ -422,7 +441,11 @@ def render_markdown(
     summary = summary_lines(report)
     ordered = _row_order(report)
     with_p = _has_p(report.steps)
-    rows = {s.index: _row(s, with_p, short_identity(report, s.index)) for s in ordered}
+    commits = {ref.index: commit_link(commit_base, ref.commit) for ref in report.timeline}
+    rows = {
+        s.index: _row(s, with_p, short_identity(report, s.index), commits.get(s.index))
+        for s in ordered
+    }
     table_head = ["#### Steps", "", *_table_head(with_p)]
     optional = [_chart(report), _toolchain(report), culprit_lines(report)]
     footer = _footer(run_url, _reproduce(report))

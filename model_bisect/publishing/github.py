@@ -256,7 +256,7 @@ class _Client:
         sleep: Callable[[float], None],
     ) -> None:
         import httpx2
-        from ghapi.all import GhApi
+        from ghapi.core import GhApi  # ghapi.all adds actions, auth, pages, events: unused
 
         factory: Any = GhApi  # ghapi ships py.typed but its functions are unannotated
 
