@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import onnx
 import pyarrow as pa
 import pyarrow.parquet as pq
 from onnx import TensorProto, helper, numpy_helper
@@ -29,7 +28,7 @@ from .images import (
     ImageFixture,
 )
 from .layout import FR_FRAMES_FILE, FR_TIMELINE_FILE, NR_FRAMES_FILE, NR_TIMELINE_FILE, image_model
-from .writers import IR_VERSION, OPSET, PRODUCER_NAME, PRODUCER_VERSION, parquet_options
+from .writers import parquet_options, pinned_model_bytes
 
 __all__ = [
     "cnn_onnx_bytes",
@@ -100,15 +99,7 @@ def cnn_onnx_bytes(model: Cnn) -> bytes:
         initializers.append(numpy_helper.from_array(np.array([1], dtype=np.int64), "one"))
         output = helper.make_tensor_value_info("score", TensorProto.FLOAT, [1])
     graph = helper.make_graph(nodes, model.name, inputs, [output], initializer=initializers)
-    proto = helper.make_model(
-        graph,
-        opset_imports=[helper.make_opsetid("", OPSET)],
-        producer_name=PRODUCER_NAME,
-        producer_version=PRODUCER_VERSION,
-        ir_version=IR_VERSION,
-    )
-    onnx.checker.check_model(proto)
-    return bytes(proto.SerializeToString(deterministic=True))
+    return pinned_model_bytes(graph)
 
 
 def timeline_toml(models: Sequence[Cnn]) -> str:

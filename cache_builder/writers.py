@@ -42,6 +42,7 @@ __all__ = [
     "onnx_bytes",
     "parquet_bytes",
     "parquet_options",
+    "pinned_model_bytes",
     "write_fixture",
     "write_tree",
 ]
@@ -116,6 +117,12 @@ def onnx_bytes(weights: LinearWeights, index: int) -> bytes:
             numpy_helper.from_array(np.asarray(weights.bias, dtype=np.float32), "bias"),
         ],
     )
+    return pinned_model_bytes(graph)
+
+
+def pinned_model_bytes(graph: onnx.GraphProto) -> bytes:
+    """``graph`` as a checked model with the pinned producer, IR version and opset, serialised
+    deterministically: every fixture model's bytes go through here."""
     model = helper.make_model(
         graph,
         opset_imports=[helper.make_opsetid("", OPSET)],
