@@ -26,7 +26,7 @@ from .culprit.keep import Boundary
 from .errors import InputError, first_line
 from .evaluation.cache import EvalCache
 from .evaluation.features import TARGET_COLUMN, FeatureTable
-from .evaluation.inputs import InputDescription, describe, open_dataset
+from .evaluation.inputs import InputDescription, describe, open_dataset, sidecar_direction
 from .executors import Executor, ExecutorKind, RemoteJob, remote_predictor
 from .gates import judge
 from .rank_overlap import Once, RanksBeside
@@ -64,6 +64,7 @@ __all__ = [
     "inference_threads",
     "judge_model",
     "run",
+    "with_sidecar_directions",
 ]
 
 # Parallel probes beyond this buy nothing (each probe already uses several ORT threads) and
@@ -117,8 +118,19 @@ class RunOptions:
 
 
 def direction_of(entry: TimelineEntry, options: RunOptions) -> Direction:
-    """The entry's declared direction, else the run's."""
+    """The entry's declared direction (its timeline entry's, else its sidecar's once
+    ``with_sidecar_directions`` has read it), else the run's."""
     return entry.direction if entry.direction is not None else options.direction
+
+
+def with_sidecar_directions(entries: Sequence[TimelineEntry]) -> list[TimelineEntry]:
+    """Entries whose timeline entry gives no ``direction`` take their sidecar's: the
+    precedence is timeline entry, then sidecar, then ``--direction``. A sidecar direction
+    that is neither "higher" nor "lower" is an InputError naming the sidecar."""
+    return [
+        e if e.direction is not None else replace(e, direction=sidecar_direction(e.path))
+        for e in entries
+    ]
 
 
 _NEGATED = "scores negated: declared lower-is-better"
@@ -559,6 +571,7 @@ def judge_model(
     be evaluated); a model that cannot be evaluated is a SKIP step, not an error.
     """
     entries = [replace(e, index=i) for i, e in enumerate([*([anchor] if anchor else []), model])]
+    entries = with_sidecar_directions(entries)
     mine = entries[-1]
     described = _describe_inputs(entries)
     broken = described[1]
@@ -584,6 +597,7 @@ def run(
 ) -> Report:
     """Evaluate the timeline lazily and localise the first model that fails the gates."""
     require_two(entries)
+    entries = with_sidecar_directions(entries)
     if options.row_id is not None:
         from .culprit.explain import check_row_id
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -168,3 +169,95 @@ def test_a_timeline_direction_other_than_higher_or_lower_is_exit_3(
     assert "entry 1 has direction 'down'" in done.err
     assert 'direction = "lower"' in done.err
     assert "Traceback" not in done.err
+
+
+# --- a sidecar's model-level direction, on the committed full-reference image models ---------
+
+IMAGES = Path(__file__).resolve().parent.parent / "testdata" / "bisect-images"
+_PAIR_INPUTS = "".join(
+    f'[models.inputs.{name}]\ntensor = "{name}"\nscale = 0.00392156862745098\n'
+    "mean = [0.485, 0.456, 0.406]\nstd = [0.229, 0.224, 0.225]\n"
+    for name in ("ref", "dist")
+)
+
+
+def _distance_timeline(folder: Path, sidecar: object, entry_direction: str | None) -> Path:
+    """fr_01 (a score) then fr_02 (a distance), copied with a sidecar beside the distance
+    saying ``sidecar`` as its direction; the timeline entry says ``entry_direction``."""
+    for name in ("fr_01", "fr_02"):
+        (folder / f"{name}.onnx").write_bytes((IMAGES / "models" / f"{name}.onnx").read_bytes())
+    (folder / "fr_02.json").write_text(json.dumps({"direction": sidecar}), encoding="utf-8")
+    said = "" if entry_direction is None else f'direction = "{entry_direction}"\n'
+    timeline = folder / "timeline.toml"
+    timeline.write_text(
+        f'[[models]]\npath = "fr_01.onnx"\n{_PAIR_INPUTS}\n'
+        f'[[models]]\npath = "fr_02.onnx"\n{said}{_PAIR_INPUTS}',
+        encoding="utf-8",
+    )
+    return timeline
+
+
+def _run_pairs(timeline: Path, *extra: str) -> tuple[int, str, dict[str, Any] | None]:
+    out = timeline.parent / "report.json"
+    done = call_main(
+        "model_bisect", "run", "--timeline", timeline, "--features", IMAGES / "pairs.parquet",
+        "--min-plcc", "0.8", "--pool-by", "clip", "--json", out, *(extra or ("--no-cache",)),
+    )  # fmt: skip
+    report = json.loads(out.read_text(encoding="utf-8")) if out.exists() else None
+    return done.code, done.out + done.err, report
+
+
+def test_a_distance_declared_lower_only_in_its_sidecar_is_negated_and_reported(
+    tmp_path: Path,
+) -> None:
+    code, out, report = _run_pairs(_distance_timeline(tmp_path, "lower", None))
+    assert code == 0, out
+    assert report is not None
+    assert [m["direction"] for m in report["timeline"]] == ["higher", "lower"]
+    steps = {s["index"]: s for s in report["steps"]}
+    assert "scores negated: declared lower-is-better" in steps[1]["reason"]
+    assert steps[1]["metrics"]["plcc"] >= 0.8
+    assert "scores negated for #1" in " ".join(out.split())
+
+
+@pytest.mark.parametrize(
+    ("entry", "flag", "expected"),
+    [
+        ("higher", (), ["higher", "higher"]),  # the timeline entry beats the sidecar
+        (None, ("--direction", "higher"), ["higher", "lower"]),  # the sidecar beats the flag
+    ],
+)
+def test_the_timeline_entry_beats_the_sidecar_which_beats_the_flag(
+    tmp_path: Path, entry: str | None, flag: tuple[str, ...], expected: list[str]
+) -> None:
+    _, out, report = _run_pairs(_distance_timeline(tmp_path, "lower", entry), *flag)
+    assert report is not None, out
+    assert [m["direction"] for m in report["timeline"]] == expected
+
+
+def test_the_sidecar_direction_decides_the_cache_key(tmp_path: Path) -> None:
+    """The cache keys on the weights, not the sidecar's bytes: a sidecar whose direction
+    flips must still miss, or the distance would be served its metrics as a score."""
+    timeline = _distance_timeline(tmp_path, "higher", None)
+    args = ("--cache-dir", str(tmp_path / "cache"))
+    _, out, as_score = _run_pairs(timeline, *args)
+    assert as_score is not None, out
+    (tmp_path / "fr_02.json").write_text(json.dumps({"direction": "lower"}), encoding="utf-8")
+    code, out, as_distance = _run_pairs(timeline, *args)
+    assert code == 0, out
+    assert as_distance is not None
+    steps = {s["index"]: s for s in as_distance["steps"]}
+    before = {s["index"]: s for s in as_score["steps"]}
+    assert not steps[1]["cached"]
+    assert steps[1]["metrics"]["plcc"] == pytest.approx(-before[1]["metrics"]["plcc"])
+
+
+def test_a_sidecar_direction_other_than_higher_or_lower_is_exit_3_naming_the_sidecar(
+    tmp_path: Path,
+) -> None:
+    code, out, _ = _run_pairs(_distance_timeline(tmp_path, "down", None))
+    assert code == 3
+    assert out.count("\n") == 1, out
+    assert "sidecar has direction 'down'" in out
+    assert "fr_02.json" in out
+    assert "Traceback" not in out

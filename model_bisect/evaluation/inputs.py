@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from ..catalogue import Direction
 from ..errors import InputError
+from ..safetext import unicode_safe
 from .features import (
     CANONICAL_FEATURES,
     load_for,
@@ -46,6 +48,7 @@ __all__ = [
     "open_dataset",
     "output_name",
     "parse_spec",
+    "sidecar_direction",
     "undescribed",
 ]
 
@@ -461,6 +464,29 @@ def from_sidecar(model_path: Path) -> InputDescription:
     if data is None:
         return default_description()
     return from_sidecar_data(data, sidecar_path(model_path))
+
+
+def sidecar_direction(model_path: Path) -> Direction | None:
+    """The sidecar's model-level ``direction`` ("higher" or "lower"), None when it says none.
+
+    A sidecar that cannot be read leaves it None: the model is skipped for that reason when
+    it is described. A value other than the two is an InputError naming the sidecar, since
+    guessing would judge a distance as a score (or the reverse).
+    """
+    try:
+        data = read_sidecar(model_path)
+    except InputError:
+        return None
+    if data is None or "direction" not in data:
+        return None
+    value = data["direction"]
+    if not isinstance(value, str) or value not in tuple(Direction):
+        raise InputError(
+            f"sidecar has direction {unicode_safe(repr(value)[:40])}",
+            unicode_safe(str(sidecar_path(model_path))),
+            'write "direction": "lower" when lower scores mean better quality, else "higher"',
+        )
+    return Direction(value)
 
 
 def describe(model_path: Path, timeline_inputs: InputDescription | None) -> InputDescription:
