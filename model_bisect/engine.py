@@ -25,7 +25,7 @@ from .catalogue import Direction, GateKind, metric_spec
 from .culprit.keep import Boundary
 from .errors import InputError, first_line
 from .evaluation.cache import EvalCache
-from .evaluation.features import TARGET_COLUMN, FeatureTable
+from .evaluation.features import TARGET_COLUMN
 from .evaluation.inputs import InputDescription, describe, open_dataset, sidecar_direction
 from .executors import Executor, ExecutorKind, RemoteJob, remote_predictor
 from .gates import judge
@@ -471,8 +471,6 @@ class _Session:
         if result.kind is not VerdictKind.REGRESSION:
             return None
         if result.last_good is None or result.first_bad is None:
-            return None
-        if not isinstance(self.data, FeatureTable):  # rows and slices read feature columns
             return None
         from .culprit.explain import explain_boundary
 

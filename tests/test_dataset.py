@@ -20,8 +20,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from model_bisect import engine
 from model_bisect.evaluation.cache import EvalCache
-from model_bisect.evaluation.dataset import DroppedRows, UnknownRows
-from model_bisect.evaluation.features import load_features
+from model_bisect.evaluation.dataset import DroppedRows, Items, UnknownRows
+from model_bisect.evaluation.features import StringColumn, load_features
 from model_bisect.evaluation.inputs import ColumnSpec, InputDescription, ModelInput
 from model_bisect.evaluation.runner import Evaluator
 from model_bisect.gates import gate_specs
@@ -78,6 +78,12 @@ class TensorRows:
 
     def unknown_rows(self, description: InputDescription) -> UnknownRows:
         return UnknownRows()
+
+    def items(self) -> Items:
+        return Items()
+
+    def string_columns(self, max_values: int) -> dict[str, StringColumn]:
+        return {}
 
 
 def _frames(rows: int = 40, seed: int = 3) -> TensorRows:

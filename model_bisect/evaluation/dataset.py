@@ -21,8 +21,9 @@ if TYPE_CHECKING:
     import numpy as np
 
     from .inputs import InputDescription, ModelInput
+    from .strings import StringColumn
 
-__all__ = ["Dataset", "DroppedRows", "UnknownRows"]
+__all__ = ["Dataset", "DroppedRows", "Items", "UnknownRows"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,17 @@ class UnknownRows:
 
     count: int = 0
     note: str = ""
+
+
+@dataclass(frozen=True, eq=False)
+class Items:
+    """How the culprit section names the rated items: by their row of the file (``rows``,
+    None when every row is kept), or, pooled, by group: an item's number is its group's
+    position and its id the value of ``group_by``, one of ``names``."""
+
+    rows: np.ndarray | None = None
+    group_by: str | None = None
+    names: tuple[str, ...] = ()
 
 
 class Dataset(Protocol):
@@ -122,3 +134,13 @@ class Dataset(Protocol):
         ...
 
     def unknown_rows(self, description: InputDescription) -> UnknownRows: ...
+
+    def items(self) -> Items:
+        """What names each of the ``rows`` rated items (the culprit's worst rows)."""
+        ...
+
+    def string_columns(self, max_values: int) -> Mapping[str, StringColumn]:
+        """Every string column of the file with at most ``max_values`` values, one code per
+        rated item (-1: null, or a group whose rows disagree), for the culprit's slices. Reads
+        those columns only, never a tensor column."""
+        ...

@@ -28,7 +28,8 @@ from ..files import (
     special_file_kind,
 )
 from ..safetext import unicode_safe
-from .dataset import DroppedRows, UnknownRows
+from .dataset import DroppedRows, Items, UnknownRows
+from .strings import StringColumn, string_columns
 
 if TYPE_CHECKING:
     import numpy as np
@@ -67,15 +68,6 @@ MAX_SIDECAR_BYTES = 4 << 20
 # PLCC, SROCC and their intervals need at least three rows; fewer is no measurement at all.
 MIN_ROWS = 3
 _DROPPED_BECAUSE = "a needed feature or the target is missing or not finite"
-
-
-@dataclass(frozen=True, eq=False)
-class StringColumn:
-    """A string column, dictionary-encoded: a million rows of a handful of encoder names
-    cost 4 MB of codes instead of a million Python strings."""
-
-    codes: np.ndarray  # int32 [rows], index into ``vocabulary``; -1 where the value is null
-    vocabulary: tuple[str, ...]
 
 
 @dataclass(frozen=True, eq=False)
@@ -155,6 +147,12 @@ class FeatureTable:
             with self._lock:
                 feed = self._feeds.setdefault(model_input, built)
         return feed
+
+    def items(self) -> Items:
+        return Items(rows=self.kept)
+
+    def string_columns(self, max_values: int) -> Mapping[str, StringColumn]:
+        return string_columns(self.path, self.kept, max_values)
 
     def unknown_rows(self, description: InputDescription) -> UnknownRows:
         """Rows holding a one-hot column value that the layout does not list (null

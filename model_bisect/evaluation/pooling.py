@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING
 
 from ..errors import InputError, first_line
 from ..safetext import unicode_safe
-from .dataset import DroppedRows, UnknownRows
+from .dataset import DroppedRows, Items, UnknownRows
 from .features import MIN_ROWS
+from .strings import StringColumn
 
 if TYPE_CHECKING:
     import numpy as np
@@ -25,7 +26,15 @@ if TYPE_CHECKING:
     from .dataset import Dataset
     from .inputs import InputDescription, ModelInput
 
-__all__ = ["Groups", "PooledDataset", "group_means", "group_target", "groups_of", "pooled"]
+__all__ = [
+    "Groups",
+    "PooledDataset",
+    "group_codes",
+    "group_means",
+    "group_target",
+    "groups_of",
+    "pooled",
+]
 
 
 @dataclass(frozen=True, eq=False)
@@ -62,18 +71,35 @@ def group_means(predictions: np.ndarray, groups: Groups) -> np.ndarray:
     return means
 
 
-def group_target(target: np.ndarray, groups: Groups) -> tuple[np.ndarray, str | None]:
-    """Each group's target, and the first group (in row order) whose rows disagree, if any."""
+def _first_rows(groups: Groups) -> np.ndarray:
+    """The first row of each group."""
     import numpy as np
 
     first_row = np.full(groups.count, -1, dtype=np.int64)
     rows = np.arange(len(groups.codes))
     first_row[groups.codes[::-1]] = rows[::-1]  # the last write per group is its first row
-    values = target[first_row]
+    return first_row
+
+
+def group_target(target: np.ndarray, groups: Groups) -> tuple[np.ndarray, str | None]:
+    """Each group's target, and the first group (in row order) whose rows disagree, if any."""
+    import numpy as np
+
+    values = target[_first_rows(groups)]
     differs = target != values[groups.codes]
     if differs.any():
         return values, groups.names[int(groups.codes[int(np.argmax(differs))])]
     return values, None
+
+
+def group_codes(codes: np.ndarray, groups: Groups) -> np.ndarray:
+    """Each group's code: its rows' one code, or -1 where they disagree (pure)."""
+    import numpy as np
+
+    values: np.ndarray = codes[_first_rows(groups)].astype(np.int32)
+    differs = codes != values[groups.codes]
+    values[np.unique(groups.codes[differs])] = -1
+    return values
 
 
 @dataclass(frozen=True, eq=False)
@@ -138,6 +164,19 @@ class PooledDataset:
 
     def pooled(self, predictions: np.ndarray) -> np.ndarray:
         return group_means(self.inner.pooled(predictions), self.groups)
+
+    def items(self) -> Items:
+        """Groups, named by their value of the pooling column."""
+        return Items(group_by=self.column, names=self.groups.names)
+
+    def string_columns(self, max_values: int) -> Mapping[str, StringColumn]:
+        """A column constant within a clip (its distortion) slices the clips; a group whose
+        rows disagree is -1, as a null is. The pooling column itself is no slice."""
+        return {
+            name: StringColumn(group_codes(column.codes, self.groups), column.vocabulary)
+            for name, column in self.inner.string_columns(max_values).items()
+            if name != self.column
+        }
 
 
 def pooled(data: Dataset, column: str) -> PooledDataset:

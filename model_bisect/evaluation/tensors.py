@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError, first_line
 from ..safetext import unicode_safe
-from .dataset import DroppedRows, UnknownRows
+from .dataset import DroppedRows, Items, UnknownRows
 from .features import load_features
 
 if TYPE_CHECKING:
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
     from .dataset import Dataset
     from .inputs import InputDescription, ModelInput
+    from .strings import StringColumn
 
 __all__ = ["DECODE_BYTES", "TensorTable", "open_tensors", "preprocess"]
 
@@ -232,6 +233,15 @@ class TensorTable:
 
     def unknown_rows(self, description: InputDescription) -> UnknownRows:
         return UnknownRows()
+
+    def items(self) -> Items:
+        return Items(rows=self.kept)
+
+    def string_columns(self, max_values: int) -> Mapping[str, StringColumn]:
+        """The string columns only: a tensor column is never read here."""
+        from .strings import string_columns
+
+        return string_columns(self.path, self.kept, max_values)
 
     def _column(self, model_input: ModelInput) -> _Column:
         if model_input.tensor is None or model_input.tensor not in self.columns:
