@@ -42,8 +42,13 @@ _EXPRESSION = re.compile(
 _PIN = re.compile(r"[\w.-]+/[\w./-]+@[0-9a-f]{40}")
 # Variables the tool itself reads from its environment (the token), not the script.
 _READ_BY_THE_TOOL = frozenset({"GH_TOKEN"})
-# What each entry point writes to $GITHUB_OUTPUT, by the subcommand a step calls.
-_WRITES = {"run": set(RUN_OUTPUTS), "publish": set(PUBLISH_OUTPUTS)}
+# What each entry point writes to $GITHUB_OUTPUT, by the subcommand a step calls (nightly's
+# own steps, run and publish, write theirs).
+_WRITES = {
+    "run": set(RUN_OUTPUTS),
+    "publish": set(PUBLISH_OUTPUTS),
+    "nightly": set(RUN_OUTPUTS) | set(PUBLISH_OUTPUTS),
+}
 
 
 _NOTES = 'MODEL_BISECT_ANNOTATIONS_FILE="$notes" "$MODEL_BISECT"'
@@ -155,21 +160,21 @@ def _break(old: str, new: str) -> str:
         ("MB_MAPPING: ${{ inputs.mapping }}", "MB_MAPPING: x", "input mapping is never used"),
         ('option --mapping "$MB_MAPPING"', "true", "env MB_MAPPING is never read"),
         ('"$MB_PYTHON" -m venv', '"${{ inputs.python-version }}" -m venv', "inside run:"),
-        ("steps.publish.outputs.comment_url", "steps.post.outputs.comment_url", "no step post"),
+        ("steps.run.outputs.comment_url", "steps.post.outputs.comment_url", "no step post"),
         ("steps.run.outputs.verdict", "steps.run.outputs.verdikt", "never sets verdikt"),
-        ("steps.run.outputs.report", "steps.publish.outputs.report", "never sets report"),
+        ("steps.run.outputs.report", "steps.install.outputs.report", "never sets report"),
         ("@a26af69be951a213d495a4c3e4e4022e16d87065", "@v5", "not pinned to a commit"),
         ("using: composite", "using: node20", "not 'composite'"),
         ("description: Find", "summary: Find", "no description"),
         ("shell: bash\n      env:\n        MB_PYTHON", "env:\n        MB_PYTHON", "no shell"),
         ("inputs:\n", "inputs: [\n", "invalid YAML"),
-        (f'echo "::stop-commands::$window"\n        set +e\n        {_NOTES} run',
-         f"set +e\n        {_NOTES} run", "outside a ::stop-commands:: window"),
+        (f'echo "::stop-commands::$window"\n        set +e\n        {_NOTES} nightly',
+         f"set +e\n        {_NOTES} nightly", "outside a ::stop-commands:: window"),
         ('window="$(od -An -N16 -tx1 /dev/urandom | tr -d \' \\n\')"', 'window="fixed"',
          "token is not random"),
         ('        echo "::$window::"\n        cat "$notes"\n        exit "$code"',
          '        cat "$notes"\n        exit "$code"', "never closes"),
-        (f"{_NOTES} publish", '"$MODEL_BISECT" publish', "annotations are not replayed"),
+        (f"{_NOTES} nightly", '"$MODEL_BISECT" nightly', "annotations are not replayed"),
     ],
 )  # fmt: skip
 def test_a_broken_action_is_caught(old: str, new: str, problem: str) -> None:
@@ -267,6 +272,17 @@ def test_the_action_installs_itself_from_its_own_checkout_with_the_constraints()
     assert (REPO_ROOT / "constraints" / "toolchain.txt").is_file()
 
 
+def test_the_actions_steps_run_model_bisect_nightly_and_never_run_or_publish_themselves() -> None:
+    """One chain, the one a developer runs: the action calls `model-bisect nightly`, whose
+    own steps (check, run, publish) do the rest."""
+    scripts = [step.get("run", "") for step in _action()["runs"]["steps"]]
+    called = [_subcommand(script) for script in scripts if _subcommand(script) is not None]
+    assert called == ["nightly"]
+    (script,) = [s for s in scripts if _subcommand(s) == "nightly"]
+    assert 'args+=(-- "${models[@]}")' in script  # models after `--`, still
+    assert not re.search(r"(model-bisect|\$MODEL_BISECT\"?) (run|publish)\b", "\n".join(scripts))
+
+
 def test_a_workflow_in_the_repository_uses_the_action() -> None:
     users = [
         path.name
@@ -330,8 +346,8 @@ def run_composite(
                 return str(temp)
             return done.get(name, (0, {}))[1].get(output, "")
 
+        given["token"] = _EXPRESSION.sub(value, given["token"])  # its default is an expression
         step_env = {k: _EXPRESSION.sub(value, str(v)) for k, v in step.get("env", {}).items()}
-        given["token"] = _EXPRESSION.sub(value, given["token"])
         output_file = temp / f"{step['id']}.output"
         output_file.touch()
         assert BASH is not None
@@ -392,11 +408,11 @@ def test_the_action_bisects_the_configured_fixture_and_publishes_the_comment(
     )
     report = json.loads(Path(run["report"]).read_text(encoding="utf-8"))
     assert [g["threshold"] for g in report["gates"]] == [0.85]
-    publish_code, publish = done["publish"]
-    assert publish_code == 0, publish["_log"]
+    # the chain drift-checked the workspace's fixture before bisecting it
+    assert json.loads((Path(run["report"]).parent / "check.json").read_text())["result"] == "match"
     (comment,) = fake_github.comments(REPO, ISSUE)
-    assert publish["comment_url"] == comment["html_url"]
-    assert fake_github.token not in summary.read_text("utf-8") + run["_log"] + publish["_log"]
+    assert run["comment_url"] == comment["html_url"]
+    assert fake_github.token not in summary.read_text("utf-8") + run["_log"]
 
 
 @needs_bash
@@ -422,8 +438,8 @@ def test_a_regression_fails_the_step_yet_the_comment_and_outputs_still_come(
     assert "::error title=model-bisect::regression at #5 model_05.onnx" in run["_log"]
     report = json.loads(Path(run["report"]).read_text(encoding="utf-8"))
     assert [(g["metric"], g["threshold"]) for g in report["gates"]] == [("srocc", 0.8)]
-    assert done["publish"][0] == 0, done["publish"][1]["_log"]
     (comment,) = fake_github.comments(REPO, ISSUE)
+    assert run["comment_url"] == comment["html_url"]
     assert comment["body"].startswith("<!-- model-bisect:selftest -->")
     assert "Regression at index 5" in comment["body"]
 
@@ -436,13 +452,17 @@ def test_a_bisect_that_breaks_publishes_wiring_broke_with_its_log(
     done = run_composite(
         inputs, _runner_env(fake_github, tmp_path / "summary.md"), tmp_path, _model_bisect()
     )
-    assert done["run"][0] == 3
-    assert done["run"][1].get("verdict", "") == ""
-    publish_code, publish = done["publish"]
-    assert publish_code == 0, publish["_log"]
-    assert "::error title=model-bisect::the nightly's wiring broke" in publish["_log"]
+    run_code, run = done["run"]
+    assert run_code == 3, run["_log"]
+    assert run.get("verdict", "") == ""
+    # replayed after the window, so the runner obeys it
+    assert (
+        "::error title=model-bisect::the nightly's wiring broke" in obeyed_commands(run["_log"])[0]
+    )
     (comment,) = fake_github.comments(REPO, ISSUE)
+    assert "Wiring broke in stage <code>bisect</code>" in comment["body"]
     assert "gone.parquet" in comment["body"]
+    assert run["comment_url"] == comment["html_url"]
 
 
 def obeyed_commands(log: str) -> list[str]:
@@ -483,7 +503,7 @@ def test_forged_commands_in_the_tools_output_are_inert_and_ours_still_count(
     )
     run_code, run = done["run"]
     assert run_code == 2, run["_log"]
-    obeyed = obeyed_commands(run["_log"]) + obeyed_commands(done["publish"][1]["_log"])
+    obeyed = obeyed_commands(run["_log"])
     assert obeyed, run["_log"]
     assert all(
         c.startswith(("::error title=model-bisect::", "::warning title=model-bisect::"))

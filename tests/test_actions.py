@@ -365,3 +365,66 @@ def test_check_outside_actions_writes_no_summary(
     assert ran.code == ExitCode.OK, ran.err
     assert not Path(runner["GITHUB_STEP_SUMMARY"]).exists()
     assert annotations(ran.out) == []
+
+
+# --- a git timeline's job summary links its commits ------------------------------------------
+
+
+def test_run_on_a_git_timeline_links_each_visited_model_to_its_commit_in_the_summary(
+    runner: dict[str, str], tmp_path: Path
+) -> None:
+    from tests.modelkit import features_parquet
+    from tests.repokit import git
+
+    repo = tmp_path / "repo"
+    (repo / "models").mkdir(parents=True)
+    features, good = features_parquet(tmp_path / "f.parquet")
+    git(repo, "init", "-q")
+    shas = []
+    for i in range(6):  # commits 0..2 good, 3..5 bad: the search visits several of them
+        weights = [w * (1 + i / 10) for w in good] if i < 3 else bad_weights(len(good), seed=i)
+        linear_model(repo / "models" / "m.onnx", weights)
+        git(repo, "add", "models")
+        git(repo, "commit", "-q", "-m", f"step {i}")
+        shas.append(git(repo, "rev-parse", "HEAD").strip())
+    env = {**runner, "GITHUB_SERVER_URL": "https://github.example", "GITHUB_REPOSITORY": REPO}
+    comment = tmp_path / "comment.md"
+    ran = run_module(
+        "model_bisect", "run", "--git-path", repo / "models" / "m.onnx", "--features", features,
+        "--min-plcc", "0.9", "--quiet", "--no-cache", "--markdown", comment, "--json",
+        tmp_path / "r.json", env=env,
+    )  # fmt: skip
+    assert ran.code == ExitCode.OK, ran.err
+    visited = [s["index"] for s in json.loads((tmp_path / "r.json").read_text())["steps"]]
+    assert len(visited) >= 2
+    summary = summary_of(env)
+    links = [f"](https://github.example/{REPO}/commit/{shas[i]})" for i in visited]
+    for link in links:
+        assert link in summary
+    assert summary.count("/commit/") == len(visited)
+    # the same rows, links and all, as the comment's table
+    body = comment.read_text(encoding="utf-8")
+    rows = [line for line in summary.splitlines() if "/commit/" in line]
+    assert all(row in body for row in rows)
+
+
+def test_run_outside_a_repository_context_writes_the_steps_without_links(
+    runner: dict[str, str],
+) -> None:
+    ran = bisect(runner, "--min-plcc", "0.85")
+    assert ran.code == ExitCode.OK, ran.err
+    summary = summary_of(runner)
+    assert "#### Steps" in summary
+    assert "| 7 | <code>model&#95;07.onnx</code> |" in summary
+    assert "/commit/" not in summary
+
+
+def test_the_summarys_steps_table_keeps_the_rows_nearest_the_boundary() -> None:
+    from model_bisect.publishing.comment import steps_lines
+    from tests.reportkit import make_report
+
+    report = make_report(8, first_bad=5, visited=list(range(8)))
+    lines = steps_lines(report, max_rows=2)
+    rows = [line for line in lines if line.startswith("| ") and line[2].isdigit()]
+    assert [row.split(" | ")[0] for row in rows] == ["| 4", "| 5"]
+    assert lines[-1] == "_6 of 8 rows cut; the report JSON has them all._"

@@ -152,3 +152,51 @@ def test_nightly_publish_without_any_tracker_issue_exits_3_before_running_anythi
     assert "BISECT_TRACKER_ISSUE" in run.err
     assert "Traceback" not in run.err
     assert not out.exists()
+
+
+def test_run_settings_given_to_nightly_reach_the_bisect_and_the_comment(tmp_path: Path) -> None:
+    from .modelkit import bad_weights, linear_model
+
+    models = _copy(tmp_path) / "models"
+    for index in (5, 6, 7):
+        linear_model(models / f"model_{index:02d}.onnx", bad_weights(6, seed=100 + index))
+    out = tmp_path / "bisect-out"
+    run = _nightly(
+        tmp_path, "--out", out, "--min-srocc", "0.8", "--marker", "selftest",
+        "--no-fail-on-first-bad", "--",
+        f"{models}/model_0[0-4].onnx", f"{models}/model_0[5-7].onnx",
+    )  # fmt: skip
+
+    assert run.code == ExitCode.OK, run.err[-3000:]  # a regression, and not asked to fail on it
+    report = json.loads((out / "result.json").read_text(encoding="utf-8"))
+    assert [(g["metric"], g["threshold"]) for g in report["gates"]] == [("srocc", 0.8)]
+    assert (report["verdict"]["kind"], report["verdict"]["first_bad_index"]) == ("regression", 5)
+    assert len(report["timeline"]) == 8  # both globs, in order, not the config's timeline
+    body = (out / "comment.md").read_text(encoding="utf-8")
+    assert body.startswith("<!-- model-bisect:selftest -->")
+    reproduce = report["invocation"]["reproduce"]
+    assert reproduce.startswith("model-bisect nightly --min-srocc 0.8 --marker selftest ")
+    assert "--no-fail-on-first-bad -- " in reproduce
+
+
+def test_nightly_refuses_models_together_with_another_timeline_before_running(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "bisect-out"
+    run = _nightly(
+        tmp_path, "--models", FIXTURE_DIR / "models", "--timeline", "t.toml", "--out", out
+    )
+
+    assert run.code == ExitCode.INPUT
+    assert run.err.startswith("error: give the timeline exactly one way")
+    assert "Traceback" not in run.err
+    assert not out.exists()
+
+
+def test_nightly_refuses_a_run_flag_with_a_bad_value_before_running(tmp_path: Path) -> None:
+    out = tmp_path / "bisect-out"
+    run = _nightly(tmp_path, "--mapping", "quadratic", "--out", out)
+
+    assert run.code == ExitCode.INPUT
+    assert "quadratic" in run.err
+    assert not out.exists()

@@ -7,6 +7,10 @@ higher layer than this package, a step that crashes cannot take the chain (and t
 comment) down with it, and each log holds exactly what that step printed. A log keeps the
 child's bytes (UTF-8, children are told so) and is shown live as it comes, decoded
 incrementally, so a box-drawing character split across two reads stays whole.
+
+The run settings (timeline, data, gates, search, marker, cache) are `run`'s own flags, parsed
+here so a typo is refused before anything runs, and passed on to the bisect as given; the
+composite action calls this command with them.
 """
 
 from __future__ import annotations
@@ -27,7 +31,17 @@ from ..config import TABLE, find_config, load_config
 from ..errors import UsageError
 from ..exitcodes import ExitCode
 from ..files import write_bytes_atomic, write_text_atomic
-from ._shared import add_config_flag, issue_number
+from ..settings import Command, setting_named
+from ..timeline.registry import SOURCES
+from ._shared import (
+    add_cache_arguments,
+    add_config_flag,
+    add_data_arguments,
+    add_gate_arguments,
+    add_marker_flag,
+    add_setting,
+    issue_number,
+)
 
 __all__ = ["OUTPUTS", "add_parser", "main", "unusable_out"]
 
@@ -55,17 +69,73 @@ class Plan:
     config: Path | None
     target: tuple[str, ...]  # `publish` flags: --dry-run, --issue N, --pr N
     reproduce: str
+    run_flags: tuple[str, ...] = ()  # `run`'s flags given to the nightly, passed on as given
+    run_models: tuple[str, ...] = ()  # its MODEL arguments, passed after `--`
+    marker: str | None = None  # --marker, for the bisect and the comment alike
+    fail_on_first_bad: bool = True
+
+
+def run_flags_parser() -> argparse.ArgumentParser:
+    """`run`'s settings as nightly flags (a parent parser, so `nightly --help` lists them and
+    `forwarded` finds them again): the timeline sources, the data, the gates, the search, the
+    marker and the cache. The MODEL arguments keep a dest of their own, as --models is ours."""
+    parser = argparse.ArgumentParser(add_help=False)
+    group = parser.add_argument_group("timeline to bisect instead of the config's (one of)")
+    for source in SOURCES:
+        if source.flag is None:
+            group.add_argument(
+                "run_models", nargs="*", metavar=source.metavar, help=source.help + ", for run"
+            )
+        else:
+            group.add_argument(
+                source.flag, dest=source.dest, metavar=source.metavar, help=source.help
+            )
+        for option in source.options:
+            group.add_argument(
+                option.flag, dest=option.dest, metavar=option.metavar, help=option.help
+            )
+    add_data_arguments(parser, Command.RUN)
+    add_gate_arguments(parser, "the timeline's first model", Command.RUN)
+    search = parser.add_argument_group("search (as for run)")
+    for name in ("scan", "jobs", "executor", "ray-address"):
+        add_setting(search, setting_named(name), Command.RUN)
+    add_cache_arguments(search)
+    add_marker_flag(search)
+    return parser
+
+
+def forwarded(args: argparse.Namespace) -> tuple[list[str], list[str]]:
+    """The `run` flags ``args`` holds, spelled again as given (the ones not given left out),
+    and the MODEL arguments."""
+    words: list[str] = []
+    models: list[str] = []
+    for action in run_flags_parser()._actions:
+        value = getattr(args, action.dest, None)
+        if not action.option_strings:
+            models = [str(v) for v in value or ()]
+            continue
+        flag = action.option_strings[0]
+        if value is None or value is False:
+            continue
+        if value is True:
+            words.append(flag)
+        else:
+            for item in value if isinstance(value, list) else [value]:
+                words += [flag, str(item)]
+    return words, models
 
 
 def add_parser(sub: Any) -> None:
     parser = sub.add_parser(
         "nightly",
+        parents=[run_flags_parser()],
         help="drift check, bisect and sticky comment in one command",
         description=(
             "Run the nightly chain: check the fixture for drift (when there is one), bisect the "
             "timeline of [tool.model-bisect], and publish the verdict, or that the wiring broke, "
             "to the sticky comment. Without --publish the comment is printed, not sent. The "
-            "logs, the report and the body go to --out."
+            "logs, the report and the body go to --out. The run settings below are passed on "
+            "to model-bisect run; the timeline ones replace the fixture's models."
         ),
     )
     parser.add_argument(
@@ -95,6 +165,12 @@ def add_parser(sub: Any) -> None:
     )
     parser.add_argument(
         "--out", type=Path, metavar="DIR", help="output folder (default: $BISECT_OUT or bisect-out)"
+    )
+    parser.add_argument(
+        "--fail-on-first-bad",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="exit 2 when a regression is found (a head that already fails always exits 2)",
     )
     add_config_flag(parser)
 
@@ -174,6 +250,18 @@ def plan(args: argparse.Namespace, env: Mapping[str, str], cwd: Path) -> Plan:
     default = base / DEFAULT_FIXTURE
     fixture = chosen or (default if (default / FIXTURE_MANIFEST).is_file() else None)
     models = args.models or (chosen / "models" if chosen else None)
+    run_flags, run_models = forwarded(args)
+    timeline_given = bool(run_models) or any(
+        getattr(args, s.dest, None) for s in SOURCES if s.flag is not None
+    )
+    if args.models is not None and timeline_given:
+        raise UsageError(
+            "give the timeline exactly one way",
+            "model-bisect nightly",
+            "pass --models PATH or run's timeline flags (MODEL, --timeline, --git-path), not both",
+        )
+    if timeline_given:
+        models = None  # the timeline asked for replaces the fixture's models
     root = repository_root(Path(os.path.abspath(cwd)))
     words = ["model-bisect", "nightly"]
     for flag, value in (("--fixture", chosen), ("--models", args.models)):
@@ -181,6 +269,11 @@ def plan(args: argparse.Namespace, env: Mapping[str, str], cwd: Path) -> Plan:
             words += [flag, _shown(value, root)]
     if args.config is not None:
         words += ["--config", _shown(args.config, root)]
+    words += run_flags
+    if not args.fail_on_first_bad:
+        words.append("--no-fail-on-first-bad")
+    if run_models:
+        words += ["--", *run_models]
     return Plan(
         out=out,
         fixture=None if fixture is None else Path(os.path.abspath(fixture)),
@@ -189,6 +282,10 @@ def plan(args: argparse.Namespace, env: Mapping[str, str], cwd: Path) -> Plan:
         config=None if config_path is None else Path(os.path.abspath(config_path)),
         target=tuple(_target(args, env, config.tracker_issue)),
         reproduce=shlex.join(words),  # never --publish: a rerun must not post
+        run_flags=tuple(run_flags),
+        run_models=tuple(run_models),
+        marker=args.marker,
+        fail_on_first_bad=args.fail_on_first_bad,
     )
 
 
@@ -206,19 +303,27 @@ def bisect_command(step: Plan) -> list[str]:
         words += ["--features", str(step.features)]
     if step.config is not None:
         words += ["--config", str(step.config)]
+    words += step.run_flags  # after the fixture's --features: what was asked for wins
+    if step.fail_on_first_bad:
+        words.append("--fail-on-first-bad")
     words += [
-        "--fail-on-first-bad",
         "--json", str(step.out / "result.json"),
         "--markdown", str(step.out / "result.md"),
         "--reproduce", step.reproduce,
     ]  # fmt: skip
-    if step.models is not None:
-        words += ["--", str(step.models)]  # a name starting with `-` is still a path
+    models = [str(step.models)] if step.models is not None else list(step.run_models)
+    if models:
+        words += ["--", *models]  # a name starting with `-` is still a path
     return words
+
+
+def _marker_flags(step: Plan) -> list[str]:
+    return [] if step.marker is None else ["--marker", step.marker]
 
 
 def publish_command(step: Plan, body: Sequence[str]) -> list[str]:
     words = [sys.executable, "-m", "model_bisect", "publish", *step.target, *body]
+    words += _marker_flags(step)
     if step.config is not None:
         words += ["--config", str(step.config)]
     return [*words, "--body-out", str(step.out / "comment.md")]
@@ -227,6 +332,15 @@ def publish_command(step: Plan, body: Sequence[str]) -> list[str]:
 def _child_env(env: Mapping[str, str]) -> dict[str, str]:
     """The children speak UTF-8 whatever the locale: their logs are quoted in the comment."""
     return {**env, "PYTHONIOENCODING": "utf-8", "PYTHONUTF8": "1"}
+
+
+TOKENS = ("GH_TOKEN", "GITHUB_TOKEN")  # what publish authenticates with
+
+
+def without_tokens(env: Mapping[str, str]) -> dict[str, str]:
+    """The check and the bisect never see the token: only publish talks to GitHub, so a model
+    file or a fixture cannot make them print or send it."""
+    return {k: v for k, v in env.items() if k not in TOKENS}
 
 
 def _show(data: bytes, decoder: codecs.IncrementalDecoder, final: bool = False) -> None:
@@ -274,6 +388,7 @@ def _output_broke(step: Plan, problem: str, env: Mapping[str, str]) -> int:
         log.write_text(f"{problem}\n", encoding="utf-8")
         body = ["--wiring-broke", "--error-log", str(log), "--stage", "output"]
         words = [sys.executable, "-m", "model_bisect", "publish", *step.target, *body]
+        words += _marker_flags(step)
         if step.config is not None:
             words += ["--config", str(step.config)]
         _publish(words, env)
@@ -293,10 +408,10 @@ def main(args: argparse.Namespace) -> int:
         write_text_atomic(check_log, "not run: no fixture (testdata/bisect or --fixture DIR)\n")
         code: int = ExitCode.OK
     else:
-        code = logged(check_command(step), check_log, env)
+        code = logged(check_command(step), check_log, without_tokens(env))
         stage = "check" if code else None
     if stage is None:
-        code = logged(bisect_command(step), bisect_log, env)
+        code = logged(bisect_command(step), bisect_log, without_tokens(env))
         if code not in VERDICTS or not (step.out / "result.json").is_file():
             # a bisect that "succeeded" without its report left nothing usable to publish
             stage, code = "bisect", code or ExitCode.INPUT

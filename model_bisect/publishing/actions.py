@@ -200,10 +200,12 @@ def _culprit_summary(report: Report) -> str:
 
 
 def run_result(report: Report, report_path: Path | None, env: Mapping[str, str]) -> StepResult:
-    """`model-bisect run`: the verdict block of the comment as the summary, the verdict's
-    numbers as outputs, and an annotation unless the timeline is green."""
+    """`model-bisect run`: the verdict block and the steps table of the comment as the summary
+    (a git timeline's models linked to their commits, as in the comment), the verdict's numbers
+    as outputs, and an annotation unless the timeline is green."""
     from ..report import VerdictKind
-    from .comment import culprit_lines, summary_lines, verdict_lines  # the comment's own
+    from .comment import culprit_lines, steps_lines, summary_lines, verdict_lines
+    from .event import commit_url_base
     from .redact import redact_report
 
     clean = redact_report(report, _secrets(env))
@@ -228,6 +230,8 @@ def run_result(report: Report, report_path: Path | None, env: Mapping[str, str])
     where = [f"Report: `{path}`", ""] if path else []
     summary = [*verdict_lines(clean), "", *summary_lines(clean), "", *where]
     summary += [*culprit_lines(clean), ""] if clean.culprit is not None else []
+    steps = steps_lines(clean, commit_base=commit_url_base(env))  # the comment's rows and links
+    summary += [*steps, ""] if steps else []
     message = _plain(verdict.message, env)
     annotations: tuple[Annotation, ...] = ()
     if verdict.kind is VerdictKind.REGRESSION:

@@ -232,6 +232,7 @@ def _table_head(with_p: bool) -> list[str]:
 
 
 _SHA = re.compile(r"[0-9a-f]{7,64}")
+SUMMARY_ROWS = 200  # rows of the steps table in a job summary
 
 
 def commit_link(base: str | None, commit: str | None) -> str | None:
@@ -255,6 +256,33 @@ def _row(step: Step, with_p: bool, identity: str, url: str | None = None) -> str
         f"| {step.index} | {model} | {_code(identity)} | {_STATUS_ICON[step.status]} | "
         f"{' | '.join(values)} |{p_cell} {_text(step.reason, 200) or '—'} |"
     )
+
+
+def _step_rows(report: Report, commit_base: str | None) -> dict[int, str]:
+    """Each visited model's table row by index, a git timeline's linked to its commit."""
+    with_p = _has_p(report.steps)
+    commits = {ref.index: commit_link(commit_base, ref.commit) for ref in report.timeline}
+    return {
+        s.index: _row(s, with_p, short_identity(report, s.index), commits.get(s.index))
+        for s in report.steps
+    }
+
+
+def steps_lines(
+    report: Report, *, commit_base: str | None = None, max_rows: int = SUMMARY_ROWS
+) -> list[str]:
+    """The comment's steps table for `run`'s job summary: the same rows and commit links,
+    the ``max_rows`` nearest the verdict's boundary kept (a scan of thousands of models must
+    not fill the summary's 1 MiB)."""
+    if not report.steps:
+        return []
+    rows = _step_rows(report, commit_base)
+    kept = sorted(s.index for s in _row_order(report)[:max_rows])
+    lines = ["#### Steps", "", *_table_head(_has_p(report.steps)), *(rows[i] for i in kept)]
+    cut = len(report.steps) - len(kept)
+    if cut:
+        lines += ["", f"_{cut} of {len(report.steps)} rows cut; the report JSON has them all._"]
+    return lines
 
 
 def _row_order(report: Report) -> list[Step]:
@@ -441,11 +469,7 @@ def render_markdown(
     summary = summary_lines(report)
     ordered = _row_order(report)
     with_p = _has_p(report.steps)
-    commits = {ref.index: commit_link(commit_base, ref.commit) for ref in report.timeline}
-    rows = {
-        s.index: _row(s, with_p, short_identity(report, s.index), commits.get(s.index))
-        for s in ordered
-    }
+    rows = _step_rows(report, commit_base)
     table_head = ["#### Steps", "", *_table_head(with_p)]
     optional = [_chart(report), _toolchain(report), culprit_lines(report)]
     footer = _footer(run_url, _reproduce(report))
