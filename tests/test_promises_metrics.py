@@ -31,6 +31,7 @@ from model_bisect.metrics import (
     with_rank_metrics,
 )
 from model_bisect.report import MappingDirection
+from tests.metrickit import add_metric
 
 Z975 = float(scipy.stats.norm.ppf(0.975))
 # More rows than three chunks of 65536, not a multiple of one: every sum crosses chunk edges.
@@ -342,3 +343,39 @@ def test_a_logistic_on_five_rows_is_fitted_and_on_four_is_the_line() -> None:
     mapped, used = fit_mapping(pred[:4], target[:4], "logistic")
     assert used == "linear"
     assert mapped == pytest.approx(slope * pred[:4] + intercept, rel=1e-12)
+
+
+def test_one_metric_functions_use_the_target_ranks_they_are_given() -> None:
+    pred, target = offset_sample(300, 9, 0.0)
+    other = target[::-1].copy()
+    ranks = target_ranks(other)
+    assert spearman(pred, target, y_ranks=ranks) == pytest.approx(
+        scipy.stats.spearmanr(pred, other).statistic, abs=1e-12
+    )
+    assert kendall(pred, target, y_ranks=ranks) == pytest.approx(
+        scipy.stats.kendalltau(pred, other).statistic, abs=1e-12
+    )
+
+
+def test_a_cubic_whose_slope_dips_below_zero_between_the_ends_is_the_line() -> None:
+    # In standardised units t the cubic 2.9 t - 3 t^2 + t^3 has slope 2.9 - 6 t + 3 t^2:
+    # positive at both ends of the range, -0.1 at its minimum t = 1, inside the range.
+    pred = np.linspace(-1.0, 1.0, 201)
+    t = (pred - pred.mean()) / pred.std()
+    target = 2.9 * t - 3.0 * t**2 + t**3
+    expected, name = _cubic_oracle(pred, target)
+    assert name == "linear"
+    mapped, used = fit_mapping(pred, target, "cubic")
+    assert used == "linear"
+    assert mapped == pytest.approx(expected, abs=1e-9)
+
+
+def test_a_metric_without_an_interval_has_nan_bounds_and_its_value(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    add_metric(monkeypatch)  # mean absolute error, Interval.NONE
+    pred, target = offset_sample(100, 10, 0.0)
+    m = compute_metrics(pred, target)
+    assert m.values["mae"] == pytest.approx(float(np.abs(pred - target).mean()), rel=1e-12)
+    assert all(math.isnan(bound) for bound in m.ci["mae"])
+    assert m.ci["rmse"] == pytest.approx(numpy_rmse_and_interval(pred, target)[1], rel=1e-10)
