@@ -289,7 +289,7 @@ _DRIFT_TESTS = ("tests/test_cache_builder_drift.py", "tests/test_drift_classes.p
 MUTATION_TARGETS: dict[str, tuple[str, ...]] = {
     "model_bisect/search.py": ("tests/test_search.py",),
     "model_bisect/gates.py": ("tests/test_gates.py", "tests/test_promises_gates.py"),
-    "model_bisect/metrics.py": ("tests/test_metrics.py",),
+    "model_bisect/metrics.py": ("tests/test_metrics.py", "tests/test_promises_metrics.py"),
     "model_bisect/ranks.py": ("tests/test_ranks.py", "tests/test_rank_overlap.py"),
     "model_bisect/significance.py": ("tests/test_significance.py",),
     "model_bisect/catalogue.py": ("tests/test_catalogue.py", "tests/test_gates.py"),
@@ -298,8 +298,8 @@ MUTATION_TARGETS: dict[str, tuple[str, ...]] = {
         "tests/test_drift_report.py",
         "tests/test_cache_builder_source.py",  # a source fixture's origin
     ),
-    "cache_builder/parquet_diff.py": _DRIFT_TESTS,
-    "cache_builder/onnx_diff.py": _DRIFT_TESTS,
+    "cache_builder/parquet_diff.py": (*_DRIFT_TESTS, "tests/test_promises_differs.py"),
+    "cache_builder/onnx_diff.py": (*_DRIFT_TESTS, "tests/test_promises_differs.py"),
     # The ONNX differ cache_builder's drift check shares with the culprit section.
     "model_bisect/culprit/graph.py": (*_DRIFT_TESTS, "tests/test_culprit_graph.py"),
 }
