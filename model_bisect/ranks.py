@@ -19,7 +19,6 @@ import numpy as np
 __all__ = ["TargetRanks", "count_inversions", "mid_ranks", "rank_correlations", "rank_target"]
 
 _CHUNK = 1 << 16  # rows per float64 chunk: 512 KB temporaries, cache-sized
-_SHORT_ROWS = 512  # up to this many keys per row, a level sorts with numpy's default sort
 _BLOCK = 32  # the inversion counter compares every pair inside blocks of this many values
 _SLOT_CHUNK = 1 << 16  # keys scanned at once for their slots (cache-sized int64 temporaries)
 
@@ -63,7 +62,9 @@ def rank_target(values: np.ndarray) -> TargetRanks:
     n = y.size
     if n >= 2**32:
         raise ValueError(f"{n} rows: at most 2**32 - 1 can be ranked")
-    order = np.argsort(y, kind="stable")
+    # Equal values share a group whatever their order, so the sort need not be stable:
+    # numpy's default argsort is vectorised (AVX2/AVX-512), about 5x the stable one here.
+    order = np.argsort(y)
     ordered = y[order]
     new_group = ordered[1:] != ordered[:-1]  # position k + 1 starts a group
     del ordered
@@ -212,10 +213,10 @@ def count_inversions(values: np.ndarray, overwrite: bool = False) -> int:
             runs = a[:paired].reshape(-1, span)
             runs <<= 1
             runs[:, width:] |= 1
-            # Short rows: numpy's vectorised sort beats everything; longer rows: timsort,
-            # which merges the two sorted runs in linear time. Equal keys are
-            # interchangeable, so stability does not matter.
-            runs.sort(axis=1, kind="stable" if span > _SHORT_ROWS else None)
+            # numpy's default sort (vectorised, AVX2/AVX-512) beats timsort's linear merge
+            # of the two sorted runs at every width measured (64 to 256k keys a row). Equal
+            # keys are interchangeable, so stability does not matter.
+            runs.sort(axis=1)
             slots = _right_slots(a[:paired], span)
             total += (paired // span) * (width * width + width * (width - 1) // 2) - slots
             runs >>= 1
@@ -223,7 +224,7 @@ def count_inversions(values: np.ndarray, overwrite: bool = False) -> int:
         if tail.size > width:  # a full run and a shorter one: merge them too
             left, right = tail[:width], tail[width:]
             total += int((width - np.searchsorted(left, right, side="right")).sum())
-            tail.sort(kind="stable")
+            tail.sort()
         width = span
     return total
 

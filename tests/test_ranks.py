@@ -31,6 +31,32 @@ def test_inversions_of_lengths_that_are_not_powers_of_two(n: int) -> None:
     assert count_inversions(values) == brute_inversions(values.tolist())
 
 
+def fenwick_inversions(values: list[int]) -> int:
+    """O(n log n) reference for sequences too long to compare pair by pair."""
+    size = max(values) + 2
+    tree = [0] * (size + 1)
+    found = 0
+    for seen, value in enumerate(values):
+        i, at_most = value + 1, 0
+        while i > 0:  # earlier values <= value
+            at_most += tree[i]
+            i -= i & -i
+        found += seen - at_most
+        i = value + 1
+        while i <= size:
+            tree[i] += 1
+            i += i & -i
+    return found
+
+
+@pytest.mark.parametrize("high", [50, 2**29])
+def test_inversions_of_long_runs_with_and_without_ties(high: int) -> None:
+    # Levels far wider than a block (runs of up to 64k values) and a long unpaired tail.
+    values = np.random.default_rng(high).integers(0, high, 100_003)
+    dense = np.unique(values, return_inverse=True)[1]  # same order, a small Fenwick tree
+    assert count_inversions(values) == fenwick_inversions(dense.tolist())
+
+
 def test_inversions_of_sorted_and_reversed_sequences() -> None:
     ramp = np.arange(5000)
     assert count_inversions(ramp) == 0
