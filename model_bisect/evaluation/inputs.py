@@ -572,11 +572,17 @@ def open_dataset(
     pool_by: str | None = None,
 ) -> Dataset:
     """The data every model of a run is fed from, read once; what to read follows from the
-    models' descriptions: a tensor cache when any model is fed a tensor column (models fed
-    feature columns are then skipped, naming them), else the feature parquet; with
-    ``pool_by``, judged per group of that column (``pooling.pooled``)."""
+    models' descriptions: a tensor cache when only tensor columns are fed, both kinds at once
+    (``mixed.MixedDataset``) when some inputs are fed feature columns too, else the
+    feature parquet; with ``pool_by``, judged per group of that column (``pooling.pooled``)."""
     data: Dataset
-    if any(d.tensor_columns for d in descriptions):
+    tensor_fed = any(d.tensor_columns for d in descriptions)
+    column_fed = any(d.numeric_columns or d.string_columns for d in descriptions)
+    if tensor_fed and column_fed:
+        from .mixed import open_mixed
+
+        data = open_mixed(path, descriptions, target)
+    elif tensor_fed:
         from .tensors import open_tensors
 
         data = open_tensors(path, descriptions, target, one_model=one_model)
