@@ -291,7 +291,10 @@ MUTATION_TARGETS: dict[str, tuple[str, ...]] = {
     "model_bisect/gates.py": ("tests/test_gates.py", "tests/test_promises_gates.py"),
     "model_bisect/metrics.py": ("tests/test_metrics.py", "tests/test_promises_metrics.py"),
     "model_bisect/ranks.py": ("tests/test_ranks.py", "tests/test_rank_overlap.py"),
-    "model_bisect/significance.py": ("tests/test_significance.py",),
+    "model_bisect/significance.py": (
+        "tests/test_significance.py",
+        "tests/test_promises_significance.py",
+    ),
     "model_bisect/catalogue.py": ("tests/test_catalogue.py", "tests/test_gates.py"),
     "cache_builder/drift.py": (
         *_DRIFT_TESTS,

@@ -148,6 +148,7 @@ def test_rank_metrics_filled_in_later_equal_scipy_and_use_the_ranks_given() -> N
     early = compute_metrics(pred, target, ranked=False)
     assert math.isnan(early.values["srocc"])
     assert math.isnan(early.values["krocc"])
+    assert all(math.isnan(bound) for bound in (*early.ci["srocc"], *early.ci["krocc"]))
     later = with_rank_metrics(early, pred, target, ranks=target_ranks(target))
     assert later.values["srocc"] == pytest.approx(
         scipy.stats.spearmanr(pred, target).statistic, abs=1e-12
@@ -379,3 +380,9 @@ def test_a_metric_without_an_interval_has_nan_bounds_and_its_value(
     assert m.values["mae"] == pytest.approx(float(np.abs(pred - target).mean()), rel=1e-12)
     assert all(math.isnan(bound) for bound in m.ci["mae"])
     assert m.ci["rmse"] == pytest.approx(numpy_rmse_and_interval(pred, target)[1], rel=1e-10)
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_a_non_finite_score_is_refused_in_those_words(bad: float) -> None:
+    with pytest.raises(ValueError, match=r"^arrays hold NaN or infinite values$"):
+        compute_metrics(np.array([1.0, bad, 2.0]), np.arange(3.0))
