@@ -11,7 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from model_bisect.ranks import count_inversions, mid_ranks, rank_correlations, rank_target
+from model_bisect.ranks import (
+    _packed_low_halves,
+    count_inversions,
+    mid_ranks,
+    rank_correlations,
+    rank_target,
+)
 
 
 def brute_inversions(values: list[int]) -> int:
@@ -139,3 +145,12 @@ def test_target_ranks_count_tie_pairs_and_spread() -> None:
     assert ranked.tie_pairs == 3
     assert ranked.spread == pytest.approx(8.0)
     assert ranked.groups.tolist() == [1, 0, 1, 1, 2]
+
+
+@pytest.mark.parametrize("n", [1, 5, (1 << 16) - 1, 1 << 16, 3 * (1 << 16) + 7])
+def test_low_halves_are_packed_in_place(n: int) -> None:
+    words = np.random.default_rng(n).integers(0, 2**32, 2 * n, dtype=np.uint64).astype(np.uint32)
+    for low in (0, 1):
+        expected = words[low::2].copy()
+        packed = _packed_low_halves(words.copy(), low)
+        assert np.array_equal(packed, expected)
