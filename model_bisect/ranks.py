@@ -239,8 +239,8 @@ def count_inversions(values: np.ndarray, overwrite: bool = False) -> int:
             left, right = tail[:width], tail[width:]
             for begin in range(0, right.size, _SLOT_CHUNK):  # int64 slots: cache-sized
                 chunk = right[begin : begin + _SLOT_CHUNK]
-                slots = np.searchsorted(left, chunk, side="right")
-                total += width * chunk.size - int(slots.sum())
+                found = np.searchsorted(left, chunk, side="right")
+                total += width * chunk.size - int(found.sum())
             tail.sort()
         width = span
     return total
