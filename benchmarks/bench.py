@@ -40,6 +40,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import images_bench  # benchmarks/, beside this script
 import numpy as np
 import onnx
 import pyarrow as pa
@@ -52,7 +53,7 @@ SEED = 20240917
 # Opset 17 with IR version 8: what the committed fixture's models use.
 OPSET, IR_VERSION = 17, 8
 BASELINE_SCRIPT = Path(__file__).resolve().with_name("baseline.py")
-SECTIONS = ("tool", "speed", "memory")
+SECTIONS = ("tool", "speed", "memory", "images")  # images: images_bench.py
 # The comparisons of issue 12: (models, rows, first bad or None for the seeded draw).
 SPEED_CASES = ((128, 500_000, 77), (512, 1_000_000, None))
 MEMORY_MODELS, MEMORY_ROWS = 8, 10_000_000
@@ -468,7 +469,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=_sections,
         default=set(SECTIONS),
         metavar="SECTIONS",
-        help="comma-separated: tool, speed, memory, baseline (= speed,memory); default all",
+        help="comma-separated: tool, speed, memory, images, baseline (= speed,memory); default all",
     )
     parser.add_argument(
         "--repeats", type=int, default=3, help="rounds of the speed comparison (default 3)"
@@ -502,7 +503,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             result["memory"] = compare_memory(scaled(MEMORY_ROWS), timelines, Path(scratch))
         if "tool" in args.only:
             result["tool"] = measure_tool(args.models, args.rows, timelines, Path(scratch))
+        if "images" in args.only:
+            result["images"] = images_bench.measure_images(Path(scratch), args.repeats)
     print_tables(result)
+    if "images" in result:
+        images_bench.print_images(result["images"])
     args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {args.out}")
     tool: dict[str, Any] | None = result.get("tool")
