@@ -17,6 +17,7 @@ from ..errors import UsageError
 from ..evaluation.features import TARGET_COLUMN
 from ..publishing.marker import DEFAULT_MARKER
 from ..settings import DEFAULT_MODEL_TIMEOUT, Command, Kind, Setting, setting_named
+from ..timeline.registry import SOURCES
 
 if TYPE_CHECKING:
     from ..evaluation.cache import EvalCache
@@ -133,6 +134,30 @@ def gates_from(args: argparse.Namespace) -> tuple[GateSpec, ...]:
 
     thresholds = {spec.name: getattr(args, spec.dest) for spec in CATALOGUE}
     return gate_specs(thresholds, args.max_drop)
+
+
+def add_timeline_arguments(
+    group: argparse._ActionsContainer, models_dest: str | None = None, models_help: str = ""
+) -> None:
+    """One flag per timeline source (and the sources' options); the positional MODEL
+    arguments go to ``models_dest`` (default: the source's own dest) with ``models_help``
+    appended to their help."""
+    for source in SOURCES:
+        if source.flag is None:
+            group.add_argument(
+                models_dest or source.dest,
+                nargs="*",
+                metavar=source.metavar,
+                help=source.help + models_help,
+            )
+        else:
+            group.add_argument(
+                source.flag, dest=source.dest, metavar=source.metavar, help=source.help
+            )
+        for option in source.options:
+            group.add_argument(
+                option.flag, dest=option.dest, metavar=option.metavar, help=option.help
+            )
 
 
 def add_data_arguments(parser: argparse.ArgumentParser, command: Command) -> None:

@@ -40,6 +40,7 @@ from ._shared import (
     add_gate_arguments,
     add_marker_flag,
     add_setting,
+    add_timeline_arguments,
     issue_number,
 )
 
@@ -81,19 +82,7 @@ def run_flags_parser() -> argparse.ArgumentParser:
     marker and the cache. The MODEL arguments keep a dest of their own, as --models is ours."""
     parser = argparse.ArgumentParser(add_help=False)
     group = parser.add_argument_group("timeline to bisect instead of the config's (one of)")
-    for source in SOURCES:
-        if source.flag is None:
-            group.add_argument(
-                "run_models", nargs="*", metavar=source.metavar, help=source.help + ", for run"
-            )
-        else:
-            group.add_argument(
-                source.flag, dest=source.dest, metavar=source.metavar, help=source.help
-            )
-        for option in source.options:
-            group.add_argument(
-                option.flag, dest=option.dest, metavar=option.metavar, help=option.help
-            )
+    add_timeline_arguments(group, models_dest="run_models", models_help=", for run")
     add_data_arguments(parser, Command.RUN)
     add_gate_arguments(parser, "the timeline's first model", Command.RUN)
     search = parser.add_argument_group("search (as for run)")

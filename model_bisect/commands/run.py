@@ -33,6 +33,7 @@ from ._shared import (
     add_gate_arguments,
     add_marker_flag,
     add_setting,
+    add_timeline_arguments,
     cache_from,
     check_gate_arguments,
     check_timeout_argument,
@@ -55,18 +56,7 @@ def add_parser(sub: Any) -> None:
             "the gates, in about log2(n) evaluations."
         ),
     )
-    group = parser.add_argument_group("timeline (one of)")
-    for source in SOURCES:
-        if source.flag is None:
-            group.add_argument(source.dest, nargs="*", metavar=source.metavar, help=source.help)
-        else:
-            group.add_argument(
-                source.flag, dest=source.dest, metavar=source.metavar, help=source.help
-            )
-        for option in source.options:
-            group.add_argument(
-                option.flag, dest=option.dest, metavar=option.metavar, help=option.help
-            )
+    add_timeline_arguments(parser.add_argument_group("timeline (one of)"))
 
     add_data_arguments(parser, Command.RUN)  # [tool.model-bisect] may name the features
 
