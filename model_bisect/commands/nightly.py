@@ -306,16 +306,17 @@ def bisect_command(step: Plan) -> list[str]:
     return words
 
 
-def _marker_flags(step: Plan) -> list[str]:
-    return [] if step.marker is None else ["--marker", step.marker]
+def _publish_words(step: Plan, body: Sequence[str]) -> list[str]:
+    """`publish` for this night: its target, ``body``, the marker and the config."""
+    words = [sys.executable, "-m", "model_bisect", "publish", *step.target, *body]
+    words += [] if step.marker is None else ["--marker", step.marker]
+    if step.config is not None:
+        words += ["--config", str(step.config)]
+    return words
 
 
 def publish_command(step: Plan, body: Sequence[str]) -> list[str]:
-    words = [sys.executable, "-m", "model_bisect", "publish", *step.target, *body]
-    words += _marker_flags(step)
-    if step.config is not None:
-        words += ["--config", str(step.config)]
-    return [*words, "--body-out", str(step.out / "comment.md")]
+    return [*_publish_words(step, body), "--body-out", str(step.out / "comment.md")]
 
 
 def _child_env(env: Mapping[str, str]) -> dict[str, str]:
@@ -376,11 +377,7 @@ def _output_broke(step: Plan, problem: str, env: Mapping[str, str]) -> int:
         log = Path(scratch) / "output.log"
         log.write_text(f"{problem}\n", encoding="utf-8")
         body = ["--wiring-broke", "--error-log", str(log), "--stage", "output"]
-        words = [sys.executable, "-m", "model_bisect", "publish", *step.target, *body]
-        words += _marker_flags(step)
-        if step.config is not None:
-            words += ["--config", str(step.config)]
-        _publish(words, env)
+        _publish(_publish_words(step, body), env)
     print(f"nightly: wiring broke (output): {problem}", file=sys.stderr)
     return ExitCode.INPUT
 
