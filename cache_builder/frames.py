@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from model_bisect.errors import InputError, UsageError
-from model_bisect.files import BoundedReadError, ReadProblem, read_text_bounded, write_bytes_atomic
+from model_bisect.files import BoundedReadError, ReadProblem, open_atomic, read_text_bounded
 
 from .writers import parquet_options
 
@@ -46,6 +46,10 @@ _CSV_PROBLEMS = {
 }
 MAX_SIDE = 8192
 ROW_GROUP_ROWS = 256  # rows decoded and written at a time; also what a reader streams by
+# ...fewer when the rows are large: Arrow's Parquet writer holds about eight bytes of levels
+# and values per uint8 pixel of the row group it encodes, so 224x224 RGB pairs (300 kB a
+# row) are written 55 at a time, which keeps the writer near 150 MB.
+ROW_GROUP_BYTES = 16 << 20
 
 
 class FrameMode(StrEnum):
@@ -164,12 +168,18 @@ def build_frames(request: FramesRequest) -> int:
     schema = pa.schema(fields)
     options = {**parquet_options(), "store_schema": True, "use_dictionary": True}
     options.pop("row_group_size", None)
-    sink = pa.BufferOutputStream()
-    with pq.ParquetWriter(sink, schema, **options) as writer:
-        for chunk in _chunks(rows, ROW_GROUP_ROWS):
+    # Streamed: one row group of decoded frames in memory at a time, never the whole cache.
+    with open_atomic(request.out) as sink, pq.ParquetWriter(sink, schema, **options) as writer:
+        for chunk in _chunks(rows, group_rows(shape, pairs)):
             writer.write_table(_table(chunk, request, schema), row_group_size=len(chunk))
-    write_bytes_atomic(request.out, sink.getvalue().to_pybytes())
     return len(rows)
+
+
+def group_rows(shape: Sequence[int], pairs: bool) -> int:
+    """Rows per row group: ``ROW_GROUP_ROWS``, or fewer so one group's pixels stay within
+    ``ROW_GROUP_BYTES``."""
+    row_bytes = math.prod(shape) * (2 if pairs else 1)
+    return max(1, min(ROW_GROUP_ROWS, ROW_GROUP_BYTES // row_bytes))
 
 
 def _chunks(rows: Sequence[Row], size: int) -> Iterator[Sequence[Row]]:

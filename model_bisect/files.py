@@ -8,14 +8,16 @@ file keeps its permissions.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import secrets
 import stat
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from enum import Enum, StrEnum
 from io import BufferedReader
 from pathlib import Path
+from typing import BinaryIO
 
 __all__ = [
     "BoundedReadError",
@@ -24,6 +26,7 @@ __all__ = [
     "ReadProblem",
     "TooLargeError",
     "file_sha256",
+    "open_atomic",
     "open_regular",
     "read_bounded",
     "read_bytes_bounded",
@@ -188,7 +191,16 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` all at once; missing parent folders are created.
+    """Replace ``path`` with ``data`` all at once (``open_atomic``)."""
+    with open_atomic(path) as handle:
+        handle.write(data)
+
+
+@contextlib.contextmanager
+def open_atomic(path: Path) -> Iterator[BinaryIO]:
+    """A binary handle whose bytes replace ``path`` all at once when the block ends without
+    an exception (and are discarded otherwise); missing parent folders are created. What is
+    too large to build in memory (a tensor cache) is streamed through it.
 
     A symlink is followed (the link survives and its target gets the data); a target that
     exists but is not a regular file (a FIFO, ``/dev/stdout``) is written straight into,
@@ -200,7 +212,7 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
         info = None
     if info is not None and not stat.S_ISREG(info.st_mode):
         with open(path, "wb") as stream:
-            stream.write(data)
+            yield stream
         return
     target = Path(os.path.realpath(path))
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -209,7 +221,7 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
         with os.fdopen(fd, "wb") as handle:
             if info is not None:
                 os.fchmod(handle.fileno(), stat.S_IMODE(info.st_mode))
-            handle.write(data)
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, target)

@@ -151,3 +151,52 @@ def test_pillow_is_imported_only_when_frames_decodes_an_image() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     )
     assert done.stdout.strip() == "False"
+
+
+def test_large_rows_are_written_in_row_groups_bounded_by_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import cache_builder.frames as frames
+
+    pair_bytes = 2 * 3 * 8 * 8  # ref and dist, RGB 8x8
+    monkeypatch.setattr(frames, "ROW_GROUP_BYTES", 2 * pair_bytes + 1)
+    images = tmp_path / "images"
+    names = _write_pngs(images, [(16, 16)] * 8)
+    scores = tmp_path / "scores.csv"
+    lines = [f"{name},{row},{names[0]}" for row, name in enumerate(names[1:])]
+    scores.write_text("file,score,ref\n" + "\n".join(lines) + "\n")
+    out = tmp_path / "pairs.parquet"
+    result = call_main(
+        "cache_builder", "frames", images, "--scores", scores, "--out", out, "--size", "8x8",
+        "--mode", "rgb", "--reference-column", "ref",
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    metadata = pq.ParquetFile(out).metadata
+    sizes = [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
+    assert sizes == [2, 2, 2, 1]
+    dist = _tensor(pq.read_table(out), "dist")
+    for row, name in enumerate(names[1:]):
+        expected = _by_hand(images / name, "RGB", (8, 8), Image.Resampling.BICUBIC)
+        np.testing.assert_array_equal(dist[row], expected)
+
+
+def test_an_image_that_fails_after_row_groups_were_streamed_leaves_the_old_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import cache_builder.frames as frames
+
+    monkeypatch.setattr(frames, "ROW_GROUP_BYTES", 2 * 8 * 8)  # two grey 8x8 rows a group
+    images = tmp_path / "images"
+    names = _write_pngs(images, [(8, 8)] * 6)
+    (images / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    scores = tmp_path / "scores.csv"
+    scores.write_text("file,score\n" + "".join(f"{n},3\n" for n in names) + "broken.png,2\n")
+    out = tmp_path / "cache.parquet"
+    out.write_bytes(b"previous")
+    result = call_main(
+        "cache_builder", "frames", images, "--scores", scores, "--out", out, "--size", "8x8"
+    )
+    assert result.code == 3
+    assert "broken.png" in result.err
+    assert out.read_bytes() == b"previous"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache.parquet", "images", "scores.csv"]
