@@ -43,6 +43,9 @@ class Kind(StrEnum):
     INTEGER = "integer"
     SWITCH = "switch"  # a flag without a value; true or false in the table and the action
     CHOICE = "choice"
+    # a repeatable flag of text values; a list of strings (or one string) in the table, one
+    # value per line as an action input
+    LIST = "list"
 
 
 class Command(StrEnum):
@@ -121,6 +124,8 @@ class Setting:
     def action_help(self) -> str:
         """The action input's description: the help as a sentence."""
         text = self.help[0].upper() + self.help[1:] + "."
+        if self.kind is Kind.LIST:
+            return f"{text} One per line."
         return f"{text} Use true or false." if self.kind is Kind.SWITCH else text
 
 
@@ -172,6 +177,33 @@ SETTINGS: tuple[Setting, ...] = (
         " group, metrics over groups",
         example="clip",
         metavar="COLUMN",
+    ),
+    Setting(
+        "slice-by",
+        Kind.LIST,
+        "also compute every metric per value of this string column, for each model (repeatable)",
+        example="encoder",
+        metavar="COLUMN",
+        commands=frozenset({Command.RUN}),
+    ),
+    Setting(
+        "gate-slices",
+        Kind.SWITCH,
+        "with slice-by: every min/max gate must also hold on each slice of at least"
+        " min-slice-rows rated items",
+        example="true",
+        default=False,
+        commands=frozenset({Command.RUN}),
+    ),
+    Setting(
+        "min-slice-rows",
+        Kind.INTEGER,
+        "slices with fewer rated items than this are reported but never gated",
+        example="30",
+        default=30,
+        metavar="N",
+        bounds=Range(1.0),
+        commands=frozenset({Command.RUN}),
     ),
     Setting(
         "mapping",

@@ -1,0 +1,136 @@
+"""Per-slice metrics (``--slice-by``), the slice gates (``--gate-slices``) and the worst slice.
+
+A model can be fine overall and fail on one encoder; a slice is the rated items sharing one
+value of a string column. Pure functions over arrays: the metrics of a slice are the
+catalogue's, computed by metrics.py on the slice's items, so a metric added to the catalogue
+is sliced at once.
+
+The mapping (``--mapping``) is fitted once, on every item, and each slice is judged on those
+mapped predictions: a slice's own fit would hide exactly what slices are for, an offset on one
+encoder's items. Items are grouped by one counting sort of the codes (``np.bincount`` for the
+sizes, a stable sort of 8- or 16-bit codes, which numpy does as a radix sort), then each slice
+is a contiguous run of item indices.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import replace
+
+import numpy as np
+
+from .catalogue import CATALOGUE, GateKind, MappingName, metric_spec
+from .gates import threshold_clause
+from .report import GateSpec, SliceMetrics, SliceRef
+
+__all__ = [
+    "DEFAULT_MIN_SLICE_ROWS",
+    "ranking_metric",
+    "slice_failures",
+    "slice_metrics",
+    "worst_slice",
+]
+
+DEFAULT_MIN_SLICE_ROWS = 30  # below this a slice's correlation is mostly noise: never gated
+
+
+def _absolute(gates: Sequence[GateSpec]) -> list[GateSpec]:
+    return [g for g in gates if g.kind in (GateKind.MIN, GateKind.MAX)]
+
+
+def slice_metrics(
+    column: str,
+    codes: np.ndarray,
+    vocabulary: Sequence[str],
+    predictions: np.ndarray,
+    target: np.ndarray,
+    *,
+    mapping: str = MappingName.NONE.value,
+) -> tuple[SliceMetrics, ...]:
+    """Every catalogue metric on each value of a dictionary-coded column (code -1, a null,
+    is the slice of value None), in vocabulary order; values no item has are left out.
+
+    ``predictions`` and ``target`` are one per rated item, as the overall metrics saw them.
+    """
+    from .metrics import compute_metrics, fit_mapping, with_rank_metrics
+
+    raw = np.asarray(predictions).reshape(-1)
+    y = np.asarray(target, dtype=np.float64).reshape(-1)
+    k = len(vocabulary)
+    groups = np.where(np.asarray(codes) < 0, k, codes)
+    # 8- or 16-bit codes: numpy's stable sort of them is a radix sort, O(items)
+    groups = groups.astype(np.uint8 if k < 255 else np.uint16 if k < 65535 else np.int64)
+    sizes = np.bincount(groups, minlength=k + 1)
+    order = np.argsort(groups, kind="stable")
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    used = MappingName(mapping).value
+    mapped = raw
+    if mapping != MappingName.NONE.value:
+        mapped, used = fit_mapping(raw, y, mapping)
+    found = []
+    names: list[str | None] = [*vocabulary, None]
+    for code, value in enumerate(names):
+        if sizes[code] == 0:
+            continue
+        items = order[starts[code] : starts[code + 1]]
+        t = y[items]
+        metrics = compute_metrics(mapped[items], t, ranked=False)
+        metrics = with_rank_metrics(metrics, raw[items], t)
+        metrics = replace(metrics, mapping=used, mapping_direction=None)
+        found.append(SliceMetrics(column, value, int(sizes[code]), metrics))
+    return tuple(found)
+
+
+def ranking_metric(gates: Sequence[GateSpec]) -> str:
+    """The metric slices are ranked by: the first --min-/--max- gate's, else the first gate's
+    (a --max-drop), else the catalogue's first."""
+    chosen = _absolute(gates) or list(gates)
+    return chosen[0].metric if chosen else CATALOGUE.names[0]
+
+
+def _fails(piece: SliceMetrics, gates: Sequence[GateSpec]) -> list[str]:
+    return [
+        text
+        for gate in _absolute(gates)
+        for ok, text in [threshold_clause(gate, piece.metrics.value(gate.metric))]
+        if not ok
+    ]
+
+
+def slice_failures(
+    slices: Sequence[SliceMetrics], gates: Sequence[GateSpec], unit: str = "rows"
+) -> list[str]:
+    """Each absolute gate a gated slice fails, as a reason clause naming the slice:
+    ``plcc 0.4100 < 0.8 on encoder = libx265 (412 rows)``. --max-drop gates compare with the
+    first model overall and are not applied per slice."""
+    return [
+        f"{text} on {piece.ref.describe()} ({piece.rows} {unit})"
+        for piece in slices
+        if piece.gated
+        for text in _fails(piece, gates)
+    ]
+
+
+def worst_slice(
+    slices: Sequence[SliceMetrics], gates: Sequence[GateSpec], min_rows: int
+) -> SliceRef | None:
+    """The slice a reader should look at first.
+
+    Among the slices of at least ``min_rows`` items (all of them when none is that large): one
+    that fails an absolute gate before one that holds them all, then the worst value of
+    ``ranking_metric`` (an undefined value counts as worst, as it fails a gate), then the
+    larger slice, then column and value order.
+    """
+    if not slices:
+        return None
+    large = [s for s in slices if s.rows >= min_rows] or list(slices)
+    spec = metric_spec(ranking_metric(gates))
+    position = {id(s): i for i, s in enumerate(slices)}
+
+    def key(piece: SliceMetrics) -> tuple[bool, float, int, int]:
+        value = piece.metrics.value(spec.name)
+        worse = spec.worse_by(value) if math.isfinite(value) else math.inf
+        return (not _fails(piece, gates), -worse, -piece.rows, position[id(piece)])
+
+    return min(large, key=key).ref
