@@ -17,15 +17,18 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import replace
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from .catalogue import CATALOGUE, GateKind, MappingName, metric_spec
 from .gates import threshold_clause
 from .report import GateSpec, SliceMetrics, SliceRef
 
+if TYPE_CHECKING:
+    import numpy as np
+
 __all__ = [
     "DEFAULT_MIN_SLICE_ROWS",
+    "failed_gates",
     "ranking_metric",
     "slice_failures",
     "slice_metrics",
@@ -53,6 +56,8 @@ def slice_metrics(
 
     ``predictions`` and ``target`` are one per rated item, as the overall metrics saw them.
     """
+    import numpy as np  # here, not at import: the renderers read this module too
+
     from .metrics import compute_metrics, fit_mapping, with_rank_metrics
 
     raw = np.asarray(predictions).reshape(-1)
@@ -89,12 +94,19 @@ def ranking_metric(gates: Sequence[GateSpec]) -> str:
     return chosen[0].metric if chosen else CATALOGUE.names[0]
 
 
+def failed_gates(piece: SliceMetrics, gates: Sequence[GateSpec]) -> list[GateSpec]:
+    """The absolute gates the slice's metrics fail, gated or not."""
+    return [
+        gate
+        for gate in _absolute(gates)
+        if not threshold_clause(gate, piece.metrics.value(gate.metric))[0]
+    ]
+
+
 def _fails(piece: SliceMetrics, gates: Sequence[GateSpec]) -> list[str]:
     return [
-        text
-        for gate in _absolute(gates)
-        for ok, text in [threshold_clause(gate, piece.metrics.value(gate.metric))]
-        if not ok
+        threshold_clause(gate, piece.metrics.value(gate.metric))[1]
+        for gate in failed_gates(piece, gates)
     ]
 
 

@@ -275,3 +275,44 @@ def test_the_cache_answers_only_the_slicing_it_was_computed_for(
     assert [s["slices"] for s in again["steps"]] == [s["slices"] for s in sliced["steps"]]
     assert run("--slice-by", "encoder", "--gate-slices")["evaluations"] == 2
     assert run()["evaluations"] == 0  # and the plain entries are still there
+
+
+def test_the_worst_slice_of_the_first_bad_model_is_shown_in_terminal_comment_and_summary(
+    tmp_path: Path, project: dict[str, Any]
+) -> None:
+    from model_bisect.publishing.actions import run_result
+    from model_bisect.report import read_report
+
+    flags = ("--min-plcc", "0.9", "--slice-by", "encoder", "--gate-slices", "--no-cache")
+    ran = call_main(
+        "model_bisect",
+        *("run", tmp_path / "models", "--features", tmp_path / "f.parquet", *flags),
+        *("--json", tmp_path / "r.json", "--markdown", tmp_path / "c.md"),
+    )
+    assert ran.code == ExitCode.OK, ran.err
+    report = read_report(tmp_path / "r.json")
+    plcc = next(s for s in report.steps if s.index == 2).worst()
+    assert plcc is not None
+    shown = (
+        f"#2 (model_02.onnx): encoder = libx265, 300 rows: PLCC {plcc.metrics.value('plcc'):.4f}"
+    )
+    (line,) = [line for line in ran.out.splitlines() if line.startswith("worst slice of")]
+    assert line.startswith(f"worst slice of {shown}")
+    assert line.endswith("; fails plcc >= 0.9")
+    comment = (tmp_path / "c.md").read_text()
+    assert f"**Worst slice:** {shown.replace('_', '&#95;')}" in comment
+    assert "**Worst slice:**" in run_result(report, None, {}).summary
+
+
+def test_without_slice_by_nothing_about_slices_is_written_or_shown(
+    tmp_path: Path, project: dict[str, Any]
+) -> None:
+    report = _run(tmp_path, "--scan")
+    assert all("slices" not in s and "worst_slice" not in s for s in report["steps"])
+    assert "slice_by" not in report["settings"]
+    ran = call_main(
+        "model_bisect",
+        *("run", tmp_path / "models", "--features", tmp_path / "f.parquet"),
+        *("--min-plcc", "0.9", "--no-cache"),
+    )
+    assert "worst slice" not in ran.out
