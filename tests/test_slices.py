@@ -316,3 +316,32 @@ def test_without_slice_by_nothing_about_slices_is_written_or_shown(
         *("--min-plcc", "0.9", "--no-cache"),
     )
     assert "worst slice" not in ran.out
+
+
+def test_nightly_passes_the_slice_flags_on_to_its_bisect(
+    tmp_path: Path, project: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no settings file, no fixture: only the flags below
+    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
+    ran = call_main(
+        "model_bisect",
+        *("nightly", "--models", tmp_path / "models", "--features", tmp_path / "f.parquet"),
+        *("--min-plcc", "0.9", "--slice-by", "encoder", "--gate-slices"),
+        *("--min-slice-rows", "20", "--no-cache", "--out", tmp_path / "out"),
+    )
+    assert ran.code == ExitCode.REGRESSION, ran.err
+    report = json.loads((tmp_path / "out" / "result.json").read_text())
+    assert report["settings"]["slice_by"] == ["encoder"]
+    assert report["settings"]["min_slice_rows"] == 20
+    assert "on encoder = libx265 (300 rows)" in report["steps"][-1]["reason"]
+    assert "**Worst slice:**" in (tmp_path / "out" / "comment.md").read_text()
+
+
+def test_the_config_table_sets_the_slices(tmp_path: Path, project: dict[str, Any]) -> None:
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.model-bisect]\nslice-by = ["encoder"]\ngate-slices = true\n', encoding="utf-8"
+    )
+    report = _run(tmp_path, "--config", tmp_path / "pyproject.toml")
+    assert report["settings"]["slice_by"] == ["encoder"]
+    assert report["settings"]["gate_slices"] is True
+    assert report["verdict"]["kind"] == "regression"
