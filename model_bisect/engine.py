@@ -48,15 +48,16 @@ from .report import (
 )
 from .safetext import unicode_safe
 from .search import SearchResult, bisect, scan, verdict_message
+from .settings import DEFAULT_MIN_SLICE_ROWS
 from .timeline.entry import TimelineEntry, require_two
 from .toolchain import toolchain_versions
 
 if TYPE_CHECKING:
     from .culprit.record import Culprit
     from .evaluation.dataset import Dataset
-    from .evaluation.strings import StringColumn
     from .executors import Predictor, RemotePredictor
     from .ranks import TargetRanks
+    from .slices import Slicing
 
 __all__ = [
     "MAX_JOBS",
@@ -118,7 +119,7 @@ class RunOptions:
     pool_by: str | None = None  # rows sharing this column's value are one rated item
     slice_by: tuple[str, ...] = ()  # every metric per value of these string columns too
     gate_slices: bool = False  # the min/max gates hold on each slice of min_slice_rows items
-    min_slice_rows: int = 30
+    min_slice_rows: int = DEFAULT_MIN_SLICE_ROWS
     # where probes run: local threads, or Ray tasks
     executor: Executor = field(default_factory=Executor)
 
@@ -205,10 +206,10 @@ class _Session:
         descriptions: Mapping[int, InputDescription],
         broken: Mapping[int, str],
         on_step: Callable[[Step], None] | None,
-        slicing: Mapping[str, StringColumn] | None = None,
+        slicing: Sequence[Slicing] = (),
     ) -> None:
         self.entries = entries
-        self.slicing = slicing or {}  # the --slice-by columns' codes, one per rated item
+        self.slicing = slicing  # the --slice-by columns' slices of the rated items
         self.data = data
         self.options = options
         self.descriptions = descriptions
@@ -396,14 +397,9 @@ class _Session:
 
         return tuple(
             piece
-            for name, column in self.slicing.items()
+            for slices in self.slicing
             for piece in slice_metrics(
-                name,
-                column.codes,
-                column.vocabulary,
-                predictions,
-                self.data.target,
-                mapping=self.options.mapping,
+                slices, predictions, self.data.target, mapping=self.options.mapping
             )
         )
 
@@ -602,11 +598,15 @@ def _open_session(
         one_model=one_model,
         pool_by=options.pool_by,
     )
-    slicing = None
+    slicing: list[Slicing] = []
     if options.slice_by:  # read before any model runs: a bad column is exit 3 at once
         from .evaluation.slicing import slice_columns
+        from .slices import slicing as slices_of
 
-        slicing = slice_columns(data, options.slice_by)
+        columns = slice_columns(data, options.slice_by)
+        slicing = [
+            slices_of(name, c.codes, c.vocabulary, data.target) for name, c in columns.items()
+        ]
     session = _Session(entries, data, options, descriptions, broken, on_step, slicing)
     try:
         with session.beside or nullcontext():

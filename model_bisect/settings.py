@@ -19,6 +19,7 @@ from .executors import ExecutorKind
 from .timeline.registry import SOURCES
 
 __all__ = [
+    "DEFAULT_MIN_SLICE_ROWS",
     "DEFAULT_MODEL_TIMEOUT",
     "SETTINGS",
     "Command",
@@ -32,6 +33,8 @@ __all__ = [
 # Seconds of inference one model may take before it is stopped and skipped: far above what a
 # quality model needs on a million rows, far below a night.
 DEFAULT_MODEL_TIMEOUT = 600.0
+# Rated items a slice needs before its gates apply: below this a correlation is mostly noise.
+DEFAULT_MIN_SLICE_ROWS = 30
 
 
 class Kind(StrEnum):
@@ -199,8 +202,8 @@ SETTINGS: tuple[Setting, ...] = (
         "min-slice-rows",
         Kind.INTEGER,
         "slices with fewer rated items than this are reported but never gated",
-        example="30",
-        default=30,
+        example=str(DEFAULT_MIN_SLICE_ROWS),
+        default=DEFAULT_MIN_SLICE_ROWS,
         metavar="N",
         bounds=Range(1.0),
         commands=frozenset({Command.RUN}),

@@ -3,20 +3,21 @@
 A model can be fine overall and fail on one encoder; a slice is the rated items sharing one
 value of a string column. Pure functions over arrays: the metrics of a slice are the
 catalogue's, computed by metrics.py on the slice's items, so a metric added to the catalogue
-is sliced at once.
+is sliced at once. The grouping and each slice's target ranks are computed once per run
+(``slicing``), then read for every model.
 
 The mapping (``--mapping``) is fitted once, on every item, and each slice is judged on those
 mapped predictions: a slice's own fit would hide exactly what slices are for, an offset on one
 encoder's items. Items are grouped by one counting sort of the codes (``np.bincount`` for the
 sizes, a stable sort of 8- or 16-bit codes, which numpy does as a radix sort), then each slice
-is a contiguous run of item indices.
+is a run of item indices.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from .catalogue import CATALOGUE, GateKind, MappingName, metric_spec
@@ -26,41 +27,45 @@ from .report import GateSpec, SliceMetrics, SliceRef
 if TYPE_CHECKING:
     import numpy as np
 
+    from .ranks import TargetRanks
+
 __all__ = [
-    "DEFAULT_MIN_SLICE_ROWS",
+    "Slicing",
     "failed_gates",
     "ranking_metric",
     "slice_failures",
     "slice_metrics",
+    "slicing",
     "worst_slice",
 ]
-
-DEFAULT_MIN_SLICE_ROWS = 30  # below this a slice's correlation is mostly noise: never gated
 
 
 def _absolute(gates: Sequence[GateSpec]) -> list[GateSpec]:
     return [g for g in gates if g.kind in (GateKind.MIN, GateKind.MAX)]
 
 
-def slice_metrics(
-    column: str,
-    codes: np.ndarray,
-    vocabulary: Sequence[str],
-    predictions: np.ndarray,
-    target: np.ndarray,
-    *,
-    mapping: str = MappingName.NONE.value,
-) -> tuple[SliceMetrics, ...]:
-    """Every catalogue metric on each value of a dictionary-coded column (code -1, a null,
-    is the slice of value None), in vocabulary order; values no item has are left out.
+@dataclass(frozen=True, eq=False)
+class Slicing:
+    """One column's slices of a run's items, built once per run and read for every model:
+    each slice's item indices, its target and the target's ranks (every model is ranked
+    against the same target, so the slice's target is sorted once, not once per model)."""
 
-    ``predictions`` and ``target`` are one per rated item, as the overall metrics saw them.
-    """
+    column: str
+    values: tuple[str | None, ...]  # None: the items where the column is null
+    items: tuple[np.ndarray, ...]  # int64 indices into the run's items, per slice
+    targets: tuple[np.ndarray, ...]
+    ranks: tuple[TargetRanks, ...]
+
+
+def slicing(
+    column: str, codes: np.ndarray, vocabulary: Sequence[str], target: np.ndarray
+) -> Slicing:
+    """The slices of a dictionary-coded column (code -1, a null, is the slice of value None),
+    in vocabulary order; values no item has are left out."""
     import numpy as np  # here, not at import: the renderers read this module too
 
-    from .metrics import compute_metrics, fit_mapping, with_rank_metrics
+    from .metrics import target_ranks
 
-    raw = np.asarray(predictions).reshape(-1)
     y = np.asarray(target, dtype=np.float64).reshape(-1)
     k = len(vocabulary)
     groups = np.where(np.asarray(codes) < 0, k, codes)
@@ -69,21 +74,45 @@ def slice_metrics(
     sizes = np.bincount(groups, minlength=k + 1)
     order = np.argsort(groups, kind="stable")
     starts = np.concatenate([[0], np.cumsum(sizes)])
+    names: list[str | None] = [*vocabulary, None]
+    kept = [code for code in range(k + 1) if sizes[code]]
+    items = tuple(order[starts[code] : starts[code + 1]] for code in kept)
+    targets = tuple(y[i] for i in items)
+    return Slicing(
+        column,
+        tuple(names[code] for code in kept),
+        items,
+        targets,
+        tuple(target_ranks(t) for t in targets),
+    )
+
+
+def slice_metrics(
+    slices: Slicing,
+    predictions: np.ndarray,
+    target: np.ndarray,
+    *,
+    mapping: str = MappingName.NONE.value,
+) -> tuple[SliceMetrics, ...]:
+    """Every catalogue metric on each slice. ``predictions`` and ``target`` are one per rated
+    item, as the overall metrics saw them: the mapping is fitted on all of them."""
+    import numpy as np
+
+    from .metrics import compute_metrics, fit_mapping, with_rank_metrics
+
+    raw = np.asarray(predictions).reshape(-1)
     used = MappingName(mapping).value
     mapped = raw
     if mapping != MappingName.NONE.value:
-        mapped, used = fit_mapping(raw, y, mapping)
+        mapped, used = fit_mapping(raw, np.asarray(target, dtype=np.float64), mapping)
     found = []
-    names: list[str | None] = [*vocabulary, None]
-    for code, value in enumerate(names):
-        if sizes[code] == 0:
-            continue
-        items = order[starts[code] : starts[code + 1]]
-        t = y[items]
+    for value, items, t, ranks in zip(
+        slices.values, slices.items, slices.targets, slices.ranks, strict=True
+    ):
         metrics = compute_metrics(mapped[items], t, ranked=False)
-        metrics = with_rank_metrics(metrics, raw[items], t)
+        metrics = with_rank_metrics(metrics, raw[items], t, ranks=ranks)
         metrics = replace(metrics, mapping=used, mapping_direction=None)
-        found.append(SliceMetrics(column, value, int(sizes[code]), metrics))
+        found.append(SliceMetrics(slices.column, value, int(items.size), metrics))
     return tuple(found)
 
 

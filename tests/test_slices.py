@@ -22,7 +22,7 @@ from model_bisect.catalogue import GateKind
 from model_bisect.evaluation.features import CANONICAL_FEATURES
 from model_bisect.exitcodes import ExitCode
 from model_bisect.report import GateSpec, Metrics, SliceMetrics
-from model_bisect.slices import slice_metrics, worst_slice
+from model_bisect.slices import slice_metrics, slicing, worst_slice
 from tests.clirun import call_main
 from tests.modelkit import default_weights, linear_model, sidecar_json
 
@@ -175,7 +175,7 @@ def test_per_slice_metrics_equal_numpy_and_scipy_on_the_slice_rows(
 def test_a_null_value_is_a_slice_of_its_own() -> None:
     codes = np.asarray([0, 1, -1, 0, 1, -1, 0, 1, -1, 0])
     target = np.arange(10, dtype=np.float64)
-    found = slice_metrics("encoder", codes, ["a", "b"], target * 2.0, target)
+    found = slice_metrics(slicing("encoder", codes, ["a", "b"], target), target * 2.0, target)
     assert [(s.value, s.rows) for s in found] == [("a", 4), ("b", 3), (None, 3)]
     assert all(s.metrics.value("plcc") == pytest.approx(1.0) for s in found)
 
