@@ -345,3 +345,22 @@ def test_the_config_table_sets_the_slices(tmp_path: Path, project: dict[str, Any
     assert report["settings"]["slice_by"] == ["encoder"]
     assert report["settings"]["gate_slices"] is True
     assert report["verdict"]["kind"] == "regression"
+
+
+def test_a_sliced_report_matches_the_schema_and_reads_back_the_same(
+    tmp_path: Path, project: dict[str, Any]
+) -> None:
+    import jsonschema
+
+    from model_bisect.json_schema import report_schema
+    from model_bisect.report import Report
+
+    data = _run(tmp_path, "--slice-by", "encoder", "--gate-slices", "--scan")
+    _run(tmp_path, "--slice-by", "encoder", "--scan")  # a run that does not gate them too
+    assert list(jsonschema.Draft202012Validator(report_schema()).iter_errors(data)) == []
+    report = Report.from_json(data)
+    assert report.to_json() == data
+    step = report.steps[3]
+    worst = step.worst()
+    assert worst is not None
+    assert (worst.column, worst.value, worst.gated) == ("encoder", "libx265", True)
