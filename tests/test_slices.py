@@ -216,14 +216,27 @@ def test_a_column_that_cannot_slice_is_exit_3_on_one_line_naming_file_and_fix(
     assert "Traceback" not in ran.err
 
 
-def test_gate_slices_without_slice_by_is_refused(tmp_path: Path, project: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    ("flags", "problem"),
+    [
+        (("--min-plcc", "0.9", "--gate-slices"), "--gate-slices applies to slices, and no"),
+        (("--min-plcc", "0.9", "--min-slice-rows", "5"), "--min-slice-rows applies to slices"),
+        (
+            ("--max-drop", "plcc=0.1", "--slice-by", "encoder", "--gate-slices"),
+            "--gate-slices applies the --min-/--max- gates to each slice, and none was given",
+        ),
+    ],
+)
+def test_slice_flags_that_would_do_nothing_are_refused(
+    tmp_path: Path, project: dict[str, Any], flags: tuple[str, ...], problem: str
+) -> None:
     ran = call_main(
         "model_bisect",
-        *("run", tmp_path / "models", "--features", tmp_path / "f.parquet"),
-        *("--min-plcc", "0.9", "--gate-slices", "--no-cache"),
+        *("run", tmp_path / "models", "--features", tmp_path / "f.parquet", *flags),
+        "--no-cache",
     )
     assert ran.code == ExitCode.INPUT
-    assert "--gate-slices applies to slices, and no --slice-by was given" in ran.err
+    assert problem in ran.err
 
 
 def test_with_pool_by_slices_count_rated_items(tmp_path: Path, project: dict[str, Any]) -> None:

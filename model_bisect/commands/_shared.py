@@ -199,6 +199,12 @@ def check_slice_arguments(args: argparse.Namespace, where: str) -> None:
         )
     if args.slice_by:
         args.slice_by = list(dict.fromkeys(args.slice_by))  # each column sliced once
+        if args.gate_slices and all(getattr(args, spec.dest) is None for spec in CATALOGUE):
+            raise UsageError(  # --max-drop compares with the first model overall only
+                "--gate-slices applies the --min-/--max- gates to each slice, and none was given",
+                where,
+                f"add a gate such as {CATALOGUE.specs[0].flag} X, or drop --gate-slices",
+            )
         return
     default = setting_named("min-slice-rows").default
     if args.gate_slices or args.min_slice_rows != default:
