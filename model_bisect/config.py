@@ -46,7 +46,7 @@ def _threshold_keys() -> dict[str, MetricSpec]:
 KEYS = config_keys()
 
 # One value of a setting from SETTINGS, as the run uses it (a path resolved).
-Value = str | float | int | bool | Path
+Value = str | float | int | bool | Path | tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -273,6 +273,12 @@ class _Checker:
             return self.folder / self.text(key, value)
         if kind is Kind.TEXT:
             return self.text(key, value)
+        if kind is Kind.LIST:
+            items = [value] if isinstance(value, str) else value
+            if not isinstance(items, list) or not items:
+                fix = f'use a list of strings, e.g. {key} = ["{setting.example}"]'
+                raise self.bad(key, value, fix)
+            return tuple(dict.fromkeys(self.text(key, item) for item in items))
         if kind is Kind.CHOICE:
             if value not in setting.choices:
                 raise self.bad(key, value, f"use one of {', '.join(setting.choices)}")

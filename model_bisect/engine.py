@@ -39,6 +39,8 @@ from .report import (
     ModelRef,
     Report,
     ScanSummary,
+    SliceMetrics,
+    SliceRef,
     Status,
     Step,
     Verdict,
@@ -46,6 +48,7 @@ from .report import (
 )
 from .safetext import unicode_safe
 from .search import SearchResult, bisect, scan, verdict_message
+from .settings import DEFAULT_MIN_SLICE_ROWS
 from .timeline.entry import TimelineEntry, require_two
 from .toolchain import toolchain_versions
 
@@ -54,6 +57,7 @@ if TYPE_CHECKING:
     from .evaluation.dataset import Dataset
     from .executors import Predictor, RemotePredictor
     from .ranks import TargetRanks
+    from .slices import Slicing
 
 __all__ = [
     "MAX_JOBS",
@@ -113,6 +117,9 @@ class RunOptions:
     model_timeout: float | None = None  # seconds of inference per model; None: no bound
     row_id: str | None = None  # the culprit's worst rows name this column's value
     pool_by: str | None = None  # rows sharing this column's value are one rated item
+    slice_by: tuple[str, ...] = ()  # every metric per value of these string columns too
+    gate_slices: bool = False  # the min/max gates hold on each slice of min_slice_rows items
+    min_slice_rows: int = DEFAULT_MIN_SLICE_ROWS
     # where probes run: local threads, or Ray tasks
     executor: Executor = field(default_factory=Executor)
 
@@ -147,6 +154,7 @@ class _Measure:
     predictions: np.ndarray | None
     unknown_rows: int = 0
     note: str = ""
+    slices: tuple[SliceMetrics, ...] = ()
 
 
 def _describe_inputs(
@@ -165,7 +173,7 @@ def _describe_inputs(
     return descriptions, broken
 
 
-def _cached_record(record: Mapping[str, Any]) -> tuple[Metrics, int, str]:
+def _cached_record(record: Mapping[str, Any]) -> tuple[Metrics, int, str, tuple[SliceMetrics, ...]]:
     """Metrics and unknown-value count of a cache record; raises (KeyError, TypeError, ...)
     on a record of another shape, which the cache then treats as a miss. So is a record
     written before a catalogue metric was added: it parses, but the model is evaluated again
@@ -177,6 +185,7 @@ def _cached_record(record: Mapping[str, Any]) -> tuple[Metrics, int, str]:
         metrics,
         int(record.get("unknown_rows", 0)),
         str(record.get("note", "")),
+        tuple(SliceMetrics.from_json(s) for s in record.get("slices", ())),
     )
 
 
@@ -197,8 +206,10 @@ class _Session:
         descriptions: Mapping[int, InputDescription],
         broken: Mapping[int, str],
         on_step: Callable[[Step], None] | None,
+        slicing: Sequence[Slicing] = (),
     ) -> None:
         self.entries = entries
+        self.slicing = slicing  # the --slice-by columns' slices of the rated items
         self.data = data
         self.options = options
         self.descriptions = descriptions
@@ -267,7 +278,14 @@ class _Session:
         the model is fed (its inputs' columns), the target, the mapping, the input name, and
         the versions that compute them."""
         versions = self.toolchain()
+        # Only with --slice-by, so the keys of runs without slices stay what they were.
+        slices = (
+            {"slices": {"by": self.options.slice_by, "gated": self.options.gate_slices}}
+            if self.options.slice_by
+            else {}
+        )
         return EvalCache.key(
+            **slices,
             model=entry.weights_sha256 or entry.content_sha256 or entry.sha256,
             data=self.data.digest,
             inputs=self.descriptions[entry.index].key(),
@@ -310,9 +328,9 @@ class _Session:
             key = self._cache_key(entry)
             hit = cache.get(key, _cached_record)
             if hit is not None:
-                (metrics, unknown, note), predictions = hit
+                (metrics, unknown, note, slices), predictions = hit
                 if predictions is not None or not self.needs_predictions:
-                    return _Measure(metrics, "", 0.0, True, predictions, unknown, note)
+                    return _Measure(metrics, "", 0.0, True, predictions, unknown, note, slices)
         started = time.perf_counter()
         if self.beside is not None:  # the target ranked and the versions read meanwhile
             self.beside.prepare(self.toolchain)
@@ -327,7 +345,10 @@ class _Session:
         if direction_of(entry, self.options) is Direction.LOWER_IS_BETTER:
             predictions = np.negative(predictions)  # before the mapping, metrics and cache
         self.boundary.offer(self._memo_key(entry), predictions)
-        record = {"unknown_rows": evaluation.unknown_rows, "note": evaluation.note}
+        slices = self._slices(predictions)
+        record: dict[str, Any] = {"unknown_rows": evaluation.unknown_rows, "note": evaluation.note}
+        if slices:
+            record["slices"] = [piece.to_json() for piece in slices]
         # Predictions (8 MB per million rows) are kept only for the significance test; holding
         # them for every model of a 512-model scan would cost gigabytes.
         kept_predictions = predictions if self.needs_predictions else None
@@ -343,6 +364,7 @@ class _Session:
             kept_predictions,
             evaluation.unknown_rows,
             evaluation.note,
+            slices,
         )
         if self.beside is not None:
 
@@ -366,6 +388,42 @@ class _Session:
             kept = predictions.astype(np.float32) if self.needs_predictions else None
             self.options.cache.put(key, {"metrics": metrics.to_json(), **record}, kept)
         return metrics
+
+    def _slices(self, predictions: np.ndarray) -> tuple[SliceMetrics, ...]:
+        """Every metric per value of each --slice-by column (none without it)."""
+        if not self.slicing:
+            return ()
+        from .slices import slice_metrics
+
+        return tuple(
+            piece
+            for slices in self.slicing
+            for piece in slice_metrics(
+                slices, predictions, self.data.target, mapping=self.options.mapping
+            )
+        )
+
+    def _judge_slices(
+        self, found: _Measure, status: Status, reason: str
+    ) -> tuple[Status, str, tuple[SliceMetrics, ...], SliceRef | None]:
+        """With --gate-slices, a good model that fails a gate on a slice of at least
+        --min-slice-rows items is bad, and its reason names the slice."""
+        if not found.slices:
+            return status, reason, (), None
+        from .slices import slice_failures, worst_slice
+
+        options = self.options
+        slices = tuple(
+            replace(s, gated=options.gate_slices and s.rows >= options.min_slice_rows)
+            for s in found.slices
+        )
+        worst = worst_slice(slices, options.gates, options.min_slice_rows)
+        unit = "items" if options.pool_by is not None else "rows"
+        failed = slice_failures(slices, options.gates, unit)
+        if failed and status is not Status.SKIP:
+            reason = "; ".join(failed if status is Status.GOOD else [reason, *failed])
+            status = Status.BAD
+        return status, reason, slices, worst
 
     def _rank_target(self) -> TargetRanks:
         from .metrics import target_ranks
@@ -419,6 +477,7 @@ class _Session:
                 p_values=p_values,
                 alpha=self.options.alpha,
             )
+        status, reason, slices, worst = self._judge_slices(found, status, reason)
         notes = [found.note] if found.note else []
         if direction_of(entry, self.options) is Direction.LOWER_IS_BETTER:
             notes.append(_NEGATED)
@@ -438,6 +497,8 @@ class _Session:
             cached=found.cached,
             p_values=p_values,
             unknown_rows=found.unknown_rows,
+            slices=slices,
+            worst_slice=worst,
         )
         self.boundary.judged(index, self._memo_key(entry), status)
         record = partial(self._record, step, self._memo_key(entry))
@@ -537,7 +598,16 @@ def _open_session(
         one_model=one_model,
         pool_by=options.pool_by,
     )
-    session = _Session(entries, data, options, descriptions, broken, on_step)
+    slicing: list[Slicing] = []
+    if options.slice_by:  # read before any model runs: a bad column is exit 3 at once
+        from .evaluation.slicing import slice_columns
+        from .slices import slicing as slices_of
+
+        columns = slice_columns(data, options.slice_by)
+        slicing = [
+            slices_of(name, c.codes, c.vocabulary, data.target) for name, c in columns.items()
+        ]
+    session = _Session(entries, data, options, descriptions, broken, on_step, slicing)
     try:
         with session.beside or nullcontext():
             if any(g.kind is GateKind.MAX_DROP for g in options.gates):
@@ -678,6 +748,10 @@ def _build_report(
         "direction": options.direction.value,
         "executor": options.executor.kind.value,
     }
+    if options.slice_by:  # additive: reports without slices keep their settings
+        settings["slice_by"] = list(options.slice_by)
+        settings["gate_slices"] = options.gate_slices
+        settings["min_slice_rows"] = options.min_slice_rows
     return Report(
         tool_version=__version__,
         timeline=tuple(

@@ -187,6 +187,9 @@ def _setting_value(kind: Kind, choices: tuple[str, ...]) -> dict[str, Any]:
     """The JSON type of one kind of setting (bounds and default are added by the caller)."""
     if kind is Kind.CHOICE:
         return {"type": "string", "enum": list(choices)}
+    if kind is Kind.LIST:
+        text = {"type": "string", "minLength": 1}
+        return {"anyOf": [text, {"type": "array", "items": text, "minItems": 1}]}
     kinds: dict[Kind, dict[str, Any]] = {
         Kind.PATH: {"type": "string", "minLength": 1},
         Kind.TEXT: {"type": "string", "minLength": 1},

@@ -29,6 +29,8 @@ __all__ = [
     "ModelRef",
     "Report",
     "ScanSummary",
+    "SliceMetrics",
+    "SliceRef",
     "Status",
     "Step",
     "Verdict",
@@ -335,10 +337,67 @@ class GateSpec:
 
 
 @dataclass(frozen=True)
+class SliceRef:
+    """Names one slice: a string column and its value (None: the rows where it is null)."""
+
+    column: str
+    value: str | None
+
+    def describe(self) -> str:
+        """``encoder = libx265``, as reasons and tables name the slice."""
+        return f"{self.column} = {'(null)' if self.value is None else self.value}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"column": self.column, "value": self.value}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> SliceRef:
+        return cls(str(data["column"]), _optional_str(data.get("value")))
+
+
+@dataclass(frozen=True)
+class SliceMetrics:
+    """Every metric of one model on the rated items whose ``column`` is ``value`` (--slice-by):
+    ``rows`` of them (groups with --pool-by). ``gated`` says whether the slice gates applied
+    to it (--gate-slices and at least --min-slice-rows rows)."""
+
+    column: str
+    value: str | None
+    rows: int
+    metrics: Metrics
+    gated: bool = False
+
+    @property
+    def ref(self) -> SliceRef:
+        return SliceRef(self.column, self.value)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "column": self.column,
+            "value": self.value,
+            "rows": self.rows,
+            "metrics": self.metrics.to_json(),
+            "gated": self.gated,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> SliceMetrics:
+        return cls(
+            str(data["column"]),
+            _optional_str(data.get("value")),
+            int(data["rows"]),
+            Metrics.from_json(data["metrics"]),
+            bool(data.get("gated", False)),
+        )
+
+
+@dataclass(frozen=True)
 class Step:
     """One evaluated model. ``p_values`` holds the significance test of each max-drop gate;
     ``unknown_rows`` counts rows whose one-hot value is outside the model's layout (written
-    only when non-zero, so reports without one-hot inputs keep their shape)."""
+    only when non-zero, so reports without one-hot inputs keep their shape). ``slices`` are
+    its metrics per value of each --slice-by column and ``worst_slice`` names the worst of
+    them (see ``slices.worst_slice``); both are written only with --slice-by."""
 
     index: int
     label: str
@@ -349,6 +408,12 @@ class Step:
     cached: bool = False
     p_values: Mapping[str, float] = field(default_factory=dict)
     unknown_rows: int = 0
+    slices: tuple[SliceMetrics, ...] = ()
+    worst_slice: SliceRef | None = None
+
+    def worst(self) -> SliceMetrics | None:
+        """The record ``worst_slice`` names (None without slices)."""
+        return next((s for s in self.slices if s.ref == self.worst_slice), None)
 
     def to_json(self) -> dict[str, Any]:
         data = {
@@ -363,6 +428,9 @@ class Step:
         }
         if self.unknown_rows:
             data["unknown_rows"] = self.unknown_rows
+        if self.slices:  # additive: reports without --slice-by keep their shape
+            data["slices"] = [s.to_json() for s in self.slices]
+            data["worst_slice"] = None if self.worst_slice is None else self.worst_slice.to_json()
         return data
 
     @classmethod
@@ -378,6 +446,10 @@ class Step:
             cached=bool(data.get("cached", False)),
             p_values={k: float(v) for k, v in data.get("p_values", {}).items() if k in CATALOGUE},
             unknown_rows=int(data.get("unknown_rows", 0)),
+            slices=tuple(SliceMetrics.from_json(s) for s in data.get("slices") or ()),
+            worst_slice=(
+                None if data.get("worst_slice") is None else SliceRef.from_json(data["worst_slice"])
+            ),
         )
 
 

@@ -19,6 +19,7 @@ from .executors import ExecutorKind
 from .timeline.registry import SOURCES
 
 __all__ = [
+    "DEFAULT_MIN_SLICE_ROWS",
     "DEFAULT_MODEL_TIMEOUT",
     "SETTINGS",
     "Command",
@@ -32,6 +33,8 @@ __all__ = [
 # Seconds of inference one model may take before it is stopped and skipped: far above what a
 # quality model needs on a million rows, far below a night.
 DEFAULT_MODEL_TIMEOUT = 600.0
+# Rated items a slice needs before its gates apply: below this a correlation is mostly noise.
+DEFAULT_MIN_SLICE_ROWS = 30
 
 
 class Kind(StrEnum):
@@ -43,6 +46,9 @@ class Kind(StrEnum):
     INTEGER = "integer"
     SWITCH = "switch"  # a flag without a value; true or false in the table and the action
     CHOICE = "choice"
+    # a repeatable flag of text values; a list of strings (or one string) in the table, one
+    # value per line as an action input
+    LIST = "list"
 
 
 class Command(StrEnum):
@@ -121,6 +127,8 @@ class Setting:
     def action_help(self) -> str:
         """The action input's description: the help as a sentence."""
         text = self.help[0].upper() + self.help[1:] + "."
+        if self.kind is Kind.LIST:
+            return f"{text} One per line."
         return f"{text} Use true or false." if self.kind is Kind.SWITCH else text
 
 
@@ -172,6 +180,33 @@ SETTINGS: tuple[Setting, ...] = (
         " group, metrics over groups",
         example="clip",
         metavar="COLUMN",
+    ),
+    Setting(
+        "slice-by",
+        Kind.LIST,
+        "also compute every metric per value of this string column, for each model (repeatable)",
+        example="encoder",
+        metavar="COLUMN",
+        commands=frozenset({Command.RUN}),
+    ),
+    Setting(
+        "gate-slices",
+        Kind.SWITCH,
+        "with slice-by: every min/max gate must also hold on each slice of at least"
+        " min-slice-rows rated items",
+        example="true",
+        default=False,
+        commands=frozenset({Command.RUN}),
+    ),
+    Setting(
+        "min-slice-rows",
+        Kind.INTEGER,
+        "slices with fewer rated items than this are reported but never gated",
+        example=str(DEFAULT_MIN_SLICE_ROWS),
+        default=DEFAULT_MIN_SLICE_ROWS,
+        metavar="N",
+        bounds=Range(1.0),
+        commands=frozenset({Command.RUN}),
     ),
     Setting(
         "mapping",

@@ -129,6 +129,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "model_bisect.ranks",
             "model_bisect.significance",
             "model_bisect.gates",
+            "model_bisect.slices",
             "model_bisect.search",
         ),
     ),

@@ -107,6 +107,9 @@ target = "mos"
 input-name = "input"
 model-timeout = 30
 row-id = "clip"
+slice-by = ["encoder", "resolution"]
+gate-slices = true
+min-slice-rows = 50
 direction = "lower"
 significance = 0.05
 scan = true
@@ -142,6 +145,11 @@ def test_a_table_read_config_accepts_matches_the_config_schema(tmp_path: Path) -
         "marker = 'a b'",
         "tracker-issue = 0",
         "max-drop = { mae = 0.1 }",
+        "slice-by = []",
+        "slice-by = ['']",
+        "slice-by = 3",
+        "min-slice-rows = 0",
+        "gate-slices = 'yes'",
     ],
 )
 def test_what_read_config_refuses_the_config_schema_refuses(tmp_path: Path, line: str) -> None:

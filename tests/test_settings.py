@@ -69,6 +69,10 @@ def settings_problems(
             if s.kind is Kind.SWITCH
             else f'option {s.flag} "${s.env}"'
         )
+        if s.kind is Kind.LIST:  # one value per line, each its own flag
+            passed = (
+                f'if [ -n "${{line// /}}" ]; then args+=({s.flag} "$line"); fi\ndone <<< "${s.env}"'
+            )
         if passed not in script:
             problems.append(f"{s.name}: the run step does not pass {s.flag}")
         for command, text in helps.items():
@@ -89,15 +93,15 @@ def test_the_action_the_config_keys_and_help_follow_the_settings_table() -> None
 
 
 def test_a_setting_added_to_the_table_is_missed_until_action_and_flag_follow() -> None:
-    new = Setting("slice-by", Kind.TEXT, "the column rows are sliced by", example="encoder")
+    new = Setting("shard-by", Kind.TEXT, "the column rows are sharded by", example="encoder")
     helps = {command: _help(command) for command in Command}
     assert settings_problems([*SETTINGS, new], _action(), helps, config_keys()) == [
-        "slice-by: not a [tool.model-bisect] key",
-        "slice-by: no action input",
-        "slice-by: the run step has no MB_SLICE_BY",
-        "slice-by: the run step does not pass --slice-by",
-        "slice-by: `run --help` is wrong about --slice-by",
-        "slice-by: `judge --help` is wrong about --slice-by",
+        "shard-by: not a [tool.model-bisect] key",
+        "shard-by: no action input",
+        "shard-by: the run step has no MB_SHARD_BY",
+        "shard-by: the run step does not pass --shard-by",
+        "shard-by: `run --help` is wrong about --shard-by",
+        "shard-by: `judge --help` is wrong about --shard-by",
     ]
 
 

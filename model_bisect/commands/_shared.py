@@ -33,8 +33,10 @@ __all__ = [
     "add_gate_arguments",
     "add_marker_flag",
     "add_setting",
+    "add_slice_arguments",
     "cache_from",
     "check_gate_arguments",
+    "check_slice_arguments",
     "check_timeout_argument",
     "gates_from",
     "issue_number",
@@ -67,6 +69,12 @@ def add_setting(
         group.add_argument(
             setting.flag, dest=setting.dest, action="store_true", default=default,
             help=setting.flag_help,
+        )  # fmt: skip
+        return
+    if setting.kind is Kind.LIST:
+        group.add_argument(
+            setting.flag, dest=setting.dest, action="append", default=default,
+            metavar=setting.metavar, help=setting.flag_help,
         )  # fmt: skip
         return
     group.add_argument(
@@ -170,6 +178,42 @@ def add_data_arguments(parser: argparse.ArgumentParser, command: Command) -> Non
         if command in setting.commands:
             required = name == "features" and command is Command.JUDGE
             add_setting(data, setting, command, required=required)
+
+
+def add_slice_arguments(parser: argparse.ArgumentParser, command: Command) -> None:
+    """--slice-by, --gate-slices and --min-slice-rows: the metrics per value of a string
+    column, and whether the gates hold on each slice too (`run`, and `nightly` for it)."""
+    slices = parser.add_argument_group("slices")
+    for name in ("slice-by", "gate-slices", "min-slice-rows"):
+        add_setting(slices, setting_named(name), command)
+
+
+def check_slice_arguments(args: argparse.Namespace, where: str) -> None:
+    """--gate-slices and --min-slice-rows mean something only with --slice-by (the config's
+    keys filled in already); a --slice-by value is a column name."""
+    if any(not name for name in args.slice_by or ()):
+        raise UsageError("an empty --slice-by column", where, "pass a string column's name")
+    if args.min_slice_rows < 1:
+        raise UsageError(
+            f"--min-slice-rows must be at least 1, not {args.min_slice_rows}", where, "use e.g. 30"
+        )
+    if args.slice_by:
+        args.slice_by = list(dict.fromkeys(args.slice_by))  # each column sliced once
+        if args.gate_slices and all(getattr(args, spec.dest) is None for spec in CATALOGUE):
+            raise UsageError(  # --max-drop compares with the first model overall only
+                "--gate-slices applies the --min-/--max- gates to each slice, and none was given",
+                where,
+                f"add a gate such as {CATALOGUE.specs[0].flag} X, or drop --gate-slices",
+            )
+        return
+    default = setting_named("min-slice-rows").default
+    if args.gate_slices or args.min_slice_rows != default:
+        flag = "--gate-slices" if args.gate_slices else "--min-slice-rows"
+        raise UsageError(
+            f"{flag} applies to slices, and no --slice-by was given",
+            where,
+            f"add --slice-by COLUMN (a string column such as the encoder), or drop {flag}",
+        )
 
 
 def check_timeout_argument(args: argparse.Namespace, where: str) -> None:

@@ -40,6 +40,7 @@ from ._shared import (
     add_gate_arguments,
     add_marker_flag,
     add_setting,
+    add_slice_arguments,
     add_timeline_arguments,
     issue_number,
 )
@@ -78,13 +79,15 @@ class Plan:
 
 def run_flags_parser() -> argparse.ArgumentParser:
     """`run`'s settings as nightly flags (a parent parser, so `nightly --help` lists them and
-    `forwarded` finds them again): the timeline sources, the data, the gates, the search, the
-    marker and the cache. The MODEL arguments keep a dest of their own, as --models is ours."""
+    `forwarded` finds them again): the timeline sources, the data, the gates, the slices, the
+    search, the marker and the cache. The MODEL arguments keep a dest of their own, as
+    --models is ours."""
     parser = argparse.ArgumentParser(add_help=False)
     group = parser.add_argument_group("timeline to bisect instead of the config's (one of)")
     add_timeline_arguments(group, models_dest="run_models", models_help=", for run")
     add_data_arguments(parser, Command.RUN)
     add_gate_arguments(parser, "the timeline's first model", Command.RUN)
+    add_slice_arguments(parser, Command.RUN)
     search = parser.add_argument_group("search (as for run)")
     for name in ("scan", "jobs", "executor", "ray-address"):
         add_setting(search, setting_named(name), Command.RUN)

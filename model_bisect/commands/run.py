@@ -33,9 +33,11 @@ from ._shared import (
     add_gate_arguments,
     add_marker_flag,
     add_setting,
+    add_slice_arguments,
     add_timeline_arguments,
     cache_from,
     check_gate_arguments,
+    check_slice_arguments,
     check_timeout_argument,
     gates_from,
 )
@@ -61,6 +63,7 @@ def add_parser(sub: Any) -> None:
     add_data_arguments(parser, Command.RUN)  # [tool.model-bisect] may name the features
 
     add_gate_arguments(parser, "the timeline's first model", Command.RUN)
+    add_slice_arguments(parser, Command.RUN)
 
     search = parser.add_argument_group("search")
     add_setting(search, setting_named("scan"), Command.RUN)
@@ -205,6 +208,7 @@ def _validate(args: argparse.Namespace) -> None:
             "use --jobs 1 or more",
         )
     check_gate_arguments(args, "model-bisect run")
+    check_slice_arguments(args, "model-bisect run")
     check_timeout_argument(args, "model-bisect run")
     args.executor_spec = _executor_from(args)
     args.cache_bytes = _cache_bound(args)
@@ -306,6 +310,9 @@ def _main(args: argparse.Namespace) -> int:
         model_timeout=args.model_timeout,
         row_id=args.row_id,
         pool_by=args.pool_by,
+        slice_by=tuple(args.slice_by or ()),
+        gate_slices=bool(args.gate_slices),
+        min_slice_rows=args.min_slice_rows,
         executor=args.executor_spec,
     )
     invoked = invocation(

@@ -20,6 +20,7 @@ from ..report import GateSpec, Report, Status, Step, VerdictKind, negated_phrase
 from .history import WIRING_BROKE, Run, encode_history
 from .marker import DEFAULT_MARKER, marker
 from .redact import redact, redact_report
+from .slices import shown_slice, slice_sentence
 
 __all__ = [
     "GITHUB_COMMENT_LIMIT",
@@ -198,6 +199,11 @@ def summary_lines(report: Report) -> list[str]:
         f"**Features:** {_code(report.features.path.rsplit('/', 1)[-1])}"
         f" · {report.features.rows} rows · target {_text(report.settings.get('target', 'mos'))}",
     ]
+    shown = shown_slice(report)
+    if shown is not None:  # the label is capped: the line stays within the summary's budget
+        step, piece = shown
+        sentence = slice_sentence(report, step, piece).removeprefix("worst slice of ")
+        lines.append(f"**Worst slice:** {_text(sentence, 400)}")
     if report.scan is not None:
         if report.scan.monotone:
             lines.append("**Scan:** the timeline is monotone (good, then bad).")

@@ -205,7 +205,23 @@ def print_report(report: Report, console: Console) -> None:
             continue
         console.print(Text(f"#{step.index} {label}"))
         console.print(Text(reason or step.status.value))
+    _print_slice(report, console)
     _print_culprit(report, console)
+
+
+def _print_slice(report: Report, console: Console) -> None:
+    """The worst slice of the first bad model (else the newest visited) under the table."""
+    from .slices import shown_slice, slice_sentence
+
+    shown = shown_slice(report)
+    if shown is None:
+        return
+    from rich.text import Text
+
+    # one greppable line in a log or a pipe; wrapped at words on a terminal
+    console.print(
+        Text(printable(slice_sentence(report, *shown))), soft_wrap=not console.is_terminal
+    )
 
 
 def _print_culprit(report: Report, console: Console) -> None:
