@@ -28,7 +28,7 @@ __all__ = ["measure_images", "print_images"]
 
 SIZE = 64
 THROUGHPUT_FRAMES = 8_000
-MEMORY_FRAMES = (1_000, 5_000, 20_000)  # below and above one 64 MiB batch (4,096)
+MEMORY_FRAMES = (1_000, 5_000, 20_000)  # 16 to 313 calls of TENSOR_BATCH_BYTES (64 frames)
 START_UP_FRAMES = 64
 BATCH = 256  # the bare loop's batch, about what the tool's 4 MiB decode batches hold
 SCALE = 1.0 / 255.0
