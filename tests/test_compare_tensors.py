@@ -211,8 +211,16 @@ def test_a_twin_sidecar_with_only_its_budget_takes_the_inputs_from_the_flag(
     ran, _ = _compare(pair["a"], pair["b"], "--features", pair["cache"])
     assert ran.code == ExitCode.INPUT
     assert ran.err.count("\n") == 1
+    assert ran.err.startswith("error: sidecar describes no inputs, while the other model")
     assert "nr_metric_v1.int8.json" in ran.err
     assert "--inputs-from" in ran.err
+    pair["b"].with_suffix(".json").unlink()
+    ran, _ = _compare(pair["a"], pair["b"], "--features", pair["cache"])
+    assert ran.code == ExitCode.INPUT
+    assert ran.err.startswith("error: sidecar is missing, while the other model")
+    pair["b"].with_suffix(".json").write_text(
+        json.dumps({"quant_accuracy_budget_plcc": BUDGET}), encoding="utf-8"
+    )
     shared = pair["a"].with_suffix(".json")
     ran, report = _compare(
         pair["a"], pair["b"], "--features", pair["cache"], "--inputs-from", shared

@@ -251,6 +251,7 @@ def _descriptions(
     """Each model's description; a pair where one model is fed tensors and the other falls
     back to the default rule (a twin whose sidecar carries only its budget) is refused, since
     feeding it the six canonical features of a frame cache cannot be what was meant."""
+    from ..evaluation.features import sidecar_path
     from ..evaluation.inputs import describe
 
     descriptions = [describe(path, shared) for path in pair]
@@ -258,9 +259,11 @@ def _descriptions(
     for path, description in zip(pair, descriptions, strict=True):
         if fed and description.source == "default":
             column = fed[0].tensor_columns[0]
+            sidecar = sidecar_path(path)
+            what = "describes no inputs" if sidecar.is_file() else "is missing"
             raise InputError(
-                f"describes no inputs, while the other model is fed tensor column {column!r}",
-                str(path.with_suffix(".json")),
+                f"sidecar {what}, while the other model is fed tensor column {column!r}",
+                str(sidecar),
                 "pass --inputs-from OTHER.json, or give this sidecar the same inputs table",
             )
     return descriptions
