@@ -117,7 +117,7 @@ def drift_matrix_summary(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
-    """Benchmark model-bisect alone and against benchmarks/baseline.py (`-- --only baseline`)."""
+    """Benchmark model-bisect alone, against benchmarks/baseline.py and on images (`--only`)."""
     # Installed as users install it (not editable: byte-compiled like every dependency), and
     # pandas for benchmarks/baseline.py only: model-bisect itself never imports it.
     session.install("-c", TOOLCHAIN, ".", "pandas")

@@ -23,7 +23,7 @@ session per visited model), on the same files in the same run, each run a whole 
 Both tools must name the generated first bad index. `--only` picks sections (`tool` is the
 list above the baseline; `speed` and `memory` the comparisons; `baseline` both comparisons).
 Prints rich tables and writes bench.json. `--models 64 --rows 100000` makes the tool section
-quick, `--row-scale 0.1` the comparisons.
+quick, `--row-scale 0.1` the comparisons and the image case's frame counts.
 """
 
 from __future__ import annotations
@@ -478,7 +478,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--row-scale",
         type=float,
         default=1.0,
-        help="multiply the comparisons' row counts (e.g. 0.1 for a quick run)",
+        help="multiply the comparisons' rows and the image frames (e.g. 0.1 for a quick run)",
     )
     parser.add_argument("--out", type=Path, default=Path("bench.json"), help="results JSON")
     args = parser.parse_args(argv)
@@ -504,7 +504,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if "tool" in args.only:
             result["tool"] = measure_tool(args.models, args.rows, timelines, Path(scratch))
         if "images" in args.only:
-            result["images"] = images_bench.measure_images(Path(scratch), args.repeats)
+            result["images"] = images_bench.measure_images(
+                Path(scratch), args.repeats, float(args.row_scale)
+            )
     print_tables(result)
     if "images" in result:
         images_bench.print_images(result["images"])

@@ -28,7 +28,7 @@ __all__ = ["measure_images", "print_images"]
 
 SIZE = 64
 THROUGHPUT_FRAMES = 8_000
-MEMORY_FRAMES = (1_000, 5_000, 20_000)  # below and above one 64 MiB batch (4,096)
+MEMORY_FRAMES = (1_000, 5_000, 20_000)  # 16 to 313 calls of TENSOR_BATCH_BYTES (64 frames)
 START_UP_FRAMES = 64
 BATCH = 256  # the bare loop's batch, about what the tool's 4 MiB decode batches hold
 SCALE = 1.0 / 255.0
@@ -144,18 +144,25 @@ def _bare(model: Path, cache: Path, scratch: Path) -> tuple[float, float]:
     return float(done["seconds"]), float(printed.read_text(encoding="utf-8"))
 
 
-def measure_images(scratch: Path, repeats: int) -> dict[str, Any]:
-    """The image case's numbers (see the module docstring)."""
+def measure_images(scratch: Path, repeats: int, scale: float = 1.0) -> dict[str, Any]:
+    """The image case's numbers (see the module docstring); ``scale`` multiplies the frame
+    counts (`--row-scale`), never below the start-up cache's."""
+
+    def scaled(frames: int) -> int:
+        return max(START_UP_FRAMES, round(frames * scale))
+
+    throughput_frames = scaled(THROUGHPUT_FRAMES)
+    memory_frames = tuple(dict.fromkeys(scaled(n) for n in MEMORY_FRAMES))
     folder = scratch / "images"
     folder.mkdir(exist_ok=True)
     models = [folder / "cnn_0.onnx", folder / "cnn_1.onnx"]
     for seed, model in enumerate(models):
         write_cnn(model, seed)
-    caches = {n: folder / f"frames_{n}.parquet" for n in {THROUGHPUT_FRAMES, *MEMORY_FRAMES}}
-    caches[START_UP_FRAMES] = folder / f"frames_{START_UP_FRAMES}.parquet"
+    counts = {throughput_frames, *memory_frames, START_UP_FRAMES}
+    caches = {n: folder / f"frames_{n}.parquet" for n in counts}
     for frames, path in caches.items():
         write_frames(path, frames)
-    big = caches[THROUGHPUT_FRAMES]
+    big = caches[throughput_frames]
     ours, bare = [], []
     for _ in range(repeats):  # alternating, so a load spike hits both
         seconds, _, ours_plcc = _ours(models, big, folder)
@@ -166,7 +173,7 @@ def measure_images(scratch: Path, repeats: int) -> dict[str, Any]:
         raise SystemExit(f"error: PLCC {ours_plcc} (model-bisect) != {bare_plcc} (bare loop)")
     start_up = statistics.median(_ours(models, caches[START_UP_FRAMES], folder)[1] for _ in "ab")
     memory = {}
-    for frames in MEMORY_FRAMES:
+    for frames in memory_frames:
         rss = _ours(models, caches[frames], folder)[1]
         memory[str(frames)] = {
             "frames": frames,
@@ -176,13 +183,13 @@ def measure_images(scratch: Path, repeats: int) -> dict[str, Any]:
         }
     ours_s, bare_s = statistics.median(ours), statistics.median(bare)
     return {
-        "frames": THROUGHPUT_FRAMES,
+        "frames": throughput_frames,
         "shape": [1, SIZE, SIZE],
         "cpus": os.cpu_count(),
         "ours_seconds": ours,
         "bare_seconds": bare,
-        "ours_frames_per_s": THROUGHPUT_FRAMES / ours_s,
-        "bare_frames_per_s": THROUGHPUT_FRAMES / bare_s,
+        "ours_frames_per_s": throughput_frames / ours_s,
+        "bare_frames_per_s": throughput_frames / bare_s,
         "ratio_ours_over_bare_seconds": ours_s / bare_s,
         "plcc": ours_plcc,
         "start_up_rss_mb": start_up,

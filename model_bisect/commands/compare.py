@@ -3,6 +3,11 @@ model and its int8 twin, two checkpoints), gated on how far B's predictions part
 
     model-bisect compare m.onnx m.int8.onnx --features f.parquet --max-disagreement plcc=0.01
 
+The data is opened through the same seam as ``run`` (``inputs.open_dataset``): a feature
+parquet, or a tensor cache of frames when a model's description (its own sidecar, or the
+``inputs`` table of ``--inputs-from FILE`` laid over it) feeds tensor columns; ``--pool-by``
+judges per group, and a sidecar's ``direction = "lower"`` negates that model's scores first.
+
 Disagreement is 1 - PLCC(predictions of A, predictions of B), the VMAF fork's definition of
 its quantisation budget; without the flag the budget is ``quant_accuracy_budget_plcc`` from
 B's sidecar, else from a ``registry.json`` beside B. Exit 0 within the budget (or with no
@@ -20,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..catalogue import Direction
 from ..errors import InputError, UsageError
 from ..evaluation.features import TARGET_COLUMN
 from ..exitcodes import ExitCode
@@ -29,7 +35,9 @@ if TYPE_CHECKING:
     import numpy as np
 
     from ..culprit.record import Culprit
+    from ..evaluation.dataset import Dataset
     from ..evaluation.features import FeatureTable
+    from ..evaluation.inputs import InputDescription
 
 __all__ = ["BUDGET_KEY", "Budget", "add_parser", "default_budget", "main", "parse_budget"]
 
@@ -64,9 +72,9 @@ def add_parser(sub: Any) -> None:
         COMMAND,
         help="explain how two models differ; gate on 1 - PLCC between their predictions",
         description=(
-            "Evaluate two models on one feature cache and explain how they differ: graph "
-            "changes, the agreement of their predictions, where on the data they part. Exit 0 "
-            "within the disagreement budget, 2 over it, 3 on unusable input."
+            "Evaluate two models on one cache (features or frames) and explain how they "
+            "differ: graph changes, the agreement of their predictions, where on the data they "
+            "part. Exit 0 within the disagreement budget, 2 over it, 3 on unusable input."
         ),
     )
     parser.add_argument("models", type=Path, nargs="*", metavar="MODEL", help="A and B")
@@ -76,7 +84,23 @@ def add_parser(sub: Any) -> None:
         metavar="FOLDER",
         help=f"compare every X.onnx in FOLDER with its X{TWIN_SUFFIX}",
     )
-    parser.add_argument("--features", type=Path, required=True, help="feature cache (parquet)")
+    parser.add_argument(
+        "--features",
+        type=Path,
+        required=True,
+        help="the cache: a feature parquet, or a tensor cache of frames",
+    )
+    parser.add_argument(
+        "--inputs-from",
+        type=Path,
+        metavar="JSON",
+        help="a sidecar-style JSON whose inputs table (and output, direction) feeds both models",
+    )
+    parser.add_argument(
+        "--pool-by",
+        metavar="COLUMN",
+        help="average each model's predictions per value of COLUMN (a clip id) first",
+    )
     parser.add_argument(
         "--target",
         default=TARGET_COLUMN,
@@ -199,32 +223,86 @@ def _pairs(args: argparse.Namespace) -> list[tuple[Path, Path]]:
     return [(args.models[0], args.models[1])]
 
 
+def _shared_inputs(path: Path | None) -> tuple[InputDescription | None, Direction | None]:
+    """``--inputs-from``: the description (and direction) a sidecar-style JSON gives, laid
+    over each model's own sidecar as a timeline entry's ``inputs`` table would be."""
+    from ..evaluation.features import read_sidecar
+    from ..evaluation.inputs import from_sidecar_data, sidecar_direction
+
+    if path is None:
+        return None, None
+    if path.suffix != ".json" or not path.is_file():
+        raise UsageError(
+            "--inputs-from is not a JSON file", str(path), "pass a sidecar such as A.json"
+        )
+    data = read_sidecar(path)  # a .json is its own sidecar path
+    if data is None or "inputs" not in data:
+        raise InputError(
+            "holds no inputs table",
+            str(path),
+            'give it "inputs": {"frame": {"tensor": "frame", "scale": 0.00392156862745098}}',
+        )
+    return from_sidecar_data(data, path), sidecar_direction(path)
+
+
+def _descriptions(
+    pair: tuple[Path, Path], shared: InputDescription | None
+) -> list[InputDescription]:
+    """Each model's description; a pair where one model is fed tensors and the other falls
+    back to the default rule (a twin whose sidecar carries only its budget) is refused, since
+    feeding it the six canonical features of a frame cache cannot be what was meant."""
+    from ..evaluation.features import sidecar_path
+    from ..evaluation.inputs import describe
+
+    descriptions = [describe(path, shared) for path in pair]
+    fed = [d for d in descriptions if d.tensor_columns]
+    for path, description in zip(pair, descriptions, strict=True):
+        if fed and description.source == "default":
+            column = fed[0].tensor_columns[0]
+            sidecar = sidecar_path(path)
+            what = "describes no inputs" if sidecar.is_file() else "is missing"
+            raise InputError(
+                f"sidecar {what}, while the other model is fed tensor column {column!r}",
+                str(sidecar),
+                "pass --inputs-from OTHER.json, or give this sidecar the same inputs table",
+            )
+    return descriptions
+
+
 def _evaluate(
     pair: tuple[Path, Path], args: argparse.Namespace
-) -> tuple[FeatureTable, list[np.ndarray], bool]:
-    """Both models' predictions on the rows of the features file; whether it has a target."""
+) -> tuple[Dataset, list[np.ndarray], bool]:
+    """Both models' predictions on the rated items of the cache (per group with
+    ``--pool-by``), a lower-is-better model's negated; whether the cache has a target."""
+    import numpy as np
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from ..evaluation.features import load_features
-    from ..evaluation.inputs import describe
+    from ..evaluation.inputs import open_dataset, sidecar_direction
     from ..evaluation.runner import Evaluator
     from ..timeline.arguments import from_arguments
 
+    shared, shared_direction = _shared_inputs(args.inputs_from)
     entries = from_arguments([str(p) for p in pair])
-    descriptions = [describe(e.path, None) for e in entries]
-    numeric = list(dict.fromkeys(c for d in descriptions for c in d.numeric_columns))
-    strings = list(dict.fromkeys(c for d in descriptions for c in d.string_columns))
+    descriptions = _descriptions(pair, shared)
     try:
         names = pq.ParquetFile(args.features).schema_arrow.names
     except (OSError, pa.ArrowException):
-        names = []  # load_features names the problem
+        names = []  # open_dataset names the problem
     has_target = args.target in names
-    if has_target:
-        features = load_features(args.features, numeric, args.target, strings=strings)
+    data: Dataset
+    if has_target or any(d.tensor_columns for d in descriptions):
+        # A tensor cache is read with its target (it says so when the file has none).
+        data = open_dataset(args.features, descriptions, args.target, pool_by=args.pool_by)
     else:
-        features = _without_target(args.features, numeric, strings)
-    evaluator = Evaluator(features, input_name=args.input_name)
+        numeric = list(dict.fromkeys(c for d in descriptions for c in d.numeric_columns))
+        strings = list(dict.fromkeys(c for d in descriptions for c in d.string_columns))
+        data = _without_target(args.features, numeric, strings)
+        if args.pool_by is not None:
+            from ..evaluation.pooling import pooled
+
+            data = pooled(data, args.pool_by)
+    evaluator = Evaluator(data, input_name=args.input_name)
     predictions = []
     for entry, description in zip(entries, descriptions, strict=True):
         evaluation = evaluator.predict(entry, description)
@@ -234,8 +312,12 @@ def _evaluate(
                 str(entry.path),
                 "fix the model or its sidecar",
             )
-        predictions.append(evaluation.predictions)
-    return features, predictions, has_target
+        direction = sidecar_direction(entry.path) or shared_direction
+        values = evaluation.predictions
+        if direction is Direction.LOWER_IS_BETTER:  # as `run` does: a distance as a score
+            values = np.negative(values)
+        predictions.append(values)
+    return data, predictions, has_target
 
 
 def _without_target(path: Path, numeric: list[str], strings: list[str]) -> FeatureTable:
@@ -288,6 +370,7 @@ def _compare(pair: tuple[Path, Path], args: argparse.Namespace) -> Comparison:
         "b": {"path": str(b), "sha256": file_sha256(b)},
         "features": {"path": str(features.path), "sha256": features.sha256, "rows": features.rows},
         "target": args.target if has_target else None,
+        "pool_by": args.pool_by,
         "disagreement": None if not math.isfinite(disagreement) else disagreement,
         "budget": None if budget is None else {"plcc": budget.limit, "source": budget.source},
         "within_budget": within,

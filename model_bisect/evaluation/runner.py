@@ -35,14 +35,26 @@ if TYPE_CHECKING:
     from ..timeline.entry import TimelineEntry
     from .dataset import Dataset
 
-__all__ = ["BATCH_INPUT_BYTES", "DEFAULT_BATCH_ROWS", "Evaluation", "Evaluator"]
+__all__ = [
+    "BATCH_INPUT_BYTES",
+    "DEFAULT_BATCH_ROWS",
+    "TENSOR_BATCH_BYTES",
+    "Evaluation",
+    "Evaluator",
+]
 
 # Rows per InferenceSession.run: large enough that per-call overhead vanishes on 1M rows,
 # small enough that a model's intermediate tensors stay a fraction of the feature matrix.
 DEFAULT_BATCH_ROWS = 1 << 18
-# Bytes of input one run of a model with a dynamic batch axis is fed at most: an image model
-# then runs hundreds of 224x224 frames a call, a feature model its 262,144 rows as before.
+# Bytes of input one run of a model with a dynamic batch axis is fed at most: a feature model
+# its 262,144 rows a call.
 BATCH_INPUT_BYTES = 64 << 20
+# The same bound when any input is fed a tensor column. A CNN's activations, not its input,
+# set its peak memory: the first Conv of a grey frame holds its channel count times the input
+# (8x in the bench's CNN, 537 MB a call at 64 MiB of input). At 1 MiB (64 grey 64x64 frames,
+# five 224x224) they stay small, and ONNX Runtime's per-call cost is still negligible beside
+# a CNN's per-frame work: measured in docs/performance.md, "Image models".
+TENSOR_BATCH_BYTES = 1 << 20
 # ORT severities: 0 verbose, 1 info, 2 warning, 3 error, 4 fatal. Fatal only: ORT's C++ logger
 # writes straight to stderr, node names from the model raw (escapes, newlines, forged
 # workflow commands); every error it logs also reaches us as an exception, filtered below.
@@ -394,12 +406,15 @@ class Evaluator:
         return bound, batch
 
     def _bounded(self, bound: Sequence[tuple[str, ModelInput, Any]]) -> int:
-        """Rows whose inputs, in the graph's own types, fit ``BATCH_INPUT_BYTES``."""
+        """Rows whose inputs, in the graph's own types, fit ``BATCH_INPUT_BYTES``, or
+        ``TENSOR_BATCH_BYTES`` when any input is fed a tensor column."""
         per_row = sum(
             math.prod(self.data.row_shape(spec)) * int(np.dtype(dtype).itemsize)
             for _, spec, dtype in bound
         )
-        return max(1, BATCH_INPUT_BYTES // max(1, per_row))
+        tensor_fed = any(spec.tensor is not None for _, spec, _ in bound)
+        budget = TENSOR_BATCH_BYTES if tensor_fed else BATCH_INPUT_BYTES
+        return max(1, budget // max(1, per_row))
 
     def _run(
         self,

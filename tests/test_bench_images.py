@@ -1,0 +1,31 @@
+"""The image case of `nox -s bench` runs on its own (`--only images`) and scales down: the
+numbers docs/performance.md records come from this script, so it must keep working."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import REPO_ROOT
+
+
+def test_the_image_case_runs_alone_scaled_down_and_reports_both_tools(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    done = subprocess.run(
+        [sys.executable, "benchmarks/bench.py", "--only", "images", "--repeats", "1",
+         "--row-scale", "0.02", "--out", str(out)],
+        cwd=REPO_ROOT, capture_output=True, text=True, check=False, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads(out.read_text(encoding="utf-8"))
+    assert set(result) == {"cpus", "repeats", "images"}  # no other section ran
+    images = result["images"]
+    assert images["frames"] == 160
+    assert -1 < images["plcc"] <= 1  # and the bench checked that the bare loop agrees
+    assert images["ours_frames_per_s"] > 0
+    assert images["bare_frames_per_s"] > 0
+    assert [row["frames"] for row in images["memory"].values()] == [64, 100, 400]
+    assert all(row["max_rss_mb"] > 0 for row in images["memory"].values())
+    assert "image models: 160 frames" in done.stdout
