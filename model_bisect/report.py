@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import shlex
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -495,6 +495,19 @@ class ScanSummary:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ScanSummary:
         return cls(bool(data["monotone"]), tuple(int(i) for i in data.get("violations", ())))
+
+    @staticmethod
+    def shape(steps: Sequence[Step]) -> str:
+        """How a monotone scan looks: "good, then bad", or that every evaluated model was
+        one of the two (a timeline that is all bad is monotone too, but says so)."""
+        seen = {step.status for step in steps} - {Status.SKIP}
+        if seen == {Status.GOOD}:
+            return "every evaluated model good"
+        if seen == {Status.BAD}:
+            return "every evaluated model bad"
+        if not seen:
+            return "no model evaluated"
+        return "good, then bad"
 
 
 @dataclass(frozen=True)

@@ -683,3 +683,28 @@ def test_skips_with_evaluated_models_on_both_sides_stay_inconclusive(
     done = call_main("model_bisect", "run", folder, "--features", features, *GATE, "--json", out)
     assert done.code == ExitCode.INCONCLUSIVE, done.err
     assert report(out)["verdict"]["candidates"] == [2, 3]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "shape"),
+    [
+        (["good", "good", "bad", "bad"], "good, then bad"),
+        (["bad", "bad", "bad"], "every evaluated model bad"),
+        (["good", "good", "good"], "every evaluated model good"),
+    ],
+)
+def test_a_monotone_scan_says_whether_both_kinds_were_seen(
+    tmp_path: Path, data: tuple[Path, list[float]], pattern: list[str], shape: str
+) -> None:
+    features, weights = data
+    folder = tmp_path / "m"
+    for i, kind in enumerate(pattern):
+        good = [w * (1 + 0.01 * i) for w in weights]
+        linear_model(folder / f"model_{i}.onnx", good if kind == "good" else bad_weights(6, i))
+    markdown = tmp_path / "r.md"
+    result = call_main(
+        "model_bisect", "run", folder, "--features", features, *GATE, "--scan",
+        "--markdown", markdown,
+    )  # fmt: skip
+    assert f"scan: the timeline is monotone ({shape})" in result.out
+    assert f"**Scan:** the timeline is monotone ({shape})." in markdown.read_text()

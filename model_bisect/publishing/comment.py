@@ -206,7 +206,8 @@ def summary_lines(report: Report) -> list[str]:
         lines.append(f"**Worst slice:** {_text(sentence, 400)}")
     if report.scan is not None:
         if report.scan.monotone:
-            lines.append("**Scan:** the timeline is monotone (good, then bad).")
+            shape = report.scan.shape(report.steps)
+            lines.append(f"**Scan:** the timeline is monotone ({shape}).")
         else:
             bad = ", ".join(_model(report, i) for i in report.scan.violations[:20])
             lines.append(f"**Scan:** not monotone: good models follow a bad one at {bad}.")

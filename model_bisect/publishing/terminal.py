@@ -121,7 +121,7 @@ def _scan_line(report: Report) -> str | None:
     if report.scan is None:
         return None
     if report.scan.monotone:
-        return "scan: the timeline is monotone (good, then bad)"
+        return f"scan: the timeline is monotone ({report.scan.shape(report.steps)})"
     labels = {ref.index: ref.label for ref in report.timeline}
     shown = ", ".join(f"#{i} ({labels.get(i, '?')})" for i in report.scan.violations[:20])
     more = len(report.scan.violations) - 20
