@@ -14,7 +14,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from model_bisect.errors import UsageError
-from model_bisect.metrics import MAPPINGS, apply_mapping, compute_metrics, fit_mapping
+from model_bisect.metrics import (
+    CHUNK_ROWS,
+    MAPPINGS,
+    apply_mapping,
+    compute_metrics,
+    fit_mapping,
+    pairwise_sum,
+)
 from model_bisect.report import MappingDirection
 
 Z975 = 1.959963984540054  # standard normal 97.5% quantile, from tables
@@ -413,3 +420,11 @@ def test_only_the_logistic_mapping_imports_scipy(mapping: str, loads_scipy: bool
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == str(loads_scipy)
+
+
+@pytest.mark.parametrize("rows", [0, 1, 7, CHUNK_ROWS, CHUNK_ROWS + 1, 5 * CHUNK_ROWS + 13])
+def test_pairwise_sum_in_blocks_is_numpys_whole_vector_sum_to_the_bit(rows: int) -> None:
+    values = np.random.default_rng(rows).lognormal(0.0, 3.0, rows).astype(np.float32)
+    whole = values.astype(np.float64)
+    blocks = pairwise_sum(lambda a, b: values[a:b].astype(np.float64), rows)
+    assert blocks == float(whole.sum())

@@ -108,9 +108,10 @@ def explain(
     number by position and name by their value of the pooling column (not ``row_id``)."""
     graph, graph_error = graph_changes(before_model, after_model)
     target = data.target
-    # float64 once: every breakdown below reads these, and a cast per use costs more than them
-    before = np.asarray(before, dtype=np.float64)
-    after = np.asarray(after, dtype=np.float64)
+    # As the models gave them (float32 for the usual model): every breakdown sums a block
+    # of rows at a time in float64, so no whole float64 copy adds to the search's peak.
+    before = np.asarray(before).reshape(-1)
+    after = np.asarray(after).reshape(-1)
     items = data.items()
     ids = None if row_id is None else _id_lookup(data.path, row_id)
     if items.group_by is not None:
