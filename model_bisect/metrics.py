@@ -100,15 +100,18 @@ def pairwise_sum(values: Callable[[int, int], np.ndarray], n: int) -> float:
     summing each part with numpy reproduces that order, so a whole-length float64 copy (80 MB
     at 10M rows) is never made and the result does not move by a bit."""
 
-    def part(start: int, stop: int) -> float:
-        size = stop - start
-        if size <= CHUNK_ROWS:
-            return float(np.add.reduce(values(start, stop)))
-        half = size // 2
-        half -= half % 8
-        return part(start, start + half) + part(start + half, stop)
+    return _pairwise(values, 0, n)
 
-    return part(0, n)
+
+def _pairwise(values: Callable[[int, int], np.ndarray], start: int, stop: int) -> float:
+    # At module level, not nested in pairwise_sum: a nested recursive function is a reference
+    # cycle, which would keep ``values`` and the array it reads alive until the next collection.
+    size = stop - start
+    if size <= CHUNK_ROWS:
+        return float(np.add.reduce(values(start, stop)))
+    half = size // 2
+    half -= half % 8
+    return _pairwise(values, start, start + half) + _pairwise(values, start + half, stop)
 
 
 def _mean(x: np.ndarray) -> float:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
+from functools import partial
 from itertools import combinations
 
 import numpy as np
@@ -428,3 +429,25 @@ def test_pairwise_sum_in_blocks_is_numpys_whole_vector_sum_to_the_bit(rows: int)
     whole = values.astype(np.float64)
     blocks = pairwise_sum(lambda a, b: values[a:b].astype(np.float64), rows)
     assert blocks == float(whole.sum())
+
+
+def test_pairwise_sum_lets_go_of_what_it_read_without_a_collection() -> None:
+    import gc
+    import weakref
+
+    rows = 3 * CHUNK_ROWS
+    values = np.ones(rows, dtype=np.float32)
+    alive = weakref.ref(values)
+    reader = partial(_float64_rows, values)
+    del values
+    gc.disable()  # a reference cycle would keep the array until the next collection
+    try:
+        assert pairwise_sum(reader, rows) == float(rows)
+        del reader
+        assert alive() is None
+    finally:
+        gc.enable()
+
+
+def _float64_rows(values: np.ndarray, start: int, stop: int) -> np.ndarray:
+    return values[start:stop].astype(np.float64)
