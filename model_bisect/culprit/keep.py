@@ -36,16 +36,23 @@ class _Spilled:
     def __init__(self, predictions: np.ndarray) -> None:
         import numpy as np
 
+        values = np.ascontiguousarray(predictions)
+        self._dtype, self._shape = values.dtype, values.shape
         # Open for the life of this object (no with): closing the file deletes it.
         self._file: IO[bytes] = tempfile.TemporaryFile(prefix="model-bisect-boundary-")  # noqa: SIM115
         weakref.finalize(self, self._file.close)
-        np.save(self._file, predictions, allow_pickle=False)
+        # The array's own bytes, both ways: np.save and np.load would go through a bytes
+        # object as large as the array (a buffered file is no "real" file to them).
+        self._file.write(values.data.cast("B"))
+        self._file.flush()
 
     def load(self) -> np.ndarray:
         import numpy as np
 
+        loaded = np.empty(self._shape, dtype=self._dtype)
         self._file.seek(0)
-        loaded: np.ndarray = np.load(self._file, allow_pickle=False)
+        if self._file.readinto(loaded.data.cast("B")) != loaded.nbytes:  # type: ignore[attr-defined]
+            raise OSError("a kept prediction file came back short")
         return loaded
 
 
@@ -87,6 +94,14 @@ class Boundary:
             elif status is Status.BAD and (self._bad is None or index < self._bad[0]):
                 self._bad = None
                 self._bad = (index, key, _stored(predictions))
+
+    def spilled(self, index: int) -> bool:
+        """Whether the model's kept predictions wait on disk (each ``get`` reads them)."""
+        with self._lock:
+            return any(
+                kept is not None and kept[0] == index and isinstance(kept[2], _Spilled)
+                for kept in (self._good, self._bad)
+            )
 
     def get(self, index: int) -> np.ndarray | None:
         with self._lock:

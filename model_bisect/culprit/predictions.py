@@ -17,7 +17,7 @@ import numpy as np
 from ..metrics import CHUNK_ROWS, float64_chunks, pairwise_sum
 from .record import Agreement, SliceChange
 
-__all__ = ["DECILES", "agreement", "by_decile", "by_value", "plcc"]
+__all__ = ["DECILES", "agreement", "by_decile", "by_value", "plcc", "plcc_loaded"]
 
 DECILES = "target decile"
 
@@ -29,20 +29,31 @@ def _mean(x: np.ndarray) -> float:
 
 def plcc(a: np.ndarray, b: np.ndarray) -> float:
     """Pearson's r in float64; NaN when either side is constant or has fewer than 3 rows."""
-    a = np.asarray(a).reshape(-1)
-    b = np.asarray(b).reshape(-1)
+    return plcc_loaded(lambda: a, lambda: b)
+
+
+def plcc_loaded(load_a: Callable[[], np.ndarray], load_b: Callable[[], np.ndarray]) -> float:
+    """``plcc(load_a(), load_b())``, holding one of the two inputs at a time: with
+    predictions read back from disk, the other waits there while a centred copy is made."""
+    a = np.asarray(load_a()).reshape(-1)
     if a.size < 3:
         return math.nan
     # The centred copies are the only whole float64 vectors of the section: the dot products
     # are BLAS's, and summing them in blocks would move the last bits of the report.
     x = np.subtract(a, _mean(a), dtype=np.float64)
+    del a
+    b = np.asarray(load_b()).reshape(-1)
     y = np.subtract(b, _mean(b), dtype=np.float64)
+    del b
     scale = math.sqrt(float(x @ x) * float(y @ y))
     return float(x @ y) / scale if scale > 0 else math.nan
 
 
-def agreement(before: np.ndarray, after: np.ndarray) -> Agreement:
-    """PLCC between the two models' predictions and their mean and largest absolute gap."""
+def agreement(
+    before: np.ndarray, after: np.ndarray, *, known_plcc: float | None = None
+) -> Agreement:
+    """PLCC between the two models' predictions (``known_plcc`` when the caller computed it
+    already) and their mean and largest absolute gap."""
     before = np.asarray(before).reshape(-1)
     after = np.asarray(after).reshape(-1)
     n = int(before.size)
@@ -55,7 +66,7 @@ def agreement(before: np.ndarray, after: np.ndarray) -> Agreement:
         (float(gap(a, a + CHUNK_ROWS).max()) for a in range(0, n, CHUNK_ROWS)), default=0.0
     )
     return Agreement(
-        plcc=plcc(before, after),
+        plcc=plcc(before, after) if known_plcc is None else known_plcc,
         mean_abs=pairwise_sum(gap, n) / n if n else math.nan,
         max_abs=largest if n else math.nan,
         rows=n,
