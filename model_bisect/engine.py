@@ -535,6 +535,7 @@ class _Session:
             return None
         from .culprit.explain import explain_boundary
 
+        self.target_ranks.forget()  # not needed by the section: room for its float64 copies
         return explain_boundary(
             [e.path for e in self.entries],
             self.data,

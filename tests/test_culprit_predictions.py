@@ -8,6 +8,7 @@ from scipy import stats
 
 from model_bisect.culprit.predictions import agreement, by_decile, by_value
 from model_bisect.culprit.rows import worst_rows
+from model_bisect.metrics import CHUNK_ROWS
 
 
 def _data(rows: int = 2000, seed: int = 3) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -83,3 +84,82 @@ def test_worst_rows_name_file_rows_and_ids_and_skip_rows_that_improved() -> None
         target, before, after, 10, row_numbers=kept, ids=lambda rows: [f"id{r}" for r in rows]
     )
     assert [(r.row, r.row_id) for r in found] == [(7, "id7"), (0, "id0")]
+
+
+# Several blocks of CHUNK_ROWS and a ragged last one: the section sums a block at a time.
+_BLOCKS = 3 * CHUNK_ROWS + 1234
+
+
+def _whole_float64_plcc(a: np.ndarray, b: np.ndarray) -> float:
+    x = a.astype(np.float64)
+    y = b.astype(np.float64)
+    x = x - x.mean()
+    y = y - y.mean()
+    return float(x @ y) / np.sqrt(float(x @ x) * float(y @ y))
+
+
+def _whole_float64_groups(
+    groups: np.ndarray, k: int, target: np.ndarray, before: np.ndarray, after: np.ndarray
+) -> dict[int, tuple[float, float, float, float]]:
+    """RMSE and PLCC per group from whole float64 vectors and np.bincount, the arithmetic
+    of the section before it summed in blocks."""
+    t = target.astype(np.float64)
+    count = np.bincount(groups, minlength=k).astype(np.float64)
+    s_t = np.bincount(groups, weights=t, minlength=k)
+    s_tt = np.bincount(groups, weights=t * t, minlength=k)
+    out: dict[int, list[float]] = {g: [] for g in range(k) if count[g]}
+    for predictions in (before, after):
+        p = predictions.astype(np.float64)
+        sq = np.bincount(groups, weights=(p - t) * (p - t), minlength=k)
+        s_p = np.bincount(groups, weights=p, minlength=k)
+        s_pp = np.bincount(groups, weights=p * p, minlength=k)
+        s_pt = np.bincount(groups, weights=p * t, minlength=k)
+        for g in out:
+            n = count[g]
+            cov = s_pt[g] - s_p[g] * s_t[g] / n
+            var_p = s_pp[g] - s_p[g] ** 2 / n
+            var_t = s_tt[g] - s_t[g] ** 2 / n
+            out[g] += [float(np.sqrt(sq[g] / n)), float(cov / np.sqrt(var_p * var_t))]
+    return {g: (v[0], v[2], v[1], v[3]) for g, v in out.items()}
+
+
+def test_block_sums_match_whole_float64_vectors_to_the_last_bit() -> None:
+    target, before, after = _data(_BLOCKS, seed=11)
+    found = agreement(before, after)
+    gap = np.abs(after.astype(np.float64) - before.astype(np.float64))
+    assert found.plcc == _whole_float64_plcc(before, after)
+    assert found.mean_abs == float(gap.mean())
+    assert found.max_abs == float(gap.max())
+
+    codes = np.random.default_rng(5).integers(-1, 4, target.size).astype(np.int32)
+    vocabulary = ("a", "b", "c", "d")
+    groups = np.where(codes < 0, 4, codes)
+    expected = _whole_float64_groups(groups, 5, target, before, after)
+    for s in by_value("scene", codes, vocabulary, target, before, after):
+        g = [*vocabulary, "(null)"].index(s.value)
+        assert (s.rmse_before, s.rmse_after, s.plcc_before, s.plcc_after) == expected[g]
+        assert s.rows == int(np.count_nonzero(groups == g))
+
+    edges = np.unique(np.quantile(target, np.linspace(0.0, 1.0, 11)[1:-1]))
+    deciles = np.searchsorted(edges, target, side="right")
+    expected = _whole_float64_groups(deciles, edges.size + 1, target, before, after)
+    found_deciles = by_decile(target, before, after)
+    assert len(found_deciles) == edges.size + 1
+    for s in found_deciles:
+        g = int(s.value.split()[0][1:]) - 1
+        assert (s.rmse_before, s.rmse_after, s.plcc_before, s.plcc_after) == expected[g]
+
+
+def test_worst_rows_across_blocks_break_ties_by_row() -> None:
+    target, before, after = _data(_BLOCKS, seed=12)
+    after = after.copy()
+    # The same largest growth in every block, and more tied rows than are asked for.
+    tied = np.arange(100, target.size, 4001)  # 16 a block
+    before, target = before.copy(), target.copy()
+    before[tied], target[tied], after[tied] = 2.0, 2.0, 12.0  # growth exactly 10
+    growth = np.abs(after.astype(np.float64) - target) - np.abs(before - target)
+    expected = np.lexsort((np.arange(target.size), -growth))[:10]
+    found = worst_rows(target, before, after, 10)
+    assert [r.row for r in found] == expected.tolist()
+    assert [r.row for r in found] == tied[:10].tolist()
+    assert [r.growth for r in found] == growth[expected].tolist()

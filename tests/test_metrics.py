@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
+from functools import partial
 from itertools import combinations
 
 import numpy as np
@@ -14,7 +15,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from model_bisect.errors import UsageError
-from model_bisect.metrics import MAPPINGS, apply_mapping, compute_metrics, fit_mapping
+from model_bisect.metrics import (
+    CHUNK_ROWS,
+    MAPPINGS,
+    apply_mapping,
+    compute_metrics,
+    fit_mapping,
+    pairwise_sum,
+)
 from model_bisect.report import MappingDirection
 
 Z975 = 1.959963984540054  # standard normal 97.5% quantile, from tables
@@ -413,3 +421,33 @@ def test_only_the_logistic_mapping_imports_scipy(mapping: str, loads_scipy: bool
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == str(loads_scipy)
+
+
+@pytest.mark.parametrize("rows", [0, 1, 7, CHUNK_ROWS, CHUNK_ROWS + 1, 5 * CHUNK_ROWS + 13])
+def test_pairwise_sum_in_blocks_is_numpys_whole_vector_sum_to_the_bit(rows: int) -> None:
+    values = np.random.default_rng(rows).lognormal(0.0, 3.0, rows).astype(np.float32)
+    whole = values.astype(np.float64)
+    blocks = pairwise_sum(lambda a, b: values[a:b].astype(np.float64), rows)
+    assert blocks == float(whole.sum())
+
+
+def test_pairwise_sum_lets_go_of_what_it_read_without_a_collection() -> None:
+    import gc
+    import weakref
+
+    rows = 3 * CHUNK_ROWS
+    values = np.ones(rows, dtype=np.float32)
+    alive = weakref.ref(values)
+    reader = partial(_float64_rows, values)
+    del values
+    gc.disable()  # a reference cycle would keep the array until the next collection
+    try:
+        assert pairwise_sum(reader, rows) == float(rows)
+        del reader
+        assert alive() is None
+    finally:
+        gc.enable()
+
+
+def _float64_rows(values: np.ndarray, start: int, stop: int) -> np.ndarray:
+    return values[start:stop].astype(np.float64)

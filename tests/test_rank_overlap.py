@@ -319,3 +319,27 @@ def test_once_makes_its_value_once_across_threads() -> None:
         values = list(pool.map(lambda _: once(), range(64)))
     assert values == [1] * 64
     assert made == [1]
+
+
+def test_a_forgotten_once_lets_go_of_its_value_and_makes_it_again() -> None:
+    import weakref
+
+    from model_bisect.rank_overlap import Once
+
+    class Value:
+        pass
+
+    made: list[weakref.ref[Value]] = []
+
+    def make() -> Value:
+        value = Value()
+        made.append(weakref.ref(value))
+        return value
+
+    once = Once(make)
+    first = once()
+    assert once() is first
+    del first
+    once.forget()
+    assert made[0]() is None  # nothing keeps the first value alive
+    assert once() is made[1]()

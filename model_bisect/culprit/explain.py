@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import InputError, first_line
 from .graph import diff_models, load_with_weights
-from .predictions import agreement, by_decile, by_value
+from .predictions import agreement, by_decile, by_value, plcc_loaded
 from .record import Culprit, GraphChange, SliceChange
 from .rows import DEFAULT_ROWS, worst_rows
 
@@ -102,15 +102,17 @@ def explain(
     row_id: str | None = None,
     rows: int = DEFAULT_ROWS,
     predictions_from: str = "search",
+    known_plcc: float | None = None,
 ) -> Culprit:
     """The culprit section; ``before``/``after`` are both models' predictions on the rated
     items of ``data``: its rows, or with ``--pool-by`` its groups, which the worst rows then
     number by position and name by their value of the pooling column (not ``row_id``)."""
     graph, graph_error = graph_changes(before_model, after_model)
     target = data.target
-    # float64 once: every breakdown below reads these, and a cast per use costs more than them
-    before = np.asarray(before, dtype=np.float64)
-    after = np.asarray(after, dtype=np.float64)
+    # As the models gave them (float32 for the usual model): every breakdown sums a block
+    # of rows at a time in float64, so no whole float64 copy adds to the search's peak.
+    before = np.asarray(before).reshape(-1)
+    after = np.asarray(after).reshape(-1)
     items = data.items()
     ids = None if row_id is None else _id_lookup(data.path, row_id)
     if items.group_by is not None:
@@ -124,7 +126,7 @@ def explain(
         last_good_index=last_good_index,
         first_bad_index=first_bad_index,
         graph=graph,
-        agreement=agreement(before, after),
+        agreement=agreement(before, after, known_plcc=known_plcc),
         deciles=by_decile(target, before, after),
         slices=slices,
         rows=worst_rows(
@@ -153,6 +155,10 @@ def explain_boundary(
 ) -> Culprit | None:
     """The section for a localised regression: the predictions the bisect kept, or the model
     run again when it came from the evaluation cache (None if it cannot be run now)."""
+    known_plcc = None
+    if boundary.spilled(last_good) and boundary.spilled(first_bad):
+        # Before both are read back: the PLCC's centred copies are the section's peak.
+        known_plcc = plcc_loaded(_loader(boundary, last_good), _loader(boundary, first_bad))
     pair = []
     rerun = False
     for index in (last_good, first_bad):
@@ -173,4 +179,15 @@ def explain_boundary(
         first_bad_index=first_bad,
         row_id=row_id,
         predictions_from="rerun" if rerun else "search",
+        known_plcc=known_plcc,
     )
+
+
+def _loader(boundary: Boundary, index: int) -> Callable[[], np.ndarray]:
+    def load() -> np.ndarray:
+        found = boundary.get(index)
+        if found is None:  # spilled() said it was kept, and nothing drops it meanwhile
+            raise RuntimeError(f"model #{index}'s kept predictions vanished")
+        return found
+
+    return load

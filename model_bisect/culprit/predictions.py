@@ -1,49 +1,80 @@
 """Where two prediction vectors part: their agreement, and both models' error per group of
 rows (deciles of the target, values of a string column), worst group first.
 
-Pure functions over arrays. Per-group sums come from ``np.bincount``, one pass per sum, so a
-breakdown of 500,000 rows costs milliseconds, not a Python loop per row.
+Pure functions over arrays. Per-group sums run a block of rows at a time (``np.add.at``, in
+row order, which is ``np.bincount``'s order), so a breakdown of 500,000 rows costs
+milliseconds and at 10M rows no float64 copy of a whole column is made: the predictions stay
+in their float32, the culprit section's peak is set by what the search left alive.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from ..metrics import CHUNK_ROWS, float64_chunks, pairwise_sum
 from .record import Agreement, SliceChange
 
-__all__ = ["DECILES", "agreement", "by_decile", "by_value", "plcc"]
+__all__ = ["DECILES", "agreement", "by_decile", "by_value", "plcc", "plcc_loaded"]
 
 DECILES = "target decile"
 
 
+def _mean(x: np.ndarray) -> float:
+    """``np.mean`` of x in float64, to the bit, without a float64 copy of x."""
+    return pairwise_sum(lambda a, b: np.asarray(x[a:b], dtype=np.float64), x.size) / x.size
+
+
 def plcc(a: np.ndarray, b: np.ndarray) -> float:
     """Pearson's r in float64; NaN when either side is constant or has fewer than 3 rows."""
-    x = np.asarray(a, dtype=np.float64)
-    y = np.asarray(b, dtype=np.float64)
-    if x.size < 3:
+    return plcc_loaded(lambda: a, lambda: b)
+
+
+def plcc_loaded(load_a: Callable[[], np.ndarray], load_b: Callable[[], np.ndarray]) -> float:
+    """``plcc(load_a(), load_b())``, holding one of the two inputs at a time: with
+    predictions read back from disk, the other waits there while a centred copy is made."""
+    a = np.asarray(load_a()).reshape(-1)
+    if a.size < 3:
         return math.nan
-    x = x - x.mean()
-    y = y - y.mean()
+    # The centred copies are the only whole float64 vectors of the section: the dot products
+    # are BLAS's, and summing them in blocks would move the last bits of the report.
+    x = np.subtract(a, _mean(a), dtype=np.float64)
+    del a
+    b = np.asarray(load_b()).reshape(-1)
+    y = np.subtract(b, _mean(b), dtype=np.float64)
+    del b
     scale = math.sqrt(float(x @ x) * float(y @ y))
     return float(x @ y) / scale if scale > 0 else math.nan
 
 
-def agreement(before: np.ndarray, after: np.ndarray) -> Agreement:
-    """PLCC between the two models' predictions and their mean and largest absolute gap."""
-    gap = np.abs(np.asarray(after, dtype=np.float64) - np.asarray(before, dtype=np.float64))
+def agreement(
+    before: np.ndarray, after: np.ndarray, *, known_plcc: float | None = None
+) -> Agreement:
+    """PLCC between the two models' predictions (``known_plcc`` when the caller computed it
+    already) and their mean and largest absolute gap."""
+    before = np.asarray(before).reshape(-1)
+    after = np.asarray(after).reshape(-1)
+    n = int(before.size)
+
+    def gap(a: int, b: int) -> np.ndarray:
+        block: np.ndarray = np.abs(np.asarray(after[a:b], dtype=np.float64) - before[a:b])
+        return block
+
+    largest = max(
+        (float(gap(a, a + CHUNK_ROWS).max()) for a in range(0, n, CHUNK_ROWS)), default=0.0
+    )
     return Agreement(
-        plcc=plcc(before, after),
-        mean_abs=float(gap.mean()) if gap.size else math.nan,
-        max_abs=float(gap.max()) if gap.size else math.nan,
-        rows=int(gap.size),
+        plcc=plcc(before, after) if known_plcc is None else known_plcc,
+        mean_abs=pairwise_sum(gap, n) / n if n else math.nan,
+        max_abs=largest if n else math.nan,
+        rows=n,
     )
 
 
 def _grouped(
-    groups: np.ndarray,
+    groups: Callable[[int, int], np.ndarray],
     names: Sequence[str],
     column: str,
     target: np.ndarray,
@@ -51,30 +82,33 @@ def _grouped(
     after: np.ndarray,
 ) -> tuple[SliceChange, ...]:
     """Both models' RMSE and PLCC on each group ``0 .. len(names) - 1`` (other codes are
-    ignored), ranked by how much RMSE grew, then by name."""
+    ignored) of the rows, whose group numbers ``groups(start, stop)`` gives a block at a
+    time; ranked by how much RMSE grew, then by name."""
     k = len(names)
-    inside = (groups >= 0) & (groups < k)
-    every = bool(inside.all())  # the usual case: no copy of every array through a mask
-    g = (groups if every else groups[inside]).astype(np.intp, copy=False)
-    t = np.asarray(target, dtype=np.float64)
-    t = t if every else t[inside]
-    count = np.bincount(g, minlength=k).astype(np.float64)
-    sums_t = np.bincount(g, weights=t, minlength=k)
-    sums_tt = np.bincount(g, weights=t * t, minlength=k)
+    count = np.zeros(k, dtype=np.int64)
+    sums_t, sums_tt = np.zeros(k), np.zeros(k)
+    stats = [tuple(np.zeros(k) for _ in range(4)) for _ in (before, after)]
+    rows = int(np.asarray(target).size)
+    blocks = float64_chunks(np.asarray(target).reshape(-1), before, after)
+    for start, (t, p_before, p_after) in zip(range(0, rows, CHUNK_ROWS), blocks, strict=True):
+        g = np.asarray(groups(start, start + t.size))
+        inside = (g >= 0) & (g < k)
+        if not inside.all():  # the usual case needs no copy through a mask
+            g, t, p_before, p_after = g[inside], t[inside], p_before[inside], p_after[inside]
+        g = g.astype(np.intp, copy=False)
+        count += np.bincount(g, minlength=k)
+        np.add.at(sums_t, g, t)
+        np.add.at(sums_tt, g, t * t)
+        for p, (squared, s_p, s_pp, s_pt) in zip((p_before, p_after), stats, strict=True):
+            e = p - t
+            np.add.at(squared, g, e * e)
+            np.add.at(s_p, g, p)
+            np.add.at(s_pp, g, p * p)
+            np.add.at(s_pt, g, p * t)
     found = []
-    stats = []
-    for predictions in (before, after):
-        p = np.asarray(predictions, dtype=np.float64)
-        p = p if every else p[inside]
-        e = p - t
-        squared = np.bincount(g, weights=e * e, minlength=k)
-        s_p = np.bincount(g, weights=p, minlength=k)
-        s_pp = np.bincount(g, weights=p * p, minlength=k)
-        s_pt = np.bincount(g, weights=p * t, minlength=k)
-        stats.append((squared, s_p, s_pp, s_pt))
     with np.errstate(invalid="ignore", divide="ignore"):
         for i, name in enumerate(names):
-            n = count[i]
+            n = float(count[i])
             if n == 0:
                 continue
             row = []
@@ -95,15 +129,18 @@ def _grouped(
 def by_decile(target: np.ndarray, before: np.ndarray, after: np.ndarray) -> tuple[SliceChange, ...]:
     """The rows cut into ten groups by the target's deciles (ties stay in one group, so a
     coarse target may give fewer), each named ``d1 [low, high]`` by its target range."""
-    t = np.asarray(target, dtype=np.float64)
+    t = np.asarray(target, dtype=np.float64).reshape(-1)  # the data's target is float64
     if t.size == 0:
         return ()
     edges = np.unique(np.quantile(t, np.linspace(0.0, 1.0, 11)[1:-1]))
-    groups = np.searchsorted(edges, t, side="right")
     # Named by the cut points, not by each group's own extremes: np.minimum.at over 500,000
     # rows would cost more than the whole breakdown.
     bounds = [float(t.min()), *edges.tolist(), float(t.max())]
     names = [f"d{i + 1} [{bounds[i]:.4g}, {bounds[i + 1]:.4g}]" for i in range(edges.size + 1)]
+
+    def groups(start: int, stop: int) -> np.ndarray:
+        return np.searchsorted(edges, t[start:stop], side="right")
+
     return _grouped(groups, names, DECILES, t, before, after)
 
 
@@ -117,5 +154,11 @@ def by_value(
 ) -> tuple[SliceChange, ...]:
     """One group per value of a dictionary-coded string column (code -1, a null, is its own
     group ``(null)``)."""
-    groups = np.where(np.asarray(codes) < 0, len(vocabulary), codes)
+    codes = np.asarray(codes).reshape(-1)
+    null = len(vocabulary)
+
+    def groups(start: int, stop: int) -> np.ndarray:
+        block = codes[start:stop]
+        return np.where(block < 0, null, block)
+
     return _grouped(groups, [*vocabulary, "(null)"], column, target, before, after)

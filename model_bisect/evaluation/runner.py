@@ -22,6 +22,7 @@ import numpy as np
 from ..errors import first_line
 from ..files import BoundedReadError, ReadProblem, read_bounded, special_file_kind
 from ..safetext import printable, unicode_safe
+from .allocator import return_large_blocks
 from .inputs import InputDescription, ModelInput, default_description, undescribed
 from .onnxfile import (
     MAX_MODEL_BYTES,
@@ -203,6 +204,7 @@ class Evaluator:
         if timeout is not None and not timeout > 0:
             raise ValueError("timeout must be positive")
         self.timeout = timeout  # seconds of inference per model; None: no bound
+        return_large_blocks(data.fed_rows)  # one model's freed batches not kept for the next
         self.data = data
         self.spin = spin
         self.input_name = input_name
