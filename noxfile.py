@@ -289,7 +289,11 @@ _DRIFT_TESTS = ("tests/test_cache_builder_drift.py", "tests/test_drift_classes.p
 MUTATION_TARGETS: dict[str, tuple[str, ...]] = {
     "model_bisect/search.py": ("tests/test_search.py",),
     "model_bisect/gates.py": ("tests/test_gates.py", "tests/test_promises_gates.py"),
-    "model_bisect/metrics.py": ("tests/test_metrics.py", "tests/test_promises_metrics.py"),
+    "model_bisect/metrics.py": (
+        "tests/test_metrics.py",
+        "tests/test_promises_metrics.py",
+        "tests/test_promises_metrics_edges.py",
+    ),
     "model_bisect/ranks.py": ("tests/test_ranks.py", "tests/test_rank_overlap.py"),
     "model_bisect/significance.py": (
         "tests/test_significance.py",
