@@ -298,6 +298,7 @@ MUTATION_TARGETS: dict[str, tuple[str, ...]] = {
     "model_bisect/significance.py": (
         "tests/test_significance.py",
         "tests/test_promises_significance.py",
+        "tests/test_promises_drop_p_value.py",
     ),
     "model_bisect/catalogue.py": ("tests/test_catalogue.py", "tests/test_gates.py"),
     "cache_builder/drift.py": (
