@@ -306,7 +306,11 @@ MUTATION_TARGETS: dict[str, tuple[str, ...]] = {
         "tests/test_drift_report.py",
         "tests/test_cache_builder_source.py",  # a source fixture's origin
     ),
-    "cache_builder/parquet_diff.py": (*_DRIFT_TESTS, "tests/test_promises_differs.py"),
+    "cache_builder/parquet_diff.py": (
+        *_DRIFT_TESTS,
+        "tests/test_promises_differs.py",
+        "tests/test_promises_parquet_diff.py",
+    ),
     "cache_builder/onnx_diff.py": (*_DRIFT_TESTS, "tests/test_promises_differs.py"),
     # The ONNX differ cache_builder's drift check shares with the culprit section.
     "model_bisect/culprit/graph.py": (*_DRIFT_TESTS, "tests/test_culprit_graph.py"),
