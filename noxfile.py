@@ -311,7 +311,11 @@ MUTATION_TARGETS: dict[str, tuple[str, ...]] = {
         "tests/test_promises_differs.py",
         "tests/test_promises_parquet_diff.py",
     ),
-    "cache_builder/onnx_diff.py": (*_DRIFT_TESTS, "tests/test_promises_differs.py"),
+    "cache_builder/onnx_diff.py": (
+        *_DRIFT_TESTS,
+        "tests/test_promises_differs.py",
+        "tests/test_promises_onnx_diff.py",
+    ),
     # The ONNX differ cache_builder's drift check shares with the culprit section.
     "model_bisect/culprit/graph.py": (*_DRIFT_TESTS, "tests/test_culprit_graph.py"),
 }
