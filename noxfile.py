@@ -300,7 +300,11 @@ MUTATION_TARGETS: dict[str, tuple[str, ...]] = {
         "tests/test_promises_significance.py",
         "tests/test_promises_drop_p_value.py",
     ),
-    "model_bisect/catalogue.py": ("tests/test_catalogue.py", "tests/test_gates.py"),
+    "model_bisect/catalogue.py": (
+        "tests/test_catalogue.py",
+        "tests/test_gates.py",
+        "tests/test_promises_catalogue.py",
+    ),
     "cache_builder/drift.py": (
         *_DRIFT_TESTS,
         "tests/test_drift_report.py",
