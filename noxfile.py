@@ -288,7 +288,11 @@ MUTATION_OUT = Path("bisect-out/mutation")
 _DRIFT_TESTS = ("tests/test_cache_builder_drift.py", "tests/test_drift_classes.py")
 MUTATION_TARGETS: dict[str, tuple[str, ...]] = {
     "model_bisect/search.py": ("tests/test_search.py", "tests/test_promises_search.py"),
-    "model_bisect/gates.py": ("tests/test_gates.py", "tests/test_promises_gates.py"),
+    "model_bisect/gates.py": (
+        "tests/test_gates.py",
+        "tests/test_promises_gates.py",
+        "tests/test_promises_gates_text.py",
+    ),
     "model_bisect/metrics.py": (
         "tests/test_metrics.py",
         "tests/test_promises_metrics.py",
