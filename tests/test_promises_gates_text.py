@@ -7,24 +7,25 @@ from __future__ import annotations
 
 import pytest
 
+from model_bisect.catalogue import GateKind
 from model_bisect.gates import shown_for_gates, threshold_clause
 from model_bisect.report import GateSpec
 
 
 def test_a_threshold_that_g_rounds_is_written_exactly() -> None:
     # f"{x:g}" keeps six digits: 0.1234567 would print as 0.123457, another number.
-    assert threshold_clause(GateSpec("rmse", "max", 0.1234567), 0.5)[1] == (
+    assert threshold_clause(GateSpec("rmse", GateKind.MAX, 0.1234567), 0.5)[1] == (
         "rmse 0.5000 > 0.1234567"
     )
-    assert threshold_clause(GateSpec("rmse", "max", 0.25), 0.5)[1] == "rmse 0.5000 > 0.25"
+    assert threshold_clause(GateSpec("rmse", GateKind.MAX, 0.25), 0.5)[1] == "rmse 0.5000 > 0.25"
 
 
 def test_a_whole_threshold_is_written_as_the_user_would_write_it() -> None:
-    assert threshold_clause(GateSpec("rmse", "max", 1.0), 0.5)[1] == "rmse 0.5000 <= 1"
+    assert threshold_clause(GateSpec("rmse", GateKind.MAX, 1.0), 0.5)[1] == "rmse 0.5000 <= 1"
 
 
 def test_a_max_drop_gate_is_no_threshold_clause_and_says_so() -> None:
-    gate = GateSpec("plcc", "max_drop", 0.05)
+    gate = GateSpec("plcc", GateKind.MAX_DROP, 0.05)
     with pytest.raises(ValueError, match=r"^not a threshold gate: "):
         threshold_clause(gate, 0.5)
 
@@ -32,14 +33,14 @@ def test_a_max_drop_gate_is_no_threshold_clause_and_says_so() -> None:
 def test_a_value_one_float_above_its_threshold_gets_the_decimals_that_show_it() -> None:
     # 16 decimals separate these neighbours (15 round the value onto the threshold's side).
     value, threshold = 0.40753202010410006, 0.4075320201041
-    ok, clause = threshold_clause(GateSpec("plcc", "min", threshold), value)
+    ok, clause = threshold_clause(GateSpec("plcc", GateKind.MIN, threshold), value)
     assert ok
     assert clause == "plcc 0.4075320201041001 >= 0.4075320201041"
 
 
 def test_a_value_that_no_fixed_decimals_separate_is_written_exactly() -> None:
     # 3e-18 against a 1e-18 gate: 17 decimals print 0, below it; repr is the honest text.
-    ok, clause = threshold_clause(GateSpec("rmse", "max", 1e-18), 3e-18)
+    ok, clause = threshold_clause(GateSpec("rmse", GateKind.MAX, 1e-18), 3e-18)
     assert not ok
     assert clause == "rmse 3e-18 > 1e-18"
 
