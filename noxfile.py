@@ -298,7 +298,11 @@ MUTATION_TARGETS: dict[str, tuple[str, ...]] = {
         "tests/test_promises_metrics.py",
         "tests/test_promises_metrics_edges.py",
     ),
-    "model_bisect/ranks.py": ("tests/test_ranks.py", "tests/test_rank_overlap.py"),
+    "model_bisect/ranks.py": (
+        "tests/test_ranks.py",
+        "tests/test_rank_overlap.py",
+        "tests/test_promises_ranks.py",
+    ),
     "model_bisect/significance.py": (
         "tests/test_significance.py",
         "tests/test_promises_significance.py",
