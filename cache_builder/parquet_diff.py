@@ -146,7 +146,8 @@ def _tensor_values(column: pa.ChunkedArray) -> np.ndarray | None:
 def _tensors(name: str, a: np.ndarray, b: np.ndarray) -> list[str]:
     """Rows whose tensors differ; the first differing element as a tensor index."""
     differs = a != b
-    rows = differs.reshape(a.shape[0], -1).any(axis=1)
+    # Over every axis but the first: a reshape to (rows, -1) cannot size an empty column.
+    rows = differs.any(axis=tuple(range(1, differs.ndim)))
     if not rows.any():
         return []
     first = int(np.argmax(rows))
