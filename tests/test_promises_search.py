@@ -6,26 +6,11 @@ Every expectation is worked out by hand in the comments, not read from model_bis
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-
 import pytest
 
-from model_bisect.report import Status, VerdictKind
+from model_bisect.report import VerdictKind
 from model_bisect.search import SearchResult, bisect, linear_verdict, scan, verdict_message
-
-G, B, S = Status.GOOD, Status.BAD, Status.SKIP
-
-
-class Timeline:
-    """A probe over fixed outcomes that records every call it receives."""
-
-    def __init__(self, outcomes: Sequence[Status]) -> None:
-        self.outcomes = list(outcomes)
-        self.calls: list[tuple[int, ...]] = []
-
-    def __call__(self, indices: Sequence[int]) -> Mapping[int, Status]:
-        self.calls.append(tuple(indices))
-        return {i: self.outcomes[i] for i in indices}
+from tests.searchkit import B, G, S, Timeline
 
 
 def _bad_tail(n: int) -> Timeline:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -17,24 +15,7 @@ from model_bisect.search import (
     scan,
     verdict_message,
 )
-
-G, B, S = Status.GOOD, Status.BAD, Status.SKIP
-
-
-class Timeline:
-    """A probe over fixed outcomes that records every call it receives."""
-
-    def __init__(self, outcomes: Sequence[Status]) -> None:
-        self.outcomes = list(outcomes)
-        self.calls: list[tuple[int, ...]] = []
-
-    def __call__(self, indices: Sequence[int]) -> Mapping[int, Status]:
-        self.calls.append(tuple(indices))
-        return {i: self.outcomes[i] for i in indices}
-
-    @property
-    def probed(self) -> list[int]:
-        return [i for call in self.calls for i in call]
+from tests.searchkit import B, G, S, Timeline
 
 
 def monotone(n: int, first_bad: int, skips: set[int]) -> list[Status]:
