@@ -71,12 +71,16 @@ def _predict(columns: dict[str, Any], bad: bool) -> np.ndarray:
     return x.astype(np.float64) @ np.asarray(_weights(bad))
 
 
-def _run(tmp_path: Path, *extra: str | Path, code: ExitCode = ExitCode.OK) -> dict[str, Any]:
+def _run(
+    tmp_path: Path, *extra: str | Path, code: ExitCode = ExitCode.OK, cache: Path | None = None
+) -> dict[str, Any]:
+    """The report of a run on the project's timeline; without ``cache``, no evaluation cache."""
     out = tmp_path / "r.json"
+    caching = ("--cache-dir", cache) if cache is not None else ("--no-cache",)
     ran = call_main(
         "model_bisect",
         *("run", tmp_path / "models", "--features", tmp_path / "f.parquet"),
-        *("--min-plcc", "0.9", "--json", out, "--quiet", "--no-cache", *extra),
+        *("--min-plcc", "0.9", "--json", out, "--quiet", *caching, *extra),
     )
     assert ran.code == code, ran.err
     data: dict[str, Any] = json.loads(out.read_text())
@@ -265,18 +269,8 @@ def test_with_pool_by_slices_count_rated_items(tmp_path: Path, project: dict[str
 def test_the_cache_answers_only_the_slicing_it_was_computed_for(
     tmp_path: Path, project: dict[str, Any]
 ) -> None:
-    cache = ("--cache-dir", str(tmp_path / "cache"))
-
     def run(*extra: str) -> dict[str, Any]:
-        out = tmp_path / "c.json"
-        ran = call_main(
-            "model_bisect",
-            *("run", tmp_path / "models", "--features", tmp_path / "f.parquet"),
-            *("--min-plcc", "0.9", "--scan", "--json", out, "--quiet", *cache, *extra),
-        )
-        assert ran.code == ExitCode.OK, ran.err
-        data: dict[str, Any] = json.loads(out.read_text())
-        return data
+        return _run(tmp_path, "--scan", *extra, cache=tmp_path / "cache")
 
     plain = run()
     assert plain["evaluations"] == 2
