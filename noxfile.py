@@ -286,6 +286,29 @@ def floors(session: nox.Session) -> None:
 # forks one child per mutant and runs only the tests that reached the mutated function.
 MUTATION_OUT = Path("bisect-out/mutation")
 _DRIFT_TESTS = ("tests/test_cache_builder_drift.py", "tests/test_drift_classes.py")
+# ranks.py's deterministic tests: test_ranks.py's hypothesis tests reach every function, and a
+# mutant they fail on is shrunk for seconds; tests/test_promises_ranks.py has deterministic twins
+# of them (brute force and scipy on fixed seeds), so the session leaves them to `nox -s tests`,
+# and test_rank_overlap.py too (the engine's ranking thread, which calls ranks.py as a whole).
+_RANKS_FAST_TESTS = (
+    "tests/test_promises_ranks.py",
+    *(
+        f"tests/test_ranks.py::test_{name}"
+        for name in (
+            "inversions_of_lengths_that_are_not_powers_of_two",
+            "inversions_of_long_runs_with_and_without_ties",
+            "inversions_of_sorted_and_reversed_sequences",
+            "inversions_leave_the_input_alone_unless_told",
+            "inversions_refuse_values_out_of_range",
+            "rank_correlations_on_many_continuous_rows_agree_with_scipy",
+            "values_closer_than_float32_keep_their_order",
+            "negative_zero_ties_with_zero",
+            "rank_correlations_refuse_arrays_of_different_lengths",
+            "target_ranks_count_tie_pairs_and_spread",
+            "low_halves_are_packed_in_place",
+        )
+    ),
+)
 MUTATION_TARGETS: dict[str, tuple[str, ...]] = {
     "model_bisect/search.py": ("tests/test_search.py", "tests/test_promises_search.py"),
     "model_bisect/gates.py": (
@@ -298,11 +321,7 @@ MUTATION_TARGETS: dict[str, tuple[str, ...]] = {
         "tests/test_promises_metrics.py",
         "tests/test_promises_metrics_edges.py",
     ),
-    "model_bisect/ranks.py": (
-        "tests/test_ranks.py",
-        "tests/test_rank_overlap.py",
-        "tests/test_promises_ranks.py",
-    ),
+    "model_bisect/ranks.py": _RANKS_FAST_TESTS,
     "model_bisect/significance.py": (
         "tests/test_significance.py",
         "tests/test_promises_significance.py",
@@ -329,18 +348,23 @@ MUTATION_TARGETS: dict[str, tuple[str, ...]] = {
         "tests/test_promises_onnx_diff.py",
     ),
     # The ONNX differ cache_builder's drift check shares with the culprit section.
-    "model_bisect/culprit/graph.py": (*_DRIFT_TESTS, "tests/test_culprit_graph.py"),
+    "model_bisect/culprit/graph.py": (
+        *_DRIFT_TESTS,
+        "tests/test_culprit_graph.py",
+        "tests/test_promises_graph.py",
+    ),
 }
 # The whole session stays under 30 minutes on a 2-core machine: the budget is shared out
 # among the modules still to run, in proportion to their weights, and a module that outgrows
 # its share is stopped there (mutmut reports its unfinished mutants as "not checked").
 MUTATION_BUDGET_SECONDS = 28 * 60
-# Relative cost, from the by-hand runs of 2026-12-03 (docs/testing.md): ranks.py and
-# culprit/graph.py have about 600 mutants each and covering tests that take seconds, the
-# differs a minute in all. A module not named here weighs 1.
+# Relative cost, from the by-hand runs of 2026-12-03 (docs/testing.md): metrics.py and
+# significance.py take about 6-7 minutes, search.py and drift.py 2-5, the differs a minute in
+# all; ranks.py (against its deterministic tests) and culprit/graph.py, about 600 mutants
+# each, 1.5-2.5 minutes. A module not named here weighs 1.
 MUTATION_WEIGHTS: dict[str, float] = {
-    "model_bisect/ranks.py": 6,
-    "model_bisect/culprit/graph.py": 4,
+    "model_bisect/ranks.py": 1,
+    "model_bisect/culprit/graph.py": 1,
     "model_bisect/metrics.py": 3,
     "model_bisect/significance.py": 3,
     "model_bisect/search.py": 2,

@@ -60,7 +60,9 @@ def load_with_weights(path: Path) -> onnx.ModelProto:
             raise InputError(reason, where, "keep external data beside the model")
     try:
         load_external_data_for_model(model, str(path.parent))
-    except (OSError, ValueError) as exc:
+    # onnx raises its checker's ValidationError (an Exception only) for a data file that is
+    # missing or not a regular file.
+    except (OSError, ValueError, onnx.checker.ValidationError) as exc:
         raise InputError(
             f"external data cannot be read ({first_line(exc)})",
             where,
@@ -316,11 +318,12 @@ def _values(name: str, old: np.ndarray, new: np.ndarray) -> GraphChange | None:
         scale = float(np.linalg.norm(a))
         change = float(np.linalg.norm(b - a))
         rel_l2 = change / scale if scale > 0 else float("inf")
+        gap = float(abs(a[worst] - b[worst]))  # inf past the float64 range, quietly
     where = f"[{worst}]" if old.ndim else ""
     detail = (
         f"initializer {name}: {changed.size} of {flat_old.size} values changed, largest change "
         f"at {name}{where} {short(float(a[worst]))} -> {short(float(b[worst]))} "
-        f"(absolute difference {short(float(abs(a[worst] - b[worst])))}), "
+        f"(absolute difference {short(gap)}), "
         f"relative L2 change {short(rel_l2)}"
     )
     return GraphChange(ChangeKind.INITIALIZER_VALUES, name, detail, max_abs, rel_l2)
