@@ -118,6 +118,15 @@ def _mean(x: np.ndarray) -> float:
     return float(np.mean(x, dtype=np.float64)) if x.size else math.nan
 
 
+def _target_mean(y: np.ndarray) -> float:
+    """The target's mean as ``np.mean`` gives it on the float64 copy, to the bit, also for a
+    float32 target (kept as the file stores it): ``np.mean(y, dtype=float64)`` casts in
+    buffers and sums those in turn, which moves the last bits."""
+    if y.dtype == np.float64 or not y.size:
+        return _mean(y)
+    return pairwise_sum(lambda a, b: np.asarray(y[a:b], dtype=np.float64), y.size) / y.size
+
+
 def _constant(x: np.ndarray) -> bool:
     # min == max, not a zero variance: the mean of a constant float array is not always
     # exactly that constant, so its variance can come out as a tiny positive number.
@@ -130,7 +139,7 @@ def pearson(x: np.ndarray, y: np.ndarray) -> float:
         return math.nan
     # Centred sums in float64 chunks (not `@`: a BLAS call wakes its threads, which then
     # compete with ONNX Runtime's).
-    mx, my = _mean(x), _mean(y)
+    mx, my = _mean(x), _target_mean(y)
     sxx = syy = sxy = 0.0
     for xc, yc in float64_chunks(x, y):
         xc -= mx

@@ -129,7 +129,7 @@ def _grouped(
 def by_decile(target: np.ndarray, before: np.ndarray, after: np.ndarray) -> tuple[SliceChange, ...]:
     """The rows cut into ten groups by the target's deciles (ties stay in one group, so a
     coarse target may give fewer), each named ``d1 [low, high]`` by its target range."""
-    t = np.asarray(target, dtype=np.float64).reshape(-1)  # the data's target is float64
+    t = np.asarray(target, dtype=np.float64).reshape(-1)  # float32 targets upcast exactly
     if t.size == 0:
         return ()
     edges = np.unique(np.quantile(t, np.linspace(0.0, 1.0, 11)[1:-1]))
