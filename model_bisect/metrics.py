@@ -118,6 +118,20 @@ def _mean(x: np.ndarray) -> float:
     return float(np.mean(x, dtype=np.float64)) if x.size else math.nan
 
 
+def _target_mean(y: np.ndarray) -> float:
+    """The target's mean as ``np.mean`` gives it on the float64 copy, to the bit, also for a
+    float32 target (kept as the file stores it): ``np.mean(y, dtype=float64)`` casts in
+    buffers and sums those in turn, which moves the last bits."""
+    if y.dtype == np.float64 or not y.size:
+        return _mean(y)
+    return pairwise_sum(lambda a, b: np.asarray(y[a:b], dtype=np.float64), y.size) / y.size
+
+
+def _target_centred(y: np.ndarray) -> np.ndarray:
+    """``y - y.mean()`` of the float64 copy, made from a float32 target without that copy."""
+    return np.asarray(np.subtract(y, _target_mean(y), dtype=np.float64))
+
+
 def _constant(x: np.ndarray) -> bool:
     # min == max, not a zero variance: the mean of a constant float array is not always
     # exactly that constant, so its variance can come out as a tiny positive number.
@@ -130,7 +144,7 @@ def pearson(x: np.ndarray, y: np.ndarray) -> float:
         return math.nan
     # Centred sums in float64 chunks (not `@`: a BLAS call wakes its threads, which then
     # compete with ONNX Runtime's).
-    mx, my = _mean(x), _mean(y)
+    mx, my = _mean(x), _target_mean(y)
     sxx = syy = sxy = 0.0
     for xc, yc in float64_chunks(x, y):
         xc -= mx
@@ -214,17 +228,17 @@ def _rises(x: np.ndarray, y: np.ndarray) -> bool:
     a rising mapping bring the predictions closer to the target than leaving them alone."""
     if _constant(x):
         return False
-    return float((x - x.mean()) @ (y - y.mean())) > 0.0
+    return float((x - x.mean()) @ _target_centred(y)) > 0.0
 
 
 def _linear(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Least-squares line; a constant prediction maps to the target's mean. Callers fit it
     only where ``_rises``, so its slope is positive."""
     if _constant(x):
-        return np.full_like(x, y.mean() if y.size else 0.0)
+        return np.full_like(x, _target_mean(y) if y.size else 0.0)
     xm = x - x.mean()
-    slope = float(xm @ (y - y.mean())) / float(xm @ xm)
-    return np.asarray(y.mean() + slope * xm)
+    slope = float(xm @ _target_centred(y)) / float(xm @ xm)
+    return np.asarray(_target_mean(y) + slope * xm)
 
 
 def _cubic(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -238,6 +252,7 @@ def _cubic(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """
     if x.size < 4 or _constant(x):
         return _linear(x, y)
+    y = np.asarray(y, dtype=np.float64)  # lstsq reads it whole; beside four design columns
     mean, std = x.mean(), x.std()
     t = (x - mean) / std  # standardised, so the powers stay well conditioned
     design = np.column_stack([np.ones_like(t), t, t * t, t * t * t])
@@ -282,6 +297,7 @@ def _logistic(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     if x.size > _LOGISTIC_FIT_ROWS:
         rows = np.random.default_rng(0).choice(x.size, size=_LOGISTIC_FIT_ROWS, replace=False)
         fit_x, fit_y = x[rows], y[rows]
+    fit_y = np.asarray(fit_y, dtype=np.float64)  # at most _LOGISTIC_FIT_ROWS rows
     x_mean, x_std = float(fit_x.mean()), float(fit_x.std())
     y_mean, y_std = float(fit_y.mean()), float(fit_y.std())
     if x_std == 0.0 or y_std == 0.0:
@@ -486,9 +502,11 @@ def compute_metrics(
     if mapping == MappingName.NONE:
         mapped = x
     else:
-        x64, y64 = as_vectors(x, y)
-        mapped, used, direction = _fit(x64, y64, mapping)
-        del x64, y64
+        # The fit reads the predictions as float64 and the target as it is: a float32
+        # target is upcast a block or a difference at a time (the same values).
+        (x64,) = as_vectors(x)
+        mapped, used, direction = _fit(x64, y, mapping)
+        del x64
     specs = CATALOGUE.specs
     on_mapped = tuple(spec for spec in specs if not spec.rank_based)
     values, ci = _scored(on_mapped, _Sample(x, y, mapped, None))

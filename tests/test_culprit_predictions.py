@@ -163,3 +163,17 @@ def test_worst_rows_across_blocks_break_ties_by_row() -> None:
     assert [r.row for r in found] == expected.tolist()
     assert [r.row for r in found] == tied[:10].tolist()
     assert [r.growth for r in found] == growth[expected].tolist()
+
+
+def test_a_float32_target_gives_the_culprit_what_its_float64_copy_gives_to_the_last_bit() -> None:
+    """The feature cache keeps a float32 target as stored; the deciles, value groups and
+    worst rows must not move by a bit against the float64 copy the target used to be."""
+    target64, before, after = _data(_BLOCKS, seed=13)
+    target = target64.astype(np.float32)
+    as_float64 = target.astype(np.float64)
+    assert by_decile(target, before, after) == by_decile(as_float64, before, after)
+    codes = np.random.default_rng(6).integers(-1, 3, target.size).astype(np.int32)
+    vocabulary = ("a", "b", "c")
+    kept = by_value("scene", codes, vocabulary, target, before, after)
+    assert kept == by_value("scene", codes, vocabulary, as_float64, before, after)
+    assert worst_rows(target, before, after) == worst_rows(as_float64, before, after)

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from functools import partial
 from itertools import combinations
+from typing import Any
 
 import numpy as np
 import pytest
@@ -451,3 +452,34 @@ def test_pairwise_sum_lets_go_of_what_it_read_without_a_collection() -> None:
 
 def _float64_rows(values: np.ndarray, start: int, stop: int) -> np.ndarray:
     return values[start:stop].astype(np.float64)
+
+
+def _float32_target_whose_buffered_mean_moves() -> tuple[np.ndarray, np.ndarray]:
+    """Predictions and a float32 target on which ``np.mean(target, dtype=float64)`` (numpy
+    casts in buffers) differs from the mean of the float64 copy: where a float32 target would
+    give other metrics than the float64 one if any sum skipped the exact upcast."""
+    for seed in range(100):
+        rng = np.random.default_rng(seed)
+        target = rng.normal(1.0, 3.0, 3 * CHUNK_ROWS + 17).astype(np.float32)
+        if np.mean(target, dtype=np.float64) != np.mean(target.astype(np.float64)):
+            return target + rng.normal(0.0, 0.5, target.size), target
+    raise AssertionError("no seed moves the buffered mean")
+
+
+@pytest.mark.parametrize("mapping", MAPPINGS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_float32_target_scores_as_its_float64_copy_to_the_last_bit(
+    mapping: str, dtype: type[np.floating[Any]]
+) -> None:
+    pred, target = _float32_target_whose_buffered_mean_moves()
+    pred = pred.astype(dtype)
+    as_float64 = target.astype(np.float64)
+    kept = compute_metrics(pred, target, mapping=mapping)
+    copied = compute_metrics(pred, as_float64, mapping=mapping)
+    assert kept.values == copied.values
+    assert kept.ci == copied.ci
+    assert (kept.mapping, kept.mapping_direction) == (copied.mapping, copied.mapping_direction)
+    if mapping == "none":  # and both are numpy's float64 Pearson r, computed by hand
+        x = pred.astype(np.float64) - np.mean(pred, dtype=np.float64)
+        y = as_float64 - as_float64.mean()
+        assert kept.values["plcc"] == pytest.approx(x @ y / math.sqrt((x @ x) * (y @ y)), abs=1e-15)

@@ -150,6 +150,11 @@ def test_group_means_and_targets_by_hand() -> None:
     assert differs is None
     _, differs = group_target(np.asarray([1.0, 2.0, 1.0, 3.0, 2.5, 1.0]), groups)
     assert differs == "a"
+    rows32 = np.asarray([1.1, 2.0, 1.1, 3.0, 2.0, 1.1], dtype=np.float32)
+    target, differs = group_target(rows32, groups)  # a float32 target, as the file stores it
+    assert target.dtype == np.float64  # the pooled target is its exact float64 copy
+    np.testing.assert_array_equal(target, rows32.astype(np.float64)[[0, 1, 3]])
+    assert differs is None
 
 
 def test_a_feature_cache_pools_too_with_its_dropped_rows_left_out(tmp_path: Path) -> None:

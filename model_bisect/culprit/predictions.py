@@ -129,17 +129,22 @@ def _grouped(
 def by_decile(target: np.ndarray, before: np.ndarray, after: np.ndarray) -> tuple[SliceChange, ...]:
     """The rows cut into ten groups by the target's deciles (ties stay in one group, so a
     coarse target may give fewer), each named ``d1 [low, high]`` by its target range."""
-    t = np.asarray(target, dtype=np.float64).reshape(-1)  # the data's target is float64
+    t = np.asarray(target).reshape(-1)  # float32 as the file stores it, or float64
     if t.size == 0:
         return ()
-    edges = np.unique(np.quantile(t, np.linspace(0.0, 1.0, 11)[1:-1]))
+    # The quantiles of the float64 values, as np.quantile gives them on a float64 target:
+    # on one float64 copy that it may reorder (overwrite_input), so that a float32 target
+    # costs no float64 copy beside the one numpy would make to partition.
+    whole = np.array(t, dtype=np.float64)
+    edges = np.unique(np.quantile(whole, np.linspace(0.0, 1.0, 11)[1:-1], overwrite_input=True))
+    del whole
     # Named by the cut points, not by each group's own extremes: np.minimum.at over 500,000
     # rows would cost more than the whole breakdown.
     bounds = [float(t.min()), *edges.tolist(), float(t.max())]
     names = [f"d{i + 1} [{bounds[i]:.4g}, {bounds[i + 1]:.4g}]" for i in range(edges.size + 1)]
 
     def groups(start: int, stop: int) -> np.ndarray:
-        return np.searchsorted(edges, t[start:stop], side="right")
+        return np.searchsorted(edges, np.asarray(t[start:stop], dtype=np.float64), side="right")
 
     return _grouped(groups, names, DECILES, t, before, after)
 

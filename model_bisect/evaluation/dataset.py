@@ -98,7 +98,9 @@ class Dataset(Protocol):
 
     @property
     def target(self) -> np.ndarray:
-        """float64 ``[rows]``, read-only: what the predictions are compared with."""
+        """``[rows]``, read-only: what the predictions are compared with. float32 when the
+        file stores it so (the statistics upcast it, exactly, where they sum or fit), else
+        float64."""
         ...
 
     @property

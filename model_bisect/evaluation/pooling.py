@@ -85,7 +85,8 @@ def group_target(target: np.ndarray, groups: Groups) -> tuple[np.ndarray, str | 
     """Each group's target, and the first group (in row order) whose rows disagree, if any."""
     import numpy as np
 
-    values = target[_first_rows(groups)]
+    # float64 whatever the rows' dtype (an exact upcast): one value per item, few of them.
+    values = np.asarray(target[_first_rows(groups)], dtype=np.float64)
     differs = target != values[groups.codes]
     if differs.any():
         return values, groups.names[int(groups.codes[int(np.argmax(differs))])]

@@ -154,7 +154,7 @@ class TensorTable:
 
     path: Path
     sha256: str
-    target: np.ndarray  # float64 [rows], read-only
+    target: np.ndarray  # float32 (as stored) or float64 [rows], read-only
     target_name: str
     columns: Mapping[str, _Column]
     mistyped: Mapping[str, str]
