@@ -34,6 +34,7 @@ __all__ = [
     "apply_mapping",
     "as_vectors",
     "compute_metrics",
+    "exact_mean",
     "fisher_interval",
     "fit_mapping",
     "float64_chunks",
@@ -118,10 +119,11 @@ def _mean(x: np.ndarray) -> float:
     return float(np.mean(x, dtype=np.float64)) if x.size else math.nan
 
 
-def _target_mean(y: np.ndarray) -> float:
-    """The target's mean as ``np.mean`` gives it on the float64 copy, to the bit, also for a
-    float32 target (kept as the file stores it): ``np.mean(y, dtype=float64)`` casts in
-    buffers and sums those in turn, which moves the last bits."""
+def exact_mean(y: np.ndarray) -> float:
+    """The mean as ``np.mean`` gives it on the float64 copy, to the bit, also for a float32
+    vector (a target kept as the file stores it, a model's predictions) without making that
+    copy: ``np.mean(y, dtype=float64)`` casts in buffers and sums those in turn, which moves
+    the last bits."""
     if y.dtype == np.float64 or not y.size:
         return _mean(y)
     return pairwise_sum(lambda a, b: np.asarray(y[a:b], dtype=np.float64), y.size) / y.size
@@ -129,7 +131,7 @@ def _target_mean(y: np.ndarray) -> float:
 
 def _target_centred(y: np.ndarray) -> np.ndarray:
     """``y - y.mean()`` of the float64 copy, made from a float32 target without that copy."""
-    return np.asarray(np.subtract(y, _target_mean(y), dtype=np.float64))
+    return np.asarray(np.subtract(y, exact_mean(y), dtype=np.float64))
 
 
 def _constant(x: np.ndarray) -> bool:
@@ -144,7 +146,7 @@ def pearson(x: np.ndarray, y: np.ndarray) -> float:
         return math.nan
     # Centred sums in float64 chunks (not `@`: a BLAS call wakes its threads, which then
     # compete with ONNX Runtime's).
-    mx, my = _mean(x), _target_mean(y)
+    mx, my = _mean(x), exact_mean(y)
     sxx = syy = sxy = 0.0
     for xc, yc in float64_chunks(x, y):
         xc -= mx
@@ -235,10 +237,10 @@ def _linear(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Least-squares line; a constant prediction maps to the target's mean. Callers fit it
     only where ``_rises``, so its slope is positive."""
     if _constant(x):
-        return np.full_like(x, _target_mean(y) if y.size else 0.0)
+        return np.full_like(x, exact_mean(y) if y.size else 0.0)
     xm = x - x.mean()
     slope = float(xm @ _target_centred(y)) / float(xm @ xm)
-    return np.asarray(_target_mean(y) + slope * xm)
+    return np.asarray(exact_mean(y) + slope * xm)
 
 
 def _cubic(x: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -14,17 +14,12 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from ..metrics import CHUNK_ROWS, float64_chunks, pairwise_sum
+from ..metrics import CHUNK_ROWS, exact_mean, float64_chunks, pairwise_sum
 from .record import Agreement, SliceChange
 
 __all__ = ["DECILES", "agreement", "by_decile", "by_value", "plcc", "plcc_loaded"]
 
 DECILES = "target decile"
-
-
-def _mean(x: np.ndarray) -> float:
-    """``np.mean`` of x in float64, to the bit, without a float64 copy of x."""
-    return pairwise_sum(lambda a, b: np.asarray(x[a:b], dtype=np.float64), x.size) / x.size
 
 
 def plcc(a: np.ndarray, b: np.ndarray) -> float:
@@ -40,10 +35,10 @@ def plcc_loaded(load_a: Callable[[], np.ndarray], load_b: Callable[[], np.ndarra
         return math.nan
     # The centred copies are the only whole float64 vectors of the section: the dot products
     # are BLAS's, and summing them in blocks would move the last bits of the report.
-    x = np.subtract(a, _mean(a), dtype=np.float64)
+    x = np.subtract(a, exact_mean(a), dtype=np.float64)
     del a
     b = np.asarray(load_b()).reshape(-1)
-    y = np.subtract(b, _mean(b), dtype=np.float64)
+    y = np.subtract(b, exact_mean(b), dtype=np.float64)
     del b
     scale = math.sqrt(float(x @ x) * float(y @ y))
     return float(x @ y) / scale if scale > 0 else math.nan
