@@ -227,7 +227,7 @@ def _shared_inputs(path: Path | None) -> tuple[InputDescription | None, Directio
     """``--inputs-from``: the description (and direction) a sidecar-style JSON gives, laid
     over each model's own sidecar as a timeline entry's ``inputs`` table would be."""
     from ..evaluation.features import read_sidecar
-    from ..evaluation.inputs import from_sidecar_data, sidecar_direction
+    from ..evaluation.inputs import direction_from_sidecar_data, from_sidecar_data
 
     if path is None:
         return None, None
@@ -242,7 +242,7 @@ def _shared_inputs(path: Path | None) -> tuple[InputDescription | None, Directio
             str(path),
             'give it "inputs": {"frame": {"tensor": "frame", "scale": 0.00392156862745098}}',
         )
-    return from_sidecar_data(data, path), sidecar_direction(path)
+    return from_sidecar_data(data, path), direction_from_sidecar_data(data, path)
 
 
 def _descriptions(

@@ -41,6 +41,7 @@ __all__ = [
     "ModelInput",
     "default_description",
     "describe",
+    "direction_from_sidecar_data",
     "from_sidecar",
     "from_sidecar_data",
     "from_timeline_table",
@@ -477,13 +478,18 @@ def sidecar_direction(model_path: Path) -> Direction | None:
         data = read_sidecar(model_path)
     except InputError:
         return None
-    if data is None or "direction" not in data:
+    return None if data is None else direction_from_sidecar_data(data, sidecar_path(model_path))
+
+
+def direction_from_sidecar_data(data: Mapping[str, Any], sidecar: Path) -> Direction | None:
+    """``sidecar_direction`` of an already parsed sidecar (pure)."""
+    if "direction" not in data:
         return None
     value = data["direction"]
     if not isinstance(value, str) or value not in tuple(Direction):
         raise InputError(
             f"sidecar has direction {unicode_safe(repr(value)[:40])}",
-            unicode_safe(str(sidecar_path(model_path))),
+            unicode_safe(str(sidecar)),
             'write "direction": "lower" when lower scores mean better quality, else "higher"',
         )
     return Direction(value)
