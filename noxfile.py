@@ -363,8 +363,6 @@ MUTATION_BUDGET_SECONDS = 28 * 60
 # all; ranks.py (against its deterministic tests) and culprit/graph.py, about 600 mutants
 # each, 1.5-2.5 minutes. A module not named here weighs 1.
 MUTATION_WEIGHTS: dict[str, float] = {
-    "model_bisect/ranks.py": 1,
-    "model_bisect/culprit/graph.py": 1,
     "model_bisect/metrics.py": 3,
     "model_bisect/significance.py": 3,
     "model_bisect/search.py": 2,
