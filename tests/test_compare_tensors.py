@@ -202,6 +202,38 @@ def test_a_lower_is_better_sidecar_negates_that_models_scores(pair: dict[str, An
     )
 
 
+def test_the_inputs_from_direction_wins_over_the_models_own_sidecar(
+    pair: dict[str, Any], tmp_path: Path
+) -> None:
+    """--inputs-from is laid over each sidecar as a timeline entry is: where it declares a
+    direction, that is the one both models are scored with, whatever B's sidecar says."""
+    sidecar = pair["b"].with_suffix(".json")
+    data = json.loads(sidecar.read_text(encoding="utf-8"))
+    sidecar.write_text(json.dumps({**data, "direction": "lower"}), encoding="utf-8")
+    before, after = _by_hand(pair["a"], pair["frames"]), _by_hand(pair["b"], pair["frames"])
+    shared = tmp_path / "inputs.json"
+    shared.write_text(json.dumps({"inputs": INPUTS, "direction": "higher"}), encoding="utf-8")
+    ran, report = _compare(
+        pair["a"], pair["b"], "--features", pair["cache"], "--inputs-from", shared
+    )
+    assert ran.code == ExitCode.OK, ran.err  # both higher-is-better: the twins agree
+    assert report is not None
+    (result,) = report["pairs"]
+    assert result["culprit"]["agreement"]["plcc"] == pytest.approx(
+        float(np.corrcoef(before, after)[0, 1]), abs=1e-6
+    )
+    silent = tmp_path / "silent.json"  # no direction: B's sidecar says lower, as before
+    silent.write_text(json.dumps({"inputs": INPUTS}), encoding="utf-8")
+    ran, report = _compare(
+        pair["a"], pair["b"], "--features", pair["cache"], "--inputs-from", silent
+    )
+    assert ran.code == ExitCode.REGRESSION, ran.err
+    assert report is not None
+    assert report["pairs"][0]["culprit"]["agreement"]["plcc"] == pytest.approx(
+        -float(np.corrcoef(before, after)[0, 1]), abs=1e-6
+    )
+
+
 def test_a_twin_sidecar_with_only_its_budget_takes_the_inputs_from_the_flag(
     pair: dict[str, Any],
 ) -> None:

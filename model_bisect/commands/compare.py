@@ -6,7 +6,8 @@ model and its int8 twin, two checkpoints), gated on how far B's predictions part
 The data is opened through the same seam as ``run`` (``inputs.open_dataset``): a feature
 parquet, or a tensor cache of frames when a model's description (its own sidecar, or the
 ``inputs`` table of ``--inputs-from FILE`` laid over it) feeds tensor columns; ``--pool-by``
-judges per group, and a sidecar's ``direction = "lower"`` negates that model's scores first.
+judges per group, and a ``direction = "lower"`` negates that model's scores first (the
+``--inputs-from`` file's direction, when it gives one, else the model's own sidecar's).
 
 Disagreement is 1 - PLCC(predictions of A, predictions of B), the VMAF fork's definition of
 its quantisation budget; without the flag the budget is ``quant_accuracy_budget_plcc`` from
@@ -312,7 +313,9 @@ def _evaluate(
                 str(entry.path),
                 "fix the model or its sidecar",
             )
-        direction = sidecar_direction(entry.path) or shared_direction
+        # --inputs-from plays a timeline entry's part: its direction, when it gives one, wins
+        # over the model's own sidecar (the precedence `run` applies).
+        direction = shared_direction or sidecar_direction(entry.path)
         values = evaluation.predictions
         if direction is Direction.LOWER_IS_BETTER:  # as `run` does: a distance as a score
             values = np.negative(values)
