@@ -16,7 +16,9 @@ session per visited model), on the same files in the same run, each run a whole 
 (imports included), alternating the two tools, median of `--repeats`:
 
 - wall time ours / baseline, `run --no-cache`, 128 models x 500,000 rows with the first bad at
-  77, and 512 models x 1,000,000 rows (target <= 0.5);
+  77, and 512 models x 1,000,000 rows (target <= 0.5); in the same rounds, bare.py runs the
+  models ours evaluated and nothing else (imports, read, ONNX Runtime), the floor: bare /
+  baseline is the lowest ratio an ONNX Runtime evaluator can reach there;
 - peak RSS above each tool's own tiny-cache run at 10,000,000 rows, as a multiple of the float32
   matrix of the six features and the target (rows x 7 x 4 bytes), bisect and an 8-model scan.
 
@@ -53,6 +55,7 @@ SEED = 20240917
 # Opset 17 with IR version 8: what the committed fixture's models use.
 OPSET, IR_VERSION = 17, 8
 BASELINE_SCRIPT = Path(__file__).resolve().with_name("baseline.py")
+BARE_SCRIPT = Path(__file__).resolve().with_name("bare.py")
 SECTIONS = ("tool", "speed", "memory", "images")  # images: images_bench.py
 # The comparisons of issue 12: (models, rows, first bad or None for the seeded draw).
 SPEED_CASES = ((128, 500_000, 77), (512, 1_000_000, None))
@@ -70,6 +73,7 @@ class Run:
     evaluations: int
     first_bad: int | None
     max_rss_mb: float
+    evaluated: tuple[int, ...] = ()  # the indices a model-bisect run evaluated, in its order
 
 
 @dataclass(frozen=True)
@@ -207,6 +211,7 @@ def run_child(label: str, args: Sequence[str], workdir: Path) -> Run:
         evaluations=int(data["evaluations"]),
         first_bad=data["verdict"].get("first_bad_index"),
         max_rss_mb=rss,
+        evaluated=tuple(int(step["index"]) for step in data["steps"]),
     )
 
 
@@ -220,6 +225,25 @@ def run_baseline(label: str, args: Sequence[str], workdir: Path) -> Run:
         raise _failed(command, code, log)
     data = json.loads(lines[-1])
     return Run(label, code, seconds, int(data["evaluations"]), data["first_bad"], rss)
+
+
+def run_bare(label: str, timeline: Timeline, evaluated: Sequence[int], workdir: Path) -> Run:
+    """Run bare.py on the models of ``evaluated`` (indices into the timeline's folder)."""
+    log = workdir / f"{_slug(label)}.log"
+    models = sorted(timeline.models.glob("*.onnx"))
+    command = [
+        sys.executable,
+        str(BARE_SCRIPT),
+        *(str(models[i]) for i in evaluated),
+        "--features",
+        str(timeline.features),
+    ]
+    code, seconds, rss = spawn(command, log)
+    lines = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+    if code != 0 or not lines:
+        raise _failed(command, code, log)
+    data = json.loads(lines[-1])
+    return Run(label, code, seconds, int(data["evaluations"]), None, rss, tuple(evaluated))
 
 
 def ours(label: str, timeline: Timeline, workdir: Path, *extra: str) -> Run:
@@ -293,40 +317,51 @@ def _spread(runs: Sequence[Run]) -> dict[str, float]:
 def compare_speed(
     case: tuple[int, int, int | None], repeats: int, timelines: Timelines, scratch: Path
 ) -> dict[str, Any]:
-    """Ours and the baseline on one timeline, alternating (the one that goes first swaps every
-    round, so a machine that slows down or speeds up during the run favours neither)."""
+    """Ours, the baseline and the bare floor on one timeline, in rotating order (each goes
+    first in turn, so a machine that slows down or speeds up during the run favours none).
+    Ours goes first in the first round: the floor runs the models it evaluated."""
     models, rows, first_bad = case
     line = timelines.get(models, rows, first_bad)
     name = f"{models} x {rows:,}"
+    runs: dict[str, list[Run]] = {"ours": [], "baseline": [], "bare": []}
+
+    def bare(label: str, timeline: Timeline, workdir: Path) -> Run:
+        return run_bare(label, timeline, runs["ours"][0].evaluated, workdir)
+
     tools: list[tuple[str, Callable[[str, Timeline, Path], Run]]] = [
         ("ours", ours),
         ("baseline", theirs),
+        ("bare", bare),
     ]
-    runs: dict[str, list[Run]] = {"ours": [], "baseline": []}
     for round_ in range(repeats):
-        for tool, runner in tools if round_ % 2 == 0 else tools[::-1]:
+        shift = round_ % len(tools)
+        for tool, runner in tools[shift:] + tools[:shift]:
             runs[tool].append(runner(f"{tool} {name} #{round_ + 1}", line, scratch))
     check_agreement(line.first_bad, runs["ours"] + runs["baseline"])
-    mine, other = _spread(runs["ours"]), _spread(runs["baseline"])
+    seconds = {tool: _spread(runs[tool]) for tool in runs}
+    mine, other, floor = (seconds[t]["median"] for t in ("ours", "baseline", "bare"))
     return {
         "name": name,
         "models": models,
         "rows": rows,
         "first_bad_index": line.first_bad,
         "evaluations": {tool: runs[tool][0].evaluations for tool in runs},
-        "seconds": {"ours": mine, "baseline": other},
-        "runs": [asdict(run) for run in runs["ours"] + runs["baseline"]],
-        "ratio": _ratio(
-            f"wall time ours / baseline, {name}", mine["median"] / other["median"], SPEED_TARGET
-        ),
+        "seconds": seconds,
+        "runs": [asdict(run) for tool in runs for run in runs[tool]],
+        "ratio": _ratio(f"wall time ours / baseline, {name}", mine / other, SPEED_TARGET),
+        "floor": [
+            _ratio(f"floor: bare ONNX Runtime loop / baseline, {name}", floor / other, None),
+            _ratio(f"ours / bare ONNX Runtime loop, {name}", mine / floor, None),
+        ],
     }
 
 
 def warm_up(timelines: Timelines, scratch: Path) -> None:
-    """One untimed run of each tool, so neither pays for loading its libraries from disk."""
+    """One untimed run of each tool, so none pays for loading its libraries from disk."""
     tiny = timelines.get(2, 64)
     ours("ours (warm-up)", tiny, scratch)
     theirs("baseline (warm-up)", tiny, scratch)
+    run_bare("bare (warm-up)", tiny, (0, 1), scratch)
 
 
 def compare_memory(rows: int, timelines: Timelines, scratch: Path) -> dict[str, Any]:
@@ -415,7 +450,8 @@ def print_tables(result: dict[str, Any]) -> None:
     speed = result.get("speed")
     if speed:
         table = Table(title=f"ours vs baseline.py, wall time (median of {result['repeats']})")
-        for column in ("timeline", "first bad", "evaluations", "ours (s)", "baseline (s)"):
+        columns = ("timeline", "first bad", "evaluations", "ours (s)", "baseline (s)", "bare (s)")
+        for column in columns:
             table.add_column(column, justify="left" if column == "timeline" else "right")
         for case in speed:
             secs = case["seconds"]
@@ -425,7 +461,7 @@ def print_tables(result: dict[str, Any]) -> None:
                 f"{case['evaluations']['ours']} / {case['evaluations']['baseline']}",
                 *(
                     f"{secs[t]['median']:.2f} ({secs[t]['min']:.2f}-{secs[t]['max']:.2f})"
-                    for t in ("ours", "baseline")
+                    for t in ("ours", "baseline", "bare")
                 ),
             )
         console.print(table)
@@ -442,7 +478,8 @@ def print_tables(result: dict[str, Any]) -> None:
         for key, value in memory["multiples"].items():
             multiples.add_row(key, f"{value:.2f}")
         console.print(multiples)
-    baseline_ratios = [case["ratio"] for case in speed or []] + (memory or {}).get("ratios", [])
+    baseline_ratios = [r for case in speed or [] for r in (case["ratio"], *case["floor"])]
+    baseline_ratios += (memory or {}).get("ratios", [])
     if baseline_ratios:
         console.print(_ratios_table("ours / baseline.py", baseline_ratios))
 
