@@ -294,9 +294,9 @@ class _Checker:
             raise self.bad(key, value, f"use {what}, e.g. {key} = {setting.example}")
         assert isinstance(value, int | float)
         if setting.bounds is not None and value not in setting.bounds:
-            raise self.bad(
-                key, value, f"use a number in {setting.bounds.describe()}, e.g. {setting.example}"
-            )
+            # the flag's words (`Range.requirement`, commands/_shared.py `out_of_bounds`)
+            fix = f"use a number that is {setting.bounds.requirement(value)}"
+            raise self.bad(key, value, f"{fix}, e.g. {key} = {setting.example}")
         return value if integer else float(value)
 
     def marker(self, value: object) -> str | None:

@@ -27,6 +27,7 @@ __all__ = [
     "Range",
     "Setting",
     "config_keys",
+    "number_text",
     "setting_named",
 ]
 
@@ -70,13 +71,38 @@ class Range:
     def __contains__(self, value: float) -> bool:
         above = value > self.low if self.low_open else value >= self.low
         below = value < self.high if self.high_open else value <= self.high
-        return above and below and math.isfinite(value)
+        # an int is finite however large (math.isfinite would overflow on 10**400)
+        return above and below and (isinstance(value, int) or math.isfinite(value))
 
-    def describe(self) -> str:
-        """``(0, 1)``, ``[1, inf)``: how a message words the range."""
-        left = "(" if self.low_open else "["
-        right = ")" if self.high_open or self.high == math.inf else "]"
-        return f"{left}{self.low:g}, {self.high:g}{right}"
+    def words(self, *, finite: bool = False) -> str:
+        """``at least 1``, ``above 0``, ``above 0 and below 1`` (with ``finite``: ``finite and
+        above 0``, ``finite, above 0 and below 1``): the range as messages word it, after
+        "must be" or "a number that is"."""
+        parts = ["finite"] if finite else []
+        if self.low != -math.inf:
+            parts.append(f"{'above' if self.low_open else 'at least'} {number_text(self.low)}")
+        if self.high != math.inf:
+            parts.append(f"{'below' if self.high_open else 'at most'} {number_text(self.high)}")
+        if not parts:
+            return "any number"
+        return parts[0] if len(parts) == 1 else f"{', '.join(parts[:-1])} and {parts[-1]}"
+
+    def requirement(self, value: float) -> str:
+        """The words ``value`` fails, "finite" among them when it is NaN or infinite (inf is
+        above 0, yet refused)."""
+        return self.words(finite=not (isinstance(value, int) or math.isfinite(value)))
+
+    def refusal(self, name: str, value: float) -> str:
+        """``--jobs must be at least 1, not 0``: the one line that refuses ``value`` for
+        ``name`` (a flag), the command line's and the config file's wording alike."""
+        return f"{name} must be {self.requirement(value)}, not {number_text(value)}"
+
+
+def number_text(value: float) -> str:
+    """A number as a message shows it: ``0``, ``-1``, ``0.05``, ``1.0000001``, ``inf``,
+    ``nan`` (every digit kept, unlike ``:g``, so a value just past a bound never reads as the
+    bound itself)."""
+    return repr(value).removesuffix(".0") if isinstance(value, float) else str(value)
 
 
 @dataclass(frozen=True)

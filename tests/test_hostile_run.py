@@ -1246,10 +1246,22 @@ def test_a_model_that_would_run_for_days_is_stopped_and_skipped(world: World) ->
     assert "took longer than 2 s" in judged.out
 
 
-@pytest.mark.parametrize("value", ["0", "-1", "inf", "nan"])
-def test_a_model_timeout_that_is_not_a_positive_number_is_exit_3(world: World, value: str) -> None:
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("0", "must be above 0, not 0"),
+        ("-1", "must be above 0, not -1"),
+        ("-0", "must be above 0, not -0"),
+        ("inf", "must be finite and above 0, not inf"),
+        ("nan", "must be finite and above 0, not nan"),
+    ],
+)
+def test_a_model_timeout_that_is_not_a_positive_number_is_exit_3(
+    world: World, value: str, problem: str
+) -> None:
     ran = run_cli(*world.models, "--features", world.features, *GATE, "--model-timeout", value)
-    assert_one_line_error(ran, "--model-timeout must be a positive number of seconds")
+    line = assert_one_line_error(ran, f"--model-timeout {problem}")
+    assert line.endswith(" in model-bisect run: use e.g. --model-timeout 600"), line
 
 
 # --- a model beyond protobuf's bound is refused on its size, before any read ---------------

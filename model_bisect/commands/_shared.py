@@ -9,14 +9,15 @@ cache are imported when a command runs.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..catalogue import CATALOGUE, GateKind
 from ..errors import UsageError
 from ..evaluation.features import TARGET_COLUMN
 from ..publishing.marker import DEFAULT_MARKER
-from ..settings import DEFAULT_MODEL_TIMEOUT, Command, Kind, Setting, setting_named
+from ..settings import Command, Kind, Setting, setting_named
 from ..timeline.registry import SOURCES
 
 if TYPE_CHECKING:
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_MARKER",
-    "DEFAULT_MODEL_TIMEOUT",
     "TARGET_COLUMN",
     "add_cache_arguments",
     "add_config_flag",
@@ -37,9 +37,9 @@ __all__ = [
     "cache_from",
     "check_gate_arguments",
     "check_slice_arguments",
-    "check_timeout_argument",
     "gates_from",
     "issue_number",
+    "out_of_bounds",
 ]
 
 _TYPES = {Kind.PATH: Path, Kind.TEXT: str, Kind.NUMBER: float, Kind.INTEGER: int}
@@ -56,12 +56,49 @@ def issue_number(text: str) -> int:
     return int(text)
 
 
+def out_of_bounds(setting: Setting, value: float, where: str | None) -> UsageError | None:
+    """The error that refuses ``value`` for ``setting``'s flag, None when its bounds hold it:
+    ``--jobs must be at least 1, not 0 in model-bisect run: use e.g. --jobs 1``. The wording
+    is the one `config.py` gives a key of the file (`Range.requirement`)."""
+    if setting.bounds is None or value in setting.bounds:
+        return None
+    fix = f"use e.g. {setting.flag} {setting.example}"
+    return UsageError(setting.bounds.refusal(setting.flag, value), where, fix)
+
+
+class _InBounds(argparse.Action):
+    """Stores a number flag's value once its setting's bounds hold it; else the UsageError of
+    ``out_of_bounds``, naming the command being parsed (`nightly` parses `run`'s flags too).
+    Raised as it is, not as an argparse error, so its fix is the setting's example."""
+
+    setting: Setting
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        assert isinstance(values, int | float)  # the flag's type converted it
+        refused = out_of_bounds(self.setting, values, parser.prog)
+        if refused is not None:
+            raise refused
+        setattr(namespace, self.dest, values)
+
+
+def _in_bounds(setting: Setting) -> type[argparse.Action]:
+    """The store action of a bounded setting's flag."""
+    return type(f"_InBounds_{setting.dest}", (_InBounds,), {"setting": setting})
+
+
 def add_setting(
     group: argparse._ActionsContainer, setting: Setting, command: Command, *, required: bool = False
 ) -> None:
     """The flag of one `settings.py` record. For `run` it defaults to None, so that
     [tool.model-bisect] can fill it before the record's default does; `judge` reads no file and
-    takes the default at once."""
+    takes the default at once. A value outside the record's ``bounds`` is refused as the flag
+    is parsed, in every command alike (``out_of_bounds``)."""
     if command not in setting.commands:
         raise ValueError(f"{setting.flag} is not a flag of {command}")
     default = None if command is Command.RUN else setting.default
@@ -80,6 +117,7 @@ def add_setting(
     group.add_argument(
         setting.flag,
         dest=setting.dest,
+        action="store" if setting.bounds is None else _in_bounds(setting),
         type=_TYPES.get(setting.kind, str),
         choices=setting.choices or None,
         default=default,
@@ -120,15 +158,7 @@ def add_gate_arguments(parser: argparse.ArgumentParser, anchor: str, command: Co
 
 def check_gate_arguments(args: argparse.Namespace, where: str) -> None:
     """The rules of the flags ``add_gate_arguments`` adds, for `run` and `judge` alike."""
-    if args.significance is None:
-        return
-    if not 0.0 < args.significance < 1.0:
-        raise UsageError(
-            f"--significance must be between 0 and 1, not {args.significance}",
-            where,
-            "use e.g. --significance 0.05",
-        )
-    if not args.max_drop:
+    if args.significance is not None and not args.max_drop:
         raise UsageError(
             "--significance applies to --max-drop gates, and none was given",
             where,
@@ -193,10 +223,6 @@ def check_slice_arguments(args: argparse.Namespace, where: str) -> None:
     keys filled in already); a --slice-by value is a column name."""
     if any(not name for name in args.slice_by or ()):
         raise UsageError("an empty --slice-by column", where, "pass a string column's name")
-    if args.min_slice_rows < 1:
-        raise UsageError(
-            f"--min-slice-rows must be at least 1, not {args.min_slice_rows}", where, "use e.g. 30"
-        )
     if args.slice_by:
         args.slice_by = list(dict.fromkeys(args.slice_by))  # each column sliced once
         if args.gate_slices and all(getattr(args, spec.dest) is None for spec in CATALOGUE):
@@ -213,16 +239,6 @@ def check_slice_arguments(args: argparse.Namespace, where: str) -> None:
             f"{flag} applies to slices, and no --slice-by was given",
             where,
             f"add --slice-by COLUMN (a string column such as the encoder), or drop {flag}",
-        )
-
-
-def check_timeout_argument(args: argparse.Namespace, where: str) -> None:
-    """--model-timeout is a positive, finite number of seconds."""
-    if not 0 < args.model_timeout < float("inf"):
-        raise UsageError(
-            f"--model-timeout must be a positive number of seconds, not {args.model_timeout:g}",
-            where,
-            f"use e.g. --model-timeout {DEFAULT_MODEL_TIMEOUT:g}",
         )
 
 

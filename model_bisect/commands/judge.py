@@ -26,7 +26,6 @@ from ._shared import (
     add_gate_arguments,
     cache_from,
     check_gate_arguments,
-    check_timeout_argument,
     gates_from,
 )
 
@@ -81,7 +80,6 @@ def _validate(args: argparse.Namespace) -> None:
             "add --anchor MODEL (a copy of the known-good model outside the repository)",
         )
     check_gate_arguments(args, "model-bisect judge")
-    check_timeout_argument(args, "model-bisect judge")
     if args.model.is_dir():
         raise UsageError("MODEL is a folder", str(args.model), "pass one .onnx file")
 

@@ -38,7 +38,6 @@ from ._shared import (
     cache_from,
     check_gate_arguments,
     check_slice_arguments,
-    check_timeout_argument,
     gates_from,
 )
 
@@ -201,15 +200,8 @@ def _validate(args: argparse.Namespace) -> None:
             "model-bisect run",
             "pass a model file, folder or glob ('.' for the current folder)",
         )
-    if args.jobs < 1:
-        raise UsageError(
-            f"--jobs must be at least 1, not {args.jobs}",
-            "model-bisect run",
-            "use --jobs 1 or more",
-        )
     check_gate_arguments(args, "model-bisect run")
     check_slice_arguments(args, "model-bisect run")
-    check_timeout_argument(args, "model-bisect run")
     args.executor_spec = _executor_from(args)
     args.cache_bytes = _cache_bound(args)
     if not args.marker or args.markdown is not None:  # checked before any work, not at render
