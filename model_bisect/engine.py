@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import __version__
-from .catalogue import Direction, GateKind, metric_spec
+from .catalogue import Direction, GateKind, MappingName, metric_spec
 from .culprit.keep import Boundary
 from .errors import InputError, first_line
 from .evaluation.cache import EvalCache
@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     from .culprit.record import Culprit
     from .evaluation.dataset import Dataset
     from .executors import Predictor, RemotePredictor
+    from .metrics import Fitted
     from .ranks import TargetRanks
     from .slices import Slicing
 
@@ -345,7 +346,8 @@ class _Session:
         if direction_of(entry, self.options) is Direction.LOWER_IS_BETTER:
             predictions = np.negative(predictions)  # before the mapping, metrics and cache
         self.boundary.offer(self._memo_key(entry), predictions)
-        slices = self._slices(predictions)
+        fitted = self._fitted(predictions)
+        slices = self._slices(predictions, fitted)
         record: dict[str, Any] = {"unknown_rows": evaluation.unknown_rows, "note": evaluation.note}
         if slices:
             record["slices"] = [piece.to_json() for piece in slices]
@@ -353,9 +355,11 @@ class _Session:
         # them for every model of a 512-model scan would cost gigabytes.
         kept_predictions = predictions if self.needs_predictions else None
         if self.beside is None:
-            metrics = self._store(self._compute_metrics(predictions), predictions, key, record)
+            metrics = self._compute_metrics(predictions, fitted=fitted)
+            metrics = self._store(metrics, predictions, key, record)
         else:
-            metrics = self._compute_metrics(predictions, ranked=False)
+            metrics = self._compute_metrics(predictions, ranked=False, fitted=fitted)
+        del fitted  # a float64 copy per row: not kept past the metrics
         found = _Measure(
             metrics,
             "",
@@ -389,7 +393,16 @@ class _Session:
             self.options.cache.put(key, {"metrics": metrics.to_json(), **record}, kept)
         return metrics
 
-    def _slices(self, predictions: np.ndarray) -> tuple[SliceMetrics, ...]:
+    def _fitted(self, predictions: np.ndarray) -> Fitted | None:
+        """The --mapping fitted once, when --slice-by slices read it beside the overall
+        metrics (without slices, ``compute_metrics`` fits it and lets go at once)."""
+        if not self.slicing or self.options.mapping == MappingName.NONE:
+            return None
+        from .metrics import fit_once
+
+        return fit_once(predictions, self.data.target, self.options.mapping)
+
+    def _slices(self, predictions: np.ndarray, fitted: Fitted | None) -> tuple[SliceMetrics, ...]:
         """Every metric per value of each --slice-by column (none without it)."""
         if not self.slicing:
             return ()
@@ -398,9 +411,7 @@ class _Session:
         return tuple(
             piece
             for slices in self.slicing
-            for piece in slice_metrics(
-                slices, predictions, self.data.target, mapping=self.options.mapping
-            )
+            for piece in slice_metrics(slices, predictions, fitted=fitted)
         )
 
     def _judge_slices(
@@ -430,7 +441,9 @@ class _Session:
 
         return target_ranks(self.data.target)
 
-    def _compute_metrics(self, predictions: np.ndarray, *, ranked: bool = True) -> Metrics:
+    def _compute_metrics(
+        self, predictions: np.ndarray, *, ranked: bool = True, fitted: Fitted | None = None
+    ) -> Metrics:
         from .metrics import compute_metrics  # only on a cache miss
 
         return compute_metrics(
@@ -439,6 +452,7 @@ class _Session:
             mapping=self.options.mapping,
             ranks=self.target_ranks() if ranked else None,
             ranked=ranked,
+            fitted=fitted,
         )
 
     def _p_values(self, predictions: np.ndarray | None) -> dict[str, float]:

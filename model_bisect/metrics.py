@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -31,12 +31,14 @@ from .report import MappingDirection, Metrics
 __all__ = [
     "CHUNK_ROWS",
     "MAPPINGS",
+    "Fitted",
     "apply_mapping",
     "as_vectors",
     "compute_metrics",
     "exact_mean",
     "fisher_interval",
     "fit_mapping",
+    "fit_once",
     "float64_chunks",
     "kendall",
     "mapping_direction",
@@ -394,6 +396,26 @@ def fit_mapping(pred: np.ndarray, target: np.ndarray, kind: str) -> tuple[np.nda
     return mapped, used
 
 
+@dataclass(frozen=True, eq=False)
+class Fitted:
+    """A mapping fitted once on every rated item, for the overall metrics and each
+    ``--slice-by`` slice to read alike (a second fit would cost as much again)."""
+
+    values: np.ndarray  # float64, one per item
+    used: str  # the mapping that produced them (a fit may fall back)
+    direction: MappingDirection | None
+
+
+def fit_once(pred: np.ndarray, target: np.ndarray, kind: str) -> Fitted:
+    """The fit ``compute_metrics`` makes, made beforehand so that its values can be shared."""
+    if kind not in MAPPINGS or kind == MappingName.NONE:
+        raise ValueError(f"fit_once needs a fitted mapping, not {kind!r}")
+    x, y = _as_floats(pred, target)
+    (x64,) = as_vectors(x)
+    mapped, used, direction = _fit(x64, y, kind)
+    return Fitted(mapped, used, direction)
+
+
 def mapping_direction(pred: np.ndarray, target: np.ndarray, kind: str) -> MappingDirection | None:
     """Which way the fitted line through the scores runs: ``INCREASING`` (the mapping was
     fitted), ``DECREASING`` (a mapping would have to fall, so none was applied), None when no
@@ -482,9 +504,11 @@ def compute_metrics(
     mapping: str = MappingName.NONE.value,
     ranks: TargetRanks | None = None,
     ranked: bool = True,
+    fitted: Fitted | None = None,
 ) -> Metrics:
     """Every catalogue metric with its 95% interval; NaN correlations for constant input or
-    n < 3. ``ci`` holds every metric; a bound that cannot be computed is NaN.
+    n < 3. ``ci`` holds every metric; a bound that cannot be computed is NaN. ``fitted``:
+    ``fit_once(pred, target, mapping)``, made already (the slices read it too).
 
     ``ranked=False`` leaves the rank-based metrics (SROCC, KROCC: one sort and a merge count,
     most of the cost) NaN, for ``with_rank_metrics`` to fill in later: a bisect whose gates do
@@ -503,6 +527,8 @@ def compute_metrics(
     direction = None
     if mapping == MappingName.NONE:
         mapped = x
+    elif fitted is not None:
+        mapped, used, direction = fitted.values, fitted.used, fitted.direction
     else:
         # The fit reads the predictions as float64 and the target as it is: a float32
         # target is upcast a block or a difference at a time (the same values).

@@ -27,6 +27,7 @@ from .report import GateSpec, SliceMetrics, SliceRef
 if TYPE_CHECKING:
     import numpy as np
 
+    from .metrics import Fitted
     from .ranks import TargetRanks
 
 __all__ = [
@@ -90,21 +91,19 @@ def slicing(
 def slice_metrics(
     slices: Slicing,
     predictions: np.ndarray,
-    target: np.ndarray,
     *,
-    mapping: str = MappingName.NONE.value,
+    fitted: Fitted | None = None,
 ) -> tuple[SliceMetrics, ...]:
-    """Every catalogue metric on each slice. ``predictions`` and ``target`` are one per rated
-    item, as the overall metrics saw them: the mapping is fitted on all of them."""
+    """Every catalogue metric on each slice (whose targets ``slices`` holds). ``predictions``
+    are one per rated item, as the overall metrics saw them; ``fitted`` is the mapping fitted
+    once on all of them (``metrics.fit_once``), None when no mapping was asked for."""
     import numpy as np
 
-    from .metrics import compute_metrics, fit_mapping, with_rank_metrics
+    from .metrics import compute_metrics, with_rank_metrics
 
     raw = np.asarray(predictions).reshape(-1)
-    used = MappingName(mapping).value
-    mapped = raw
-    if mapping != MappingName.NONE.value:
-        mapped, used = fit_mapping(raw, np.asarray(target, dtype=np.float64), mapping)
+    used = MappingName.NONE.value if fitted is None else fitted.used
+    mapped = raw if fitted is None else fitted.values
     found = []
     for value, items, t, ranks in zip(
         slices.values, slices.items, slices.targets, slices.ranks, strict=True

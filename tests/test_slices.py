@@ -179,7 +179,7 @@ def test_per_slice_metrics_equal_numpy_and_scipy_on_the_slice_rows(
 def test_a_null_value_is_a_slice_of_its_own() -> None:
     codes = np.asarray([0, 1, -1, 0, 1, -1, 0, 1, -1, 0])
     target = np.arange(10, dtype=np.float64)
-    found = slice_metrics(slicing("encoder", codes, ["a", "b"], target), target * 2.0, target)
+    found = slice_metrics(slicing("encoder", codes, ["a", "b"], target), target * 2.0)
     assert [(s.value, s.rows) for s in found] == [("a", 4), ("b", 3), (None, 3)]
     assert all(s.metrics.value("plcc") == pytest.approx(1.0) for s in found)
 
@@ -371,3 +371,28 @@ def test_a_sliced_report_matches_the_schema_and_reads_back_the_same(
     worst = step.worst()
     assert worst is not None
     assert (worst.column, worst.value, worst.gated) == ("encoder", "libx265", True)
+
+
+@pytest.mark.parametrize("mapping", ["linear", "cubic", "logistic"])
+def test_the_mapping_is_fitted_once_per_model_for_the_run_and_its_slices(
+    tmp_path: Path, project: dict[str, Any], mapping: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The slices read the overall fit: a second fit per model would cost as much again
+    (a logistic at 10M rows) and could drift from the one the report's metrics used."""
+    from model_bisect import metrics
+
+    fits: list[int] = []
+    real = metrics._fit
+
+    def counted(x: np.ndarray, y: np.ndarray, kind: str) -> Any:
+        fits.append(int(x.size))
+        return real(x, y, kind)
+
+    monkeypatch.setattr(metrics, "_fit", counted)
+    report = _run(tmp_path, "--slice-by", "encoder", "--scan", "--mapping", mapping)
+    assert len(report["steps"]) == 4
+    distinct = {model["sha256"] for model in report["timeline"]}  # twins are measured once
+    assert len(distinct) == 2
+    assert fits == [ROWS] * len(distinct)  # one fit per model, on every row
+    for step in report["steps"]:
+        assert {s["metrics"]["mapping"] for s in step["slices"]} == {step["metrics"]["mapping"]}
