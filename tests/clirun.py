@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["REPO_ROOT", "CliRun", "call_main", "run_module"]
+__all__ = ["REPO_ROOT", "CliRun", "call_main", "run_bench", "run_module"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -61,6 +61,21 @@ def run_module(
         [sys.executable, "-m", module, *map(str, args)],
         cwd=cwd,
         env=None if env is None else dict(env),
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=timeout,
+        check=False,
+    )
+    return CliRun(done.returncode, done.stdout, done.stderr)
+
+
+def run_bench(*args: str | Path | float, timeout: float = 600) -> CliRun:
+    """`python benchmarks/bench.py args` from the checkout, as `nox -s bench` runs it: the
+    numbers docs/performance.md records come from this script, so its sections are tested."""
+    done = subprocess.run(
+        [sys.executable, "benchmarks/bench.py", *map(str, args)],
+        cwd=REPO_ROOT,
         capture_output=True,
         text=True,
         encoding="utf-8",

@@ -4,21 +4,17 @@ numbers docs/performance.md records come from this script, so it must keep worki
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
-from tests.conftest import REPO_ROOT
+from tests.clirun import run_bench
 
 
 def test_the_image_case_runs_alone_scaled_down_and_reports_both_tools(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
-    done = subprocess.run(
-        [sys.executable, "benchmarks/bench.py", "--only", "images", "--repeats", "1",
-         "--row-scale", "0.02", "--out", str(out)],
-        cwd=REPO_ROOT, capture_output=True, text=True, check=False, timeout=300,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stdout + done.stderr
+    done = run_bench(
+        "--only", "images", "--repeats", "1", "--row-scale", "0.02", "--out", out, timeout=300
+    )
+    assert done.code == 0, done.out + done.err
     result = json.loads(out.read_text(encoding="utf-8"))
     assert set(result) == {"cpus", "repeats", "images"}  # no other section ran
     images = result["images"]
@@ -28,4 +24,4 @@ def test_the_image_case_runs_alone_scaled_down_and_reports_both_tools(tmp_path: 
     assert images["bare_frames_per_s"] > 0
     assert [row["frames"] for row in images["memory"].values()] == [64, 100, 400]
     assert all(row["max_rss_mb"] > 0 for row in images["memory"].values())
-    assert "image models: 160 frames" in done.stdout
+    assert "image models: 160 frames" in done.out

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import json
 import statistics
-import subprocess
-import sys
 from pathlib import Path
+from typing import Any
 
-from tests.conftest import REPO_ROOT
+from tests.clirun import run_bench
 
 REPEATS = 2
 
@@ -19,16 +18,12 @@ def test_the_speed_case_times_ours_the_baseline_and_the_bare_floor_in_one_run(
     tmp_path: Path,
 ) -> None:
     out = tmp_path / "bench.json"
-    done = subprocess.run(
-        [sys.executable, "benchmarks/bench.py", "--only", "speed", "--repeats", str(REPEATS),
-         "--row-scale", "0.02", "--out", str(out)],
-        cwd=REPO_ROOT, capture_output=True, text=True, check=False, timeout=600,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stdout + done.stderr
+    done = run_bench("--only", "speed", "--repeats", REPEATS, "--row-scale", 0.02, "--out", out)
+    assert done.code == 0, done.out + done.err
     result = json.loads(out.read_text(encoding="utf-8"))
     assert set(result) == {"cpus", "repeats", "speed"}  # no other section ran
     for case in result["speed"]:
-        runs: dict[str, list[dict]] = {}
+        runs: dict[str, list[dict[str, Any]]] = {}
         for run in case["runs"]:
             runs.setdefault(run["label"].split()[0], []).append(run)
         assert {tool: len(r) for tool, r in runs.items()} == dict.fromkeys(
@@ -46,4 +41,4 @@ def test_the_speed_case_times_ours_the_baseline_and_the_bare_floor_in_one_run(
         assert floor["value"] == median["bare"] / median["baseline"]
         assert on_top["value"] == median["ours"] / median["bare"]
         assert case["ratio"]["value"] == median["ours"] / median["baseline"]
-    assert "floor: bare ONNX Runtime loop / baseline" in done.stdout
+    assert "floor: bare ONNX Runtime loop / baseline" in done.out

@@ -13,7 +13,9 @@ from __future__ import annotations
 import argparse
 import math
 import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -106,20 +108,19 @@ def _text(value: float) -> str:
     return repr(value)
 
 
-CASES = [
-    pytest.param(setting, command, value, id=f"{command} {setting.flag} {_text(value)}")
-    for setting in SETTINGS
-    if setting.bounds is not None
-    for command in _subcommands_with(setting.flag)
-    for value in outside(setting)
-]
-ACCEPTED = [
-    pytest.param(setting, command, value, id=f"{command} {setting.flag} {_text(value)}")
-    for setting in SETTINGS
-    if setting.bounds is not None
-    for command in _subcommands_with(setting.flag)
-    for value in inside(setting)
-]
+def _cases(values: Callable[[Setting], list[float]]) -> list[Any]:
+    """One case per bounded setting, per subcommand that has its flag, per value."""
+    return [
+        pytest.param(setting, command, value, id=f"{command} {setting.flag} {_text(value)}")
+        for setting in SETTINGS
+        if setting.bounds is not None
+        for command in _subcommands_with(setting.flag)
+        for value in values(setting)
+    ]
+
+
+CASES = _cases(outside)
+ACCEPTED = _cases(inside)
 
 
 def _call(tmp_path: Path, command: str, setting: Setting, value: float) -> tuple[int, list[str]]:
