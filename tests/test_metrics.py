@@ -483,3 +483,25 @@ def test_a_float32_target_scores_as_its_float64_copy_to_the_last_bit(
         x = pred.astype(np.float64) - np.mean(pred, dtype=np.float64)
         y = as_float64 - as_float64.mean()
         assert kept.values["plcc"] == pytest.approx(x @ y / math.sqrt((x @ x) * (y @ y)), abs=1e-15)
+
+
+@pytest.mark.parametrize("kind", ["linear", "cubic", "logistic"])
+def test_metrics_on_a_fit_made_beforehand_equal_the_metrics_that_fit_it_themselves(
+    kind: str,
+) -> None:
+    """The slices share the run's fit through ``fit_once``: handed to ``compute_metrics``, it
+    must give the report the same numbers to the bit, float32 input included."""
+    from model_bisect.metrics import fit_once
+
+    rng = np.random.default_rng(12)
+    pred = rng.uniform(0.0, 10.0, 3000).astype(np.float32)
+    target = (1.0 + 4.0 / (1.0 + np.exp(-1.3 * (pred - 5.5))) + rng.normal(0, 0.1, 3000)).astype(
+        np.float32
+    )
+    fitted = fit_once(pred, target, kind)  # the cubic falls back to the line here
+    assert fitted.used == fit_mapping(pred, target, kind)[1]
+    assert np.array_equal(fitted.values, fit_mapping(pred, target, kind)[0])
+    shared = compute_metrics(pred, target, mapping=kind, fitted=fitted)
+    assert shared.to_json() == compute_metrics(pred, target, mapping=kind).to_json()
+    with pytest.raises(ValueError, match="needs a fitted mapping"):
+        fit_once(pred, target, "none")
