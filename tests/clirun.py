@@ -57,8 +57,13 @@ def run_module(
     ``module`` is `model_bisect`, `cache_builder` or `invoke`; ``env`` replaces the whole
     environment when given. Output is decoded as UTF-8 whatever the locale.
     """
+    return _process([sys.executable, "-m", module, *map(str, args)], cwd, env, timeout)
+
+
+def _process(argv: list[str], cwd: Path, env: Mapping[str, str] | None, timeout: float) -> CliRun:
+    """One real process, its output decoded as UTF-8 whatever the locale."""
     done = subprocess.run(
-        [sys.executable, "-m", module, *map(str, args)],
+        argv,
         cwd=cwd,
         env=None if env is None else dict(env),
         capture_output=True,
@@ -73,13 +78,6 @@ def run_module(
 def run_bench(*args: str | Path | float, timeout: float = 600) -> CliRun:
     """`python benchmarks/bench.py args` from the checkout, as `nox -s bench` runs it: the
     numbers docs/performance.md records come from this script, so its sections are tested."""
-    done = subprocess.run(
-        [sys.executable, "benchmarks/bench.py", *map(str, args)],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        timeout=timeout,
-        check=False,
+    return _process(
+        [sys.executable, "benchmarks/bench.py", *map(str, args)], REPO_ROOT, None, timeout
     )
-    return CliRun(done.returncode, done.stdout, done.stderr)
