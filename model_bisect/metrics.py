@@ -411,9 +411,15 @@ def fit_once(pred: np.ndarray, target: np.ndarray, kind: str) -> Fitted:
     if kind not in MAPPINGS or kind == MappingName.NONE:
         raise ValueError(f"fit_once needs a fitted mapping, not {kind!r}")
     x, y = _as_floats(pred, target)
+    return _fit_floats(x, y, kind)
+
+
+def _fit_floats(x: np.ndarray, y: np.ndarray, kind: str) -> Fitted:
+    """The fit of checked vectors (``_as_floats``): the predictions read as float64, the
+    target as it is (a float32 target is upcast a block or a difference at a time, the same
+    values)."""
     (x64,) = as_vectors(x)
-    mapped, used, direction = _fit(x64, y, kind)
-    return Fitted(mapped, used, direction)
+    return Fitted(*_fit(x64, y, kind))
 
 
 def mapping_direction(pred: np.ndarray, target: np.ndarray, kind: str) -> MappingDirection | None:
@@ -527,14 +533,10 @@ def compute_metrics(
     direction = None
     if mapping == MappingName.NONE:
         mapped = x
-    elif fitted is not None:
-        mapped, used, direction = fitted.values, fitted.used, fitted.direction
     else:
-        # The fit reads the predictions as float64 and the target as it is: a float32
-        # target is upcast a block or a difference at a time (the same values).
-        (x64,) = as_vectors(x)
-        mapped, used, direction = _fit(x64, y, mapping)
-        del x64
+        made = _fit_floats(x, y, mapping) if fitted is None else fitted
+        mapped, used, direction = made.values, made.used, made.direction
+        del made  # the caller's ``fitted`` lives on; a fit made here goes with ``mapped``
     specs = CATALOGUE.specs
     on_mapped = tuple(spec for spec in specs if not spec.rank_based)
     values, ci = _scored(on_mapped, _Sample(x, y, mapped, None))
