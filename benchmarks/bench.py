@@ -215,21 +215,25 @@ def run_child(label: str, args: Sequence[str], workdir: Path) -> Run:
     )
 
 
-def run_baseline(label: str, args: Sequence[str], workdir: Path) -> Run:
-    """Run baseline.py and read the JSON line it prints."""
+def _run_script(label: str, command: Sequence[str], workdir: Path) -> tuple[Any, float, float]:
+    """Run a script that ends by printing one JSON line: that line, wall seconds, peak RSS."""
     log = workdir / f"{_slug(label)}.log"
-    command = [sys.executable, str(BASELINE_SCRIPT), *args]
     code, seconds, rss = spawn(command, log)
     lines = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()
     if code != 0 or not lines:
         raise _failed(command, code, log)
-    data = json.loads(lines[-1])
-    return Run(label, code, seconds, int(data["evaluations"]), data["first_bad"], rss)
+    return json.loads(lines[-1]), seconds, rss
+
+
+def run_baseline(label: str, args: Sequence[str], workdir: Path) -> Run:
+    """Run baseline.py and read the JSON line it prints."""
+    command = [sys.executable, str(BASELINE_SCRIPT), *args]
+    data, seconds, rss = _run_script(label, command, workdir)
+    return Run(label, 0, seconds, int(data["evaluations"]), data["first_bad"], rss)
 
 
 def run_bare(label: str, timeline: Timeline, evaluated: Sequence[int], workdir: Path) -> Run:
     """Run bare.py on the models of ``evaluated`` (indices into the timeline's folder)."""
-    log = workdir / f"{_slug(label)}.log"
     models = sorted(timeline.models.glob("*.onnx"))
     command = [
         sys.executable,
@@ -238,12 +242,8 @@ def run_bare(label: str, timeline: Timeline, evaluated: Sequence[int], workdir: 
         "--features",
         str(timeline.features),
     ]
-    code, seconds, rss = spawn(command, log)
-    lines = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()
-    if code != 0 or not lines:
-        raise _failed(command, code, log)
-    data = json.loads(lines[-1])
-    return Run(label, code, seconds, int(data["evaluations"]), None, rss, tuple(evaluated))
+    data, seconds, rss = _run_script(label, command, workdir)
+    return Run(label, 0, seconds, int(data["evaluations"]), None, rss, tuple(evaluated))
 
 
 def ours(label: str, timeline: Timeline, workdir: Path, *extra: str) -> Run:
